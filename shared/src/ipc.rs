@@ -1,0 +1,465 @@
+//! The local IPC protocol between the agent and its clients (the app, the CLI).
+//!
+//! Newline-delimited JSON over a Unix domain socket (a named pipe on Windows),
+//! each frame at most [`MAX_FRAME_BYTES`] including its newline. The client
+//! speaks first with [`Request::Hello`]; anything else first is refused. Each
+//! request carries a client-chosen `id` that its reply echoes; events pushed
+//! after [`Request::Subscribe`] carry none. `docs/protocol.md` is the prose
+//! version of this module and the literal-JSON tests below pin the bytes.
+//!
+//! Every variant notes the protocol version that introduced it; old variants
+//! keep decoding forever.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::policy::Policy;
+use crate::status::{AgentMode, AgentStatus, PolicySource};
+use crate::version::Version;
+
+/// Bumped when a change would make an older peer misread a frame.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// Largest frame, newline included, in either direction.
+pub const MAX_FRAME_BYTES: usize = 64 * 1024;
+
+/// Client to agent.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientFrame {
+    pub id: u64,
+    pub request: Request,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Request {
+    /// v1. Must be the first frame on a connection.
+    Hello { protocol: u32, client: String },
+    /// v1. The current status.
+    Status,
+    /// v1. Replies with the current status, then pushes
+    /// [`Event::StatusChanged`] whenever it changes, until the client leaves.
+    Subscribe,
+    /// v1. The policy in force and where it came from.
+    PolicyShow,
+    /// v1. Re-run checks now (the wizard's "Check again"). Any user may ask.
+    Refresh { check: Check },
+    /// v1. Change the log filter at run time. Root or the agent's own user.
+    SetLogLevel { level: LogLevel },
+}
+
+impl Request {
+    /// Requests that change the agent's state or behaviour, and so are refused
+    /// to local users other than root and the agent's own user.
+    pub fn is_privileged(&self) -> bool {
+        matches!(self, Self::SetLogLevel { .. })
+    }
+
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Hello { .. } => "hello",
+            Self::Status => "status",
+            Self::Subscribe => "subscribe",
+            Self::PolicyShow => "policy_show",
+            Self::Refresh { .. } => "refresh",
+            Self::SetLogLevel { .. } => "set_log_level",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Check {
+    All,
+    Clock,
+    Network,
+    Policy,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogLevel {
+    Error,
+    Warn,
+    Info,
+    Debug,
+    Trace,
+}
+
+impl LogLevel {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Error => "error",
+            Self::Warn => "warn",
+            Self::Info => "info",
+            Self::Debug => "debug",
+            Self::Trace => "trace",
+        }
+    }
+}
+
+/// Agent to client.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ServerFrame {
+    Reply { id: u64, response: Response },
+    /// `id` is absent when the frame it answers could not be read far enough
+    /// to find one.
+    Error { id: Option<u64>, error: IpcError },
+    Event { event: Event },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Response {
+    /// v1.
+    Hello {
+        protocol: u32,
+        agent_version: Version,
+        mode: AgentMode,
+    },
+    /// v1.
+    Status { status: Box<AgentStatus> },
+    /// v1. The status at the moment of subscribing; events follow.
+    Subscribed { status: Box<AgentStatus> },
+    /// v1.
+    Policy {
+        source: PolicySource,
+        policy: Box<Policy>,
+    },
+    /// v1. The request was taken; its effect shows in the status.
+    Accepted,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Event {
+    /// v1.
+    StatusChanged { status: Box<AgentStatus> },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[error("{message} ({code})")]
+pub struct IpcError {
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+impl IpcError {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// Not JSON, or not a frame of this protocol. The connection is closed.
+    #[error("bad_frame")]
+    BadFrame,
+    /// Over [`MAX_FRAME_BYTES`]. The connection is closed.
+    #[error("frame_too_large")]
+    FrameTooLarge,
+    /// A request before `hello`. The connection is closed.
+    #[error("handshake_required")]
+    HandshakeRequired,
+    /// `hello` with another protocol version. The connection is closed.
+    #[error("protocol_mismatch")]
+    ProtocolMismatch,
+    /// A well-formed frame with a request type this agent does not know
+    /// (a newer client). The connection stays open.
+    #[error("unknown_request")]
+    UnknownRequest,
+    /// The peer's user may not make this request. The connection stays open.
+    #[error("permission_denied")]
+    PermissionDenied,
+    /// The agent could not do it; the message says why.
+    #[error("internal")]
+    Internal,
+    /// The client was idle or too slow. The connection is closed.
+    #[error("timeout")]
+    Timeout,
+}
+
+impl ErrorCode {
+    /// Whether the agent closes the connection after sending this error.
+    pub fn is_fatal(self) -> bool {
+        !matches!(self, Self::UnknownRequest | Self::PermissionDenied | Self::Internal)
+    }
+}
+
+/// Serializes one frame with its terminating newline.
+pub fn encode_frame<T: Serialize>(frame: &T) -> Vec<u8> {
+    // Serializing these types cannot fail: no maps with non-string keys, no
+    // custom serializers that error. An empty frame would be refused by the
+    // peer, which is the safe outcome if that ever changed.
+    let mut bytes = serde_json::to_vec(frame).unwrap_or_default();
+    bytes.push(b'\n');
+    bytes
+}
+
+/// Why a client frame was not understood. Carries the request id whenever the
+/// frame was readable far enough to have one, so the error reply can echo it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DecodeError {
+    pub id: Option<u64>,
+    pub error: IpcError,
+}
+
+/// Decodes one client frame (without its newline).
+pub fn decode_client_frame(line: &[u8]) -> Result<ClientFrame, DecodeError> {
+    let bad = |id, message: String| DecodeError {
+        id,
+        error: IpcError::new(ErrorCode::BadFrame, message),
+    };
+    let value: Value =
+        serde_json::from_slice(line).map_err(|e| bad(None, format!("frame is not valid JSON: {e}")))?;
+    let id = value.get("id").and_then(Value::as_u64);
+    match serde_json::from_value::<ClientFrame>(value.clone()) {
+        Ok(frame) => Ok(frame),
+        Err(e) => {
+            let request_type = value
+                .get("request")
+                .and_then(|r| r.get("type"))
+                .and_then(Value::as_str);
+            match (id, request_type) {
+                (Some(id), Some(t)) if !KNOWN_REQUESTS.contains(&t) => Err(DecodeError {
+                    id: Some(id),
+                    error: IpcError::new(
+                        ErrorCode::UnknownRequest,
+                        format!(
+                            "unknown request type \"{t}\" (this agent speaks protocol {PROTOCOL_VERSION}: {})",
+                            KNOWN_REQUESTS.join(", ")
+                        ),
+                    ),
+                }),
+                _ => Err(bad(id, format!("frame is not a request: {e}"))),
+            }
+        }
+    }
+}
+
+const KNOWN_REQUESTS: &[&str] = &["hello", "status", "subscribe", "policy_show", "refresh", "set_log_level"];
+
+/// Decodes one agent frame (without its newline).
+pub fn decode_server_frame(line: &[u8]) -> Result<ServerFrame, serde_json::Error> {
+    serde_json::from_slice(line)
+}
+
+/// The frame was longer than [`MAX_FRAME_BYTES`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("frame exceeds {MAX_FRAME_BYTES} bytes")]
+pub struct FrameTooLarge;
+
+/// Splits a byte stream into newline-terminated frames, refusing any frame
+/// longer than the cap without buffering more than the cap. Pure, so that the
+/// agent, the clients and the fuzzer share one implementation.
+#[derive(Debug)]
+pub struct FrameSplitter {
+    buf: Vec<u8>,
+    /// Bytes of `buf` already searched for a newline.
+    scanned: usize,
+    max: usize,
+}
+
+impl Default for FrameSplitter {
+    fn default() -> Self {
+        Self::new(MAX_FRAME_BYTES)
+    }
+}
+
+impl FrameSplitter {
+    pub fn new(max: usize) -> Self {
+        Self {
+            buf: Vec::new(),
+            scanned: 0,
+            max,
+        }
+    }
+
+    pub fn push(&mut self, data: &[u8]) {
+        self.buf.extend_from_slice(data);
+    }
+
+    /// The next complete frame without its newline, `None` when more bytes are
+    /// needed, or an error once the pending frame is over the cap (the caller
+    /// then closes the connection: a stream with an oversized frame cannot be
+    /// resynchronised safely).
+    pub fn next_frame(&mut self) -> Option<Result<Vec<u8>, FrameTooLarge>> {
+        match self.buf[self.scanned..].iter().position(|&b| b == b'\n') {
+            Some(pos) => {
+                let end = self.scanned + pos;
+                if end + 1 > self.max {
+                    return Some(Err(FrameTooLarge));
+                }
+                let mut frame: Vec<u8> = self.buf.drain(..=end).collect();
+                frame.pop();
+                self.scanned = 0;
+                Some(Ok(frame))
+            }
+            None if self.buf.len() >= self.max => Some(Err(FrameTooLarge)),
+            None => {
+                self.scanned = self.buf.len();
+                None
+            }
+        }
+    }
+
+    /// Bytes received but not yet returned as a frame.
+    pub fn pending(&self) -> usize {
+        self.buf.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn client(json: Value) -> ClientFrame {
+        decode_client_frame(json.to_string().as_bytes()).unwrap()
+    }
+
+    #[test]
+    fn client_frames_are_pinned() {
+        assert_eq!(
+            client(json!({"id": 1, "request": {"type": "hello", "protocol": 1, "client": "rampart-cli/0.1.0"}})),
+            ClientFrame {
+                id: 1,
+                request: Request::Hello {
+                    protocol: 1,
+                    client: "rampart-cli/0.1.0".into()
+                }
+            }
+        );
+        assert_eq!(client(json!({"id": 2, "request": {"type": "status"}})).request, Request::Status);
+        assert_eq!(client(json!({"id": 3, "request": {"type": "subscribe"}})).request, Request::Subscribe);
+        assert_eq!(client(json!({"id": 4, "request": {"type": "policy_show"}})).request, Request::PolicyShow);
+        assert_eq!(
+            client(json!({"id": 5, "request": {"type": "refresh", "check": "clock"}})).request,
+            Request::Refresh { check: Check::Clock }
+        );
+        assert_eq!(
+            client(json!({"id": 6, "request": {"type": "set_log_level", "level": "debug"}})).request,
+            Request::SetLogLevel { level: LogLevel::Debug }
+        );
+        // And the encoder writes exactly this shape.
+        assert_eq!(
+            encode_frame(&ClientFrame { id: 2, request: Request::Status }),
+            b"{\"id\":2,\"request\":{\"type\":\"status\"}}\n"
+        );
+    }
+
+    #[test]
+    fn server_frames_are_pinned() {
+        let hello = ServerFrame::Reply {
+            id: 1,
+            response: Response::Hello {
+                protocol: 1,
+                agent_version: Version::new(0, 1, 0),
+                mode: AgentMode::Dev,
+            },
+        };
+        assert_eq!(
+            String::from_utf8(encode_frame(&hello)).unwrap(),
+            "{\"reply\":{\"id\":1,\"response\":{\"type\":\"hello\",\"protocol\":1,\"agent_version\":\"0.1.0\",\"mode\":\"dev\"}}}\n"
+        );
+        let error = ServerFrame::Error {
+            id: Some(9),
+            error: IpcError::new(ErrorCode::PermissionDenied, "nope"),
+        };
+        assert_eq!(
+            serde_json::to_value(&error).unwrap(),
+            json!({"error": {"id": 9, "error": {"code": "permission_denied", "message": "nope"}}})
+        );
+        assert_eq!(
+            serde_json::to_value(ServerFrame::Reply { id: 3, response: Response::Accepted }).unwrap(),
+            json!({"reply": {"id": 3, "response": {"type": "accepted"}}})
+        );
+        let decoded = decode_server_frame(
+            br#"{"error":{"id":null,"error":{"code":"frame_too_large","message":"x"}}}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            decoded,
+            ServerFrame::Error {
+                id: None,
+                error: IpcError::new(ErrorCode::FrameTooLarge, "x")
+            }
+        );
+    }
+
+    #[test]
+    fn garbage_is_a_bad_frame_without_id() {
+        let err = decode_client_frame(b"\x00\xffnot json").unwrap_err();
+        assert_eq!(err.id, None);
+        assert_eq!(err.error.code, ErrorCode::BadFrame);
+        assert!(err.error.message.starts_with("frame is not valid JSON"), "{}", err.error.message);
+    }
+
+    #[test]
+    fn unknown_request_keeps_its_id() {
+        let err = decode_client_frame(br#"{"id":7,"request":{"type":"self_destruct"}}"#).unwrap_err();
+        assert_eq!(err.id, Some(7));
+        assert_eq!(err.error.code, ErrorCode::UnknownRequest);
+        assert!(err.error.message.contains("\"self_destruct\""));
+    }
+
+    #[test]
+    fn malformed_known_request_is_a_bad_frame_with_id() {
+        let err = decode_client_frame(br#"{"id":8,"request":{"type":"refresh","check":"everything"}}"#).unwrap_err();
+        assert_eq!(err.id, Some(8));
+        assert_eq!(err.error.code, ErrorCode::BadFrame);
+        let err = decode_client_frame(br#"{"id":8,"request":{"type":"status"},"extra":1}"#).unwrap_err();
+        assert_eq!(err.error.code, ErrorCode::BadFrame);
+    }
+
+    #[test]
+    fn fatal_codes_close_the_connection() {
+        assert!(ErrorCode::FrameTooLarge.is_fatal());
+        assert!(ErrorCode::ProtocolMismatch.is_fatal());
+        assert!(!ErrorCode::PermissionDenied.is_fatal());
+        assert!(!ErrorCode::UnknownRequest.is_fatal());
+    }
+
+    #[test]
+    fn splitter_yields_frames_across_chunk_boundaries() {
+        let mut s = FrameSplitter::new(16);
+        s.push(b"ab");
+        assert_eq!(s.next_frame(), None);
+        s.push(b"c\nde\n\nf");
+        assert_eq!(s.next_frame(), Some(Ok(b"abc".to_vec())));
+        assert_eq!(s.next_frame(), Some(Ok(b"de".to_vec())));
+        assert_eq!(s.next_frame(), Some(Ok(Vec::new())));
+        assert_eq!(s.next_frame(), None);
+        assert_eq!(s.pending(), 1);
+    }
+
+    #[test]
+    fn splitter_refuses_oversized_frames_with_and_without_newline() {
+        let mut s = FrameSplitter::new(8);
+        s.push(b"1234567\n");
+        assert_eq!(s.next_frame(), Some(Ok(b"1234567".to_vec())));
+        s.push(b"12345678\n");
+        assert_eq!(s.next_frame(), Some(Err(FrameTooLarge)));
+
+        let mut s = FrameSplitter::new(8);
+        s.push(b"123456789");
+        assert_eq!(s.next_frame(), Some(Err(FrameTooLarge)));
+    }
+
+    #[test]
+    fn the_real_cap_is_64_kib_including_the_newline() {
+        let mut s = FrameSplitter::default();
+        let mut frame = vec![b'x'; MAX_FRAME_BYTES - 1];
+        frame.push(b'\n');
+        s.push(&frame);
+        assert_eq!(s.next_frame().unwrap().unwrap().len(), MAX_FRAME_BYTES - 1);
+        s.push(&vec![b'x'; MAX_FRAME_BYTES]);
+        assert_eq!(s.next_frame(), Some(Err(FrameTooLarge)));
+    }
+}

@@ -1,0 +1,395 @@
+//! The agent's status: what `rampart-agent status --json`, the app and (later)
+//! reports to IT all read. Documented field by field in `docs/status.md`.
+//!
+//! Compatibility: adding a field is not a schema change (readers ignore what
+//! they do not know, and new fields carry `#[serde(default)]`); renaming or
+//! removing one, or changing its meaning, bumps [`STATUS_SCHEMA`].
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::policy::ProviderKind;
+use crate::version::Version;
+
+pub const STATUS_SCHEMA: u32 = 1;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AgentStatus {
+    pub schema: u32,
+    /// Derived from the sections by [`assess`]; stored so that JSON readers need
+    /// not re-implement the rule.
+    pub overall: Overall,
+    pub agent: AgentSection,
+    pub policy: PolicySection,
+    pub clock: ClockSection,
+    pub network: NetworkSection,
+    pub mfa: MfaSection,
+    pub update: UpdateSection,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Overall {
+    Healthy,
+    ActionNeeded,
+    Error,
+}
+
+impl Overall {
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Healthy => "Healthy",
+            Self::ActionNeeded => "Action needed",
+            Self::Error => "Error",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AgentSection {
+    pub version: Version,
+    pub mode: AgentMode,
+    pub pid: u32,
+    pub started_at: DateTime<Utc>,
+    pub uptime_secs: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AgentMode {
+    /// The installed service, system paths.
+    System,
+    /// `run --dev`: the current user, per-user paths.
+    Dev,
+    /// Started inside the app because no agent was running.
+    Embedded,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PolicySection {
+    pub source: PolicySource,
+    pub serial: u64,
+    /// When the policy in force was obtained (`None` for the built-in one).
+    pub fetched_at: Option<DateTime<Utc>>,
+    /// Why the newest candidate was rejected; the policy in force stays.
+    pub error: Option<String>,
+    pub mfa_required: bool,
+    pub provider: ProviderKind,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PolicySource {
+    Builtin,
+    ManagedFile,
+    Remote,
+    LastKnownGood,
+}
+
+impl PolicySource {
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Builtin => "built-in default",
+            Self::ManagedFile => "managed file",
+            Self::Remote => "policy server",
+            Self::LastKnownGood => "last known good copy",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClockSection {
+    pub state: ClockState,
+    /// Local clock minus true time: positive means the clock is fast.
+    pub offset_ms: Option<i64>,
+    pub uncertainty_ms: Option<u64>,
+    pub max_skew_ms: u64,
+    /// The server whose answer was used.
+    pub server: Option<String>,
+    pub checked_at: Option<DateTime<Utc>>,
+    /// Plain words: "clock is 4 min 12 s fast", or why it is unknown.
+    pub detail: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ClockState {
+    Unknown,
+    Synced,
+    Skewed,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NetworkSection {
+    pub state: NetworkState,
+    pub checked_at: Option<DateTime<Utc>>,
+    pub detail: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NetworkState {
+    Unknown,
+    Online,
+    Offline,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MfaSection {
+    pub state: MfaState,
+    pub provider: ProviderKind,
+    /// Plain words on the state: the step to do next, or the error's cause.
+    pub detail: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MfaState {
+    NotRequired,
+    NotSetUp,
+    InProgress,
+    Enrolled,
+    Error,
+}
+
+impl MfaState {
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::NotRequired => "Not required",
+            Self::NotSetUp => "Not set up",
+            Self::InProgress => "Setup in progress",
+            Self::Enrolled => "Enrolled",
+            Self::Error => "Error",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UpdateSection {
+    pub state: UpdateState,
+    pub current_version: Version,
+    pub min_version: Option<Version>,
+    pub detail: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UpdateState {
+    /// No update source has been asked yet; the version meets the policy.
+    NotChecked,
+    UpToDate,
+    Available,
+    Updating,
+    /// Below the policy's `agent.min_version`.
+    UpdateRequired,
+    Failed,
+}
+
+/// The verdict and the reasons behind it, worst first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Assessment {
+    pub overall: Overall,
+    pub reasons: Vec<(Overall, String)>,
+}
+
+/// The one rule for `overall`. `Error`: something is broken that the employee
+/// cannot fix alone. `ActionNeeded`: something the employee (or the next check)
+/// can fix. A check that has not run yet does not count against the device; one
+/// that ran and found nothing usable does.
+pub fn assess(status: &AgentStatus) -> Assessment {
+    let mut reasons = Vec::new();
+    let mut add = |level, why: String| reasons.push((level, why));
+
+    match status.mfa.state {
+        MfaState::NotRequired | MfaState::Enrolled => {}
+        MfaState::NotSetUp => add(Overall::ActionNeeded, "MFA is not set up".into()),
+        MfaState::InProgress => add(Overall::ActionNeeded, "MFA setup is not finished".into()),
+        MfaState::Error => add(
+            Overall::Error,
+            format!("MFA error: {}", status.mfa.detail.as_deref().unwrap_or("unknown cause")),
+        ),
+    }
+    match status.clock.state {
+        ClockState::Synced => {}
+        ClockState::Skewed => add(Overall::ActionNeeded, status.clock.detail.clone()),
+        ClockState::Unknown if status.clock.checked_at.is_some() => {
+            add(Overall::ActionNeeded, status.clock.detail.clone())
+        }
+        ClockState::Unknown => {}
+    }
+    if status.network.state == NetworkState::Offline {
+        add(Overall::ActionNeeded, status.network.detail.clone());
+    }
+    if let Some(error) = &status.policy.error {
+        add(Overall::ActionNeeded, format!("latest policy rejected: {error}"));
+    }
+    match status.update.state {
+        UpdateState::UpdateRequired => add(Overall::ActionNeeded, status.update.detail.clone()),
+        UpdateState::Failed => add(Overall::Error, status.update.detail.clone()),
+        _ => {}
+    }
+
+    reasons.sort_by(|a, b| b.0.cmp(&a.0));
+    let overall = reasons.first().map_or(Overall::Healthy, |r| r.0);
+    Assessment { overall, reasons }
+}
+
+/// "4 min 12 s", "90 s", "2 h 5 min": a duration as a person says it.
+pub fn human_duration(ms: u64) -> String {
+    let secs = ms / 1000;
+    match secs {
+        0 => format!("{ms} ms"),
+        1..=119 => format!("{secs} s"),
+        120..=3599 => match secs % 60 {
+            0 => format!("{} min", secs / 60),
+            s => format!("{} min {s} s", secs / 60),
+        },
+        _ => match (secs % 3600) / 60 {
+            0 => format!("{} h", secs / 3600),
+            m => format!("{} h {m} min", secs / 3600),
+        },
+    }
+}
+
+/// "clock is 4 min 12 s fast" / "clock is 90 s slow" from a signed offset.
+pub fn describe_offset(offset_ms: i64) -> String {
+    let size = human_duration(offset_ms.unsigned_abs());
+    match offset_ms {
+        0 => "clock is exact".to_owned(),
+        o if o > 0 => format!("clock is {size} fast"),
+        _ => format!("clock is {size} slow"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub(crate) fn sample() -> AgentStatus {
+        AgentStatus {
+            schema: STATUS_SCHEMA,
+            overall: Overall::Healthy,
+            agent: AgentSection {
+                version: Version::new(0, 1, 0),
+                mode: AgentMode::Dev,
+                pid: 42,
+                started_at: DateTime::from_timestamp(1_795_000_000, 0).unwrap(),
+                uptime_secs: 5,
+            },
+            policy: PolicySection {
+                source: PolicySource::Builtin,
+                serial: 0,
+                fetched_at: None,
+                error: None,
+                mfa_required: true,
+                provider: ProviderKind::Totp,
+            },
+            clock: ClockSection {
+                state: ClockState::Synced,
+                offset_ms: Some(12),
+                uncertainty_ms: Some(1),
+                max_skew_ms: 30_000,
+                server: Some("127.0.0.1:123".into()),
+                checked_at: DateTime::from_timestamp(1_795_000_001, 0),
+                detail: "clock is 12 ms fast".into(),
+            },
+            network: NetworkSection {
+                state: NetworkState::Online,
+                checked_at: None,
+                detail: "online".into(),
+            },
+            mfa: MfaSection {
+                state: MfaState::Enrolled,
+                provider: ProviderKind::Totp,
+                detail: None,
+            },
+            update: UpdateSection {
+                state: UpdateState::NotChecked,
+                current_version: Version::new(0, 1, 0),
+                min_version: None,
+                detail: "meets the policy".into(),
+            },
+        }
+    }
+
+    #[test]
+    fn healthy_when_everything_is_fine() {
+        let a = assess(&sample());
+        assert_eq!(a.overall, Overall::Healthy);
+        assert!(a.reasons.is_empty());
+    }
+
+    #[test]
+    fn each_section_moves_the_verdict() {
+        let cases: Vec<(fn(&mut AgentStatus), Overall)> = vec![
+            (|s| s.mfa.state = MfaState::NotSetUp, Overall::ActionNeeded),
+            (|s| s.mfa.state = MfaState::InProgress, Overall::ActionNeeded),
+            (|s| s.mfa.state = MfaState::Error, Overall::Error),
+            (|s| s.mfa.state = MfaState::NotRequired, Overall::Healthy),
+            (|s| s.clock.state = ClockState::Skewed, Overall::ActionNeeded),
+            (|s| s.clock.state = ClockState::Unknown, Overall::ActionNeeded),
+            (
+                |s| {
+                    s.clock.state = ClockState::Unknown;
+                    s.clock.checked_at = None;
+                },
+                Overall::Healthy,
+            ),
+            (|s| s.network.state = NetworkState::Offline, Overall::ActionNeeded),
+            (|s| s.network.state = NetworkState::Unknown, Overall::Healthy),
+            (|s| s.policy.error = Some("bad signature".into()), Overall::ActionNeeded),
+            (|s| s.update.state = UpdateState::UpdateRequired, Overall::ActionNeeded),
+            (|s| s.update.state = UpdateState::Failed, Overall::Error),
+        ];
+        for (i, (change, want)) in cases.into_iter().enumerate() {
+            let mut s = sample();
+            change(&mut s);
+            assert_eq!(assess(&s).overall, want, "case {i}");
+        }
+    }
+
+    #[test]
+    fn worst_reason_first() {
+        let mut s = sample();
+        s.clock.state = ClockState::Skewed;
+        s.mfa.state = MfaState::Error;
+        s.mfa.detail = Some("state file unreadable".into());
+        let a = assess(&s);
+        assert_eq!(a.overall, Overall::Error);
+        assert_eq!(a.reasons[0].1, "MFA error: state file unreadable");
+        assert_eq!(a.reasons[1].0, Overall::ActionNeeded);
+    }
+
+    #[test]
+    fn offsets_in_words() {
+        assert_eq!(describe_offset(252_000), "clock is 4 min 12 s fast");
+        assert_eq!(describe_offset(-90_400), "clock is 90 s slow");
+        assert_eq!(describe_offset(-300_000), "clock is 5 min slow");
+        assert_eq!(describe_offset(7_500_000), "clock is 2 h 5 min fast");
+        assert_eq!(describe_offset(12), "clock is 12 ms fast");
+        assert_eq!(describe_offset(0), "clock is exact");
+    }
+
+    #[test]
+    fn json_shape_is_pinned() {
+        let json = serde_json::to_value(sample()).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({
+                "schema": 1,
+                "overall": "healthy",
+                "agent": {"version": "0.1.0", "mode": "dev", "pid": 42,
+                          "started_at": "2026-11-18T11:06:40Z", "uptime_secs": 5},
+                "policy": {"source": "builtin", "serial": 0, "fetched_at": null, "error": null,
+                           "mfa_required": true, "provider": "totp"},
+                "clock": {"state": "synced", "offset_ms": 12, "uncertainty_ms": 1, "max_skew_ms": 30000,
+                          "server": "127.0.0.1:123", "checked_at": "2026-11-18T11:06:41Z",
+                          "detail": "clock is 12 ms fast"},
+                "network": {"state": "online", "checked_at": null, "detail": "online"},
+                "mfa": {"state": "enrolled", "provider": "totp", "detail": null},
+                "update": {"state": "not_checked", "current_version": "0.1.0", "min_version": null,
+                           "detail": "meets the policy"}
+            })
+        );
+    }
+}
