@@ -1,1 +1,6 @@
+//! The Rampart agent: the background service that owns policy, clock and MFA
+//! state and serves status over local IPC. `run` starts it in-process, which is
+//! how the binary, the app's embedded mode and the tests all use it.
 
+pub mod fsutil;
+pub mod paths;
