@@ -1,1 +1,40 @@
-fn main() {}
+//! `rampart-agent`: the service (`run`) and support's command line.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use rampart_agent::cli;
+
+#[derive(Debug, Parser)]
+#[command(name = "rampart-agent", version, about = "Rampart endpoint agent: MFA enrollment, clock and policy checks")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the agent service in the foreground.
+    Run(cli::run::RunArgs),
+    /// Ask the running agent how this device is doing.
+    Status(cli::status::StatusArgs),
+    /// Policy: what is in force, and IT's tools to write and sign it.
+    #[command(subcommand)]
+    Policy(cli::policy::PolicyCommand),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Run(args) => cli::run::run(args),
+        Command::Status(args) => cli::status::run(args),
+        Command::Policy(command) => cli::policy::run(command),
+    };
+    match result {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("rampart-agent: {err:#}");
+            ExitCode::from(cli::EXIT_FAILURE)
+        }
+    }
+}

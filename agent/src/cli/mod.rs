@@ -1,0 +1,15 @@
+//! The support CLI. Each subcommand is a module with its clap `Args` and a
+//! `run` returning the process exit code; `main.rs` only dispatches.
+
+pub mod policy;
+pub mod run;
+pub mod status;
+
+/// Exit code for "the command itself failed" (bad arguments are clap's 2).
+pub const EXIT_FAILURE: u8 = 3;
+
+/// A small current-thread runtime for commands that do a little async I/O.
+pub fn block_on<F: std::future::Future>(future: F) -> anyhow::Result<F::Output> {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    Ok(runtime.block_on(future))
+}
