@@ -37,7 +37,10 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), FsError> {
         path: path.to_owned(),
         source,
     };
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     let file_name = path
         .file_name()
         .ok_or_else(|| err(io::Error::new(io::ErrorKind::InvalidInput, "no file name")))?;
@@ -108,7 +111,11 @@ fn create_private(path: &Path) -> io::Result<File> {
 fn create_private(path: &Path) -> io::Result<File> {
     // On Windows the state directory's ACL (set by the installer) is what
     // keeps files private; new files inherit it.
-    OpenOptions::new().write(true).create(true).truncate(true).open(path)
+    OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(path)
 }
 
 #[cfg(unix)]
@@ -154,7 +161,10 @@ mod tests {
         write_atomic(&file, b"second").unwrap();
         assert_eq!(fs::read(&file).unwrap(), b"second");
         assert_eq!(mode(&file), 0o600);
-        let leftovers: Vec<_> = fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name()).collect();
+        let leftovers: Vec<_> = fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
         assert_eq!(leftovers, ["mfa.json"]);
     }
 
@@ -172,7 +182,10 @@ mod tests {
             result.unwrap();
         } else {
             let err = result.unwrap_err().to_string();
-            assert!(err.starts_with(&format!("cannot write {}", file.display())), "{err}");
+            assert!(
+                err.starts_with(&format!("cannot write {}", file.display())),
+                "{err}"
+            );
             assert_eq!(fs::read(&file).unwrap(), b"good");
         }
     }
@@ -192,7 +205,10 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let file = tmp.path().join("big");
         fs::write(&file, vec![0u8; 100]).unwrap();
-        assert!(matches!(read_capped(&file, 99), Err(FsError::TooLarge { size: 100, .. })));
+        assert!(matches!(
+            read_capped(&file, 99),
+            Err(FsError::TooLarge { size: 100, .. })
+        ));
         assert_eq!(read_capped(&file, 100).unwrap().unwrap().len(), 100);
         assert_eq!(read_capped(&tmp.path().join("absent"), 10).unwrap(), None);
     }

@@ -6,7 +6,11 @@ use clap::{Parser, Subcommand};
 use rampart_agent::cli;
 
 #[derive(Debug, Parser)]
-#[command(name = "rampart-agent", version, about = "Rampart endpoint agent: MFA enrollment, clock and policy checks")]
+#[command(
+    name = "rampart-agent",
+    version,
+    about = "Rampart endpoint agent: MFA enrollment, clock and policy checks"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

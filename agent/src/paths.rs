@@ -19,7 +19,9 @@ pub struct AgentPaths {
 }
 
 #[derive(Debug, thiserror::Error)]
-#[error("cannot find a home directory for the current user: set $HOME, or run the installed service")]
+#[error(
+    "cannot find a home directory for the current user: set $HOME, or run the installed service"
+)]
 pub struct NoHomeDir;
 
 impl AgentPaths {
@@ -77,7 +79,10 @@ impl AgentPaths {
 
     pub fn per_user() -> Result<Self, NoHomeDir> {
         let dirs = directories::ProjectDirs::from("dev", "Rampart", "rampart").ok_or(NoHomeDir)?;
-        let state_dir = dirs.state_dir().unwrap_or_else(|| dirs.data_local_dir()).to_owned();
+        let state_dir = dirs
+            .state_dir()
+            .unwrap_or_else(|| dirs.data_local_dir())
+            .to_owned();
         Ok(Self {
             config_dir: dirs.config_dir().to_owned(),
             log_dir: state_dir.join("logs"),

@@ -103,11 +103,19 @@ impl LogLevel {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ServerFrame {
-    Reply { id: u64, response: Response },
+    Reply {
+        id: u64,
+        response: Response,
+    },
     /// `id` is absent when the frame it answers could not be read far enough
     /// to find one.
-    Error { id: Option<u64>, error: IpcError },
-    Event { event: Event },
+    Error {
+        id: Option<u64>,
+        error: IpcError,
+    },
+    Event {
+        event: Event,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -188,7 +196,10 @@ pub enum ErrorCode {
 impl ErrorCode {
     /// Whether the agent closes the connection after sending this error.
     pub fn is_fatal(self) -> bool {
-        !matches!(self, Self::UnknownRequest | Self::PermissionDenied | Self::Internal)
+        !matches!(
+            self,
+            Self::UnknownRequest | Self::PermissionDenied | Self::Internal
+        )
     }
 }
 
@@ -216,8 +227,8 @@ pub fn decode_client_frame(line: &[u8]) -> Result<ClientFrame, DecodeError> {
         id,
         error: IpcError::new(ErrorCode::BadFrame, message),
     };
-    let value: Value =
-        serde_json::from_slice(line).map_err(|e| bad(None, format!("frame is not valid JSON: {e}")))?;
+    let value: Value = serde_json::from_slice(line)
+        .map_err(|e| bad(None, format!("frame is not valid JSON: {e}")))?;
     let id = value.get("id").and_then(Value::as_u64);
     match serde_json::from_value::<ClientFrame>(value.clone()) {
         Ok(frame) => Ok(frame),
@@ -243,7 +254,14 @@ pub fn decode_client_frame(line: &[u8]) -> Result<ClientFrame, DecodeError> {
     }
 }
 
-const KNOWN_REQUESTS: &[&str] = &["hello", "status", "subscribe", "policy_show", "refresh", "set_log_level"];
+const KNOWN_REQUESTS: &[&str] = &[
+    "hello",
+    "status",
+    "subscribe",
+    "policy_show",
+    "refresh",
+    "set_log_level",
+];
 
 /// Decodes one agent frame (without its newline).
 pub fn decode_server_frame(line: &[u8]) -> Result<ServerFrame, serde_json::Error> {
@@ -327,7 +345,9 @@ mod tests {
     #[test]
     fn client_frames_are_pinned() {
         assert_eq!(
-            client(json!({"id": 1, "request": {"type": "hello", "protocol": 1, "client": "rampart-cli/0.1.0"}})),
+            client(
+                json!({"id": 1, "request": {"type": "hello", "protocol": 1, "client": "rampart-cli/0.1.0"}})
+            ),
             ClientFrame {
                 id: 1,
                 request: Request::Hello {
@@ -336,20 +356,37 @@ mod tests {
                 }
             }
         );
-        assert_eq!(client(json!({"id": 2, "request": {"type": "status"}})).request, Request::Status);
-        assert_eq!(client(json!({"id": 3, "request": {"type": "subscribe"}})).request, Request::Subscribe);
-        assert_eq!(client(json!({"id": 4, "request": {"type": "policy_show"}})).request, Request::PolicyShow);
         assert_eq!(
-            client(json!({"id": 5, "request": {"type": "refresh", "check": "clock"}})).request,
-            Request::Refresh { check: Check::Clock }
+            client(json!({"id": 2, "request": {"type": "status"}})).request,
+            Request::Status
         );
         assert_eq!(
-            client(json!({"id": 6, "request": {"type": "set_log_level", "level": "debug"}})).request,
-            Request::SetLogLevel { level: LogLevel::Debug }
+            client(json!({"id": 3, "request": {"type": "subscribe"}})).request,
+            Request::Subscribe
+        );
+        assert_eq!(
+            client(json!({"id": 4, "request": {"type": "policy_show"}})).request,
+            Request::PolicyShow
+        );
+        assert_eq!(
+            client(json!({"id": 5, "request": {"type": "refresh", "check": "clock"}})).request,
+            Request::Refresh {
+                check: Check::Clock
+            }
+        );
+        assert_eq!(
+            client(json!({"id": 6, "request": {"type": "set_log_level", "level": "debug"}}))
+                .request,
+            Request::SetLogLevel {
+                level: LogLevel::Debug
+            }
         );
         // And the encoder writes exactly this shape.
         assert_eq!(
-            encode_frame(&ClientFrame { id: 2, request: Request::Status }),
+            encode_frame(&ClientFrame {
+                id: 2,
+                request: Request::Status
+            }),
             b"{\"id\":2,\"request\":{\"type\":\"status\"}}\n"
         );
     }
@@ -377,7 +414,11 @@ mod tests {
             json!({"error": {"id": 9, "error": {"code": "permission_denied", "message": "nope"}}})
         );
         assert_eq!(
-            serde_json::to_value(ServerFrame::Reply { id: 3, response: Response::Accepted }).unwrap(),
+            serde_json::to_value(ServerFrame::Reply {
+                id: 3,
+                response: Response::Accepted
+            })
+            .unwrap(),
             json!({"reply": {"id": 3, "response": {"type": "accepted"}}})
         );
         let decoded = decode_server_frame(
@@ -398,12 +439,17 @@ mod tests {
         let err = decode_client_frame(b"\x00\xffnot json").unwrap_err();
         assert_eq!(err.id, None);
         assert_eq!(err.error.code, ErrorCode::BadFrame);
-        assert!(err.error.message.starts_with("frame is not valid JSON"), "{}", err.error.message);
+        assert!(
+            err.error.message.starts_with("frame is not valid JSON"),
+            "{}",
+            err.error.message
+        );
     }
 
     #[test]
     fn unknown_request_keeps_its_id() {
-        let err = decode_client_frame(br#"{"id":7,"request":{"type":"self_destruct"}}"#).unwrap_err();
+        let err =
+            decode_client_frame(br#"{"id":7,"request":{"type":"self_destruct"}}"#).unwrap_err();
         assert_eq!(err.id, Some(7));
         assert_eq!(err.error.code, ErrorCode::UnknownRequest);
         assert!(err.error.message.contains("\"self_destruct\""));
@@ -411,10 +457,13 @@ mod tests {
 
     #[test]
     fn malformed_known_request_is_a_bad_frame_with_id() {
-        let err = decode_client_frame(br#"{"id":8,"request":{"type":"refresh","check":"everything"}}"#).unwrap_err();
+        let err =
+            decode_client_frame(br#"{"id":8,"request":{"type":"refresh","check":"everything"}}"#)
+                .unwrap_err();
         assert_eq!(err.id, Some(8));
         assert_eq!(err.error.code, ErrorCode::BadFrame);
-        let err = decode_client_frame(br#"{"id":8,"request":{"type":"status"},"extra":1}"#).unwrap_err();
+        let err =
+            decode_client_frame(br#"{"id":8,"request":{"type":"status"},"extra":1}"#).unwrap_err();
         assert_eq!(err.error.code, ErrorCode::BadFrame);
     }
 

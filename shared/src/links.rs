@@ -40,7 +40,8 @@ pub fn check_https_link(link: &str) -> Result<(), LinkError> {
     if authority.contains('@') {
         return Err(LinkError::BadHost(authority.to_owned()));
     }
-    let (host, port) = split_host_port(authority).ok_or(LinkError::BadHost(authority.to_owned()))?;
+    let (host, port) =
+        split_host_port(authority).ok_or(LinkError::BadHost(authority.to_owned()))?;
     if host.is_empty() {
         return Err(LinkError::NoHost);
     }
@@ -52,7 +53,8 @@ pub fn check_https_link(link: &str) -> Result<(), LinkError> {
 
 fn strip_prefix_ignore_case<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
     let head = s.get(..prefix.len())?;
-    head.eq_ignore_ascii_case(prefix).then(|| &s[prefix.len()..])
+    head.eq_ignore_ascii_case(prefix)
+        .then(|| &s[prefix.len()..])
 }
 
 /// Splits `host`, `host:port`, `[v6]` or `[v6]:port`. Returns the host without
@@ -99,7 +101,9 @@ pub fn is_host(host: &str) -> bool {
                 && label.len() <= 63
                 && !label.starts_with('-')
                 && !label.ends_with('-')
-                && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
         })
 }
 
@@ -142,12 +146,24 @@ mod tests {
             ("javascript:alert(1)", LinkError::NotHttps),
             ("https://", LinkError::NoHost),
             ("https:///path", LinkError::NoHost),
-            ("https://user@evil.example", LinkError::BadHost("user@evil.example".into())),
+            (
+                "https://user@evil.example",
+                LinkError::BadHost("user@evil.example".into()),
+            ),
             ("https://exa mple.com", LinkError::BadCharacter),
             ("https://example.com/\n", LinkError::BadCharacter),
-            ("https://ex_ample.com", LinkError::BadHost("ex_ample.com".into())),
-            ("https://example.com:0/", LinkError::BadHost("example.com:0".into())),
-            ("https://example.com:99999/", LinkError::BadHost("example.com:99999".into())),
+            (
+                "https://ex_ample.com",
+                LinkError::BadHost("ex_ample.com".into()),
+            ),
+            (
+                "https://example.com:0/",
+                LinkError::BadHost("example.com:0".into()),
+            ),
+            (
+                "https://example.com:99999/",
+                LinkError::BadHost("example.com:99999".into()),
+            ),
             ("https://[zz::1]/", LinkError::BadHost("[zz::1]".into())),
         ];
         for (link, want) in cases {
@@ -161,10 +177,24 @@ mod tests {
 
     #[test]
     fn ntp_server_entries() {
-        for ok in ["pool.ntp.org", "time.example.com:123", "127.0.0.1:11123", "::1", "[::1]:11123"] {
+        for ok in [
+            "pool.ntp.org",
+            "time.example.com:123",
+            "127.0.0.1:11123",
+            "::1",
+            "[::1]:11123",
+        ] {
             assert_eq!(check_ntp_server(ok), Ok(()), "{ok}");
         }
-        for bad in ["", "pool ntp", "host:", "host:0", "host:x", "[::1", "-bad-.example"] {
+        for bad in [
+            "",
+            "pool ntp",
+            "host:",
+            "host:0",
+            "host:x",
+            "[::1",
+            "-bad-.example",
+        ] {
             assert!(check_ntp_server(bad).is_err(), "{bad}");
         }
     }

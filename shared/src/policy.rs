@@ -219,7 +219,8 @@ pub fn parse_policy(bytes: &[u8]) -> Result<Policy, PolicyError> {
     if bytes.len() > MAX_POLICY_BYTES {
         return Err(PolicyError::TooLarge(bytes.len()));
     }
-    let value: Value = serde_json::from_slice(bytes).map_err(|e| PolicyError::Json(e.to_string()))?;
+    let value: Value =
+        serde_json::from_slice(bytes).map_err(|e| PolicyError::Json(e.to_string()))?;
     policy_from_value(&value)
 }
 
@@ -290,8 +291,10 @@ impl<'v> Obj<'v> {
     ) -> Option<Self> {
         match value {
             Value::Object(map) => {
-                let mut unknown: Vec<&String> =
-                    map.keys().filter(|k| !known.contains(&k.as_str())).collect();
+                let mut unknown: Vec<&String> = map
+                    .keys()
+                    .filter(|k| !known.contains(&k.as_str()))
+                    .collect();
                 unknown.sort();
                 for key in unknown {
                     cx.push(
@@ -306,14 +309,20 @@ impl<'v> Obj<'v> {
                 })
             }
             other => {
-                cx.push(path, format!("expected an object, found {}", kind_of(other)));
+                cx.push(
+                    path,
+                    format!("expected an object, found {}", kind_of(other)),
+                );
                 None
             }
         }
     }
 
     fn path(&self, key: &str) -> String {
-        debug_assert!(self.known.contains(&key), "schema walker asks for undeclared key {key}");
+        debug_assert!(
+            self.known.contains(&key),
+            "schema walker asks for undeclared key {key}"
+        );
         join(&self.path, key)
     }
 
@@ -354,7 +363,10 @@ fn boolean(cx: &mut Cx, path: &str, v: &Value) -> Option<bool> {
     match v {
         Value::Bool(b) => Some(*b),
         other => {
-            cx.push(path, format!("expected true or false, found {}", kind_of(other)));
+            cx.push(
+                path,
+                format!("expected true or false, found {}", kind_of(other)),
+            );
             None
         }
     }
@@ -364,13 +376,19 @@ fn integer(min: u64, max: u64) -> impl FnOnce(&mut Cx, &str, &Value) -> Option<u
     move |cx, path, v| match v.as_u64() {
         Some(n) if (min..=max).contains(&n) => Some(n),
         Some(n) => {
-            cx.push(path, format!("{n} is out of range, expected {min} to {max}"));
+            cx.push(
+                path,
+                format!("{n} is out of range, expected {min} to {max}"),
+            );
             None
         }
         None => {
             cx.push(
                 path,
-                format!("expected a whole number from {min} to {max}, found {}", describe(v)),
+                format!(
+                    "expected a whole number from {min} to {max}, found {}",
+                    describe(v)
+                ),
             );
             None
         }
@@ -422,7 +440,10 @@ fn one_of<'a>(
         } else {
             cx.push(
                 path,
-                format!("unknown value \"{s}\", expected one of: {}", allowed.join(", ")),
+                format!(
+                    "unknown value \"{s}\", expected one of: {}",
+                    allowed.join(", ")
+                ),
             );
             None
         }
@@ -445,7 +466,10 @@ fn timestamp(cx: &mut Cx, path: &str, v: &Value) -> Option<Option<DateTime<Utc>>
     match DateTime::parse_from_rfc3339(s) {
         Ok(t) => Some(Some(t.with_timezone(&Utc))),
         Err(_) => {
-            cx.push(path, format!("\"{s}\" is not an RFC 3339 time, e.g. 2027-01-31T00:00:00Z"));
+            cx.push(
+                path,
+                format!("\"{s}\" is not an RFC 3339 time, e.g. 2027-01-31T00:00:00Z"),
+            );
             None
         }
     }
@@ -486,9 +510,15 @@ fn walk_policy(cx: &mut Cx, value: &Value) -> Option<Policy> {
     let clock = obj.opt(cx, "clock", defaults.clock, walk_clock);
     let links = obj.opt(cx, "links", defaults.links, walk_links);
     let agent = obj.opt(cx, "agent", defaults.agent, walk_agent);
-    let reporting = obj.opt(cx, "reporting", None, |cx, path, v| walk_reporting(cx, path, v).map(Some));
-    let poll_interval_secs =
-        obj.opt(cx, "poll_interval_secs", defaults.poll_interval_secs, integer(60, 86_400));
+    let reporting = obj.opt(cx, "reporting", None, |cx, path, v| {
+        walk_reporting(cx, path, v).map(Some)
+    });
+    let poll_interval_secs = obj.opt(
+        cx,
+        "poll_interval_secs",
+        defaults.poll_interval_secs,
+        integer(60, 86_400),
+    );
     Some(Policy {
         schema: schema?,
         serial: serial?,
@@ -515,14 +545,26 @@ fn walk_mfa(cx: &mut Cx, path: &str, value: &Value) -> Option<MfaPolicy> {
 
 fn walk_provider(cx: &mut Cx, path: &str, value: &Value) -> Option<Provider> {
     const TOTP_KEYS: &[&str] = &["kind"];
-    const DUO_KEYS: &[&str] = &["kind", "api_host", "integration_key", "secret_key_file", "username"];
+    const DUO_KEYS: &[&str] = &[
+        "kind",
+        "api_host",
+        "integration_key",
+        "secret_key_file",
+        "username",
+    ];
     let Value::Object(map) = value else {
-        cx.push(path, format!("expected an object, found {}", kind_of(value)));
+        cx.push(
+            path,
+            format!("expected an object, found {}", kind_of(value)),
+        );
         return None;
     };
     let kind_path = join(path, "kind");
     let Some(kind) = map.get("kind") else {
-        cx.push(&kind_path, "missing required field, expected one of: totp, duo");
+        cx.push(
+            &kind_path,
+            "missing required field, expected one of: totp, duo",
+        );
         return None;
     };
     match one_of(&["totp", "duo"])(cx, &kind_path, kind)? {
@@ -537,7 +579,10 @@ fn walk_provider(cx: &mut Cx, path: &str, value: &Value) -> Option<Provider> {
                 if crate::links::is_host(s) && s.contains('.') {
                     Some(s.to_owned())
                 } else {
-                    cx.push(path, format!("\"{s}\" is not a host name, e.g. api-1234abcd.duosecurity.com"));
+                    cx.push(
+                        path,
+                        format!("\"{s}\" is not a host name, e.g. api-1234abcd.duosecurity.com"),
+                    );
                     None
                 }
             });
@@ -546,7 +591,10 @@ fn walk_provider(cx: &mut Cx, path: &str, value: &Value) -> Option<Provider> {
                 if s.len() == 20 && s.bytes().all(|b| b.is_ascii_alphanumeric()) {
                     Some(s.to_owned())
                 } else {
-                    cx.push(path, "expected the 20-character integration key from the Duo Admin Panel");
+                    cx.push(
+                        path,
+                        "expected the 20-character integration key from the Duo Admin Panel",
+                    );
                     None
                 }
             });
@@ -564,14 +612,25 @@ fn walk_provider(cx: &mut Cx, path: &str, value: &Value) -> Option<Provider> {
 
 fn walk_clock(cx: &mut Cx, path: &str, value: &Value) -> Option<ClockPolicy> {
     let defaults = Policy::default().clock;
-    let obj = Obj::new(cx, path, value, &["ntp_servers", "max_skew_secs", "check_interval_secs"])?;
+    let obj = Obj::new(
+        cx,
+        path,
+        value,
+        &["ntp_servers", "max_skew_secs", "check_interval_secs"],
+    )?;
     let ntp_servers = obj.opt(cx, "ntp_servers", defaults.ntp_servers, |cx, path, v| {
         let Value::Array(items) = v else {
-            cx.push(path, format!("expected an array of host names, found {}", kind_of(v)));
+            cx.push(
+                path,
+                format!("expected an array of host names, found {}", kind_of(v)),
+            );
             return None;
         };
         if items.is_empty() || items.len() > 16 {
-            cx.push(path, format!("expected 1 to 16 servers, found {}", items.len()));
+            cx.push(
+                path,
+                format!("expected 1 to 16 servers, found {}", items.len()),
+            );
             return None;
         }
         let mut servers = Vec::with_capacity(items.len());
@@ -586,9 +645,18 @@ fn walk_clock(cx: &mut Cx, path: &str, value: &Value) -> Option<ClockPolicy> {
         }
         (servers.len() == items.len()).then_some(servers)
     });
-    let max_skew_secs = obj.opt(cx, "max_skew_secs", defaults.max_skew_secs, integer(1, 3600));
-    let check_interval_secs =
-        obj.opt(cx, "check_interval_secs", defaults.check_interval_secs, integer(60, 86_400));
+    let max_skew_secs = obj.opt(
+        cx,
+        "max_skew_secs",
+        defaults.max_skew_secs,
+        integer(1, 3600),
+    );
+    let check_interval_secs = obj.opt(
+        cx,
+        "check_interval_secs",
+        defaults.check_interval_secs,
+        integer(60, 86_400),
+    );
     Some(ClockPolicy {
         ntp_servers: ntp_servers?,
         max_skew_secs: max_skew_secs?,
@@ -599,8 +667,12 @@ fn walk_clock(cx: &mut Cx, path: &str, value: &Value) -> Option<ClockPolicy> {
 fn walk_links(cx: &mut Cx, path: &str, value: &Value) -> Option<Links> {
     let defaults = Policy::default().links;
     let obj = Obj::new(cx, path, value, &["offline_guide_url", "support_url"])?;
-    let offline_guide_url =
-        obj.opt(cx, "offline_guide_url", defaults.offline_guide_url, https_link);
+    let offline_guide_url = obj.opt(
+        cx,
+        "offline_guide_url",
+        defaults.offline_guide_url,
+        https_link,
+    );
     let support_url = obj.opt(cx, "support_url", defaults.support_url, https_link);
     Some(Links {
         offline_guide_url: offline_guide_url?,
@@ -620,12 +692,17 @@ fn walk_agent(cx: &mut Cx, path: &str, value: &Value) -> Option<AgentPolicy> {
             }
         }
     });
-    let update_channel = obj.opt(cx, "update_channel", UpdateChannel::Stable, |cx, path, v| {
-        Some(match one_of(&["stable", "beta"])(cx, path, v)? {
-            "beta" => UpdateChannel::Beta,
-            _ => UpdateChannel::Stable,
-        })
-    });
+    let update_channel = obj.opt(
+        cx,
+        "update_channel",
+        UpdateChannel::Stable,
+        |cx, path, v| {
+            Some(match one_of(&["stable", "beta"])(cx, path, v)? {
+                "beta" => UpdateChannel::Beta,
+                _ => UpdateChannel::Stable,
+            })
+        },
+    );
     Some(AgentPolicy {
         min_version: min_version?,
         update_channel: update_channel?,
@@ -659,7 +736,10 @@ mod tests {
         let p = Policy::default();
         assert!(p.mfa.required);
         assert_eq!(p.mfa.provider, Provider::Totp);
-        assert_eq!(p.clock.ntp_servers, ["time.apple.com", "time.windows.com", "pool.ntp.org"]);
+        assert_eq!(
+            p.clock.ntp_servers,
+            ["time.apple.com", "time.windows.com", "pool.ntp.org"]
+        );
         assert_eq!(p.clock.max_skew_secs, 30);
         assert!(p.links.offline_guide_url.starts_with("https://"));
         assert!(p.links.support_url.starts_with("https://"));
@@ -673,7 +753,8 @@ mod tests {
 
     #[test]
     fn minimal_document_takes_defaults() {
-        let p = policy_from_value(&json!({"schema": 1, "serial": 7, "mfa": {"required": false}})).unwrap();
+        let p = policy_from_value(&json!({"schema": 1, "serial": 7, "mfa": {"required": false}}))
+            .unwrap();
         assert_eq!(p.serial, 7);
         assert!(!p.mfa.required);
         assert_eq!(p.clock, Policy::default().clock);
@@ -681,8 +762,13 @@ mod tests {
 
     #[test]
     fn misspelt_provider_names_the_path_and_the_choices() {
-        let got = problems(json!({"schema": 1, "serial": 1, "mfa": {"required": true, "provider": {"kind": "dou"}}}));
-        assert_eq!(got, ["mfa.provider.kind: unknown value \"dou\", expected one of: totp, duo"]);
+        let got = problems(
+            json!({"schema": 1, "serial": 1, "mfa": {"required": true, "provider": {"kind": "dou"}}}),
+        );
+        assert_eq!(
+            got,
+            ["mfa.provider.kind: unknown value \"dou\", expected one of: totp, duo"]
+        );
     }
 
     #[test]
@@ -717,21 +803,42 @@ mod tests {
     #[test]
     fn unknown_fields_are_errors_at_every_level() {
         for (doc, path) in [
-            (json!({"schema": 1, "serial": 1, "mfa": {"required": true, "provider": {"kind": "totp", "digits": 8}}}), "mfa.provider.digits"),
-            (json!({"schema": 1, "serial": 1, "mfa": {"required": true}, "clock": {"max_skew": 600}}), "clock.max_skew"),
-            (json!({"schema": 1, "serial": 1, "mfa": {"required": true}, "links": {"guide": "https://x.example"}}), "links.guide"),
-            (json!({"schema": 1, "serial": 1, "mfa": {"required": true}, "agent": {"channel": "beta"}}), "agent.channel"),
-            (json!({"schema": 1, "serial": 1, "mfa": {"required": true}, "reporting": {"url": "https://r.example", "token": "x"}}), "reporting.token"),
+            (
+                json!({"schema": 1, "serial": 1, "mfa": {"required": true, "provider": {"kind": "totp", "digits": 8}}}),
+                "mfa.provider.digits",
+            ),
+            (
+                json!({"schema": 1, "serial": 1, "mfa": {"required": true}, "clock": {"max_skew": 600}}),
+                "clock.max_skew",
+            ),
+            (
+                json!({"schema": 1, "serial": 1, "mfa": {"required": true}, "links": {"guide": "https://x.example"}}),
+                "links.guide",
+            ),
+            (
+                json!({"schema": 1, "serial": 1, "mfa": {"required": true}, "agent": {"channel": "beta"}}),
+                "agent.channel",
+            ),
+            (
+                json!({"schema": 1, "serial": 1, "mfa": {"required": true}, "reporting": {"url": "https://r.example", "token": "x"}}),
+                "reporting.token",
+            ),
         ] {
             let got = problems(doc);
             assert_eq!(got.len(), 1, "{got:?}");
-            assert!(got[0].starts_with(&format!("{path}: unknown field")), "{got:?}");
+            assert!(
+                got[0].starts_with(&format!("{path}: unknown field")),
+                "{got:?}"
+            );
         }
     }
 
     #[test]
     fn wrong_types_and_schema() {
-        assert_eq!(problems(json!([1, 2])), [": expected an object, found an array".trim_start_matches(": ")]);
+        assert_eq!(
+            problems(json!([1, 2])),
+            [": expected an object, found an array".trim_start_matches(": ")]
+        );
         assert_eq!(
             problems(json!({"schema": 2, "serial": 1, "mfa": {"required": "yes"}})),
             [
@@ -740,7 +847,9 @@ mod tests {
             ]
         );
         assert_eq!(
-            problems(json!({"schema": 1, "serial": 1, "mfa": {"required": true}, "expires_at": "tomorrow"})),
+            problems(
+                json!({"schema": 1, "serial": 1, "mfa": {"required": true}, "expires_at": "tomorrow"})
+            ),
             ["expires_at: \"tomorrow\" is not an RFC 3339 time, e.g. 2027-01-31T00:00:00Z"]
         );
     }
@@ -752,8 +861,10 @@ mod tests {
             "integration_key": "DIWJ8X6AEYOR5OMC6TQ1", "secret_key_file": "/etc/rampart/duo.key"}}});
         let p = policy_from_value(&ok).unwrap();
         assert_eq!(p.mfa.provider.kind(), ProviderKind::Duo);
-        let got = problems(json!({"schema": 1, "serial": 1, "mfa": {"required": true, "provider": {
-            "kind": "duo", "api_host": "not a host", "integration_key": "short"}}}));
+        let got = problems(
+            json!({"schema": 1, "serial": 1, "mfa": {"required": true, "provider": {
+            "kind": "duo", "api_host": "not a host", "integration_key": "short"}}}),
+        );
         assert_eq!(
             got,
             [
@@ -767,7 +878,10 @@ mod tests {
     #[test]
     fn size_cap_and_bad_json() {
         let big = vec![b' '; MAX_POLICY_BYTES + 1];
-        assert_eq!(parse_policy(&big), Err(PolicyError::TooLarge(MAX_POLICY_BYTES + 1)));
+        assert_eq!(
+            parse_policy(&big),
+            Err(PolicyError::TooLarge(MAX_POLICY_BYTES + 1))
+        );
         let err = parse_policy(b"{\"schema\": 1,").unwrap_err();
         assert!(matches!(err, PolicyError::Json(_)), "{err}");
     }

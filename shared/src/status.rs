@@ -206,7 +206,10 @@ pub fn assess(status: &AgentStatus) -> Assessment {
         MfaState::InProgress => add(Overall::ActionNeeded, "MFA setup is not finished".into()),
         MfaState::Error => add(
             Overall::Error,
-            format!("MFA error: {}", status.mfa.detail.as_deref().unwrap_or("unknown cause")),
+            format!(
+                "MFA error: {}",
+                status.mfa.detail.as_deref().unwrap_or("unknown cause")
+            ),
         ),
     }
     match status.clock.state {
@@ -221,7 +224,10 @@ pub fn assess(status: &AgentStatus) -> Assessment {
         add(Overall::ActionNeeded, status.network.detail.clone());
     }
     if let Some(error) = &status.policy.error {
-        add(Overall::ActionNeeded, format!("latest policy rejected: {error}"));
+        add(
+            Overall::ActionNeeded,
+            format!("latest policy rejected: {error}"),
+        );
     }
     match status.update.state {
         UpdateState::UpdateRequired => add(Overall::ActionNeeded, status.update.detail.clone()),
@@ -232,6 +238,58 @@ pub fn assess(status: &AgentStatus) -> Assessment {
     reasons.sort_by(|a, b| b.0.cmp(&a.0));
     let overall = reasons.first().map_or(Overall::Healthy, |r| r.0);
     Assessment { overall, reasons }
+}
+
+/// One line per section in plain words, in the order people read them: what
+/// `rampart-agent status` prints and what the app's status window shows.
+pub fn section_lines(status: &AgentStatus) -> Vec<(&'static str, String)> {
+    let mfa = match &status.mfa.detail {
+        Some(detail) => format!("{}: {detail}", status.mfa.state.label()),
+        None => status.mfa.state.label().to_owned(),
+    };
+    let clock = match status.clock.state {
+        ClockState::Synced => format!("In sync: {}", status.clock.detail),
+        ClockState::Skewed => format!("Out of sync: {}", status.clock.detail),
+        ClockState::Unknown => format!("Unknown: {}", status.clock.detail),
+    };
+    let network = match status.network.state {
+        NetworkState::Online => format!("Online: {}", status.network.detail),
+        NetworkState::Offline => format!("Offline: {}", status.network.detail),
+        NetworkState::Unknown => format!("Unknown: {}", status.network.detail),
+    };
+    let mut policy = format!(
+        "{}, serial {}, MFA {} ({})",
+        status.policy.source.label(),
+        status.policy.serial,
+        if status.policy.mfa_required {
+            "required"
+        } else {
+            "not required"
+        },
+        status.policy.provider.label(),
+    );
+    if let Some(error) = &status.policy.error {
+        policy.push_str(&format!("; latest policy rejected: {error}"));
+    }
+    let agent = format!(
+        "Rampart {} ({} mode), up {}, pid {}",
+        status.agent.version,
+        match status.agent.mode {
+            AgentMode::System => "service",
+            AgentMode::Dev => "dev",
+            AgentMode::Embedded => "embedded",
+        },
+        human_duration(status.agent.uptime_secs.saturating_mul(1000)),
+        status.agent.pid,
+    );
+    vec![
+        ("MFA", mfa),
+        ("Clock", clock),
+        ("Network", network),
+        ("Policy", policy),
+        ("Agent", agent),
+        ("Update", status.update.detail.clone()),
+    ]
 }
 
 /// "4 min 12 s", "90 s", "2 h 5 min": a duration as a person says it.
@@ -323,11 +381,20 @@ mod tests {
     fn each_section_moves_the_verdict() {
         let cases: Vec<(fn(&mut AgentStatus), Overall)> = vec![
             (|s| s.mfa.state = MfaState::NotSetUp, Overall::ActionNeeded),
-            (|s| s.mfa.state = MfaState::InProgress, Overall::ActionNeeded),
+            (
+                |s| s.mfa.state = MfaState::InProgress,
+                Overall::ActionNeeded,
+            ),
             (|s| s.mfa.state = MfaState::Error, Overall::Error),
             (|s| s.mfa.state = MfaState::NotRequired, Overall::Healthy),
-            (|s| s.clock.state = ClockState::Skewed, Overall::ActionNeeded),
-            (|s| s.clock.state = ClockState::Unknown, Overall::ActionNeeded),
+            (
+                |s| s.clock.state = ClockState::Skewed,
+                Overall::ActionNeeded,
+            ),
+            (
+                |s| s.clock.state = ClockState::Unknown,
+                Overall::ActionNeeded,
+            ),
             (
                 |s| {
                     s.clock.state = ClockState::Unknown;
@@ -335,10 +402,22 @@ mod tests {
                 },
                 Overall::Healthy,
             ),
-            (|s| s.network.state = NetworkState::Offline, Overall::ActionNeeded),
-            (|s| s.network.state = NetworkState::Unknown, Overall::Healthy),
-            (|s| s.policy.error = Some("bad signature".into()), Overall::ActionNeeded),
-            (|s| s.update.state = UpdateState::UpdateRequired, Overall::ActionNeeded),
+            (
+                |s| s.network.state = NetworkState::Offline,
+                Overall::ActionNeeded,
+            ),
+            (
+                |s| s.network.state = NetworkState::Unknown,
+                Overall::Healthy,
+            ),
+            (
+                |s| s.policy.error = Some("bad signature".into()),
+                Overall::ActionNeeded,
+            ),
+            (
+                |s| s.update.state = UpdateState::UpdateRequired,
+                Overall::ActionNeeded,
+            ),
             (|s| s.update.state = UpdateState::Failed, Overall::Error),
         ];
         for (i, (change, want)) in cases.into_iter().enumerate() {
@@ -358,6 +437,27 @@ mod tests {
         assert_eq!(a.overall, Overall::Error);
         assert_eq!(a.reasons[0].1, "MFA error: state file unreadable");
         assert_eq!(a.reasons[1].0, Overall::ActionNeeded);
+    }
+
+    #[test]
+    fn section_lines_say_state_and_figure() {
+        let mut s = sample();
+        s.mfa.state = MfaState::NotSetUp;
+        s.mfa.detail = Some("open the Rampart app to set it up".into());
+        s.policy.error = Some("signature does not match".into());
+        let lines = section_lines(&s);
+        let names: Vec<_> = lines.iter().map(|l| l.0).collect();
+        assert_eq!(
+            names,
+            ["MFA", "Clock", "Network", "Policy", "Agent", "Update"]
+        );
+        assert_eq!(lines[0].1, "Not set up: open the Rampart app to set it up");
+        assert_eq!(lines[1].1, "In sync: clock is 12 ms fast");
+        assert_eq!(
+            lines[3].1,
+            "built-in default, serial 0, MFA required (authenticator app (TOTP)); latest policy rejected: signature does not match"
+        );
+        assert_eq!(lines[4].1, "Rampart 0.1.0 (dev mode), up 5 s, pid 42");
     }
 
     #[test]

@@ -34,9 +34,7 @@ impl Version {
     pub fn current() -> Self {
         // CARGO_PKG_VERSION is always MAJOR.MINOR.PATCH for this workspace; a
         // parse failure would be a packaging bug, caught by the test below.
-        crate::RAMPART_VERSION
-            .parse()
-            .unwrap_or(Self::new(0, 0, 0))
+        crate::RAMPART_VERSION.parse().unwrap_or(Self::new(0, 0, 0))
     }
 }
 
@@ -105,9 +103,23 @@ mod tests {
 
     #[test]
     fn rejects_anything_but_three_numbers() {
-        for bad in ["", "1", "1.2", "1.2.3.4", "1.2.x", "v1.2.3", "1.2.3-rc1", "1..3", " 1.2.3", "+1.2.3"] {
+        for bad in [
+            "",
+            "1",
+            "1.2",
+            "1.2.3.4",
+            "1.2.x",
+            "v1.2.3",
+            "1.2.3-rc1",
+            "1..3",
+            " 1.2.3",
+            "+1.2.3",
+        ] {
             let err = bad.parse::<Version>().unwrap_err();
-            assert!(err.to_string().contains("MAJOR.MINOR.PATCH"), "{bad}: {err}");
+            assert!(
+                err.to_string().contains("MAJOR.MINOR.PATCH"),
+                "{bad}: {err}"
+            );
         }
     }
 }

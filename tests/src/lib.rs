@@ -29,7 +29,10 @@ pub fn real_peer(program: &str, debian_package: &str) -> Option<PathBuf> {
         let msg = format!(
             "`{program}` not found: install the Debian package `{debian_package}` (bash .ci/run does)"
         );
-        assert!(!real_servers_required(), "RAMPART_REQUIRE_REAL_SERVERS=1 and {msg}");
+        assert!(
+            !real_servers_required(),
+            "RAMPART_REQUIRE_REAL_SERVERS=1 and {msg}"
+        );
         eprintln!("\n!!!! SKIPPED: {msg} !!!!\n");
     }
     found
@@ -48,8 +51,13 @@ pub fn workspace_bin(name: &str) -> PathBuf {
         if target_dir.ends_with("release") {
             cmd.arg("--release");
         }
-        let status = cmd.status().expect("run cargo build for the workspace binaries");
-        assert!(status.success(), "cargo build of the workspace binaries failed");
+        let status = cmd
+            .status()
+            .expect("run cargo build for the workspace binaries");
+        assert!(
+            status.success(),
+            "cargo build of the workspace binaries failed"
+        );
     });
     let bin = target_dir.join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
     assert!(bin.is_file(), "{} was not built", bin.display());

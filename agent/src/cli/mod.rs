@@ -10,6 +10,8 @@ pub const EXIT_FAILURE: u8 = 3;
 
 /// A small current-thread runtime for commands that do a little async I/O.
 pub fn block_on<F: std::future::Future>(future: F) -> anyhow::Result<F::Output> {
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
     Ok(runtime.block_on(future))
 }

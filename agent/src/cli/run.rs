@@ -1,6 +1,115 @@
-//! `rampart-agent run` (being written on main; helpers: do not edit).
+//! `rampart-agent run`: the service in the foreground.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use rampart_shared::ipc::LogLevel;
+use rampart_shared::status::AgentMode;
+use tracing_subscriber::{EnvFilter, reload};
+
+use crate::ipc::server::IpcTimeouts;
+use crate::paths::AgentPaths;
+use crate::service::{AgentConfig, LogControl};
+
 #[derive(Debug, clap::Args)]
-pub struct RunArgs {}
-pub fn run(_args: RunArgs) -> anyhow::Result<std::process::ExitCode> {
-    anyhow::bail!("not yet")
+pub struct RunArgs {
+    /// Run as the current user with per-user paths (no root needed).
+    #[arg(long)]
+    pub dev: bool,
+    /// Listen on this socket instead of the mode's default.
+    #[arg(long, value_name = "PATH")]
+    pub socket: Option<PathBuf>,
+    /// Keep state (and logs) under this directory instead of the mode's default.
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+    /// Log filter, e.g. `info` or `rampart_agent=debug` (also $RUST_LOG).
+    #[arg(long, value_name = "FILTER")]
+    pub log: Option<String>,
+    /// Seconds a client has to send a complete frame (tests use small values).
+    #[arg(long, value_name = "MS", default_value_t = 5000, hide = true)]
+    pub frame_timeout_ms: u64,
+}
+
+pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
+    let log_control = init_logging(args.log.as_deref())?;
+    let mode = if args.dev {
+        AgentMode::Dev
+    } else {
+        AgentMode::System
+    };
+    let mut paths = AgentPaths::for_mode(mode)?;
+    if let Some(socket) = args.socket {
+        paths.socket = socket;
+    }
+    if let Some(dir) = args.state_dir {
+        paths.log_dir = dir.join("logs");
+        paths.state_dir = dir;
+    }
+    let config = AgentConfig {
+        ipc_timeouts: IpcTimeouts {
+            frame: Duration::from_millis(args.frame_timeout_ms),
+            ..IpcTimeouts::default()
+        },
+        log_control: Some(log_control),
+        ..AgentConfig::new(mode, paths)
+    };
+
+    // Two threads: IPC stays responsive while a check is under way, and the
+    // agent's footprint stays small.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        let agent = crate::start(config)
+            .await
+            .context("cannot start the agent")?;
+        eprintln!("rampart-agent: listening on {}", agent.socket().display());
+        shutdown_signal().await?;
+        tracing::info!("shutdown signal received");
+        agent.stop().await?;
+        anyhow::Ok(())
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(unix)]
+async fn shutdown_signal() -> anyhow::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+    Ok(())
+}
+
+#[cfg(not(unix))]
+async fn shutdown_signal() -> anyhow::Result<()> {
+    tokio::signal::ctrl_c().await?;
+    Ok(())
+}
+
+/// Logs to stderr with a filter that IPC can change at run time.
+fn init_logging(filter: Option<&str>) -> anyhow::Result<LogControl> {
+    use tracing_subscriber::prelude::*;
+    let initial = match filter {
+        Some(f) => EnvFilter::try_new(f).with_context(|| format!("bad --log filter \"{f}\""))?,
+        None => EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+    };
+    let (filter, handle) = reload::Layer::new(initial);
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
+        .try_init()
+        .context("cannot install the logger")?;
+    Ok(Arc::new(move |level: LogLevel| {
+        handle
+            .reload(EnvFilter::new(level.as_str()))
+            .map_err(|e| format!("cannot change the log level: {e}"))
+    }))
 }

@@ -1,0 +1,184 @@
+//! The typed IPC client used by the CLI and the app.
+
+use std::io;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use rampart_shared::ipc::{
+    ClientFrame, Event, FrameSplitter, IpcError, PROTOCOL_VERSION, Request, Response, ServerFrame,
+    decode_server_frame, encode_frame,
+};
+use rampart_shared::status::{AgentMode, AgentStatus};
+use rampart_shared::version::Version;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use super::platform::{self, Stream};
+
+/// How long a request may take before the client gives up on the agent.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error(
+        "the Rampart agent is not running (nothing is listening on {}). Start it with `rampart-agent run --dev` (as yourself) or `sudo systemctl start rampart-agent` (installed service), or open the Rampart app",
+        .path.display()
+    )]
+    NotRunning { path: PathBuf },
+    #[error("cannot connect to the Rampart agent at {}: {source}", .path.display())]
+    Connect { path: PathBuf, source: io::Error },
+    #[error("the agent refused the request: {0}")]
+    Refused(IpcError),
+    #[error("lost the connection to the agent: {0}")]
+    Io(#[from] io::Error),
+    #[error("the agent sent something this client cannot read: {0}")]
+    Protocol(String),
+    #[error("the agent did not answer within {} s", .0.as_secs())]
+    Timeout(Duration),
+}
+
+impl ClientError {
+    /// The agent could not be reached at all (as opposed to answering badly).
+    pub fn is_unreachable(&self) -> bool {
+        matches!(self, Self::NotRunning { .. } | Self::Connect { .. })
+    }
+}
+
+/// What the agent said about itself in the handshake.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgentHello {
+    pub agent_version: Version,
+    pub mode: AgentMode,
+}
+
+pub struct Client {
+    stream: Stream,
+    splitter: FrameSplitter,
+    buf: Vec<u8>,
+    next_id: u64,
+    hello: AgentHello,
+}
+
+impl Client {
+    /// Connects and completes the handshake.
+    pub async fn connect(path: &Path, client_name: &str) -> Result<Self, ClientError> {
+        let stream = platform::connect(path)
+            .await
+            .map_err(|source| match source.kind() {
+                io::ErrorKind::NotFound | io::ErrorKind::ConnectionRefused => {
+                    ClientError::NotRunning {
+                        path: path.to_owned(),
+                    }
+                }
+                _ => ClientError::Connect {
+                    path: path.to_owned(),
+                    source,
+                },
+            })?;
+        let mut client = Self {
+            stream,
+            splitter: FrameSplitter::default(),
+            buf: vec![0; 16 * 1024],
+            next_id: 1,
+            hello: AgentHello {
+                agent_version: Version::new(0, 0, 0),
+                mode: AgentMode::System,
+            },
+        };
+        let hello = Request::Hello {
+            protocol: PROTOCOL_VERSION,
+            client: client_name.to_owned(),
+        };
+        match client.request(hello).await? {
+            Response::Hello {
+                agent_version,
+                mode,
+                ..
+            } => {
+                client.hello = AgentHello {
+                    agent_version,
+                    mode,
+                }
+            }
+            other => return Err(unexpected(&other)),
+        }
+        Ok(client)
+    }
+
+    pub fn agent(&self) -> &AgentHello {
+        &self.hello
+    }
+
+    /// Sends one request and waits for its reply. Events that arrive in
+    /// between (on a subscribed connection) are dropped; use a dedicated
+    /// connection for subscriptions.
+    pub async fn request(&mut self, request: Request) -> Result<Response, ClientError> {
+        let id = self.next_id;
+        self.next_id += 1;
+        self.stream
+            .write_all(&encode_frame(&ClientFrame { id, request }))
+            .await?;
+        let wait = async {
+            loop {
+                match self.read_frame().await? {
+                    ServerFrame::Reply { id: got, response } if got == id => return Ok(response),
+                    ServerFrame::Error { id: got, error } if got == Some(id) || got.is_none() => {
+                        return Err(ClientError::Refused(error));
+                    }
+                    _ => continue,
+                }
+            }
+        };
+        tokio::time::timeout(REQUEST_TIMEOUT, wait)
+            .await
+            .map_err(|_| ClientError::Timeout(REQUEST_TIMEOUT))?
+    }
+
+    pub async fn status(&mut self) -> Result<AgentStatus, ClientError> {
+        match self.request(Request::Status).await? {
+            Response::Status { status } => Ok(*status),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// Subscribes; returns the current status. Call [`Client::next_event`] for
+    /// the changes that follow.
+    pub async fn subscribe(&mut self) -> Result<AgentStatus, ClientError> {
+        match self.request(Request::Subscribe).await? {
+            Response::Subscribed { status } => Ok(*status),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// Waits, without a time limit, for the next pushed event.
+    pub async fn next_event(&mut self) -> Result<Event, ClientError> {
+        loop {
+            match self.read_frame().await? {
+                ServerFrame::Event { event } => return Ok(event),
+                ServerFrame::Error { error, .. } => return Err(ClientError::Refused(error)),
+                ServerFrame::Reply { .. } => continue,
+            }
+        }
+    }
+
+    async fn read_frame(&mut self) -> Result<ServerFrame, ClientError> {
+        loop {
+            if let Some(frame) = self.splitter.next_frame() {
+                let line = frame.map_err(|e| ClientError::Protocol(e.to_string()))?;
+                return decode_server_frame(&line)
+                    .map_err(|e| ClientError::Protocol(e.to_string()));
+            }
+            let n = self.stream.read(&mut self.buf).await?;
+            if n == 0 {
+                return Err(ClientError::Io(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "the agent closed the connection",
+                )));
+            }
+            self.splitter.push(&self.buf[..n]);
+        }
+    }
+}
+
+fn unexpected(response: &Response) -> ClientError {
+    ClientError::Protocol(format!("unexpected reply {response:?}"))
+}
