@@ -22,6 +22,8 @@ enum Command {
     Run(cli::run::RunArgs),
     /// Ask the running agent how this device is doing.
     Status(cli::status::StatusArgs),
+    /// Change the running agent's log level (root or the agent's user).
+    LogLevel(cli::log_level::LogLevelArgs),
     /// Policy: what is in force, and IT's tools to write and sign it.
     #[command(subcommand)]
     Policy(cli::policy::PolicyCommand),
@@ -32,6 +34,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Run(args) => cli::run::run(args),
         Command::Status(args) => cli::status::run(args),
+        Command::LogLevel(args) => cli::log_level::run(args),
         Command::Policy(command) => cli::policy::run(command),
     };
     match result {

@@ -1,9 +1,13 @@
 //! The support CLI. Each subcommand is a module with its clap `Args` and a
 //! `run` returning the process exit code; `main.rs` only dispatches.
 
+pub mod log_level;
 pub mod policy;
 pub mod run;
 pub mod status;
+
+/// How the CLI introduces itself in the IPC handshake.
+pub const CLIENT_NAME: &str = concat!("rampart-agent-cli/", env!("CARGO_PKG_VERSION"));
 
 /// Exit code for "the command itself failed" (bad arguments are clap's 2).
 pub const EXIT_FAILURE: u8 = 3;

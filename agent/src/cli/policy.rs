@@ -35,11 +35,7 @@ pub fn run(command: PolicyCommand) -> anyhow::Result<ExitCode> {
 fn show(args: ShowArgs) -> anyhow::Result<ExitCode> {
     let socket = args.socket.unwrap_or_else(default_client_socket);
     let reply = super::block_on(async {
-        let mut client = Client::connect(
-            &socket,
-            concat!("rampart-agent-cli/", env!("CARGO_PKG_VERSION")),
-        )
-        .await?;
+        let mut client = Client::connect(&socket, super::CLIENT_NAME).await?;
         client.request(Request::PolicyShow).await
     })?;
     let (source, policy) = match reply {

@@ -26,11 +26,7 @@ pub struct StatusArgs {
 pub fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
     let socket = args.socket.unwrap_or_else(default_client_socket);
     let result = super::block_on(async {
-        let mut client = Client::connect(
-            &socket,
-            concat!("rampart-agent-cli/", env!("CARGO_PKG_VERSION")),
-        )
-        .await?;
+        let mut client = Client::connect(&socket, super::CLIENT_NAME).await?;
         client.status().await
     })?;
     let status = match result {

@@ -148,9 +148,12 @@ where
                     Ok(0) | Err(_) => break,
                     Ok(n) => n,
                 };
+                let frame_was_under_way = splitter.pending() > 0;
+                let mut completed_a_frame = false;
                 splitter.push(&buf[..n]);
                 let mut close = false;
                 while let Some(frame) = splitter.next_frame() {
+                    completed_a_frame |= frame.is_ok();
                     let step = match frame {
                         Ok(line) => conn.handle_line(&line, &mut status_rx).await,
                         Err(too_large) => {
@@ -170,9 +173,14 @@ where
                 }
                 let now = tokio::time::Instant::now();
                 deadline = if splitter.pending() > 0 {
-                    // Keep the deadline of a frame already under way: a client
-                    // that dribbles one byte at a time must not hold us forever.
-                    deadline.or(Some(now + conn.cx.timeouts.frame))
+                    if frame_was_under_way && !completed_a_frame {
+                        // The same frame is still under way: keep its deadline,
+                        // so a client dribbling one byte at a time cannot hold
+                        // the connection forever.
+                        deadline
+                    } else {
+                        Some(now + conn.cx.timeouts.frame)
+                    }
                 } else if conn.subscribed {
                     None
                 } else {
