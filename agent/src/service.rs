@@ -122,6 +122,7 @@ pub async fn start(config: AgentConfig) -> Result<RunningAgent, AgentError> {
         mode: config.mode,
         started: Instant::now(),
         timeouts: config.ipc_timeouts,
+        status_cache: Default::default(),
     };
     info!(socket = %socket.display(), mode = ?config.mode, version = %Version::current(), "Rampart agent started");
     let task = tokio::spawn(async move {

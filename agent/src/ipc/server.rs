@@ -60,6 +60,56 @@ impl Default for IpcTimeouts {
     }
 }
 
+/// The serialized status, shared by all connections: the status changes
+/// rarely, but is asked for often (every app window, every CLI call, and a
+/// monitoring loop or two), so it is serialized once per change and per
+/// uptime second, and each reply only splices in its request id.
+#[derive(Default)]
+pub struct StatusCache {
+    entry: std::sync::Mutex<Option<CachedStatus>>,
+}
+
+struct CachedStatus {
+    snapshot: Arc<AgentStatus>,
+    uptime_secs: u64,
+    json: Arc<str>,
+}
+
+impl StatusCache {
+    fn json(&self, snapshot: &Arc<AgentStatus>, uptime_secs: u64) -> Arc<str> {
+        let mut entry = self
+            .entry
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(cached) = entry.as_ref() {
+            if Arc::ptr_eq(&cached.snapshot, snapshot) && cached.uptime_secs == uptime_secs {
+                return cached.json.clone();
+            }
+        }
+        let mut status = (**snapshot).clone();
+        status.agent.uptime_secs = uptime_secs;
+        let json: Arc<str> = serde_json::to_string(&status).unwrap_or_default().into();
+        *entry = Some(CachedStatus {
+            snapshot: snapshot.clone(),
+            uptime_secs,
+            json: json.clone(),
+        });
+        json
+    }
+}
+
+/// A status reply, byte for byte what serializing `ServerFrame::Reply` with
+/// `Response::Status` gives (pinned by a test below).
+fn status_reply_frame(id: u64, status_json: &str) -> Vec<u8> {
+    let mut frame = Vec::with_capacity(status_json.len() + 64);
+    frame.extend_from_slice(b"{\"reply\":{\"id\":");
+    frame.extend_from_slice(id.to_string().as_bytes());
+    frame.extend_from_slice(b",\"response\":{\"type\":\"status\",\"status\":");
+    frame.extend_from_slice(status_json.as_bytes());
+    frame.extend_from_slice(b"}}}\n");
+    frame
+}
+
 /// Connections served at once; more wait in the kernel's backlog.
 pub const MAX_CONNECTIONS: usize = 1024;
 
@@ -72,6 +122,7 @@ pub struct ServerContext {
     pub mode: AgentMode,
     pub started: Instant,
     pub timeouts: IpcTimeouts,
+    pub status_cache: Arc<StatusCache>,
 }
 
 /// Accepts connections until the listener fails or the task is dropped.
@@ -218,6 +269,19 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
                 return Step::Continue;
             }
         };
+        if request == Request::Status && self.greeted {
+            let snapshot = self.cx.status.borrow().clone();
+            let json = self
+                .cx
+                .status_cache
+                .json(&snapshot, self.cx.started.elapsed().as_secs());
+            let sent = self.send_bytes(&status_reply_frame(id, &json)).await;
+            return if sent.is_err() {
+                Step::Close
+            } else {
+                Step::Continue
+            };
+        }
         let result = self.respond(request, status_rx).await;
         let sent = match result {
             Ok(response) => self.send(&ServerFrame::Reply { id, response }).await,
@@ -330,8 +394,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
     }
 
     async fn send(&mut self, frame: &ServerFrame) -> std::io::Result<()> {
-        let bytes = encode_frame(frame);
-        match tokio::time::timeout(self.cx.timeouts.write, self.stream.write_all(&bytes)).await {
+        self.send_bytes(&encode_frame(frame)).await
+    }
+
+    async fn send_bytes(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        match tokio::time::timeout(self.cx.timeouts.write, self.stream.write_all(bytes)).await {
             Ok(result) => result,
             Err(_) => Err(std::io::Error::new(
                 std::io::ErrorKind::TimedOut,
@@ -353,4 +420,55 @@ fn unreachable_hello() -> Result<Response, IpcError> {
         ErrorCode::BadFrame,
         "hello was already handled",
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rampart_shared::policy::Policy;
+    use rampart_shared::status::PolicySource;
+
+    fn snapshot() -> Arc<AgentStatus> {
+        let core = crate::service::Core::new(
+            AgentMode::Dev,
+            Policy::default(),
+            PolicySource::Builtin,
+            chrono::Utc::now(),
+        );
+        Arc::new(core.status())
+    }
+
+    #[test]
+    fn spliced_status_reply_is_exactly_the_serialized_frame() {
+        let snapshot = snapshot();
+        let cache = StatusCache::default();
+        let json = cache.json(&snapshot, 42);
+        let mut expected_status = (*snapshot).clone();
+        expected_status.agent.uptime_secs = 42;
+        let expected = encode_frame(&ServerFrame::Reply {
+            id: 17,
+            response: Response::Status {
+                status: Box::new(expected_status),
+            },
+        });
+        assert_eq!(
+            String::from_utf8(status_reply_frame(17, &json)).unwrap(),
+            String::from_utf8(expected).unwrap()
+        );
+    }
+
+    #[test]
+    fn cache_is_renewed_when_the_snapshot_or_the_second_changes() {
+        let cache = StatusCache::default();
+        let first = snapshot();
+        let a = cache.json(&first, 1);
+        assert!(
+            Arc::ptr_eq(&a, &cache.json(&first, 1)),
+            "same snapshot and second: cached"
+        );
+        assert!(cache.json(&first, 2).contains("\"uptime_secs\":2"));
+        let mut changed = (*first).clone();
+        changed.policy.serial = 99;
+        assert!(cache.json(&Arc::new(changed), 2).contains("\"serial\":99"));
+    }
 }
