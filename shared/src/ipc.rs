@@ -227,30 +227,31 @@ pub fn decode_client_frame(line: &[u8]) -> Result<ClientFrame, DecodeError> {
         id,
         error: IpcError::new(ErrorCode::BadFrame, message),
     };
+    // The common case, a well-formed request, in one typed pass; the Value
+    // pass below only runs to explain a refusal.
+    let typed_error = match serde_json::from_slice::<ClientFrame>(line) {
+        Ok(frame) => return Ok(frame),
+        Err(e) => e,
+    };
     let value: Value = serde_json::from_slice(line)
         .map_err(|e| bad(None, format!("frame is not valid JSON: {e}")))?;
     let id = value.get("id").and_then(Value::as_u64);
-    match serde_json::from_value::<ClientFrame>(value.clone()) {
-        Ok(frame) => Ok(frame),
-        Err(e) => {
-            let request_type = value
-                .get("request")
-                .and_then(|r| r.get("type"))
-                .and_then(Value::as_str);
-            match (id, request_type) {
-                (Some(id), Some(t)) if !KNOWN_REQUESTS.contains(&t) => Err(DecodeError {
-                    id: Some(id),
-                    error: IpcError::new(
-                        ErrorCode::UnknownRequest,
-                        format!(
-                            "unknown request type \"{t}\" (this agent speaks protocol {PROTOCOL_VERSION}: {})",
-                            KNOWN_REQUESTS.join(", ")
-                        ),
-                    ),
-                }),
-                _ => Err(bad(id, format!("frame is not a request: {e}"))),
-            }
-        }
+    let request_type = value
+        .get("request")
+        .and_then(|r| r.get("type"))
+        .and_then(Value::as_str);
+    match (id, request_type) {
+        (Some(id), Some(t)) if !KNOWN_REQUESTS.contains(&t) => Err(DecodeError {
+            id: Some(id),
+            error: IpcError::new(
+                ErrorCode::UnknownRequest,
+                format!(
+                    "unknown request type \"{t}\" (this agent speaks protocol {PROTOCOL_VERSION}: {})",
+                    KNOWN_REQUESTS.join(", ")
+                ),
+            ),
+        }),
+        _ => Err(bad(id, format!("frame is not a request: {typed_error}"))),
     }
 }
 
