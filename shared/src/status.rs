@@ -229,7 +229,7 @@ pub fn assess(status: &AgentStatus) -> Assessment {
         _ => {}
     }
 
-    reasons.sort_by(|a, b| b.0.cmp(&a.0));
+    reasons.sort_by_key(|r| std::cmp::Reverse(r.0));
     let overall = reasons.first().map_or(Overall::Healthy, |r| r.0);
     Assessment { overall, reasons }
 }
@@ -321,7 +321,8 @@ mod tests {
 
     #[test]
     fn each_section_moves_the_verdict() {
-        let cases: Vec<(fn(&mut AgentStatus), Overall)> = vec![
+        type Case = (fn(&mut AgentStatus), Overall);
+        let cases: Vec<Case> = vec![
             (|s| s.mfa.state = MfaState::NotSetUp, Overall::ActionNeeded),
             (|s| s.mfa.state = MfaState::InProgress, Overall::ActionNeeded),
             (|s| s.mfa.state = MfaState::Error, Overall::Error),
