@@ -8,6 +8,7 @@
 
 pub mod ipc;
 pub mod links;
+pub mod mfa;
 pub mod policy;
 pub mod status;
 pub mod totp;
