@@ -3,5 +3,6 @@
 //! how the binary, the app's embedded mode and the tests all use it.
 
 pub mod fsutil;
+pub mod mfa;
 pub mod paths;
 pub mod cli;
