@@ -147,6 +147,7 @@ mod tests {
     use super::*;
     use std::os::unix::fs::PermissionsExt;
 
+    #[allow(clippy::unwrap_used)] // a helper, so allow-unwrap-in-tests does not reach it
     fn mode(path: &Path) -> u32 {
         fs::metadata(path).unwrap().permissions().mode() & 0o777
     }

@@ -5,6 +5,7 @@
 pub mod cli;
 pub mod fsutil;
 pub mod ipc;
+pub mod mfa;
 pub mod paths;
 pub mod service;
 

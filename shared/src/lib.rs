@@ -8,8 +8,10 @@
 
 pub mod ipc;
 pub mod links;
+pub mod mfa;
 pub mod policy;
 pub mod status;
+pub mod totp;
 pub mod version;
 
 /// The version of this build of Rampart, shared by all of its binaries.

@@ -1,0 +1,652 @@
+//! The enrollment state machine: pure apart from the OS random source that
+//! issues secrets and recovery codes. `now` and the policy come in through
+//! [`Ctx`]; nothing here touches files.
+//!
+//! `not_set_up → pairing → verified → recovery_codes_saved →
+//! offline_guide_acknowledged → enrolled`. A failed command leaves the step
+//! where it was (only the failure counter moves); `ResetEnrollment` is the one
+//! way back.
+
+use chrono::{DateTime, Duration, Utc};
+use rampart_shared::mfa::{EnrollmentStep, EnrollmentView, Evidence, MfaCommand, PairingInfo};
+use rampart_shared::policy::{Policy, ProviderKind};
+use rampart_shared::totp::{self, Params, Secret};
+use rampart_shared::version::Version;
+
+use super::error::MfaError;
+use super::provider::Backend;
+use super::recovery::{self, HashCost, RecoveryHash};
+
+/// Whose enrollment: both the uid (what the socket's peer credentials prove)
+/// and the login name (the authenticator app's account label).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct UserKey {
+    pub uid: u32,
+    pub name: String,
+}
+
+/// What the machine needs from the world for one command.
+#[derive(Debug, Clone, Copy)]
+pub struct Ctx<'a> {
+    pub now: DateTime<Utc>,
+    pub policy: &'a Policy,
+    pub agent_version: Version,
+}
+
+pub const ROOT_UID: u32 = 0;
+
+/// Wrong codes allowed before waits begin.
+pub const FREE_FAILURES: u32 = 5;
+pub const FIRST_WAIT_SECS: u64 = 30;
+pub const MAX_WAIT_SECS: u64 = 15 * 60;
+
+/// One user's enrollment. `Debug` is safe to log: [`Secret`]'s hides itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Enrollment {
+    pub owner: UserKey,
+    pub provider: ProviderKind,
+    /// Never `NotRequired`: that is derived from policy when viewed.
+    pub step: EnrollmentStep,
+    /// The authenticator app's entry name, fixed when pairing began.
+    pub issuer: String,
+    pub secret: Option<Secret>,
+    pub last_accepted_step: Option<u64>,
+    pub consecutive_failures: u32,
+    pub locked_until: Option<DateTime<Utc>>,
+    pub recovery: Vec<RecoveryHash>,
+    pub verified_at: Option<DateTime<Utc>>,
+    pub enrolled_at: Option<DateTime<Utc>>,
+    pub evidence: Option<Evidence>,
+}
+
+/// What a successful command hands back beyond the new state.
+#[derive(Debug, Default)]
+pub struct Outcome {
+    /// Only from the command that created them.
+    pub recovery_codes: Option<Vec<String>>,
+}
+
+/// Only the enrollment's owner or root may drive it; only root may reset.
+pub fn authorize(peer_uid: u32, owner_uid: u32, command: &MfaCommand) -> Result<(), MfaError> {
+    match command {
+        _ if peer_uid == ROOT_UID => Ok(()),
+        MfaCommand::ResetEnrollment => Err(MfaError::Forbidden(
+            "Only an administrator can reset an MFA setup.",
+        )),
+        _ if peer_uid == owner_uid => Ok(()),
+        _ => Err(MfaError::Forbidden(
+            "Only the person whose MFA this is, or an administrator, can change it.",
+        )),
+    }
+}
+
+/// The wait after the `failures`-th consecutive wrong code: none for the first
+/// five, then 30 s doubling up to 15 min.
+pub fn wait_after(failures: u32) -> Option<u64> {
+    let over = failures.checked_sub(FREE_FAILURES)?;
+    let doubled = FIRST_WAIT_SECS.checked_shl(over).unwrap_or(MAX_WAIT_SECS);
+    Some(doubled.min(MAX_WAIT_SECS))
+}
+
+impl Enrollment {
+    pub fn new(owner: UserKey, provider: ProviderKind) -> Self {
+        Self {
+            owner,
+            provider,
+            step: EnrollmentStep::NotSetUp,
+            issuer: String::new(),
+            secret: None,
+            last_accepted_step: None,
+            consecutive_failures: 0,
+            locked_until: None,
+            recovery: Vec::new(),
+            verified_at: None,
+            enrolled_at: None,
+            evidence: None,
+        }
+    }
+
+    /// Runs one (already authorized) command. On error the step is unchanged;
+    /// the failure counter may have moved, so the caller persists either way.
+    pub fn apply(
+        &mut self,
+        command: &MfaCommand,
+        ctx: &Ctx<'_>,
+        cost: HashCost,
+    ) -> Result<Outcome, MfaError> {
+        use EnrollmentStep as S;
+        match (command, self.step) {
+            (MfaCommand::ResetEnrollment, _) => {
+                *self = Self::new(self.owner.clone(), ctx.policy.mfa.provider.kind());
+                Ok(Outcome::default())
+            }
+            (MfaCommand::StartEnrollment, S::NotSetUp | S::NotRequired) => {
+                if !ctx.policy.mfa.required {
+                    return Err(MfaError::NotRequired);
+                }
+                let backend = Backend::for_policy(&ctx.policy.mfa.provider);
+                self.secret = Some(backend.begin_pairing()?);
+                self.provider = backend.kind();
+                self.issuer = ctx.policy.organization.clone();
+                self.step = S::Pairing;
+                Ok(Outcome::default())
+            }
+            // Resuming: the window was closed and opened again.
+            (MfaCommand::StartEnrollment, _) => Ok(Outcome::default()),
+            (MfaCommand::VerifyCode { code }, S::Pairing) => self.verify(code, ctx.now, cost),
+            (MfaCommand::ConfirmRecoveryCodesSaved, S::Verified) => {
+                self.step = S::RecoveryCodesSaved;
+                Ok(Outcome::default())
+            }
+            (MfaCommand::AcknowledgeOfflineGuide { guide_url }, S::RecoveryCodesSaved) => {
+                if *guide_url != ctx.policy.links.offline_guide_url {
+                    return Err(MfaError::GuideChanged);
+                }
+                self.evidence = Some(Evidence {
+                    acknowledged_at: ctx.now,
+                    uid: self.owner.uid,
+                    user: self.owner.name.clone(),
+                    guide_url: guide_url.clone(),
+                    policy_serial: ctx.policy.serial,
+                    agent_version: ctx.agent_version,
+                });
+                self.step = S::OfflineGuideAcknowledged;
+                self.finish(ctx.now)
+            }
+            // A provider that could not complete last time gets another go.
+            (MfaCommand::AcknowledgeOfflineGuide { .. }, S::OfflineGuideAcknowledged) => {
+                self.finish(ctx.now)
+            }
+            (
+                MfaCommand::RegenerateRecoveryCodes,
+                S::Verified | S::RecoveryCodesSaved | S::OfflineGuideAcknowledged | S::Enrolled,
+            ) => {
+                let (codes, hashes) = recovery::generate(cost)?;
+                // Replacing the list is what invalidates every earlier code.
+                self.recovery = hashes;
+                Ok(Outcome {
+                    recovery_codes: Some(codes),
+                })
+            }
+            (_, current) => Err(MfaError::WrongStep { current }),
+        }
+    }
+
+    fn finish(&mut self, now: DateTime<Utc>) -> Result<Outcome, MfaError> {
+        Backend::for_kind(self.provider).complete()?;
+        self.step = EnrollmentStep::Enrolled;
+        self.enrolled_at = Some(now);
+        Ok(Outcome::default())
+    }
+
+    fn verify(
+        &mut self,
+        code: &str,
+        now: DateTime<Utc>,
+        cost: HashCost,
+    ) -> Result<Outcome, MfaError> {
+        self.check_throttle(now)?;
+        let secret = self.secret.as_ref().ok_or_else(|| MfaError::StateCorrupt {
+            reason: "pairing has no secret".into(),
+        })?;
+        match Backend::for_kind(self.provider).verify(secret, code, now, self.last_accepted_step) {
+            Ok(step) => {
+                let (codes, hashes) = recovery::generate(cost)?;
+                self.last_accepted_step = Some(step);
+                self.clear_failures();
+                self.recovery = hashes;
+                self.verified_at = Some(now);
+                self.step = EnrollmentStep::Verified;
+                Ok(Outcome {
+                    recovery_codes: Some(codes),
+                })
+            }
+            Err(e @ MfaError::Code(totp::VerifyError::Wrong { .. })) => Err(self.fail(now, e)),
+            // A typo or a replay is not a guess: it does not count.
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Uses one recovery code (a later sign-in flow calls this). Returns how
+    /// many are left.
+    pub fn use_recovery_code(&mut self, input: &str, now: DateTime<Utc>) -> Result<u32, MfaError> {
+        if recovery::unused(&self.recovery) == 0 {
+            return Err(MfaError::NoRecoveryCodes);
+        }
+        self.check_throttle(now)?;
+        let code = recovery::normalize(input).ok_or(MfaError::MalformedRecoveryCode)?;
+        if recovery::consume(&mut self.recovery, &code, now)? {
+            self.clear_failures();
+            Ok(recovery::unused(&self.recovery))
+        } else {
+            Err(self.fail(now, MfaError::WrongRecoveryCode))
+        }
+    }
+
+    fn check_throttle(&self, now: DateTime<Utc>) -> Result<(), MfaError> {
+        match self.locked_until {
+            Some(until) if until > now => {
+                let ms = (until - now).num_milliseconds().max(0) as u64;
+                Err(MfaError::Throttled {
+                    retry_after_secs: ms.div_ceil(1000),
+                })
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Counts a wrong guess; once waits begin, the wait is the error.
+    fn fail(&mut self, now: DateTime<Utc>, error: MfaError) -> MfaError {
+        self.consecutive_failures = self.consecutive_failures.saturating_add(1);
+        match wait_after(self.consecutive_failures) {
+            Some(secs) => {
+                self.locked_until = Some(now + Duration::seconds(secs as i64));
+                MfaError::Throttled {
+                    retry_after_secs: secs,
+                }
+            }
+            None => error,
+        }
+    }
+
+    fn clear_failures(&mut self) {
+        self.consecutive_failures = 0;
+        self.locked_until = None;
+    }
+
+    /// The step as the user sees it under `policy`.
+    pub fn visible_step(&self, policy: &Policy) -> EnrollmentStep {
+        match self.step {
+            EnrollmentStep::NotSetUp if !policy.mfa.required => EnrollmentStep::NotRequired,
+            step => step,
+        }
+    }
+
+    /// The reply to a command. The secret leaves the agent only while pairing.
+    pub fn view(&self, policy: &Policy, recovery_codes: Option<Vec<String>>) -> EnrollmentView {
+        let step = self.visible_step(policy);
+        let pairing = match (step, &self.secret) {
+            (EnrollmentStep::Pairing, Some(secret)) => Some(PairingInfo {
+                otpauth_uri: totp::otpauth_uri(
+                    secret,
+                    &self.issuer,
+                    &self.owner.name,
+                    Params::PRODUCT,
+                ),
+                secret_grouped: secret.to_grouped(),
+                issuer: self.issuer.clone(),
+                account: self.owner.name.clone(),
+            }),
+            _ => None,
+        };
+        EnrollmentView {
+            step,
+            provider: match step {
+                EnrollmentStep::NotSetUp | EnrollmentStep::NotRequired => {
+                    policy.mfa.provider.kind()
+                }
+                _ => self.provider,
+            },
+            pairing,
+            recovery_codes,
+            recovery_codes_left: (!self.recovery.is_empty())
+                .then(|| recovery::unused(&self.recovery)),
+            enrolled_at: self.enrolled_at,
+            evidence: self.evidence.clone(),
+            error: None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rampart_shared::mfa::MfaErrorCode;
+    use rampart_shared::policy::Provider;
+
+    const T0: i64 = 1_795_000_020;
+
+    fn at(secs: i64) -> DateTime<Utc> {
+        DateTime::from_timestamp(secs, 0).unwrap()
+    }
+
+    fn policy() -> Policy {
+        let defaults = Policy::default();
+        Policy {
+            organization: "ACME Corp".into(),
+            serial: 7,
+            links: rampart_shared::policy::Links {
+                offline_guide_url: "https://it.acme.example/offline".into(),
+                ..defaults.links.clone()
+            },
+            ..defaults
+        }
+    }
+
+    fn ctx(policy: &Policy, now: i64) -> Ctx<'_> {
+        Ctx {
+            now: at(now),
+            policy,
+            agent_version: Version::new(0, 1, 0),
+        }
+    }
+
+    fn jane() -> Enrollment {
+        Enrollment::new(
+            UserKey {
+                uid: 1000,
+                name: "jane".into(),
+            },
+            ProviderKind::Totp,
+        )
+    }
+
+    fn run(e: &mut Enrollment, p: &Policy, now: i64, c: MfaCommand) -> Result<Outcome, MfaError> {
+        e.apply(&c, &ctx(p, now), HashCost::TEST)
+    }
+
+    fn code(e: &Enrollment, now: i64) -> String {
+        totp::totp(e.secret.as_ref().unwrap(), now, Params::PRODUCT)
+    }
+
+    fn verify(e: &mut Enrollment, p: &Policy, now: i64, code: &str) -> Result<Outcome, MfaError> {
+        run(e, p, now, MfaCommand::VerifyCode { code: code.into() })
+    }
+
+    /// Verifies the code the phone shows at `phone_time`.
+    fn verify_at(
+        e: &mut Enrollment,
+        p: &Policy,
+        now: i64,
+        phone_time: i64,
+    ) -> Result<Outcome, MfaError> {
+        let c = code(e, phone_time);
+        verify(e, p, now, &c)
+    }
+
+    fn wrong_code(e: &Enrollment, now: i64) -> String {
+        // Far from any window so it is wrong, and no skew is diagnosed.
+        let far = code(e, now + 3600);
+        assert_ne!(far, code(e, now));
+        far
+    }
+
+    #[test]
+    fn the_whole_path_to_enrolled() {
+        let p = policy();
+        let mut e = jane();
+        assert_eq!(e.view(&p, None).step, EnrollmentStep::NotSetUp);
+
+        run(&mut e, &p, T0, MfaCommand::StartEnrollment).unwrap();
+        assert_eq!(e.step, EnrollmentStep::Pairing);
+        let view = e.view(&p, None);
+        let pairing = view.pairing.unwrap();
+        assert_eq!(pairing.issuer, "ACME Corp");
+        assert!(
+            pairing
+                .otpauth_uri
+                .starts_with("otpauth://totp/ACME%20Corp:jane?secret=")
+        );
+        assert_eq!(
+            pairing.secret_grouped.len(),
+            32 + 7,
+            "160 bits in 8 groups of 4"
+        );
+
+        let out = verify_at(&mut e, &p, T0, T0).unwrap();
+        assert_eq!(out.recovery_codes.unwrap().len(), 10);
+        assert_eq!(e.step, EnrollmentStep::Verified);
+        assert_eq!(
+            e.view(&p, None).pairing,
+            None,
+            "secret is not shown after pairing"
+        );
+
+        run(&mut e, &p, T0 + 5, MfaCommand::ConfirmRecoveryCodesSaved).unwrap();
+        assert_eq!(e.step, EnrollmentStep::RecoveryCodesSaved);
+
+        let ack = MfaCommand::AcknowledgeOfflineGuide {
+            guide_url: "https://it.acme.example/offline".into(),
+        };
+        run(&mut e, &p, T0 + 10, ack).unwrap();
+        assert_eq!(e.step, EnrollmentStep::Enrolled);
+        assert_eq!(e.enrolled_at, Some(at(T0 + 10)));
+        assert_eq!(
+            e.evidence,
+            Some(Evidence {
+                acknowledged_at: at(T0 + 10),
+                uid: 1000,
+                user: "jane".into(),
+                guide_url: "https://it.acme.example/offline".into(),
+                policy_serial: 7,
+                agent_version: Version::new(0, 1, 0),
+            })
+        );
+    }
+
+    #[test]
+    fn failures_keep_the_step() {
+        let p = policy();
+        let mut e = jane();
+        // Out of order: nothing moves.
+        for c in [
+            MfaCommand::VerifyCode {
+                code: "123456".into(),
+            },
+            MfaCommand::ConfirmRecoveryCodesSaved,
+            MfaCommand::RegenerateRecoveryCodes,
+        ] {
+            let err = run(&mut e, &p, T0, c).unwrap_err();
+            assert_eq!(err.code(), MfaErrorCode::WrongStep, "{err}");
+            assert_eq!(e.step, EnrollmentStep::NotSetUp);
+        }
+        run(&mut e, &p, T0, MfaCommand::StartEnrollment).unwrap();
+        let before = e.clone();
+        let wrong = wrong_code(&e, T0);
+        assert_eq!(
+            verify(&mut e, &p, T0, &wrong).unwrap_err().code(),
+            MfaErrorCode::WrongCode
+        );
+        assert_eq!(
+            verify(&mut e, &p, T0, "12x").unwrap_err().code(),
+            MfaErrorCode::MalformedCode
+        );
+        assert_eq!(e.step, EnrollmentStep::Pairing);
+        assert_eq!(
+            e.secret, before.secret,
+            "a failure does not re-issue the secret"
+        );
+        assert_eq!(
+            e.consecutive_failures, 1,
+            "a typo is not counted as a guess"
+        );
+
+        // A guide that is not the policy's is refused and nothing is recorded.
+        verify_at(&mut e, &p, T0, T0).unwrap();
+        run(&mut e, &p, T0, MfaCommand::ConfirmRecoveryCodesSaved).unwrap();
+        let other = MfaCommand::AcknowledgeOfflineGuide {
+            guide_url: "https://elsewhere.example/".into(),
+        };
+        assert_eq!(
+            run(&mut e, &p, T0, other).unwrap_err().code(),
+            MfaErrorCode::GuideChanged
+        );
+        assert_eq!(e.step, EnrollmentStep::RecoveryCodesSaved);
+        assert_eq!(e.evidence, None);
+    }
+
+    #[test]
+    fn start_resumes_instead_of_issuing_a_second_secret() {
+        let p = policy();
+        let mut e = jane();
+        run(&mut e, &p, T0, MfaCommand::StartEnrollment).unwrap();
+        let first = e.view(&p, None).pairing;
+        run(&mut e, &p, T0 + 60, MfaCommand::StartEnrollment).unwrap();
+        assert_eq!(e.view(&p, None).pairing, first);
+    }
+
+    #[test]
+    fn replayed_code_is_refused_after_verification() {
+        let p = policy();
+        let mut e = jane();
+        run(&mut e, &p, T0, MfaCommand::StartEnrollment).unwrap();
+        let c = code(&e, T0);
+        verify(&mut e, &p, T0, &c).unwrap();
+        let step = e.last_accepted_step.unwrap();
+        let secret = e.secret.clone().unwrap();
+        assert_eq!(
+            totp::verify(&secret, Params::PRODUCT, &c, T0 + 1, Some(step)),
+            Err(totp::VerifyError::Replayed)
+        );
+    }
+
+    #[test]
+    fn not_required_and_duo() {
+        let mut p = policy();
+        p.mfa.required = false;
+        let mut e = jane();
+        assert_eq!(e.view(&p, None).step, EnrollmentStep::NotRequired);
+        let err = run(&mut e, &p, T0, MfaCommand::StartEnrollment).unwrap_err();
+        assert_eq!(err.code(), MfaErrorCode::NotRequired);
+
+        p.mfa.required = true;
+        p.mfa.provider = Provider::Duo {
+            api_host: "api-x.duosecurity.com".into(),
+            integration_key: "DIXXXXXXXXXXXXXXXXXX".into(),
+            secret_key_file: "/etc/rampart/duo.key".into(),
+            username: "{user}".into(),
+        };
+        let err = run(&mut e, &p, T0, MfaCommand::StartEnrollment).unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("Duo is not available in this version"),
+            "{err}"
+        );
+        assert_eq!(e.step, EnrollmentStep::NotSetUp);
+        assert_eq!(e.secret, None);
+        assert_eq!(e.view(&p, None).provider, ProviderKind::Duo);
+    }
+
+    #[test]
+    fn throttling_waits_double_from_30_s_to_15_min() {
+        let p = policy();
+        let mut e = jane();
+        run(&mut e, &p, T0, MfaCommand::StartEnrollment).unwrap();
+        let mut now = T0;
+        for _ in 0..4 {
+            let wrong = wrong_code(&e, now);
+            assert_eq!(
+                verify(&mut e, &p, now, &wrong).unwrap_err().code(),
+                MfaErrorCode::WrongCode
+            );
+        }
+        let expected = [30, 60, 120, 240, 480, 900, 900];
+        for want in expected {
+            let wrong = wrong_code(&e, now);
+            let err = verify(&mut e, &p, now, &wrong).unwrap_err();
+            assert_eq!(err.view().retry_after_secs, Some(want), "{err}");
+            // While waiting even the right code is not looked at.
+            let right = code(&e, now + want as i64 - 1);
+            let err = verify(&mut e, &p, now + want as i64 - 1, &right).unwrap_err();
+            assert_eq!(err.view().retry_after_secs, Some(1));
+            now += want as i64;
+        }
+        assert_eq!(e.step, EnrollmentStep::Pairing);
+        // A right code after the wait clears the count.
+        verify_at(&mut e, &p, now, now).unwrap();
+        assert_eq!((e.consecutive_failures, e.locked_until), (0, None));
+    }
+
+    #[test]
+    fn throttle_message_counts_down_in_words() {
+        let p = policy();
+        let mut e = jane();
+        run(&mut e, &p, T0, MfaCommand::StartEnrollment).unwrap();
+        e.consecutive_failures = 6;
+        e.locked_until = Some(at(T0 + 90));
+        let err = verify(&mut e, &p, T0, "000000").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "Too many wrong codes. Try again in 1 min 30 s."
+        );
+        let err = verify(&mut e, &p, T0 + 89, "000000").unwrap_err();
+        assert_eq!(err.to_string(), "Too many wrong codes. Try again in 1 s.");
+    }
+
+    #[test]
+    fn wait_schedule() {
+        let waits: Vec<_> = (0..=12).map(wait_after).collect();
+        let none = [None; 5];
+        assert_eq!(waits[..5], none);
+        assert_eq!(waits[5..], [30, 60, 120, 240, 480, 900, 900, 900].map(Some));
+        assert_eq!(wait_after(u32::MAX), Some(900));
+    }
+
+    #[test]
+    fn phone_clock_skew_reaches_the_user() {
+        let p = policy();
+        let mut e = jane();
+        run(&mut e, &p, T0, MfaCommand::StartEnrollment).unwrap();
+        let err = verify_at(&mut e, &p, T0, T0 + 300).unwrap_err().view();
+        assert_eq!(err.code, MfaErrorCode::PhoneClockSkew);
+        assert_eq!(err.phone_skew_secs, Some(300));
+        assert!(
+            err.message.contains("about 5 minutes ahead"),
+            "{}",
+            err.message
+        );
+        assert_eq!(e.step, EnrollmentStep::Pairing);
+    }
+
+    #[test]
+    fn only_owner_or_root_and_reset_is_root_only() {
+        let verify = MfaCommand::VerifyCode { code: "1".into() };
+        assert!(authorize(1000, 1000, &verify).is_ok());
+        assert!(authorize(ROOT_UID, 1000, &verify).is_ok());
+        let other = authorize(1001, 1000, &verify).unwrap_err();
+        assert_eq!(other.code(), MfaErrorCode::Forbidden);
+        assert!(authorize(1000, 1000, &MfaCommand::ResetEnrollment).is_err());
+        assert!(authorize(1001, 1000, &MfaCommand::ResetEnrollment).is_err());
+        assert!(authorize(ROOT_UID, 1000, &MfaCommand::ResetEnrollment).is_ok());
+    }
+
+    #[test]
+    fn recovery_codes_single_use_and_regeneration_invalidates_old() {
+        let p = policy();
+        let mut e = jane();
+        run(&mut e, &p, T0, MfaCommand::StartEnrollment).unwrap();
+        let old = verify_at(&mut e, &p, T0, T0)
+            .unwrap()
+            .recovery_codes
+            .unwrap();
+        let spaced = format!("{}-{}", &old[0][..5], old[0][5..].to_lowercase());
+        assert_eq!(e.use_recovery_code(&spaced, at(T0)).unwrap(), 9);
+        let again = e.use_recovery_code(&old[0], at(T0)).unwrap_err();
+        assert_eq!(again.code(), MfaErrorCode::WrongCode);
+
+        let new = run(&mut e, &p, T0, MfaCommand::RegenerateRecoveryCodes)
+            .unwrap()
+            .recovery_codes
+            .unwrap();
+        assert_eq!(e.view(&p, None).recovery_codes_left, Some(10));
+        assert!(
+            e.view(&p, None).recovery_codes.is_none(),
+            "codes are shown once"
+        );
+        assert_eq!(
+            e.use_recovery_code(&old[1], at(T0)).unwrap_err().code(),
+            MfaErrorCode::WrongCode
+        );
+        assert_eq!(e.use_recovery_code(&new[1], at(T0)).unwrap(), 9);
+    }
+
+    #[test]
+    fn reset_starts_over() {
+        let p = policy();
+        let mut e = jane();
+        run(&mut e, &p, T0, MfaCommand::StartEnrollment).unwrap();
+        verify_at(&mut e, &p, T0, T0).unwrap();
+        run(&mut e, &p, T0, MfaCommand::ResetEnrollment).unwrap();
+        assert_eq!(e, jane());
+    }
+}

@@ -1,0 +1,269 @@
+//! MFA enrollment: the engine the service loop calls for every MFA command.
+//!
+//! # API
+//!
+//! ```text
+//! MfaEngine::open(state_dir: &Path) -> Result<MfaEngine, FsError>
+//! MfaEngine::open_with_cost(state_dir: &Path, cost: HashCost) -> Result<MfaEngine, FsError>
+//! MfaEngine::handle(&mut self, peer: &Peer, owner: &UserKey, command: &MfaCommand, ctx: &Ctx)
+//!     -> Result<EnrollmentView, MfaError>
+//! MfaEngine::reply(&mut self, peer: &Peer, owner: &UserKey, command: &MfaCommand, ctx: &Ctx)
+//!     -> EnrollmentView                       // handle, with any error inside the view
+//! MfaEngine::use_recovery_code(&mut self, peer: &Peer, owner: &UserKey, code: &str,
+//!     now: DateTime<Utc>) -> Result<u32, MfaError>   // codes left
+//! MfaEngine::section(&self, owner: &UserKey, policy: &Policy) -> MfaSection
+//! MfaEngine::users(&self) -> impl Iterator<Item = &UserKey>
+//! section::summary(&MfaSection) -> String     // "Setup in progress: verify a code"
+//! machine::authorize(peer_uid, owner_uid, &MfaCommand) -> Result<(), MfaError>
+//! ```
+//!
+//! `owner` names whose enrollment the command is for: for a user's own window
+//! it is `peer.key()`; root (support, IT) may name anyone. `Ctx` carries `now`,
+//! the policy in force and the agent version, so the engine reads no clock.
+//! The wire types (`MfaCommand`, `EnrollmentView`, …) live in
+//! `rampart_shared::mfa` so the IPC protocol can carry them.
+//!
+//! Every command that changes an enrollment is written to its state file
+//! before the reply is built; if that write fails the change is dropped in
+//! memory too, so what the user sees is always what is on disk. A state file
+//! that cannot be read makes that one user's MFA section an error (and only
+//! root's `ResetEnrollment` can clear it); every other user carries on.
+//!
+//! Secrets: the TOTP secret leaves the agent only in `PairingInfo`, only
+//! while the step is `pairing`; recovery codes only in the reply that creates
+//! them; neither is ever logged (commands are logged by name).
+
+pub mod error;
+pub mod machine;
+pub mod provider;
+pub mod recovery;
+pub mod section;
+pub mod store;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, Utc};
+use rampart_shared::mfa::{EnrollmentStep, EnrollmentView, MfaCommand};
+use rampart_shared::policy::Policy;
+use rampart_shared::status::MfaSection;
+
+pub use error::MfaError;
+pub use machine::{Ctx, Enrollment, UserKey};
+pub use recovery::HashCost;
+pub use store::LoadError;
+
+use crate::fsutil::{self, FsError};
+
+/// Who is asking, as the socket's peer credentials and the OS say.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Peer {
+    pub uid: u32,
+    pub user_name: String,
+}
+
+impl Peer {
+    /// The enrollment this peer drives from its own window.
+    pub fn key(&self) -> UserKey {
+        UserKey {
+            uid: self.uid,
+            name: self.user_name.clone(),
+        }
+    }
+}
+
+#[derive(Debug)]
+enum Slot {
+    Loaded(Box<Enrollment>),
+    /// The state file exists but cannot be read; the reason, for status.
+    Broken(String),
+}
+
+#[derive(Debug)]
+pub struct MfaEngine {
+    dir: PathBuf,
+    cost: HashCost,
+    users: BTreeMap<UserKey, Slot>,
+}
+
+impl MfaEngine {
+    pub fn open(state_dir: &Path) -> Result<Self, FsError> {
+        Self::open_with_cost(state_dir, HashCost::PRODUCTION)
+    }
+
+    /// Creates the directory if needed and loads every user's state file.
+    /// Only a directory that cannot be created or listed is an error.
+    pub fn open_with_cost(state_dir: &Path, cost: HashCost) -> Result<Self, FsError> {
+        fsutil::ensure_private_dir(state_dir)?;
+        let entries = std::fs::read_dir(state_dir).map_err(|source| FsError::Read {
+            path: state_dir.to_owned(),
+            source,
+        })?;
+        let mut users = BTreeMap::new();
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let Some(owner) = name.to_str().and_then(store::owner_from_file_name) else {
+                continue;
+            };
+            let slot = match store::load(state_dir, &owner) {
+                Ok(Some(enrollment)) => Slot::Loaded(Box::new(enrollment)),
+                Ok(None) => continue,
+                Err(e) => {
+                    tracing::error!(uid = owner.uid, error = %e, "MFA state file unreadable");
+                    Slot::Broken(match e {
+                        LoadError::Corrupt { reason, .. } => reason,
+                        other => other.to_string(),
+                    })
+                }
+            };
+            users.insert(owner, slot);
+        }
+        Ok(Self {
+            dir: state_dir.to_owned(),
+            cost,
+            users,
+        })
+    }
+
+    /// Users with a state file (readable or not).
+    pub fn users(&self) -> impl Iterator<Item = &UserKey> {
+        self.users.keys()
+    }
+
+    pub fn handle(
+        &mut self,
+        peer: &Peer,
+        owner: &UserKey,
+        command: &MfaCommand,
+        ctx: &Ctx<'_>,
+    ) -> Result<EnrollmentView, MfaError> {
+        machine::authorize(peer.uid, owner.uid, command)?;
+        let current = match self.users.get(owner) {
+            Some(Slot::Broken(_)) if *command == MfaCommand::ResetEnrollment => None,
+            Some(Slot::Broken(reason)) => {
+                return Err(MfaError::StateCorrupt {
+                    reason: reason.clone(),
+                });
+            }
+            Some(Slot::Loaded(e)) => Some(&**e),
+            None => None,
+        };
+        let was_broken = matches!(self.users.get(owner), Some(Slot::Broken(_)));
+        let before = current
+            .cloned()
+            .unwrap_or_else(|| Enrollment::new(owner.clone(), ctx.policy.mfa.provider.kind()));
+        let mut next = before.clone();
+        let result = next.apply(command, ctx, self.cost);
+
+        if next != before || was_broken {
+            // Persist first: on failure the change is dropped, with the
+            // recovery codes it may have created, which were never shown.
+            store::save(&self.dir, &next)?;
+            self.users
+                .insert(owner.clone(), Slot::Loaded(Box::new(next.clone())));
+        }
+        match &result {
+            Ok(_) => tracing::info!(
+                uid = owner.uid,
+                peer_uid = peer.uid,
+                command = command.name(),
+                step = ?next.step,
+                "MFA command applied"
+            ),
+            Err(e) => tracing::warn!(
+                uid = owner.uid,
+                peer_uid = peer.uid,
+                command = command.name(),
+                code = ?e.code(),
+                "MFA command refused"
+            ),
+        }
+        result.map(|outcome| next.view(ctx.policy, outcome.recovery_codes))
+    }
+
+    /// [`Self::handle`] for a client that wants the screen to draw either
+    /// way: on failure, the user's current step with the error in it. A peer
+    /// refused access gets the step only, never pairing data.
+    pub fn reply(
+        &mut self,
+        peer: &Peer,
+        owner: &UserKey,
+        command: &MfaCommand,
+        ctx: &Ctx<'_>,
+    ) -> EnrollmentView {
+        match self.handle(peer, owner, command, ctx) {
+            Ok(view) => view,
+            Err(error) => {
+                let mut view = match (&error, self.users.get(owner)) {
+                    (MfaError::Forbidden(_), slot) | (_, slot @ (None | Some(Slot::Broken(_)))) => {
+                        let step = match slot {
+                            Some(Slot::Loaded(e)) => e.visible_step(ctx.policy),
+                            _ => Enrollment::new(owner.clone(), ctx.policy.mfa.provider.kind())
+                                .visible_step(ctx.policy),
+                        };
+                        bare_view(step, ctx.policy)
+                    }
+                    (_, Some(Slot::Loaded(e))) => e.view(ctx.policy, None),
+                };
+                view.error = Some(error.view());
+                view
+            }
+        }
+    }
+
+    /// Spends one recovery code of `owner`'s; returns how many are left.
+    pub fn use_recovery_code(
+        &mut self,
+        peer: &Peer,
+        owner: &UserKey,
+        code: &str,
+        now: DateTime<Utc>,
+    ) -> Result<u32, MfaError> {
+        if peer.uid != machine::ROOT_UID && peer.uid != owner.uid {
+            return Err(MfaError::Forbidden(
+                "Only the person whose MFA this is, or an administrator, can use its recovery codes.",
+            ));
+        }
+        let before = match self.users.get(owner) {
+            Some(Slot::Loaded(e)) => (**e).clone(),
+            Some(Slot::Broken(reason)) => {
+                return Err(MfaError::StateCorrupt {
+                    reason: reason.clone(),
+                });
+            }
+            None => return Err(MfaError::NoRecoveryCodes),
+        };
+        let mut next = before.clone();
+        let result = next.use_recovery_code(code, now);
+        if next != before {
+            store::save(&self.dir, &next)?;
+            self.users
+                .insert(owner.clone(), Slot::Loaded(Box::new(next)));
+        }
+        result
+    }
+
+    pub fn section(&self, owner: &UserKey, policy: &Policy) -> MfaSection {
+        match self.users.get(owner) {
+            Some(Slot::Loaded(e)) => section::section(Some(e), policy),
+            Some(Slot::Broken(reason)) => section::broken_section(reason, policy),
+            None => section::section(None, policy),
+        }
+    }
+}
+
+fn bare_view(step: EnrollmentStep, policy: &Policy) -> EnrollmentView {
+    EnrollmentView {
+        step,
+        provider: policy.mfa.provider.kind(),
+        pairing: None,
+        recovery_codes: None,
+        recovery_codes_left: None,
+        enrolled_at: None,
+        evidence: None,
+        error: None,
+    }
+}
+
+#[cfg(test)]
+mod tests;
