@@ -149,7 +149,7 @@ mod tests {
                     server: "127.0.0.1:10123".into(),
                     addr: Some("127.0.0.1:10123".parse().unwrap()),
                     outcome: Ok(Sample {
-                        offset_ms: -300_000.1234,
+                        offset_ms: -300_000.123_4,
                         rtt_ms: 0.25,
                         stratum: 8,
                         leap_indicator: 0,
