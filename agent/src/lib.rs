@@ -3,6 +3,7 @@
 //! how the binary, the app's embedded mode and the tests all use it.
 
 pub mod cli;
+pub mod clock;
 pub mod fsutil;
 pub mod ipc;
 pub mod mfa;

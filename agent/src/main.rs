@@ -27,6 +27,8 @@ enum Command {
     /// Policy: what is in force, and IT's tools to write and sign it.
     #[command(subcommand)]
     Policy(cli::policy::PolicyCommand),
+    /// Check this device's clock against NTP servers now (no agent needed).
+    CheckClock(cli::check_clock::CheckClockArgs),
 }
 
 fn main() -> ExitCode {
@@ -36,6 +38,7 @@ fn main() -> ExitCode {
         Command::Status(args) => cli::status::run(args),
         Command::LogLevel(args) => cli::log_level::run(args),
         Command::Policy(command) => cli::policy::run(command),
+        Command::CheckClock(args) => cli::check_clock::run(args),
     };
     match result {
         Ok(code) => code,

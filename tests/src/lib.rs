@@ -6,6 +6,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 pub mod agent;
+pub mod chrony;
 pub mod ipc;
 
 use std::path::{Path, PathBuf};

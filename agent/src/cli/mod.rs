@@ -1,6 +1,7 @@
 //! The support CLI. Each subcommand is a module with its clap `Args` and a
 //! `run` returning the process exit code; `main.rs` only dispatches.
 
+pub mod check_clock;
 pub mod log_level;
 pub mod policy;
 pub mod run;

@@ -1,0 +1,360 @@
+//! The clock check against real chronyd servers on loopback (some with a
+//! clock skewed by libfaketime), fake servers that misbehave, and the real
+//! `rampart-agent check-clock` binary. No traffic leaves 127.0.0.0/8 and ::1.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use rampart_agent::clock::{self, ClockReport, KodBackoff, QueryError};
+use rampart_shared::status::{ClockSection, ClockState};
+use rampart_tests::chrony::{self, Chronyd};
+
+const V4: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
+const V6: IpAddr = IpAddr::V6(Ipv6Addr::LOCALHOST);
+const TIMEOUT: Duration = Duration::from_secs(2);
+const MAX_SKEW: Duration = Duration::from_secs(30);
+/// How far a measured skew may be from the one libfaketime applied.
+const TOLERANCE_MS: f64 = 500.0;
+
+async fn check(servers: &[String]) -> (ClockReport, ClockSection) {
+    let report = clock::query_servers(servers, TIMEOUT).await;
+    let section = clock::to_section(&report, MAX_SKEW, chrono::Utc::now());
+    eprintln!("{report:#?}\n{section:#?}");
+    (report, section)
+}
+
+fn assert_near(measured_ms: f64, want_ms: f64) {
+    assert!(
+        (measured_ms - want_ms).abs() <= TOLERANCE_MS,
+        "measured {measured_ms} ms, want {want_ms} ms ± {TOLERANCE_MS}"
+    );
+}
+
+#[tokio::test]
+async fn true_time_server_is_synced() {
+    let Some(server) = Chronyd::start(V4, None) else {
+        return;
+    };
+    let (report, section) = check(&[server.server()]).await;
+    assert_eq!(section.state, ClockState::Synced, "{}", server.log());
+    let sample = report.results[0].outcome.as_ref().unwrap();
+    assert_eq!(sample.stratum, 8, "chronyd's `local stratum 8`");
+    assert_near(sample.offset_ms, 0.0);
+    assert_eq!(section.server.as_deref(), Some(server.server().as_str()));
+    assert!(section.uncertainty_ms.is_some());
+}
+
+/// A server 300 s ahead means this machine is 300 s behind: slow, negative.
+#[tokio::test]
+async fn server_ahead_means_our_clock_is_slow() {
+    let Some(server) = Chronyd::start(V4, Some("+300s")) else {
+        return;
+    };
+    let (report, section) = check(&[server.server()]).await;
+    assert_eq!(section.state, ClockState::Skewed);
+    assert_near(
+        report.results[0].outcome.as_ref().unwrap().offset_ms,
+        -300_000.0,
+    );
+    assert!(
+        section.detail.starts_with("clock is 5 min slow"),
+        "{}",
+        section.detail
+    );
+}
+
+#[tokio::test]
+async fn server_behind_means_our_clock_is_fast() {
+    let Some(server) = Chronyd::start(V4, Some("-90s")) else {
+        return;
+    };
+    let (report, section) = check(&[server.server()]).await;
+    assert_eq!(section.state, ClockState::Skewed);
+    assert_near(
+        report.results[0].outcome.as_ref().unwrap().offset_ms,
+        90_000.0,
+    );
+    assert!(
+        section.detail.starts_with("clock is 90 s fast"),
+        "{}",
+        section.detail
+    );
+}
+
+#[tokio::test]
+async fn ipv6_server_is_synced() {
+    let Some(server) = Chronyd::start(V6, None) else {
+        return;
+    };
+    let (report, section) = check(&[server.server()]).await;
+    assert_eq!(section.state, ClockState::Synced, "{}", server.log());
+    assert!(report.results[0].addr.unwrap().is_ipv6());
+}
+
+/// One wrong server among three does not move the verdict.
+#[tokio::test]
+async fn median_outvotes_one_wrong_server() {
+    let (Some(a), Some(b), Some(wrong)) = (
+        Chronyd::start(V4, None),
+        Chronyd::start(V4, None),
+        Chronyd::start(V4, Some("+300s")),
+    ) else {
+        return;
+    };
+    let (report, section) = check(&[a.server(), wrong.server(), b.server()]).await;
+    assert_eq!(report.results.len(), 3);
+    assert_eq!(section.state, ClockState::Synced);
+    assert_near(section.offset_ms.unwrap() as f64, 0.0);
+}
+
+/// A name is asked at every address it resolves to; those without a server
+/// fail on their own without spoiling the answer.
+#[tokio::test]
+async fn a_name_is_asked_at_all_its_addresses() {
+    let Some(server) = Chronyd::start(V4, None) else {
+        return;
+    };
+    let name = format!("localhost:{}", server.addr().port());
+    let resolved: Vec<SocketAddr> = tokio::net::lookup_host(name.as_str())
+        .await
+        .unwrap()
+        .collect();
+    let (report, section) = check(std::slice::from_ref(&name)).await;
+    assert_eq!(
+        report.results.len(),
+        resolved.len(),
+        "one result per address: {resolved:?}"
+    );
+    assert!(report.results.iter().all(|r| r.server == name));
+    let answered: Vec<_> = report
+        .results
+        .iter()
+        .filter(|r| r.outcome.is_ok())
+        .collect();
+    assert_eq!(answered.len(), 1);
+    assert_eq!(answered[0].addr, Some(server.addr()));
+    assert_eq!(section.state, ClockState::Synced);
+    assert_eq!(section.server, Some(format!("{name} ({})", server.addr())));
+}
+
+#[tokio::test]
+async fn silent_server_is_unknown_after_the_timeout() {
+    // Bound and never read: the request is swallowed, nothing comes back.
+    let silent = std::net::UdpSocket::bind((V4, 0)).unwrap();
+    let server = silent.local_addr().unwrap().to_string();
+    let timeout = Duration::from_millis(300);
+    let start = Instant::now();
+    let report = clock::query_servers(std::slice::from_ref(&server), timeout).await;
+    let elapsed = start.elapsed();
+    eprintln!("silent server: unknown after {elapsed:?} (timeout {timeout:?})");
+    let section = clock::to_section(&report, MAX_SKEW, chrono::Utc::now());
+    assert_eq!(section.state, ClockState::Unknown);
+    assert_eq!(
+        report.results[0].outcome,
+        Err(QueryError::Timeout { after_ms: 300 })
+    );
+    assert!(elapsed >= timeout, "gave up early: {elapsed:?}");
+    assert!(
+        elapsed < timeout + Duration::from_secs(1),
+        "took {elapsed:?}"
+    );
+    assert_eq!(
+        section.detail,
+        format!("no time server gave a usable answer: {server} timed out after 300 ms")
+    );
+}
+
+#[tokio::test]
+async fn closed_port_is_refused_without_waiting() {
+    let port = chrony::free_udp_port(V4);
+    let server = format!("127.0.0.1:{port}");
+    let start = Instant::now();
+    let report = clock::query_servers(std::slice::from_ref(&server), TIMEOUT).await;
+    assert_eq!(report.results[0].outcome, Err(QueryError::Refused));
+    assert!(
+        start.elapsed() < TIMEOUT,
+        "refused should not wait for the timeout"
+    );
+}
+
+/// What a fake server puts in its replies.
+#[derive(Clone, Copy)]
+struct Reply {
+    leap_indicator: u8,
+    stratum: u8,
+    refid: [u8; 4],
+}
+
+/// A server that answers every request with `reply` and correct timestamps.
+async fn fake_server(reply: Reply) -> String {
+    let socket = tokio::net::UdpSocket::bind((V4, 0)).await.unwrap();
+    let addr = socket.local_addr().unwrap();
+    tokio::spawn(async move {
+        let mut buf = [0u8; 128];
+        while let Ok((n, peer)) = socket.recv_from(&mut buf).await {
+            if n < 48 {
+                continue;
+            }
+            let now = chrony::now_ntp();
+            let mut out = [0u8; 48];
+            out[0] = (reply.leap_indicator << 6) | (4 << 3) | 4; // version 4, mode 4 (server)
+            out[1] = reply.stratum;
+            out[2] = 6; // poll
+            out[3] = 0xec; // precision -20
+            out[12..16].copy_from_slice(&reply.refid);
+            out[16..24].copy_from_slice(&(now - (1 << 32)).to_be_bytes()); // reference: 1 s ago
+            out[24..32].copy_from_slice(&buf[40..48]); // origin = the client's transmit
+            out[32..40].copy_from_slice(&now.to_be_bytes());
+            out[40..48].copy_from_slice(&now.to_be_bytes());
+            let _ = socket.send_to(&out, peer).await;
+        }
+    });
+    addr.to_string()
+}
+
+#[tokio::test]
+async fn kiss_of_death_is_never_synced_and_is_backed_off() {
+    let kod = fake_server(Reply {
+        leap_indicator: 3,
+        stratum: 0,
+        refid: *b"RATE",
+    })
+    .await;
+    let (report, section) = check(std::slice::from_ref(&kod)).await;
+    assert_eq!(
+        report.results[0].outcome,
+        Err(QueryError::KissOfDeath("RATE".into()))
+    );
+    assert_eq!(section.state, ClockState::Unknown);
+    assert!(
+        section.detail.contains("kiss-of-death RATE"),
+        "{}",
+        section.detail
+    );
+
+    let now = std::time::Instant::now();
+    let mut backoff = KodBackoff::default();
+    backoff.observe(&report, now);
+    assert!(backoff.skipped_until(&kod, now).is_some());
+    assert!(backoff.allowed(&[kod], now).is_empty());
+}
+
+#[tokio::test]
+async fn unsynchronized_server_is_never_synced() {
+    let li3 = fake_server(Reply {
+        leap_indicator: 3,
+        stratum: 2,
+        refid: *b"GPS\0",
+    })
+    .await;
+    let (report, section) = check(std::slice::from_ref(&li3)).await;
+    assert_eq!(report.results[0].outcome, Err(QueryError::Unsynchronized));
+    assert_eq!(section.state, ClockState::Unknown);
+    assert!(
+        section.detail.contains("is not synchronized itself"),
+        "{}",
+        section.detail
+    );
+}
+
+/// The fake server's timestamps are right, so the only thing that can make
+/// this synced is the one good server: the bad answers are not counted.
+#[tokio::test]
+async fn bad_answers_do_not_count_next_to_a_good_one() {
+    let Some(skewed) = Chronyd::start(V4, Some("+300s")) else {
+        return;
+    };
+    let kod = fake_server(Reply {
+        leap_indicator: 3,
+        stratum: 0,
+        refid: *b"RATE",
+    })
+    .await;
+    let li3 = fake_server(Reply {
+        leap_indicator: 3,
+        stratum: 2,
+        refid: *b"GPS\0",
+    })
+    .await;
+    let (_, section) = check(&[kod, li3, skewed.server()]).await;
+    assert_eq!(section.state, ClockState::Skewed);
+    assert_eq!(section.server.as_deref(), Some(skewed.server().as_str()));
+}
+
+fn check_clock(servers: &[String], faketime: Option<&str>) -> (i32, serde_json::Value) {
+    let mut cmd = Command::new(rampart_tests::workspace_bin("rampart-agent"));
+    cmd.args(["check-clock", "--json", "--timeout", "500"]);
+    for s in servers {
+        cmd.args(["--server", s]);
+    }
+    if let Some(shift) = faketime {
+        cmd.env("LD_PRELOAD", chrony::libfaketime().unwrap())
+            .env("FAKETIME", shift);
+    }
+    let out = cmd.output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    eprintln!("{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    (
+        out.status.code().unwrap(),
+        serde_json::from_str(&stdout).expect("JSON on stdout"),
+    )
+}
+
+fn keys(v: &serde_json::Value) -> Vec<&str> {
+    let mut keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
+    keys.sort_unstable();
+    keys
+}
+
+#[test]
+fn check_clock_binary_exit_codes_and_json() {
+    let (Some(good), Some(ahead)) = (Chronyd::start(V4, None), Chronyd::start(V4, Some("+300s")))
+    else {
+        return;
+    };
+    let silent = std::net::UdpSocket::bind((V4, 0)).unwrap();
+    let silent = silent.local_addr().unwrap().to_string();
+
+    let (code, json) = check_clock(&[good.server()], None);
+    assert_eq!((code, json["state"].as_str()), (0, Some("synced")));
+    assert_eq!(
+        keys(&json),
+        ["offset_ms", "server", "servers", "state", "uncertainty_ms"]
+    );
+    assert_eq!(
+        keys(&json["servers"][0]),
+        ["addr", "error", "offset_ms", "rtt_ms", "server", "stratum"]
+    );
+    assert_eq!(json["servers"][0]["stratum"], 8);
+    assert!(json["servers"][0]["error"].is_null());
+
+    let (code, json) = check_clock(&[ahead.server()], None);
+    assert_eq!((code, json["state"].as_str()), (1, Some("skewed")));
+    assert_near(json["offset_ms"].as_f64().unwrap(), -300_000.0);
+
+    let (code, json) = check_clock(std::slice::from_ref(&silent), None);
+    assert_eq!((code, json["state"].as_str()), (2, Some("unknown")));
+    assert!(json["offset_ms"].is_null() && json["server"].is_null());
+    assert_eq!(json["servers"][0]["error"], "timed out after 500 ms");
+}
+
+/// The sign, checked the other way round: this machine's own clock is
+/// shifted (libfaketime on the binary), the server tells true time.
+#[test]
+fn check_clock_binary_with_a_skewed_local_clock() {
+    let Some(good) = Chronyd::start(V4, None) else {
+        return;
+    };
+    if chrony::libfaketime().is_none() {
+        return;
+    }
+    let (code, json) = check_clock(&[good.server()], Some("+300s"));
+    assert_eq!((code, json["state"].as_str()), (1, Some("skewed")));
+    assert_near(json["offset_ms"].as_f64().unwrap(), 300_000.0);
+
+    let (code, json) = check_clock(&[good.server()], Some("-90s"));
+    assert_eq!(code, 1);
+    assert_near(json["offset_ms"].as_f64().unwrap(), -90_000.0);
+}
