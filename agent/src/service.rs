@@ -12,11 +12,11 @@ use std::time::Instant;
 
 use chrono::{DateTime, Utc};
 use rampart_shared::ipc::{ErrorCode, IpcError, LogLevel, Request, Response};
+use rampart_shared::mfa::MfaCommand;
 use rampart_shared::policy::Policy;
 use rampart_shared::status::{
-    AgentMode, AgentSection, AgentStatus, ClockSection, ClockState, MfaSection, MfaState,
-    NetworkSection, NetworkState, PolicySection, PolicySource, STATUS_SCHEMA, UpdateSection,
-    UpdateState, assess,
+    AgentMode, AgentSection, AgentStatus, ClockSection, ClockState, MfaSection, NetworkSection,
+    NetworkState, PolicySection, PolicySource, STATUS_SCHEMA, UpdateSection, UpdateState, assess,
 };
 use rampart_shared::version::Version;
 use tokio::sync::{mpsc, oneshot, watch};
@@ -25,7 +25,8 @@ use tracing::{info, warn};
 
 use crate::fsutil::{self, FsError};
 use crate::ipc::server::{IpcCommand, IpcTimeouts, PolicyInForce, ServerContext};
-use crate::ipc::{self, current_uid};
+use crate::ipc::{self, Peer, current_uid, user_name};
+use crate::mfa::{self, MfaEngine, UserKey};
 use crate::paths::AgentPaths;
 
 /// Changes the log filter at run time; the binary and the app each install
@@ -103,14 +104,33 @@ pub async fn start(config: AgentConfig) -> Result<RunningAgent, AgentError> {
     let listener = ipc::bind(&config.paths.socket, config.mode == AgentMode::System).await?;
     let socket = listener.path().to_owned();
 
+    let mfa = MfaEngine::open(&config.paths.state_dir.join("mfa"))?;
     let core = Core::new(
         config.mode,
         Policy::default(),
         PolicySource::Builtin,
         Utc::now(),
     );
-    let (status_tx, status_rx) = watch::channel(Arc::new(core.status()));
-    let (policy_tx, policy_rx) = watch::channel(Arc::new(core.policy.clone()));
+    let agent_user = match config.mode {
+        // In dev and embedded mode the agent runs as the person at the
+        // screen: theirs is the enrollment. The system service learns its
+        // owner from the first user who enrolls.
+        AgentMode::Dev | AgentMode::Embedded => current_uid().map(|uid| UserKey {
+            uid,
+            name: user_name(uid),
+        }),
+        AgentMode::System => None,
+    };
+    let mode = config.mode;
+    let ipc_timeouts = config.ipc_timeouts;
+    let shell = Shell {
+        core,
+        mfa,
+        agent_user,
+        config,
+    };
+    let (status_tx, status_rx) = watch::channel(Arc::new(shell.status()));
+    let (policy_tx, policy_rx) = watch::channel(Arc::new(shell.core.policy.clone()));
     let (commands_tx, commands_rx) = mpsc::channel(64);
     let (shutdown_tx, shutdown_rx) = oneshot::channel();
 
@@ -119,19 +139,19 @@ pub async fn start(config: AgentConfig) -> Result<RunningAgent, AgentError> {
         policy: policy_rx,
         commands: commands_tx,
         agent_uid: current_uid(),
-        mode: config.mode,
+        mode,
         started: Instant::now(),
-        timeouts: config.ipc_timeouts,
+        timeouts: ipc_timeouts,
         status_cache: Default::default(),
     };
-    info!(socket = %socket.display(), mode = ?config.mode, version = %Version::current(), "Rampart agent started");
+    info!(socket = %socket.display(), ?mode, version = %Version::current(), "Rampart agent started");
     let task = tokio::spawn(async move {
         let server_task = tokio::spawn(ipc::server::serve(listener, server));
         let publisher = Publisher {
             status: status_tx,
             policy: policy_tx,
         };
-        run_loop(core, config, commands_rx, shutdown_rx, publisher).await;
+        run_loop(shell, commands_rx, shutdown_rx, publisher).await;
         // Aborting the server drops the listener, which removes the socket.
         server_task.abort();
         let _ = server_task.await;
@@ -151,8 +171,9 @@ struct Publisher {
 
 impl Publisher {
     /// Publishes only real changes, so subscribers are woken only for them.
-    fn publish(&self, core: &Core) {
-        let status = core.status();
+    fn publish(&self, shell: &Shell) {
+        let core = &shell.core;
+        let status = shell.status();
         self.status.send_if_modified(|current| {
             let changed = **current != status;
             if changed {
@@ -170,9 +191,104 @@ impl Publisher {
     }
 }
 
-async fn run_loop(
-    mut core: Core,
+/// The imperative shell's state: the pure core plus the parts that own I/O.
+struct Shell {
+    core: Core,
+    mfa: MfaEngine,
+    /// The enrollment this agent reports on in dev and embedded mode.
+    agent_user: Option<UserKey>,
     config: AgentConfig,
+}
+
+impl Shell {
+    fn status(&self) -> AgentStatus {
+        let policy = &self.core.policy.policy;
+        let mfa = match self.mfa_owner(None) {
+            Some(owner) => self.mfa.section(&owner, policy),
+            None => mfa::section::section(None, policy),
+        };
+        self.core.status(mfa)
+    }
+
+    /// Whose enrollment a request (or, with no peer, the status) is about: the
+    /// agent's user in dev mode; in system mode the device's enrolled user,
+    /// or the asking user when nobody has enrolled yet.
+    fn mfa_owner(&self, peer: Option<&mfa::Peer>) -> Option<UserKey> {
+        if let Some(user) = &self.agent_user {
+            return Some(user.clone());
+        }
+        self.mfa
+            .users()
+            .next()
+            .cloned()
+            .or_else(|| peer.map(mfa::Peer::key))
+    }
+
+    fn handle_request(&mut self, peer: Peer, request: Request) -> Result<Response, IpcError> {
+        match request {
+            Request::SetLogLevel { level } => {
+                let control = self.config.log_control.as_ref().ok_or_else(|| {
+                    IpcError::new(
+                        ErrorCode::Internal,
+                        "this agent's log level cannot be changed at run time",
+                    )
+                })?;
+                control(level).map_err(|e| IpcError::new(ErrorCode::Internal, e))?;
+                info!(level = level.as_str(), "log level changed over IPC");
+                Ok(Response::Accepted)
+            }
+            Request::Refresh { check } => {
+                warn!(
+                    ?check,
+                    "refresh asked, but this agent has no checks to re-run yet"
+                );
+                Err(IpcError::new(
+                    ErrorCode::Internal,
+                    "this agent does not run clock or network checks yet",
+                ))
+            }
+            Request::Mfa { command } => self.handle_mfa(peer, &command),
+            other => Err(IpcError::new(
+                ErrorCode::Internal,
+                format!(
+                    "\"{}\" is answered by the IPC server, not the event loop",
+                    other.name()
+                ),
+            )),
+        }
+    }
+
+    fn handle_mfa(&mut self, peer: Peer, command: &MfaCommand) -> Result<Response, IpcError> {
+        let uid = peer.uid.ok_or_else(|| {
+            IpcError::new(
+                ErrorCode::PermissionDenied,
+                "the agent cannot tell which user is asking, so it will not change MFA state",
+            )
+        })?;
+        let peer = mfa::Peer {
+            uid,
+            user_name: user_name(uid),
+        };
+        let Some(owner) = self.mfa_owner(Some(&peer)) else {
+            return Err(IpcError::new(
+                ErrorCode::Internal,
+                "no MFA owner can be determined",
+            ));
+        };
+        let ctx = mfa::Ctx {
+            now: Utc::now(),
+            policy: &self.core.policy.policy,
+            agent_version: Version::current(),
+        };
+        let view = self.mfa.reply(&peer, &owner, command, &ctx);
+        Ok(Response::Enrollment {
+            view: Box::new(view),
+        })
+    }
+}
+
+async fn run_loop(
+    mut shell: Shell,
     mut commands: mpsc::Receiver<IpcCommand>,
     mut shutdown: oneshot::Receiver<()>,
     publisher: Publisher,
@@ -184,49 +300,16 @@ async fn run_loop(
         };
         match event {
             Event::Shutdown => break,
-            Event::Ipc(IpcCommand { request, reply, .. }) => {
-                let result = handle_request(&mut core, &config, request);
+            Event::Ipc(IpcCommand {
+                peer,
+                request,
+                reply,
+            }) => {
+                let result = shell.handle_request(peer, request);
                 let _ = reply.send(result);
             }
         }
-        publisher.publish(&core);
-    }
-}
-
-fn handle_request(
-    _core: &mut Core,
-    config: &AgentConfig,
-    request: Request,
-) -> Result<Response, IpcError> {
-    match request {
-        Request::SetLogLevel { level } => {
-            let control = config.log_control.as_ref().ok_or_else(|| {
-                IpcError::new(
-                    ErrorCode::Internal,
-                    "this agent's log level cannot be changed at run time",
-                )
-            })?;
-            control(level).map_err(|e| IpcError::new(ErrorCode::Internal, e))?;
-            info!(level = level.as_str(), "log level changed over IPC");
-            Ok(Response::Accepted)
-        }
-        Request::Refresh { check } => {
-            warn!(
-                ?check,
-                "refresh asked, but this agent has no checks to re-run yet"
-            );
-            Err(IpcError::new(
-                ErrorCode::Internal,
-                "this agent does not run clock or network checks yet",
-            ))
-        }
-        other => Err(IpcError::new(
-            ErrorCode::Internal,
-            format!(
-                "\"{}\" is answered by the IPC server, not the event loop",
-                other.name()
-            ),
-        )),
+        publisher.publish(&shell);
     }
 }
 
@@ -272,7 +355,16 @@ impl Core {
 
     /// The full status. `uptime_secs` is left at 0: the IPC server fills it
     /// in at read time so that the snapshot only changes when facts do.
-    pub fn status(&self) -> AgentStatus {
+    pub fn policy(&self) -> &Policy {
+        &self.policy.policy
+    }
+
+    /// The status before anyone has enrolled: what a fresh device reports.
+    pub fn status_without_enrollment(&self) -> AgentStatus {
+        self.status(mfa::section::section(None, self.policy()))
+    }
+
+    pub fn status(&self, mfa: MfaSection) -> AgentStatus {
         let policy = &self.policy.policy;
         let mut status = AgentStatus {
             schema: STATUS_SCHEMA,
@@ -294,28 +386,11 @@ impl Core {
             },
             clock: self.clock.clone(),
             network: self.network.clone(),
-            mfa: self.mfa_section(),
+            mfa,
             update: update_section(Version::current(), policy.agent.min_version),
         };
         status.overall = assess(&status).overall;
         status
-    }
-
-    fn mfa_section(&self) -> MfaSection {
-        let policy = &self.policy.policy;
-        let (state, detail) = if policy.mfa.required {
-            (
-                MfaState::NotSetUp,
-                Some("required by policy and not yet set up on this device".to_owned()),
-            )
-        } else {
-            (MfaState::NotRequired, None)
-        };
-        MfaSection {
-            state,
-            provider: policy.mfa.provider.kind(),
-            detail,
-        }
     }
 }
 
@@ -346,7 +421,7 @@ pub fn update_section(current: Version, min_version: Option<Version>) -> UpdateS
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rampart_shared::status::Overall;
+    use rampart_shared::status::{MfaState, Overall};
 
     #[test]
     fn fresh_agent_with_builtin_policy_needs_mfa_setup() {
@@ -356,7 +431,7 @@ mod tests {
             PolicySource::Builtin,
             Utc::now(),
         );
-        let status = core.status();
+        let status = core.status_without_enrollment();
         assert_eq!(status.schema, STATUS_SCHEMA);
         assert_eq!(status.mfa.state, MfaState::NotSetUp);
         assert_eq!(status.clock.state, ClockState::Unknown);
@@ -375,7 +450,7 @@ mod tests {
             PolicySource::ManagedFile,
             Utc::now(),
         );
-        let status = core.status();
+        let status = core.status_without_enrollment();
         assert_eq!(status.mfa.state, MfaState::NotRequired);
         assert_eq!(status.overall, Overall::Healthy);
     }

@@ -13,6 +13,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::mfa::{EnrollmentView, MfaCommand};
 use crate::policy::Policy;
 use crate::status::{AgentMode, AgentStatus, PolicySource};
 use crate::version::Version;
@@ -47,6 +48,8 @@ pub enum Request {
     Refresh { check: Check },
     /// v1. Change the log filter at run time. Root or the agent's own user.
     SetLogLevel { level: LogLevel },
+    /// v1. Drive the MFA enrollment. The enrollment's owner or root.
+    Mfa { command: MfaCommand },
 }
 
 impl Request {
@@ -64,6 +67,7 @@ impl Request {
             Self::PolicyShow => "policy_show",
             Self::Refresh { .. } => "refresh",
             Self::SetLogLevel { .. } => "set_log_level",
+            Self::Mfa { .. } => "mfa",
         }
     }
 }
@@ -138,6 +142,10 @@ pub enum Response {
     },
     /// v1. The request was taken; its effect shows in the status.
     Accepted,
+    /// v1. The enrollment after an `mfa` command. A refused command is
+    /// answered here too, with `view.error` set and the step unchanged, so
+    /// that the app always knows where the user stands.
+    Enrollment { view: Box<EnrollmentView> },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -262,6 +270,7 @@ const KNOWN_REQUESTS: &[&str] = &[
     "policy_show",
     "refresh",
     "set_log_level",
+    "mfa",
 ];
 
 /// Decodes one agent frame (without its newline).
@@ -380,6 +389,19 @@ mod tests {
                 .request,
             Request::SetLogLevel {
                 level: LogLevel::Debug
+            }
+        );
+        assert_eq!(
+            client(json!({"id": 7, "request": {"type": "mfa", "command": {"type": "verify_code", "code": "123 456"}}}))
+                .request,
+            Request::Mfa {
+                command: MfaCommand::VerifyCode { code: "123 456".into() }
+            }
+        );
+        assert_eq!(
+            client(json!({"id": 8, "request": {"type": "mfa", "command": {"type": "start_enrollment"}}})).request,
+            Request::Mfa {
+                command: MfaCommand::StartEnrollment
             }
         );
         // And the encoder writes exactly this shape.

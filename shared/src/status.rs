@@ -152,6 +152,19 @@ pub enum MfaState {
     Error,
 }
 
+impl MfaSection {
+    /// "Not set up", "Setup in progress: verify a code", "Enrolled since
+    /// 2026-11-23", "Error: …".
+    pub fn summary(&self) -> String {
+        let label = self.state.label();
+        match (&self.detail, self.state) {
+            (None, _) => label.to_owned(),
+            (Some(since), MfaState::Enrolled) => format!("{label} {since}"),
+            (Some(detail), _) => format!("{label}: {detail}"),
+        }
+    }
+}
+
 impl MfaState {
     pub fn label(self) -> &'static str {
         match self {
@@ -243,10 +256,7 @@ pub fn assess(status: &AgentStatus) -> Assessment {
 /// One line per section in plain words, in the order people read them: what
 /// `rampart-agent status` prints and what the app's status window shows.
 pub fn section_lines(status: &AgentStatus) -> Vec<(&'static str, String)> {
-    let mfa = match &status.mfa.detail {
-        Some(detail) => format!("{}: {detail}", status.mfa.state.label()),
-        None => status.mfa.state.label().to_owned(),
-    };
+    let mfa = status.mfa.summary();
     let clock = match status.clock.state {
         ClockState::Synced => format!("In sync: {}", status.clock.detail),
         ClockState::Skewed => format!("Out of sync: {}", status.clock.detail),

@@ -82,16 +82,13 @@ mod tests {
             PolicySource::Builtin,
             now,
         )
-        .status();
+        .status_without_enrollment();
         let text = render(&status);
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines[0], "Rampart: Action needed");
         assert_eq!(lines[1], "  - MFA is not set up");
         assert_eq!(lines[2], "");
-        assert_eq!(
-            lines[3],
-            "MFA      Not set up: required by policy and not yet set up on this device"
-        );
+        assert_eq!(lines[3], "MFA      Not set up");
         assert_eq!(lines[4], "Clock    Unknown: not checked yet");
         assert!(
             lines[6].starts_with("Policy   built-in default, serial 0"),

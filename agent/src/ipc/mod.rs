@@ -8,7 +8,7 @@ pub mod client;
 mod platform;
 pub mod server;
 
-pub use platform::{BindError, Listener, bind, current_uid};
+pub use platform::{BindError, Listener, bind, current_uid, user_name};
 #[cfg(windows)]
 pub use platform::{DEFAULT_PIPE_NAME, user_pipe_name};
 

@@ -110,6 +110,15 @@ mod unix {
     pub fn current_uid() -> Option<u32> {
         Some(rustix::process::geteuid().as_raw())
     }
+
+    /// The login name of `uid` through the system's user database (NSS, so
+    /// directory-backed accounts resolve too); `uid N` when it has none.
+    pub fn user_name(uid: u32) -> String {
+        match nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid)) {
+            Ok(Some(user)) => user.name,
+            _ => format!("uid {uid}"),
+        }
+    }
 }
 
 #[cfg(windows)]
@@ -195,6 +204,10 @@ mod windows {
 
     pub fn current_uid() -> Option<u32> {
         None
+    }
+
+    pub fn user_name(_uid: u32) -> String {
+        std::env::var("USERNAME").unwrap_or_else(|_| "user".to_owned())
     }
 
     impl tokio::io::AsyncRead for Stream {

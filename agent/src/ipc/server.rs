@@ -366,9 +366,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
                 })
             }
             Request::Hello { .. } => unreachable_hello(),
-            request @ (Request::Refresh { .. } | Request::SetLogLevel { .. }) => {
-                self.ask_event_loop(request).await
-            }
+            request @ (Request::Refresh { .. }
+            | Request::SetLogLevel { .. }
+            | Request::Mfa { .. }) => self.ask_event_loop(request).await,
         }
     }
 
@@ -435,7 +435,7 @@ mod tests {
             PolicySource::Builtin,
             chrono::Utc::now(),
         );
-        Arc::new(core.status())
+        Arc::new(core.status_without_enrollment())
     }
 
     #[test]

@@ -56,12 +56,7 @@ pub fn broken_section(reason: &str, policy: &Policy) -> MfaSection {
 }
 
 /// "Not set up", "Setup in progress: verify a code", "Enrolled since
-/// 2026-11-23", "Error: …".
+/// 2026-11-23", "Error: …" (kept in `shared` so every reader says the same).
 pub fn summary(section: &MfaSection) -> String {
-    let label = section.state.label();
-    match (&section.detail, section.state) {
-        (None, _) => label.to_owned(),
-        (Some(since), MfaState::Enrolled) => format!("{label} {since}"),
-        (Some(detail), _) => format!("{label}: {detail}"),
-    }
+    section.summary()
 }
