@@ -2,6 +2,8 @@
 //! state and serves status over local IPC. `run` starts it in-process, which is
 //! how the binary, the app's embedded mode and the tests all use it.
 
+pub mod cli;
+pub mod config;
 pub mod fsutil;
 pub mod paths;
-pub mod cli;
+pub mod policy;
