@@ -135,6 +135,7 @@ fn sync_dir(_dir: &Path) -> io::Result<()> {
 }
 
 #[cfg(all(test, unix))]
+#[allow(clippy::unwrap_used)] // clippy does not see `all(test, unix)` as test code
 mod tests {
     use super::*;
     use std::os::unix::fs::PermissionsExt;

@@ -229,7 +229,7 @@ pub fn assess(status: &AgentStatus) -> Assessment {
         _ => {}
     }
 
-    reasons.sort_by(|a, b| b.0.cmp(&a.0));
+    reasons.sort_by_key(|r| std::cmp::Reverse(r.0));
     let overall = reasons.first().map_or(Overall::Healthy, |r| r.0);
     Assessment { overall, reasons }
 }
