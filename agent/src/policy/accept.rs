@@ -80,7 +80,10 @@ pub fn decide(
         (Some(sig), _) => match trust.keys.verify(candidate.document, sig) {
             Ok(id) => Some(id),
             Err(e) => {
-                return Decision::Reject(format!("{from} (serial {}) rejected: {e}", policy.serial));
+                return Decision::Reject(format!(
+                    "{from} (serial {}) rejected: {e}",
+                    policy.serial
+                ));
             }
         },
         (None, PolicySource::ManagedFile) if trust.allow_unsigned_local_policy => None,

@@ -69,7 +69,7 @@ fn nothing_configured_means_the_builtin_policy_without_complaint() {
     assert_eq!(store.in_force().1, PolicySource::Builtin);
     assert_eq!(store.in_force().0, &Policy::default());
     assert_eq!(store.section().error, None);
-    assert!(matches!(store.poll_request().target, None));
+    assert!(store.poll_request().target.is_none());
 }
 
 #[test]
