@@ -4,10 +4,12 @@
 
 pub mod cli;
 pub mod clock;
+pub mod config;
 pub mod fsutil;
 pub mod ipc;
 pub mod mfa;
 pub mod paths;
+pub mod policy;
 pub mod service;
 
 pub use service::{AgentConfig, AgentError, RunningAgent, start};

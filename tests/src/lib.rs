@@ -7,6 +7,7 @@
 
 pub mod agent;
 pub mod chrony;
+pub mod http;
 pub mod ipc;
 
 use std::path::{Path, PathBuf};
@@ -49,6 +50,28 @@ pub fn workspace_bin(name: &str) -> PathBuf {
         let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
         let mut cmd = Command::new(cargo);
         cmd.args(["build", "--quiet", "-p", "rampart-agent", "--bins"]);
+        // Cargo gives this test process the variables of *its* package
+        // (CARGO_MANIFEST_DIR, CARGO_PKG_NAME, ...). Build scripts that watch
+        // them (ring's does) would see a change and rebuild, here and again in
+        // the developer's next plain `cargo build`: hand the nested cargo the
+        // environment a shell would.
+        for (name, _) in std::env::vars_os() {
+            let name = name.to_string_lossy();
+            if name.starts_with("CARGO_PKG_")
+                || name.starts_with("CARGO_BIN_")
+                || [
+                    "CARGO_MANIFEST_DIR",
+                    "CARGO_MANIFEST_PATH",
+                    "CARGO_CRATE_NAME",
+                    "CARGO_PRIMARY_PACKAGE",
+                    "CARGO_TARGET_TMPDIR",
+                    "CARGO_RUSTC_CURRENT_DIR",
+                ]
+                .contains(&name.as_ref())
+            {
+                cmd.env_remove(name.as_ref());
+            }
+        }
         if target_dir.ends_with("release") {
             cmd.arg("--release");
         }

@@ -1,0 +1,347 @@
+//! The imperative edge: one poll of the policy URL over HTTP(S).
+//!
+//! `GET policy.json` with `If-None-Match` / `If-Modified-Since` from the
+//! accepted copy; on 304 nothing else is downloaded; on 200 the body is read
+//! with a hard 1 MiB cap while streaming, then `policy.json.minisig` is
+//! fetched. Redirects: at most 3, each hop held to the same URL rule
+//! (https, or plain http to loopback only).
+
+use std::error::Error as _;
+use std::net::IpAddr;
+use std::time::Duration;
+
+use rampart_shared::policy::MAX_POLICY_BYTES;
+use reqwest::header::{ETAG, IF_MODIFIED_SINCE, IF_NONE_MATCH, LAST_MODIFIED};
+use reqwest::{StatusCode, Url};
+
+/// Largest `.minisig` file read (a real one is about 300 bytes).
+pub const MAX_SIGNATURE_BYTES: usize = 16 * 1024;
+pub const MAX_REDIRECTS: usize = 3;
+
+/// Timeouts for one poll.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FetchTimeouts {
+    pub connect: Duration,
+    /// For each request as a whole, body included: a server that stalls
+    /// mid-body cannot hold the poll forever.
+    pub request: Duration,
+}
+
+impl Default for FetchTimeouts {
+    fn default() -> Self {
+        Self {
+            connect: Duration::from_secs(10),
+            request: Duration::from_secs(30),
+        }
+    }
+}
+
+/// What one poll found.
+#[derive(Debug, Clone)]
+pub enum FetchOutcome {
+    /// The install config has no `policy_url`.
+    NotConfigured,
+    /// 304: the accepted copy is current.
+    NotModified,
+    Fetched(Fetched),
+    Failed(FetchError),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fetched {
+    pub url: String,
+    pub document: Vec<u8>,
+    pub signature: String,
+    pub etag: Option<String>,
+    pub last_modified: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FetchError {
+    #[error("{0}")]
+    Client(String),
+    #[error("{url}: no answer within {secs} s")]
+    Timeout { url: String, secs: u64 },
+    #[error("{url}: cannot connect: {detail}")]
+    Connect { url: String, detail: String },
+    #[error("{url}: redirect refused: {detail}")]
+    Redirect { url: String, detail: String },
+    #[error("{url}: the server answered HTTP {status}")]
+    Status { url: String, status: u16 },
+    #[error("{url}: the body is larger than {max} bytes")]
+    TooLarge { url: String, max: usize },
+    #[error("{url}: the signature is not text")]
+    SignatureNotText { url: String },
+    #[error("{url}: {detail}")]
+    Transport { url: String, detail: String },
+}
+
+/// Checks a policy URL: `https://`, or `http://` to a loopback address.
+pub fn check_policy_url(url: &str) -> Result<Url, String> {
+    let parsed = Url::parse(url).map_err(|e| format!("\"{url}\" is not a URL: {e}"))?;
+    check_url(&parsed)?;
+    Ok(parsed)
+}
+
+fn check_url(url: &Url) -> Result<(), String> {
+    match url.scheme() {
+        "https" => Ok(()),
+        "http" if is_loopback(url) => Ok(()),
+        "http" => Err(format!(
+            "\"{url}\" uses plain http, which is only allowed to loopback (127.0.0.0/8, ::1, localhost): use https"
+        )),
+        other => Err(format!("\"{url}\" has scheme {other}, expected https")),
+    }
+}
+
+fn is_loopback(url: &Url) -> bool {
+    // `Url` has already normalised the host (`0x7f.1` is `127.0.0.1`).
+    url.host_str().is_some_and(|host| {
+        let bare = host.trim_start_matches('[').trim_end_matches(']');
+        bare.eq_ignore_ascii_case("localhost")
+            || bare.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+    })
+}
+
+/// `.../policy.json` -> `.../policy.json.minisig` (query kept off).
+pub fn signature_url(url: &Url) -> Url {
+    let mut sig = url.clone();
+    sig.set_path(&format!("{}.minisig", url.path()));
+    sig.set_query(None);
+    sig.set_fragment(None);
+    sig
+}
+
+/// A reusable HTTP client for policy polls.
+#[derive(Debug, Clone)]
+pub struct Fetcher {
+    client: reqwest::Client,
+    timeouts: FetchTimeouts,
+}
+
+impl Fetcher {
+    pub fn new(timeouts: FetchTimeouts) -> Result<Self, FetchError> {
+        // reqwest is built without a bundled crypto provider (aws-lc-rs needs
+        // a C/cmake build); ring is the process-wide one. Already installed
+        // (by an earlier Fetcher) is fine.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let redirects = reqwest::redirect::Policy::custom(|attempt| {
+            if attempt.previous().len() > MAX_REDIRECTS {
+                let detail = format!("more than {MAX_REDIRECTS} redirects");
+                attempt.error(detail)
+            } else if let Err(e) = check_url(attempt.url()) {
+                attempt.error(e)
+            } else {
+                attempt.follow()
+            }
+        });
+        let client = reqwest::Client::builder()
+            .user_agent(concat!("rampart-agent/", env!("CARGO_PKG_VERSION")))
+            .connect_timeout(timeouts.connect)
+            .timeout(timeouts.request)
+            .redirect(redirects)
+            .build()
+            .map_err(|e| {
+                FetchError::Client(format!("cannot set up the HTTP client: {}", chain(&e)))
+            })?;
+        Ok(Self { client, timeouts })
+    }
+
+    /// One poll. `etag` / `last_modified` are the accepted copy's validators.
+    pub async fn fetch(
+        &self,
+        url: &Url,
+        etag: Option<&str>,
+        last_modified: Option<&str>,
+    ) -> FetchOutcome {
+        match self.fetch_inner(url, etag, last_modified).await {
+            Ok(outcome) => outcome,
+            Err(e) => FetchOutcome::Failed(e),
+        }
+    }
+
+    async fn fetch_inner(
+        &self,
+        url: &Url,
+        etag: Option<&str>,
+        last_modified: Option<&str>,
+    ) -> Result<FetchOutcome, FetchError> {
+        check_url(url).map_err(FetchError::Client)?;
+        let mut request = self.client.get(url.clone());
+        if let Some(etag) = etag {
+            request = request.header(IF_NONE_MATCH, etag);
+        }
+        if let Some(lm) = last_modified {
+            request = request.header(IF_MODIFIED_SINCE, lm);
+        }
+        let response = request.send().await.map_err(|e| self.classify(url, e))?;
+        let status = response.status();
+        if status == StatusCode::NOT_MODIFIED && (etag.is_some() || last_modified.is_some()) {
+            tracing::debug!(%url, "policy not modified");
+            return Ok(FetchOutcome::NotModified);
+        }
+        if status != StatusCode::OK {
+            return Err(FetchError::Status {
+                url: url.to_string(),
+                status: status.as_u16(),
+            });
+        }
+        let header = |name| {
+            response
+                .headers()
+                .get(name)
+                .and_then(|v: &reqwest::header::HeaderValue| v.to_str().ok())
+                .map(str::to_owned)
+        };
+        let (new_etag, new_last_modified) = (header(ETAG), header(LAST_MODIFIED));
+        let document = self.read_body(url, response, MAX_POLICY_BYTES).await?;
+
+        let sig_url = signature_url(url);
+        let response = self
+            .client
+            .get(sig_url.clone())
+            .send()
+            .await
+            .map_err(|e| self.classify(&sig_url, e))?;
+        if response.status() != StatusCode::OK {
+            return Err(FetchError::Status {
+                url: sig_url.to_string(),
+                status: response.status().as_u16(),
+            });
+        }
+        let signature = self
+            .read_body(&sig_url, response, MAX_SIGNATURE_BYTES)
+            .await?;
+        let signature = String::from_utf8(signature).map_err(|_| FetchError::SignatureNotText {
+            url: sig_url.to_string(),
+        })?;
+        tracing::debug!(%url, bytes = document.len(), "policy downloaded");
+        Ok(FetchOutcome::Fetched(Fetched {
+            url: url.to_string(),
+            document,
+            signature,
+            etag: new_etag,
+            last_modified: new_last_modified,
+        }))
+    }
+
+    /// Reads a body, giving up as soon as it passes `max` bytes: a hostile
+    /// or broken server cannot make the agent buffer more than that.
+    async fn read_body(
+        &self,
+        url: &Url,
+        mut response: reqwest::Response,
+        max: usize,
+    ) -> Result<Vec<u8>, FetchError> {
+        let too_large = || FetchError::TooLarge {
+            url: url.to_string(),
+            max,
+        };
+        if response
+            .content_length()
+            .is_some_and(|len| len > max as u64)
+        {
+            return Err(too_large());
+        }
+        let mut body = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(|e| self.classify(url, e))? {
+            if body.len() + chunk.len() > max {
+                return Err(too_large());
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(body)
+    }
+
+    fn classify(&self, url: &Url, e: reqwest::Error) -> FetchError {
+        let url = url.to_string();
+        if e.is_timeout() {
+            FetchError::Timeout {
+                url,
+                secs: self.timeouts.request.as_secs().max(1),
+            }
+        } else if e.is_redirect() {
+            FetchError::Redirect {
+                url,
+                detail: chain_sources(&e),
+            }
+        } else if e.is_connect() {
+            FetchError::Connect {
+                url,
+                detail: chain_sources(&e),
+            }
+        } else {
+            FetchError::Transport {
+                url,
+                detail: chain(&e),
+            }
+        }
+    }
+}
+
+/// An error and its causes, `a: b: c`.
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        source = s.source();
+    }
+    out
+}
+
+/// Only the causes: reqwest's own top line repeats the URL.
+fn chain_sources(e: &reqwest::Error) -> String {
+    match e.source() {
+        Some(s) => chain(s),
+        None => e.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn https_everywhere_plain_http_only_to_loopback() {
+        for ok in [
+            "https://policy.example.com/policy.json",
+            "http://127.0.0.1:8080/policy.json",
+            "http://127.8.9.10/p.json",
+            "http://[::1]:80/p.json",
+            "http://localhost/p.json",
+            "http://LOCALHOST:1/p.json",
+        ] {
+            assert!(check_policy_url(ok).is_ok(), "{ok}");
+        }
+        for (bad, why) in [
+            (
+                "http://policy.example.com/policy.json",
+                "only allowed to loopback",
+            ),
+            ("http://10.0.0.1/p.json", "only allowed to loopback"),
+            (
+                "http://localhost.evil.com/p.json",
+                "only allowed to loopback",
+            ),
+            ("ftp://127.0.0.1/p.json", "has scheme ftp"),
+            ("policy.json", "is not a URL"),
+        ] {
+            let err = check_policy_url(bad).unwrap_err();
+            assert!(err.contains(why), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn the_signature_sits_beside_the_document() {
+        let url = Url::parse("https://h.example/a/policy.json?v=2").unwrap();
+        assert_eq!(
+            signature_url(&url).as_str(),
+            "https://h.example/a/policy.json.minisig"
+        );
+    }
+}

@@ -1,0 +1,232 @@
+//! The store's decisions across sources and restarts (no network: outcomes
+//! are built by hand; the HTTP side is tested end to end in rampart-tests).
+
+use super::verify::testkeys::TestKey;
+use super::*;
+
+fn now() -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339("2026-11-23T12:00:00Z")
+        .unwrap()
+        .with_timezone(&Utc)
+}
+
+fn doc(serial: u64) -> Vec<u8> {
+    format!(r#"{{"schema": 1, "serial": {serial}, "mfa": {{"required": false}}, "poll_interval_secs": 600}}"#)
+        .into_bytes()
+}
+
+struct Env {
+    _dir: tempfile::TempDir,
+    paths: AgentPaths,
+    key: TestKey,
+}
+
+impl Env {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let paths = AgentPaths {
+            config_dir: dir.path().join("etc"),
+            state_dir: dir.path().join("state"),
+            log_dir: dir.path().join("log"),
+            socket: dir.path().join("sock"),
+        };
+        std::fs::create_dir_all(&paths.config_dir).unwrap();
+        Self {
+            _dir: dir,
+            paths,
+            key: TestKey::new(),
+        }
+    }
+
+    fn config(&self, url: bool, allow_unsigned: bool) -> InstallConfig {
+        InstallConfig {
+            device_id: "d1".into(),
+            policy_url: url.then(|| "http://127.0.0.1:9/policy.json".into()),
+            public_keys: vec![self.key.public.clone()],
+            allow_unsigned_local_policy: allow_unsigned,
+        }
+    }
+
+    fn start(&self, config: &InstallConfig) -> PolicyStore {
+        PolicyStore::load_at_start(&self.paths, Some(config), now())
+    }
+
+    fn fetched(&self, document: Vec<u8>) -> FetchOutcome {
+        FetchOutcome::Fetched(Fetched {
+            url: "http://127.0.0.1:9/policy.json".into(),
+            signature: self.key.sign(&document),
+            document,
+            etag: Some("\"v1\"".into()),
+            last_modified: None,
+        })
+    }
+}
+
+#[test]
+fn nothing_configured_means_the_builtin_policy_without_complaint() {
+    let env = Env::new();
+    let store = PolicyStore::load_at_start(&env.paths, None, now());
+    assert_eq!(store.in_force().1, PolicySource::Builtin);
+    assert_eq!(store.in_force().0, &Policy::default());
+    assert_eq!(store.section().error, None);
+    assert!(store.poll_request().target.is_none());
+}
+
+#[test]
+fn an_unsigned_managed_file_only_when_allowed() {
+    let env = Env::new();
+    fsutil::write_atomic(&env.paths.managed_policy(), &doc(4)).unwrap();
+    let refused = env.start(&env.config(false, false));
+    assert_eq!(refused.in_force().1, PolicySource::Builtin);
+    assert!(
+        refused
+            .section()
+            .error
+            .unwrap()
+            .contains("allow_unsigned_local_policy")
+    );
+
+    let allowed = env.start(&env.config(false, true));
+    assert_eq!(allowed.in_force().1, PolicySource::ManagedFile);
+    assert_eq!(allowed.section().serial, 4);
+    assert_eq!(allowed.persisted().highest_serial, 4);
+}
+
+#[test]
+fn a_signed_managed_file_is_used_until_the_server_speaks() {
+    let env = Env::new();
+    let managed = doc(2);
+    fsutil::write_atomic(&env.paths.managed_policy(), &managed).unwrap();
+    let mut sig = env.paths.managed_policy().into_os_string();
+    sig.push(".minisig");
+    fsutil::write_atomic(
+        std::path::Path::new(&sig),
+        env.key.sign(&managed).as_bytes(),
+    )
+    .unwrap();
+    let mut store = env.start(&env.config(true, false));
+    assert_eq!(store.in_force().1, PolicySource::ManagedFile);
+
+    let applied = store.apply(env.fetched(doc(3)), now());
+    assert!(applied.changed);
+    assert_eq!(store.in_force().1, PolicySource::Remote);
+    // Lower priority now: the managed file is not consulted.
+    assert!(!store.reload_managed(now()).changed);
+    assert_eq!(store.section().serial, 3);
+}
+
+#[test]
+fn last_known_good_survives_a_restart_and_so_does_the_serial_floor() {
+    let env = Env::new();
+    let config = env.config(true, false);
+    let mut store = env.start(&config);
+    let applied = store.apply(env.fetched(doc(7)), now());
+    assert_eq!(
+        (applied.changed, applied.rejected, applied.persist_error),
+        (true, None, None)
+    );
+    let section = store.section();
+    assert_eq!(
+        (section.source, section.serial, section.fetched_at),
+        (PolicySource::Remote, 7, Some(now()))
+    );
+    assert!(!section.mfa_required);
+
+    let mut restarted = env.start(&config);
+    assert_eq!(restarted.in_force().1, PolicySource::LastKnownGood);
+    assert_eq!(restarted.section().serial, 7);
+    assert_eq!(
+        restarted.poll_request().target.unwrap().2.as_deref(),
+        Some("\"v1\"")
+    );
+
+    let applied = restarted.apply(env.fetched(doc(6)), now());
+    assert!(
+        applied
+            .rejected
+            .unwrap()
+            .contains("serial 6 is lower than serial 7")
+    );
+    assert_eq!(restarted.section().serial, 7);
+    assert_eq!(restarted.in_force().1, PolicySource::LastKnownGood);
+
+    let applied = restarted.apply(FetchOutcome::NotModified, now());
+    assert!(applied.changed);
+    assert_eq!(restarted.in_force().1, PolicySource::Remote);
+    assert_eq!(restarted.section().error, None);
+}
+
+#[test]
+fn a_key_removed_from_the_install_config_stops_trusting_the_saved_copy() {
+    let env = Env::new();
+    let mut store = env.start(&env.config(true, false));
+    store.apply(env.fetched(doc(7)), now());
+    let mut rotated = env.config(true, false);
+    rotated.public_keys = vec![TestKey::new().public];
+    let restarted = env.start(&rotated);
+    assert_eq!(restarted.in_force().1, PolicySource::Builtin);
+    let error = restarted.section().error.unwrap();
+    assert!(
+        error.starts_with("last known good copy not used: "),
+        "{error}"
+    );
+    assert!(error.contains("which is not a pinned key"), "{error}");
+}
+
+#[test]
+fn errors_back_off_and_success_resets() {
+    let env = Env::new();
+    let mut store = env.start(&env.config(true, false));
+    store.apply(env.fetched(doc(1)), now());
+    let fail = || {
+        FetchOutcome::Failed(FetchError::Status {
+            url: "u".into(),
+            status: 500,
+        })
+    };
+    let delays: Vec<Duration> = (0..3)
+        .map(|_| store.apply(fail(), now()).next_poll.unwrap())
+        .collect();
+    for (delay, base) in delays.iter().zip([30.0, 60.0, 120.0]) {
+        let s = delay.as_secs_f64();
+        assert!((base * 0.9..base * 1.1).contains(&s), "{s} vs {base}");
+    }
+    assert_eq!(store.consecutive_errors(), 3);
+    assert_eq!(store.section().serial, 1);
+    assert!(
+        store
+            .fetch_error()
+            .unwrap()
+            .to_string()
+            .contains("HTTP 500")
+    );
+    let ok = store
+        .apply(FetchOutcome::NotModified, now())
+        .next_poll
+        .unwrap()
+        .as_secs_f64();
+    assert!((540.0..660.0).contains(&ok), "{ok}");
+    assert_eq!(store.consecutive_errors(), 0);
+    assert!(store.fetch_error().is_none());
+}
+
+#[test]
+fn an_expired_policy_in_force_is_dropped() {
+    let env = Env::new();
+    let mut store = env.start(&env.config(true, false));
+    let expiring = br#"{"schema": 1, "serial": 3, "mfa": {"required": false}, "expires_at": "2026-11-24T00:00:00Z"}"#;
+    store.apply(env.fetched(expiring.to_vec()), now());
+    assert_eq!(store.section().serial, 3);
+    assert!(!store.check_expiry(now()));
+    let later = now() + chrono::Duration::days(1);
+    assert!(store.check_expiry(later));
+    assert_eq!(store.in_force().1, PolicySource::Builtin);
+    assert!(
+        store
+            .section()
+            .error
+            .unwrap()
+            .contains("expired at 2026-11-24T00:00:00Z")
+    );
+    assert_eq!(store.persisted().highest_serial, 3);
+}

@@ -1,0 +1,368 @@
+//! A small HTTP/1.1 server for end-to-end tests, on 127.0.0.1 only.
+//!
+//! - [`HttpServer::serve`] a static file: `ETag` and `Last-Modified`, and 304
+//!   to a matching `If-None-Match` (or `If-Modified-Since` without one);
+//! - [`HttpServer::script`] answers: a queue of [`Reply`]s used in order
+//!   before the route's static file (or 404), to stage 500s, stalls,
+//!   redirects, oversized or undeclared-length bodies;
+//! - every request is recorded with what was answered ([`Recorded`]).
+//!
+//! One request per connection (`Connection: close`), a thread per
+//! connection; a stalled reply holds its connection until the server is
+//! dropped. Nothing here sleeps.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::{HashMap, VecDeque};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread;
+
+/// What the server does with a reply's connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stall {
+    /// Send everything and close.
+    No,
+    /// Send nothing at all; hold the connection.
+    BeforeHeaders,
+    /// Send the head and the whole body, then hold the connection open
+    /// (with no `Content-Length`, the client cannot know the body ended).
+    AfterBody,
+}
+
+#[derive(Debug, Clone)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+    /// Send `Content-Length` (otherwise the body is delimited by close).
+    pub declare_length: bool,
+    pub stall: Stall,
+}
+
+impl Reply {
+    pub fn new(status: u16, body: impl Into<Vec<u8>>) -> Self {
+        Self {
+            status,
+            headers: Vec::new(),
+            body: body.into(),
+            declare_length: true,
+            stall: Stall::No,
+        }
+    }
+
+    pub fn header(mut self, name: &str, value: &str) -> Self {
+        self.headers.push((name.to_owned(), value.to_owned()));
+        self
+    }
+
+    pub fn redirect(status: u16, location: &str) -> Self {
+        Self::new(status, Vec::new()).header("Location", location)
+    }
+
+    pub fn stall(mut self, stall: Stall) -> Self {
+        self.stall = stall;
+        self
+    }
+
+    pub fn undeclared_length(mut self) -> Self {
+        self.declare_length = false;
+        self
+    }
+}
+
+/// One request and what it got.
+#[derive(Debug, Clone)]
+pub struct Recorded {
+    pub method: String,
+    /// The path without the query.
+    pub path: String,
+    /// The request target as sent (with the query).
+    pub target: String,
+    /// Lower-cased names.
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+    pub status: u16,
+    /// Body bytes the server meant to send (0 for a 304 or a stall before
+    /// the head).
+    pub body_len: usize,
+}
+
+impl Recorded {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        let name = name.to_ascii_lowercase();
+        self.headers
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+#[derive(Debug, Clone)]
+struct StaticFile {
+    body: Vec<u8>,
+    content_type: String,
+    etag: String,
+    last_modified: String,
+}
+
+#[derive(Default)]
+struct Routes {
+    files: HashMap<String, StaticFile>,
+    scripts: HashMap<String, VecDeque<Reply>>,
+    requests: Vec<Recorded>,
+    shutdown: bool,
+}
+
+struct Shared {
+    routes: Mutex<Routes>,
+    /// Woken on shutdown: releases stalled connections.
+    released: Condvar,
+}
+
+pub struct HttpServer {
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+    acceptor: Option<thread::JoinHandle<()>>,
+}
+
+impl HttpServer {
+    /// Listens on 127.0.0.1 on a free port.
+    pub fn start() -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+        let addr = listener.local_addr().unwrap();
+        let shared = Arc::new(Shared {
+            routes: Mutex::new(Routes::default()),
+            released: Condvar::new(),
+        });
+        let acceptor = {
+            let shared = shared.clone();
+            thread::spawn(move || {
+                for stream in listener.incoming() {
+                    if shared.routes.lock().unwrap().shutdown {
+                        break;
+                    }
+                    let Ok(stream) = stream else { continue };
+                    let shared = shared.clone();
+                    thread::spawn(move || handle(&shared, stream));
+                }
+            })
+        };
+        Self {
+            addr,
+            shared,
+            acceptor: Some(acceptor),
+        }
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://127.0.0.1:PORT/path`.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// Serves `body` at `path` with a content-derived ETag. Replaces any
+    /// earlier file at that path.
+    pub fn serve(&self, path: &str, body: impl Into<Vec<u8>>, content_type: &str) {
+        let body = body.into();
+        let file = StaticFile {
+            etag: format!("\"{:016x}\"", fnv1a(&body)),
+            // A fixed date: If-Modified-Since is an exact match here.
+            last_modified: "Mon, 23 Nov 2026 10:00:00 GMT".to_owned(),
+            content_type: content_type.to_owned(),
+            body,
+        };
+        self.shared
+            .routes
+            .lock()
+            .unwrap()
+            .files
+            .insert(path.to_owned(), file);
+    }
+
+    /// The ETag [`serve`](Self::serve) gives the file at `path`.
+    pub fn etag(&self, path: &str) -> Option<String> {
+        self.shared
+            .routes
+            .lock()
+            .unwrap()
+            .files
+            .get(path)
+            .map(|f| f.etag.clone())
+    }
+
+    /// Queues replies for `path`, used one per request before its file.
+    pub fn script(&self, path: &str, replies: impl IntoIterator<Item = Reply>) {
+        let mut routes = self.shared.routes.lock().unwrap();
+        routes
+            .scripts
+            .entry(path.to_owned())
+            .or_default()
+            .extend(replies);
+    }
+
+    pub fn requests(&self) -> Vec<Recorded> {
+        self.shared.routes.lock().unwrap().requests.clone()
+    }
+
+    pub fn requests_to(&self, path: &str) -> Vec<Recorded> {
+        self.requests()
+            .into_iter()
+            .filter(|r| r.path == path)
+            .collect()
+    }
+
+    pub fn clear_requests(&self) {
+        self.shared.routes.lock().unwrap().requests.clear();
+    }
+}
+
+impl Drop for HttpServer {
+    fn drop(&mut self) {
+        self.shared.routes.lock().unwrap().shutdown = true;
+        self.shared.released.notify_all();
+        // Wake the acceptor so that it sees the flag and closes the socket.
+        let _ = TcpStream::connect(self.addr);
+        if let Some(acceptor) = self.acceptor.take() {
+            let _ = acceptor.join();
+        }
+    }
+}
+
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+fn reason(status: u16) -> &'static str {
+    match status {
+        200 => "OK",
+        301 => "Moved Permanently",
+        302 => "Found",
+        304 => "Not Modified",
+        307 => "Temporary Redirect",
+        404 => "Not Found",
+        500 => "Internal Server Error",
+        503 => "Service Unavailable",
+        _ => "Status",
+    }
+}
+
+/// The request as read off the wire: method, target, headers, body.
+type RawRequest = (String, String, Vec<(String, String)>, Vec<u8>);
+
+fn read_request(stream: &TcpStream) -> Option<RawRequest> {
+    let mut reader = BufReader::new(stream.try_clone().ok()?);
+    let mut line = String::new();
+    reader.read_line(&mut line).ok()?;
+    let mut parts = line.split_whitespace();
+    let (method, target) = (parts.next()?.to_owned(), parts.next()?.to_owned());
+    let mut headers = Vec::new();
+    loop {
+        line.clear();
+        if reader.read_line(&mut line).ok()? == 0 {
+            return None;
+        }
+        let l = line.trim_end();
+        if l.is_empty() {
+            break;
+        }
+        let (name, value) = l.split_once(':')?;
+        headers.push((name.trim().to_ascii_lowercase(), value.trim().to_owned()));
+    }
+    let len = headers
+        .iter()
+        .find(|(n, _)| n == "content-length")
+        .and_then(|(_, v)| v.parse::<usize>().ok())
+        .unwrap_or(0);
+    let mut body = vec![0; len];
+    reader.read_exact(&mut body).ok()?;
+    Some((method, target, headers, body))
+}
+
+fn handle(shared: &Shared, mut stream: TcpStream) {
+    let Some((method, target, headers, body)) = read_request(&stream) else {
+        return;
+    };
+    let path = target.split('?').next().unwrap_or_default().to_owned();
+    let header = |name: &str| {
+        headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.clone())
+    };
+
+    let reply = {
+        let mut routes = shared.routes.lock().unwrap();
+        let scripted = routes.scripts.get_mut(&path).and_then(VecDeque::pop_front);
+        let reply = scripted.unwrap_or_else(|| match routes.files.get(&path) {
+            Some(file) => {
+                let fresh = match header("if-none-match") {
+                    Some(tags) => tags
+                        .split(',')
+                        .any(|t| t.trim() == file.etag || t.trim() == "*"),
+                    None => header("if-modified-since").is_some_and(|s| s == file.last_modified),
+                };
+                let reply = if fresh {
+                    Reply::new(304, Vec::new())
+                } else {
+                    Reply::new(200, file.body.clone()).header("Content-Type", &file.content_type)
+                };
+                reply
+                    .header("ETag", &file.etag)
+                    .header("Last-Modified", &file.last_modified)
+            }
+            None => Reply::new(404, "not found\n"),
+        });
+        let body_len = match reply.stall {
+            Stall::BeforeHeaders => 0,
+            _ if reply.status == 304 => 0,
+            _ => reply.body.len(),
+        };
+        routes.requests.push(Recorded {
+            method,
+            path,
+            target,
+            headers: headers.clone(),
+            body,
+            status: reply.status,
+            body_len,
+        });
+        reply
+    };
+
+    if reply.stall != Stall::BeforeHeaders {
+        let mut head = format!(
+            "HTTP/1.1 {} {}\r\nConnection: close\r\n",
+            reply.status,
+            reason(reply.status)
+        );
+        for (name, value) in &reply.headers {
+            head.push_str(&format!("{name}: {value}\r\n"));
+        }
+        let send_body = reply.status != 304;
+        if send_body && reply.declare_length {
+            head.push_str(&format!("Content-Length: {}\r\n", reply.body.len()));
+        }
+        head.push_str("\r\n");
+        // A client that gives up half-way closes the socket: a write error
+        // here is the expected end of that story.
+        if stream.write_all(head.as_bytes()).is_err() {
+            return;
+        }
+        if send_body && stream.write_all(&reply.body).is_err() {
+            return;
+        }
+        let _ = stream.flush();
+    }
+    if reply.stall != Stall::No {
+        let mut routes = shared.routes.lock().unwrap();
+        while !routes.shutdown {
+            routes = shared.released.wait(routes).unwrap();
+        }
+    }
+}
