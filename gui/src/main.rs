@@ -1,1 +1,24 @@
-fn main() {}
+//! `rampart`: the status window and the MFA setup wizard.
+
+mod agent;
+mod app;
+mod screen;
+
+use iced::Font;
+use tracing_subscriber::EnvFilter;
+
+fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_env("RAMPART_LOG").unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    iced::daemon(app::App::boot, app::App::update, app::App::view)
+        .title(app::App::title)
+        .theme(app::App::theme)
+        .subscription(app::App::subscription)
+        .default_font(Font::with_name("Fira Sans"))
+        .run()?;
+    Ok(())
+}

@@ -1,0 +1,389 @@
+//! The app: two windows (status and wizard) over one agent connection. It
+//! routes messages to screens and turns what they hand back into tasks; all
+//! I/O (IPC, browser, clipboard, files, processes) happens here or in tasks.
+
+use std::path::{Path, PathBuf};
+
+use iced::futures::channel::mpsc;
+use iced::keyboard::{self, key};
+use iced::widget::operation;
+use iced::{Element, Event as IcedEvent, Size, Subscription, Task, Theme, event, window};
+use rampart_shared::links::check_https_link;
+use rampart_shared::status::AgentStatus;
+use tracing::{info, warn};
+
+use crate::agent;
+use crate::screen::{status, unreachable, wizard};
+
+pub struct App {
+    /// The agent's socket once connected.
+    socket: Option<PathBuf>,
+    /// `None` while connecting; the error once the agent cannot be reached.
+    unreachable: Option<String>,
+    retry: Option<mpsc::Sender<()>>,
+    status: Option<Box<AgentStatus>>,
+    status_window: Option<window::Id>,
+    status_screen: status::State,
+    wizard_window: Option<window::Id>,
+    wizard: Option<wizard::State>,
+    /// The wizard opens by itself once per run; after the user closes it,
+    /// "Set up MFA" brings it back.
+    wizard_opened_by_itself: bool,
+}
+
+#[derive(Debug, Clone)]
+pub enum Message {
+    Agent(agent::Event),
+    Status(status::Message),
+    Wizard(wizard::Message),
+    Unreachable(unreachable::Message),
+    WindowClosed(window::Id),
+    FocusNext,
+    FocusPrevious,
+    Escape(window::Id),
+    Tick,
+}
+
+impl App {
+    pub fn boot() -> (Self, Task<Message>) {
+        let (id, open) = window::open(window::Settings {
+            size: Size::new(640.0, 560.0),
+            min_size: Some(Size::new(480.0, 420.0)),
+            ..window::Settings::default()
+        });
+        let app = Self {
+            socket: None,
+            unreachable: None,
+            retry: None,
+            status: None,
+            status_window: Some(id),
+            status_screen: status::State::default(),
+            wizard_window: None,
+            wizard: None,
+            wizard_opened_by_itself: false,
+        };
+        (app, open.discard())
+    }
+
+    pub fn title(&self, id: window::Id) -> String {
+        if Some(id) == self.wizard_window {
+            "Rampart: set up MFA".into()
+        } else {
+            "Rampart".into()
+        }
+    }
+
+    pub fn update(&mut self, message: Message) -> Task<Message> {
+        match message {
+            Message::Agent(event) => self.on_agent(event),
+            Message::Status(m) => match status::update(&mut self.status_screen, m) {
+                Some(status::Event::Refresh(check)) => self.with_socket(|socket| {
+                    Task::perform(agent::refresh(socket, check), |r| {
+                        Message::Status(status::Message::Refreshed(r))
+                    })
+                }),
+                Some(status::Event::OpenWizard) => self.open_wizard(),
+                Some(status::Event::Restart) => restart(),
+                None => Task::none(),
+            },
+            Message::Wizard(m) => {
+                let Some(wizard) = &mut self.wizard else {
+                    return Task::none();
+                };
+                let actions = wizard::update(wizard, m);
+                self.perform(actions)
+            }
+            Message::Unreachable(m) => match unreachable::update(m) {
+                unreachable::Event::TryAgain => {
+                    if let Some(retry) = &mut self.retry {
+                        let _ = retry.try_send(());
+                    }
+                    self.unreachable = None;
+                    Task::none()
+                }
+            },
+            Message::WindowClosed(id) => {
+                if Some(id) == self.wizard_window {
+                    self.wizard_window = None;
+                    self.wizard = None;
+                    Task::none()
+                } else if Some(id) == self.status_window {
+                    // The status window is the app; closing it quits. A
+                    // system agent keeps running; an embedded one stops
+                    // with us and its state is on disk.
+                    iced::exit()
+                } else {
+                    Task::none()
+                }
+            }
+            Message::FocusNext => operation::focus_next(),
+            Message::FocusPrevious => operation::focus_previous(),
+            Message::Escape(id) if Some(id) == self.wizard_window => window::close(id),
+            Message::Escape(_) => Task::none(),
+            Message::Tick => match &mut self.wizard {
+                Some(w) => {
+                    let actions =
+                        wizard::update(w, wizard::Message::Verify(wizard::verify::Message::Tick));
+                    self.perform(actions)
+                }
+                None => Task::none(),
+            },
+        }
+    }
+
+    fn on_agent(&mut self, event: agent::Event) -> Task<Message> {
+        match event {
+            agent::Event::Ready(retry) => {
+                self.retry = Some(retry);
+                Task::none()
+            }
+            agent::Event::Connected { socket, status } => {
+                info!(socket = %socket.display(), "connected to the agent");
+                self.socket = Some(socket);
+                self.unreachable = None;
+                self.set_status(status)
+            }
+            agent::Event::StatusChanged(status) => self.set_status(status),
+            agent::Event::Unreachable(why) => {
+                self.socket = None;
+                self.unreachable = Some(why);
+                Task::none()
+            }
+        }
+    }
+
+    fn set_status(&mut self, status: Box<AgentStatus>) -> Task<Message> {
+        let needs_setup = status.policy.mfa_required && status::mfa_needs_setup(&status);
+        if let Some(w) = &mut self.wizard {
+            let _ = wizard::update(w, wizard::Message::Status(status.clone()));
+        }
+        self.status = Some(status);
+        if needs_setup && !self.wizard_opened_by_itself && self.wizard_window.is_none() {
+            self.wizard_opened_by_itself = true;
+            return self.open_wizard();
+        }
+        Task::none()
+    }
+
+    fn open_wizard(&mut self) -> Task<Message> {
+        if let Some(id) = self.wizard_window {
+            return window::gain_focus(id);
+        }
+        let (wizard, actions) = wizard::State::new(self.status.clone());
+        self.wizard = Some(wizard);
+        let (id, open) = window::open(window::Settings {
+            size: Size::new(660.0, 680.0),
+            min_size: Some(Size::new(520.0, 520.0)),
+            ..window::Settings::default()
+        });
+        self.wizard_window = Some(id);
+        Task::batch([open.discard(), self.perform(actions)])
+    }
+
+    /// Runs `f` with the agent's socket, or does nothing while disconnected
+    /// (the screens show the agent-not-running page then).
+    fn with_socket(&self, f: impl FnOnce(PathBuf) -> Task<Message>) -> Task<Message> {
+        match &self.socket {
+            Some(socket) => f(socket.clone()),
+            None => Task::none(),
+        }
+    }
+
+    /// Turns the wizard's actions into tasks.
+    fn perform(&mut self, actions: Vec<wizard::Action>) -> Task<Message> {
+        use wizard::Action;
+        let tasks: Vec<Task<Message>> = actions
+            .into_iter()
+            .map(|action| match action {
+                Action::Mfa(command) => {
+                    let disconnected = self.socket.is_none();
+                    let task = self.with_socket(|socket| {
+                        Task::perform(agent::mfa(socket, command), |r| {
+                            Message::Wizard(wizard::Message::Enrollment(r))
+                        })
+                    });
+                    if disconnected {
+                        Task::done(Message::Wizard(wizard::Message::Enrollment(Err(
+                            "the agent is not connected".into(),
+                        ))))
+                    } else {
+                        task
+                    }
+                }
+                Action::Refresh(check) => self.with_socket(|socket| {
+                    Task::perform(agent::refresh(socket, check), |r| {
+                        Message::Wizard(wizard::Message::Refreshed(r))
+                    })
+                }),
+                Action::FetchLinks => self.with_socket(|socket| {
+                    Task::perform(agent::links(socket), |r| {
+                        Message::Wizard(wizard::Message::Links(r))
+                    })
+                }),
+                Action::OpenLink(url) => open_link(url),
+                Action::Copy(text) => iced::clipboard::write(text),
+                Action::SaveCodes(codes) => Task::perform(
+                    async move { save_codes(&codes).map_err(|e| e.to_string()) },
+                    |r| Message::Wizard(wizard::Message::Saved(r)),
+                ),
+                Action::FocusCode => operation::focus(wizard::verify::CODE_INPUT),
+                Action::Close => match self.wizard_window {
+                    Some(id) => window::close(id),
+                    None => Task::none(),
+                },
+            })
+            .collect();
+        Task::batch(tasks)
+    }
+
+    pub fn view(&self, id: window::Id) -> Element<'_, Message> {
+        let Some(status) = &self.status else {
+            return unreachable::view(self.unreachable.as_deref()).map(Message::Unreachable);
+        };
+        if self.unreachable.is_some() {
+            return unreachable::view(self.unreachable.as_deref()).map(Message::Unreachable);
+        }
+        if Some(id) == self.wizard_window {
+            if let Some(wizard) = &self.wizard {
+                return wizard::view(wizard).map(Message::Wizard);
+            }
+        }
+        status::view(&self.status_screen, status).map(Message::Status)
+    }
+
+    pub fn theme(&self, _id: window::Id) -> Theme {
+        Theme::Light
+    }
+
+    pub fn subscription(&self) -> Subscription<Message> {
+        let mut subs = vec![
+            Subscription::run(agent::worker).map(Message::Agent),
+            window::close_events().map(Message::WindowClosed),
+            event::listen_with(keys),
+        ];
+        if self
+            .wizard
+            .as_ref()
+            .is_some_and(wizard::State::counting_down)
+        {
+            subs.push(iced::time::every(std::time::Duration::from_secs(1)).map(|_| Message::Tick));
+        }
+        Subscription::batch(subs)
+    }
+}
+
+/// Tab / Shift-Tab move the focus; Escape closes the wizard. Only keys no
+/// widget used (a text field keeps its own keys).
+fn keys(event: IcedEvent, status: event::Status, id: window::Id) -> Option<Message> {
+    if status == event::Status::Captured {
+        return None;
+    }
+    let IcedEvent::Keyboard(keyboard::Event::KeyPressed { key, modifiers, .. }) = event else {
+        return None;
+    };
+    match key {
+        keyboard::Key::Named(key::Named::Tab) if modifiers.shift() => Some(Message::FocusPrevious),
+        keyboard::Key::Named(key::Named::Tab) => Some(Message::FocusNext),
+        keyboard::Key::Named(key::Named::Escape) => Some(Message::Escape(id)),
+        _ => None,
+    }
+}
+
+/// Hands a link to the default browser: only ever one that passes the https
+/// check (the screens check too; this is the last gate).
+fn open_link(url: String) -> Task<Message> {
+    if let Err(e) = check_https_link(&url) {
+        warn!(%url, error = %e, "refused to open a link");
+        return Task::none();
+    }
+    Task::future(async move {
+        let result = tokio::task::spawn_blocking(move || open::that_detached(&url)).await;
+        if let Err(e) = result
+            .map_err(|e| e.to_string())
+            .and_then(|r| r.map_err(|e| e.to_string()))
+        {
+            warn!(error = %e, "could not open the browser");
+        }
+    })
+    .discard()
+}
+
+/// Re-executes this program with the same arguments and quits. The agent's
+/// state is on disk, so the new process resumes where this one was.
+fn restart() -> Task<Message> {
+    let spawned = std::env::current_exe().and_then(|exe| {
+        std::process::Command::new(exe)
+            .args(std::env::args_os().skip(1))
+            .spawn()
+    });
+    match spawned {
+        Ok(child) => {
+            info!(pid = child.id(), "restarted the app");
+            iced::exit()
+        }
+        Err(e) => {
+            warn!(error = %e, "could not restart the app");
+            Task::none()
+        }
+    }
+}
+
+pub const CODES_FILE: &str = "Rampart recovery codes.txt";
+
+/// Where "Save to file…" writes: the Documents folder, else home.
+pub fn codes_path() -> Option<PathBuf> {
+    let dirs = directories::UserDirs::new()?;
+    let dir = dirs
+        .document_dir()
+        .filter(|d| d.is_dir())
+        .unwrap_or_else(|| dirs.home_dir());
+    Some(dir.join(CODES_FILE))
+}
+
+fn save_codes(codes: &[String]) -> std::io::Result<PathBuf> {
+    let path = codes_path().ok_or_else(|| std::io::Error::other("no home folder"))?;
+    write_private(&path, wizard::recovery::as_text(codes).as_bytes())?;
+    Ok(path)
+}
+
+/// Writes a file only its owner can read (0600), replacing any older one.
+pub fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        options.mode(0o600);
+        let mut file = options.open(path)?;
+        // An older file keeps its mode on open: tighten it.
+        file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+        file.write_all(bytes)?;
+        file.sync_all()
+    }
+    #[cfg(not(unix))]
+    {
+        let mut file = options.open(path)?;
+        file.write_all(bytes)?;
+        file.sync_all()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    #[cfg(unix)]
+    fn recovery_codes_file_is_private_even_when_it_existed() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("codes.txt");
+        std::fs::write(&path, "old").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        write_private(&path, b"AAAA-BBBB\n").unwrap();
+        let meta = std::fs::metadata(&path).unwrap();
+        assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "AAAA-BBBB\n");
+    }
+}

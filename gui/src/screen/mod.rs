@@ -1,0 +1,64 @@
+//! One module per screen. Each owns its `State` and `Message`, an `update`
+//! that changes the state and hands an event or action upward (never doing
+//! I/O itself), and a `view`. The app turns what they hand up into tasks.
+
+pub mod status;
+pub mod unreachable;
+pub mod wizard;
+
+use iced::widget::{button, container, text};
+use iced::{Color, Element, Theme};
+
+/// Green for a passing check, red for a failing one, grey while unknown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Pass,
+    Fail,
+    Pending,
+}
+
+impl Outcome {
+    pub fn color(self) -> Color {
+        match self {
+            Self::Pass => Color::from_rgb8(0x1b, 0x7f, 0x3b),
+            Self::Fail => Color::from_rgb8(0xb4, 0x23, 0x18),
+            Self::Pending => Color::from_rgb8(0x6b, 0x6b, 0x6b),
+        }
+    }
+
+    pub fn mark(self) -> &'static str {
+        match self {
+            Self::Pass => "Passed",
+            Self::Fail => "Needs attention",
+            Self::Pending => "Not checked yet",
+        }
+    }
+}
+
+/// A button that is enabled only when `message` is `Some`.
+pub fn action<'a, M: Clone + 'a>(label: &'a str, message: Option<M>) -> button::Button<'a, M> {
+    button(text(label)).on_press_maybe(message).padding([8, 16])
+}
+
+/// A quieter button for secondary actions.
+pub fn secondary<'a, M: Clone + 'a>(label: &'a str, message: Option<M>) -> button::Button<'a, M> {
+    action(label, message).style(button::secondary)
+}
+
+/// A boxed note, for errors and things to do.
+pub fn note<'a, M: 'a>(content: impl Into<Element<'a, M>>, outcome: Outcome) -> Element<'a, M> {
+    let color = outcome.color();
+    container(content)
+        .padding(12)
+        .width(iced::Fill)
+        .style(move |_theme: &Theme| container::Style {
+            border: iced::Border {
+                color,
+                width: 1.0,
+                radius: 6.0.into(),
+            },
+            background: Some(Color { a: 0.06, ..color }.into()),
+            ..container::Style::default()
+        })
+        .into()
+}

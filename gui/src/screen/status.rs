@@ -1,0 +1,338 @@
+//! The status window: MFA, Clock, Network, Policy and Agent, each with its
+//! state, the figure behind it and a refresh button.
+
+use iced::widget::{column, container, row, rule, space, text};
+use iced::{Element, Fill};
+use rampart_shared::ipc::Check;
+use rampart_shared::status::{
+    AgentMode, AgentStatus, ClockState, MfaState, NetworkState, UpdateState, describe_offset,
+    human_duration,
+};
+
+use super::{Outcome, action, note, secondary};
+
+#[derive(Debug, Default)]
+pub struct State {
+    /// A refresh in flight, so its button says so.
+    pub refreshing: Option<Check>,
+    /// Why the last refresh failed, as the agent said it.
+    pub notice: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Message {
+    Refresh(Check),
+    Refreshed(Result<(), String>),
+    SetUpMfa,
+    Restart,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    Refresh(Check),
+    OpenWizard,
+    Restart,
+}
+
+pub fn update(state: &mut State, message: Message) -> Option<Event> {
+    match message {
+        Message::Refresh(check) => {
+            if state.refreshing.is_some() {
+                return None;
+            }
+            state.refreshing = Some(check);
+            state.notice = None;
+            Some(Event::Refresh(check))
+        }
+        Message::Refreshed(result) => {
+            state.refreshing = None;
+            state.notice = result.err().map(|e| format!("Refresh did not work: {e}"));
+            None
+        }
+        Message::SetUpMfa => Some(Event::OpenWizard),
+        Message::Restart => Some(Event::Restart),
+    }
+}
+
+/// MFA still needs the user: not set up, half done, or broken.
+pub fn mfa_needs_setup(status: &AgentStatus) -> bool {
+    matches!(
+        status.mfa.state,
+        MfaState::NotSetUp | MfaState::InProgress | MfaState::Error
+    )
+}
+
+/// One section as shown: its name, state, the figure behind it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Section {
+    pub name: &'static str,
+    pub state: String,
+    pub outcome: Outcome,
+    pub figure: String,
+    pub check: Check,
+}
+
+pub fn sections(s: &AgentStatus) -> Vec<Section> {
+    let mfa = {
+        let outcome = match s.mfa.state {
+            MfaState::Enrolled | MfaState::NotRequired => Outcome::Pass,
+            MfaState::Error | MfaState::NotSetUp | MfaState::InProgress => Outcome::Fail,
+        };
+        let state = match s.mfa.state {
+            // "Not set up" or "Error" until setup completes, as the guide promises.
+            MfaState::InProgress => "Not set up".to_owned(),
+            other => other.label().to_owned(),
+        };
+        let figure = match (s.mfa.state, &s.mfa.detail) {
+            (MfaState::InProgress, Some(next)) => format!("Setup started; next: {next}"),
+            (_, Some(detail)) => capitalize(detail),
+            (MfaState::NotSetUp, None) => "Your organization requires MFA on this device".into(),
+            _ => format!("Provider: {}", s.mfa.provider.label()),
+        };
+        Section {
+            name: "MFA",
+            state,
+            outcome,
+            figure,
+            check: Check::All,
+        }
+    };
+    let clock = {
+        let allowed = human_duration(s.clock.max_skew_ms);
+        let (state, outcome) = match s.clock.state {
+            ClockState::Synced => ("In sync", Outcome::Pass),
+            ClockState::Skewed => ("Out of sync", Outcome::Fail),
+            ClockState::Unknown => ("Unknown", Outcome::Pending),
+        };
+        let figure = match s.clock.offset_ms {
+            Some(o) => format!(
+                "{} (allowed {allowed}){}",
+                capitalize(&describe_offset(o)),
+                s.clock
+                    .server
+                    .as_ref()
+                    .map(|srv| format!(", per {srv}"))
+                    .unwrap_or_default()
+            ),
+            None => capitalize(&s.clock.detail),
+        };
+        Section {
+            name: "Clock",
+            state: state.into(),
+            outcome,
+            figure,
+            check: Check::Clock,
+        }
+    };
+    let network = {
+        let (state, outcome) = match s.network.state {
+            NetworkState::Online => ("Online", Outcome::Pass),
+            NetworkState::Offline => ("Offline", Outcome::Fail),
+            NetworkState::Unknown => ("Unknown", Outcome::Pending),
+        };
+        Section {
+            name: "Network",
+            state: state.into(),
+            outcome,
+            figure: capitalize(&s.network.detail),
+            check: Check::Network,
+        }
+    };
+    let policy = {
+        let (state, outcome) = match &s.policy.error {
+            Some(_) => ("Latest policy rejected", Outcome::Fail),
+            None => ("In force", Outcome::Pass),
+        };
+        let mut figure = format!(
+            "{}, serial {}; MFA {} ({})",
+            capitalize(s.policy.source.label()),
+            s.policy.serial,
+            if s.policy.mfa_required {
+                "required"
+            } else {
+                "not required"
+            },
+            s.policy.provider.label()
+        );
+        if let Some(e) = &s.policy.error {
+            figure.push_str(&format!("; {e}"));
+        }
+        Section {
+            name: "Policy",
+            state: state.into(),
+            outcome,
+            figure,
+            check: Check::Policy,
+        }
+    };
+    let agent = {
+        let (state, outcome, figure) = match s.update.state {
+            UpdateState::UpdateRequired => {
+                ("Update required", Outcome::Fail, s.update.detail.clone())
+            }
+            UpdateState::Failed => ("Update failed", Outcome::Fail, s.update.detail.clone()),
+            _ => (
+                "Running",
+                Outcome::Pass,
+                format!(
+                    "Rampart {}, {} mode, up {}",
+                    s.agent.version,
+                    match s.agent.mode {
+                        AgentMode::System => "service",
+                        AgentMode::Dev => "dev",
+                        AgentMode::Embedded => "built-in",
+                    },
+                    human_duration(s.agent.uptime_secs.saturating_mul(1000))
+                ),
+            ),
+        };
+        Section {
+            name: "Agent",
+            state: state.into(),
+            outcome,
+            figure,
+            check: Check::All,
+        }
+    };
+    vec![mfa, clock, network, policy, agent]
+}
+
+pub fn view<'a>(state: &'a State, status: &'a AgentStatus) -> Element<'a, Message> {
+    let mut list = column![
+        row![
+            text("Rampart").size(26),
+            space::horizontal(),
+            text(status.overall.label())
+                .size(18)
+                .color(match status.overall {
+                    rampart_shared::status::Overall::Healthy => Outcome::Pass.color(),
+                    _ => Outcome::Fail.color(),
+                })
+        ]
+        .align_y(iced::Center)
+    ]
+    .spacing(12);
+    for section in sections(status) {
+        let refreshing = state.refreshing.is_some();
+        let mut right = row![].spacing(8).align_y(iced::Center);
+        if section.name == "MFA" && mfa_needs_setup(status) {
+            right = right.push(action("Set up MFA", Some(Message::SetUpMfa)));
+        }
+        right = right.push(secondary(
+            if state.refreshing == Some(section.check) && section.name != "Agent" {
+                "Refreshing…"
+            } else {
+                "Refresh"
+            },
+            (!refreshing).then_some(Message::Refresh(section.check)),
+        ));
+        list = list.push(rule::horizontal(1)).push(
+            row![
+                column![
+                    row![
+                        text(section.name).size(18).width(90),
+                        text(section.state).size(18).color(section.outcome.color()),
+                    ],
+                    text(section.figure).size(14),
+                ]
+                .spacing(4)
+                .width(Fill),
+                right,
+            ]
+            .spacing(12)
+            .align_y(iced::Center),
+        );
+    }
+    if let Some(notice) = &state.notice {
+        list = list.push(note(text(notice), Outcome::Fail));
+    }
+    column![
+        container(list).padding([20, 24]).height(Fill),
+        container(row![
+            space::horizontal(),
+            secondary("Restart app", Some(Message::Restart))
+        ])
+        .padding([12, 24]),
+    ]
+    .into()
+}
+
+fn capitalize(s: &str) -> String {
+    let mut chars = s.chars();
+    match chars.next() {
+        Some(first) => first.to_uppercase().chain(chars).collect(),
+        None => String::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::screen::wizard::tests::passing;
+    use rampart_shared::version::Version;
+
+    #[test]
+    fn mfa_reads_not_set_up_or_error_until_done() {
+        let mut s = passing();
+        assert_eq!(sections(&s)[0].state, "Not set up");
+        assert!(mfa_needs_setup(&s));
+        s.mfa.state = MfaState::InProgress;
+        s.mfa.detail = Some("verify a code".into());
+        assert_eq!(sections(&s)[0].state, "Not set up");
+        assert_eq!(sections(&s)[0].figure, "Setup started; next: verify a code");
+        s.mfa.state = MfaState::Error;
+        s.mfa.detail = Some("the saved MFA setup cannot be read".into());
+        assert_eq!(sections(&s)[0].state, "Error");
+        assert_eq!(sections(&s)[0].figure, "The saved MFA setup cannot be read");
+        s.mfa.state = MfaState::Enrolled;
+        s.mfa.detail = Some("since 2026-11-23".into());
+        assert_eq!(sections(&s)[0].state, "Enrolled");
+        assert!(!mfa_needs_setup(&s));
+    }
+
+    #[test]
+    fn agent_below_the_policy_minimum_says_update_required() {
+        let mut s = passing();
+        s.update.state = UpdateState::UpdateRequired;
+        s.update.min_version = Some(Version::new(6, 0, 1));
+        s.update.detail = "Rampart 6.0.1 or later is required; this is 0.1.0".into();
+        let agent = &sections(&s)[4];
+        assert_eq!(agent.state, "Update required");
+        assert_eq!(
+            agent.figure,
+            "Rampart 6.0.1 or later is required; this is 0.1.0"
+        );
+    }
+
+    #[test]
+    fn clock_shows_the_offset_in_words() {
+        let s = passing();
+        let clock = &sections(&s)[1];
+        assert_eq!(clock.state, "In sync");
+        assert_eq!(
+            clock.figure,
+            "Clock is 40 ms fast (allowed 30 s), per 127.0.0.1:123"
+        );
+    }
+
+    #[test]
+    fn one_refresh_at_a_time_and_its_failure_is_shown() {
+        let mut state = State::default();
+        assert_eq!(
+            update(&mut state, Message::Refresh(Check::Clock)),
+            Some(Event::Refresh(Check::Clock))
+        );
+        assert_eq!(update(&mut state, Message::Refresh(Check::All)), None);
+        update(&mut state, Message::Refreshed(Err("no checks".into())));
+        assert_eq!(state.refreshing, None);
+        assert_eq!(
+            state.notice.as_deref(),
+            Some("Refresh did not work: no checks")
+        );
+        assert_eq!(
+            update(&mut state, Message::SetUpMfa),
+            Some(Event::OpenWizard)
+        );
+        assert_eq!(update(&mut state, Message::Restart), Some(Event::Restart));
+    }
+}

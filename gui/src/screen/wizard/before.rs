@@ -1,0 +1,248 @@
+//! Step 1, "Before you begin": the live prerequisite checks from the agent's
+//! status. "Get started" stays disabled until both pass.
+
+use iced::widget::{column, row, text};
+use iced::{Element, Fill};
+use rampart_shared::status::{
+    AgentStatus, ClockSection, ClockState, NetworkSection, NetworkState, describe_offset,
+    human_duration,
+};
+
+use crate::screen::{Outcome, action, note, secondary};
+
+#[derive(Debug, Default)]
+pub struct State {
+    /// A "Check again" is in flight.
+    pub checking: bool,
+    /// Why the last "Check again" failed, as the agent said it.
+    pub refresh_error: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Message {
+    GetStarted,
+    CheckAgain,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    GetStarted,
+    CheckAgain,
+}
+
+/// One prerequisite as the user sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckLine {
+    pub name: &'static str,
+    pub outcome: Outcome,
+    /// The measured figure, in words.
+    pub figure: String,
+    /// What to do when it does not pass.
+    pub fix: Option<&'static str>,
+}
+
+pub fn network_check(n: &NetworkSection) -> CheckLine {
+    let (outcome, fix) = match n.state {
+        NetworkState::Online => (Outcome::Pass, None),
+        NetworkState::Offline => (
+            Outcome::Fail,
+            Some(
+                "Connect to Wi-Fi or plug in a network cable (a wired connection is best), then click Check again.",
+            ),
+        ),
+        NetworkState::Unknown => (
+            Outcome::Pending,
+            Some("Wait a moment for the check, or click Check again."),
+        ),
+    };
+    CheckLine {
+        name: "Internet connection",
+        outcome,
+        figure: capitalize(&n.detail),
+        fix,
+    }
+}
+
+pub fn clock_check(c: &ClockSection) -> CheckLine {
+    let allowed = human_duration(c.max_skew_ms);
+    let measured = c.offset_ms.map(|o| format!("Your {}", describe_offset(o)));
+    let (outcome, figure, fix) = match c.state {
+        ClockState::Synced => (
+            Outcome::Pass,
+            format!(
+                "{} (within the allowed {allowed})",
+                measured.unwrap_or_else(|| "Your clock is right".into())
+            ),
+            None,
+        ),
+        ClockState::Skewed => (
+            Outcome::Fail,
+            format!(
+                "{}; at most {allowed} is allowed",
+                measured.unwrap_or_else(|| capitalize(&c.detail))
+            ),
+            Some(
+                "Turn on \"Set time automatically\" in your computer's date and time settings, then click Check again.",
+            ),
+        ),
+        ClockState::Unknown => (
+            Outcome::Pending,
+            capitalize(&c.detail),
+            Some("Wait a moment for the check, or click Check again."),
+        ),
+    };
+    CheckLine {
+        name: "Clock",
+        outcome,
+        figure,
+        fix,
+    }
+}
+
+/// Both prerequisites pass.
+pub fn can_start(status: Option<&AgentStatus>) -> bool {
+    status.is_some_and(|s| {
+        network_check(&s.network).outcome == Outcome::Pass
+            && clock_check(&s.clock).outcome == Outcome::Pass
+    })
+}
+
+pub fn update(state: &mut State, message: Message, status: Option<&AgentStatus>) -> Option<Event> {
+    match message {
+        // The button is disabled then, but a stale click must not slip through.
+        Message::GetStarted => can_start(status).then_some(Event::GetStarted),
+        Message::CheckAgain => {
+            state.checking = true;
+            state.refresh_error = None;
+            Some(Event::CheckAgain)
+        }
+    }
+}
+
+pub fn view<'a>(state: &'a State, status: Option<&'a AgentStatus>) -> Element<'a, Message> {
+    let mut checks = column![].spacing(10);
+    if let Some(status) = status {
+        for line in [network_check(&status.network), clock_check(&status.clock)] {
+            checks = checks.push(check_view(line));
+        }
+    }
+    let mut content = column![
+        text("Before you begin").size(24),
+        text("Setting up MFA takes about five minutes. Two things must be right first:"),
+        checks,
+    ]
+    .spacing(14);
+    if let Some(error) = &state.refresh_error {
+        content = content.push(note(
+            text(format!("Checking again did not work: {error}")),
+            Outcome::Fail,
+        ));
+    }
+    content = content.push(text("Have your smartphone nearby.").size(18));
+    let ready = can_start(status);
+    let buttons = row![
+        action("Get started", ready.then_some(Message::GetStarted)),
+        secondary(
+            if state.checking {
+                "Checking…"
+            } else {
+                "Check again"
+            },
+            (!state.checking).then_some(Message::CheckAgain)
+        ),
+    ]
+    .spacing(12);
+    content.push(buttons).width(Fill).into()
+}
+
+fn check_view(line: CheckLine) -> Element<'static, Message> {
+    let color = line.outcome.color();
+    let mut body = column![
+        row![
+            text(line.name).size(17),
+            text(line.outcome.mark()).size(17).color(color),
+        ]
+        .spacing(12),
+        text(line.figure),
+    ]
+    .spacing(4);
+    if let (Some(fix), false) = (line.fix, line.outcome == Outcome::Pass) {
+        body = body.push(text(fix).size(14));
+    }
+    note(body, line.outcome)
+}
+
+fn capitalize(s: &str) -> String {
+    let mut chars = s.chars();
+    match chars.next() {
+        Some(first) => first.to_uppercase().chain(chars).collect(),
+        None => String::new(),
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::screen::wizard::tests::status_with;
+
+    #[test]
+    fn get_started_needs_both_checks_to_pass() {
+        let ok = status_with(NetworkState::Online, ClockState::Synced, Some(1_200));
+        assert!(can_start(Some(&ok)));
+        let mut state = State::default();
+        assert_eq!(
+            update(&mut state, Message::GetStarted, Some(&ok)),
+            Some(Event::GetStarted)
+        );
+
+        let skewed = status_with(NetworkState::Online, ClockState::Skewed, Some(252_000));
+        assert!(!can_start(Some(&skewed)));
+        assert_eq!(update(&mut state, Message::GetStarted, Some(&skewed)), None);
+        let line = clock_check(&skewed.clock);
+        assert_eq!(line.outcome, Outcome::Fail);
+        assert_eq!(
+            line.figure,
+            "Your clock is 4 min 12 s fast; at most 30 s is allowed"
+        );
+        assert!(
+            line.fix
+                .is_some_and(|f| f.contains("Set time automatically"))
+        );
+
+        let offline = status_with(NetworkState::Offline, ClockState::Synced, Some(0));
+        assert!(!can_start(Some(&offline)));
+        assert_eq!(network_check(&offline.network).outcome, Outcome::Fail);
+
+        let unchecked = status_with(NetworkState::Unknown, ClockState::Unknown, None);
+        assert!(!can_start(Some(&unchecked)));
+        assert!(!can_start(None));
+    }
+
+    #[test]
+    fn slow_clock_is_described_in_words() {
+        let slow = status_with(NetworkState::Online, ClockState::Skewed, Some(-95_000));
+        assert_eq!(
+            clock_check(&slow.clock).figure,
+            "Your clock is 95 s slow; at most 30 s is allowed"
+        );
+        let fine = status_with(NetworkState::Online, ClockState::Synced, Some(-120));
+        assert_eq!(
+            clock_check(&fine.clock).figure,
+            "Your clock is 120 ms slow (within the allowed 30 s)"
+        );
+    }
+
+    #[test]
+    fn check_again_marks_checking_and_clears_the_old_error() {
+        let mut state = State {
+            checking: false,
+            refresh_error: Some("old".into()),
+        };
+        assert_eq!(
+            update(&mut state, Message::CheckAgain, None),
+            Some(Event::CheckAgain)
+        );
+        assert!(state.checking);
+        assert_eq!(state.refresh_error, None);
+    }
+}

@@ -1,0 +1,742 @@
+//! The MFA setup wizard: its steps follow the agent's enrollment step, so
+//! closing the window and coming back resumes where the user stopped.
+//!
+//! Each step is its own module; this one routes messages to the current
+//! step, turns step events into [`Action`]s for the app, and moves between
+//! steps when the agent answers.
+
+pub mod before;
+pub mod offline;
+pub mod pair;
+pub mod recovery;
+pub mod verify;
+
+use std::path::PathBuf;
+
+use iced::widget::{button, column, container, row, scrollable, space, text};
+use iced::{Element, Fill};
+use rampart_shared::ipc::Check;
+use rampart_shared::links::check_https_link;
+use rampart_shared::mfa::{EnrollmentStep, EnrollmentView, MfaCommand, MfaErrorCode};
+use rampart_shared::policy::Links;
+use rampart_shared::status::{AgentStatus, MfaState};
+
+use super::{Outcome, note, secondary};
+
+#[derive(Debug)]
+pub enum Step {
+    /// Waiting for the agent to say where an earlier setup stands.
+    Resuming,
+    Before(before::State),
+    Pair(pair::State),
+    Verify(verify::State),
+    Recovery(recovery::State),
+    Offline(offline::State),
+    Done,
+}
+
+impl Step {
+    /// "Step n of 5" for the steps the user works through.
+    fn number(&self) -> Option<u8> {
+        match self {
+            Self::Resuming | Self::Done => None,
+            Self::Before(_) => Some(1),
+            Self::Pair(_) => Some(2),
+            Self::Verify(_) => Some(3),
+            Self::Recovery(_) => Some(4),
+            Self::Offline(_) => Some(5),
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct State {
+    pub step: Step,
+    pub status: Option<Box<AgentStatus>>,
+    pub links: Option<Links>,
+    /// Kept from pairing so "Show the QR code again" needs no round trip.
+    pairing: Option<rampart_shared::mfa::PairingInfo>,
+    /// An error that is not about the current step's input: the agent could
+    /// not be asked, or refused for another reason.
+    pub notice: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub enum Message {
+    Before(before::Message),
+    Pair(pair::Message),
+    Verify(verify::Message),
+    Recovery(recovery::Message),
+    Offline(offline::Message),
+    /// The agent's answer to an MFA command.
+    Enrollment(Result<Box<EnrollmentView>, String>),
+    Links(Result<Links, String>),
+    Refreshed(Result<(), String>),
+    Status(Box<AgentStatus>),
+    Saved(Result<PathBuf, String>),
+    OpenSupport,
+    Close,
+}
+
+/// What the app must do for the wizard.
+#[derive(Clone, PartialEq, Eq)]
+pub enum Action {
+    Mfa(MfaCommand),
+    Refresh(Check),
+    FetchLinks,
+    /// Already checked with `check_https_link`.
+    OpenLink(String),
+    Copy(String),
+    SaveCodes(Vec<String>),
+    FocusCode,
+    Close,
+}
+
+impl std::fmt::Debug for Action {
+    // Copy and SaveCodes carry recovery codes: name them, never print them.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Mfa(c) => write!(f, "Mfa({c:?})"),
+            Self::Refresh(c) => write!(f, "Refresh({c:?})"),
+            Self::FetchLinks => f.write_str("FetchLinks"),
+            Self::OpenLink(u) => write!(f, "OpenLink({u})"),
+            Self::Copy(_) => f.write_str("Copy(..)"),
+            Self::SaveCodes(_) => f.write_str("SaveCodes(..)"),
+            Self::FocusCode => f.write_str("FocusCode"),
+            Self::Close => f.write_str("Close"),
+        }
+    }
+}
+
+impl State {
+    /// Opens the wizard. A setup already under way is resumed: the agent
+    /// answers `StartEnrollment` with the current step without starting over.
+    pub fn new(status: Option<Box<AgentStatus>>) -> (Self, Vec<Action>) {
+        let resume = status.as_ref().is_some_and(|s| {
+            matches!(
+                s.mfa.state,
+                MfaState::InProgress | MfaState::Error | MfaState::Enrolled
+            )
+        });
+        let mut actions = vec![Action::FetchLinks];
+        let step = if resume {
+            actions.push(Action::Mfa(MfaCommand::StartEnrollment));
+            Step::Resuming
+        } else {
+            Step::Before(before::State::default())
+        };
+        let state = Self {
+            step,
+            status,
+            links: None,
+            pairing: None,
+            notice: None,
+        };
+        (state, actions)
+    }
+
+    fn guide(&self) -> Option<&str> {
+        self.links.as_ref().map(|l| l.offline_guide_url.as_str())
+    }
+
+    /// Whether a throttle countdown is running (the app then ticks).
+    pub fn counting_down(&self) -> bool {
+        matches!(&self.step, Step::Verify(v) if v.wait_left > 0)
+    }
+
+    /// Moves to the step the agent says the user is at.
+    fn apply(&mut self, view: EnrollmentView) -> Vec<Action> {
+        let mut actions = Vec::new();
+        if let Some(error) = view.error {
+            // A refused code stays on the code step, shown as the agent wrote it.
+            if let Step::Verify(v) = &mut self.step {
+                if view.step == EnrollmentStep::Pairing {
+                    v.refused(error);
+                    return actions;
+                }
+            }
+            self.notice = Some(error.message);
+            if error.code == MfaErrorCode::WrongStep {
+                // Somebody else moved the enrollment on: follow the agent.
+            } else {
+                self.unbusy();
+                return actions;
+            }
+        } else {
+            self.notice = None;
+        }
+        match view.step {
+            EnrollmentStep::NotRequired | EnrollmentStep::NotSetUp => {
+                if !matches!(self.step, Step::Before(_)) {
+                    self.step = Step::Before(before::State::default());
+                }
+            }
+            EnrollmentStep::Pairing => match view.pairing {
+                Some(pairing) => {
+                    if !matches!(self.step, Step::Verify(_)) {
+                        self.step = Step::Pair(pair::State::new(&pairing));
+                    }
+                    self.pairing = Some(pairing);
+                }
+                None => self.notice = Some("The agent did not send the pairing code.".into()),
+            },
+            EnrollmentStep::Verified => {
+                self.pairing = None;
+                match &mut self.step {
+                    // Regenerated codes replace the ones on screen.
+                    Step::Recovery(r) => {
+                        r.busy = false;
+                        if view.recovery_codes.is_some() {
+                            r.codes = view.recovery_codes;
+                            r.saved = None;
+                            r.copied = false;
+                        }
+                    }
+                    _ => {
+                        self.step = Step::Recovery(recovery::State {
+                            codes: view.recovery_codes,
+                            ..recovery::State::default()
+                        })
+                    }
+                }
+            }
+            EnrollmentStep::RecoveryCodesSaved => {
+                if !matches!(self.step, Step::Offline(_)) {
+                    let mut offline = offline::State::default();
+                    // The guide opens by itself on arrival (once the policy's
+                    // links are known; see `Message::Links`).
+                    if let Some(offline::Event::Open(url)) =
+                        offline::update(&mut offline, offline::Message::OpenGuide, self.guide())
+                    {
+                        actions.push(Action::OpenLink(url));
+                    }
+                    self.step = Step::Offline(offline);
+                }
+            }
+            EnrollmentStep::OfflineGuideAcknowledged | EnrollmentStep::Enrolled => {
+                self.step = Step::Done;
+            }
+        }
+        actions
+    }
+
+    /// A request failed: let the user press the button again.
+    fn unbusy(&mut self) {
+        match &mut self.step {
+            Step::Verify(v) => v.failed(),
+            Step::Recovery(r) => r.busy = false,
+            Step::Offline(o) => o.busy = false,
+            Step::Before(b) => b.checking = false,
+            _ => {}
+        }
+    }
+}
+
+pub fn update(state: &mut State, message: Message) -> Vec<Action> {
+    match message {
+        Message::Before(m) => {
+            let Step::Before(b) = &mut state.step else {
+                return vec![];
+            };
+            match before::update(b, m, state.status.as_deref()) {
+                Some(before::Event::GetStarted) => {
+                    vec![Action::Mfa(MfaCommand::StartEnrollment)]
+                }
+                Some(before::Event::CheckAgain) => vec![Action::Refresh(Check::All)],
+                None => vec![],
+            }
+        }
+        Message::Pair(m) => {
+            let Step::Pair(p) = &mut state.step else {
+                return vec![];
+            };
+            match pair::update(p, m) {
+                pair::Event::Next => {
+                    state.step = Step::Verify(verify::State::default());
+                    vec![Action::FocusCode]
+                }
+            }
+        }
+        Message::Verify(m) => {
+            let Step::Verify(v) = &mut state.step else {
+                return vec![];
+            };
+            match verify::update(v, m) {
+                Some(verify::Event::Submit(code)) => {
+                    vec![Action::Mfa(MfaCommand::VerifyCode { code })]
+                }
+                Some(verify::Event::Focus) => vec![Action::FocusCode],
+                Some(verify::Event::Back) => {
+                    if let Some(pairing) = &state.pairing {
+                        state.step = Step::Pair(pair::State::new(pairing));
+                    }
+                    vec![]
+                }
+                None => vec![],
+            }
+        }
+        Message::Recovery(m) => {
+            let Step::Recovery(r) = &mut state.step else {
+                return vec![];
+            };
+            match recovery::update(r, m) {
+                Some(recovery::Event::Copy(text)) => vec![Action::Copy(text)],
+                Some(recovery::Event::Save(codes)) => vec![Action::SaveCodes(codes)],
+                Some(recovery::Event::Continue) => {
+                    vec![Action::Mfa(MfaCommand::ConfirmRecoveryCodesSaved)]
+                }
+                Some(recovery::Event::Regenerate) => {
+                    vec![Action::Mfa(MfaCommand::RegenerateRecoveryCodes)]
+                }
+                None => vec![],
+            }
+        }
+        Message::Offline(m) => {
+            let guide = state.links.as_ref().map(|l| l.offline_guide_url.clone());
+            let Step::Offline(o) = &mut state.step else {
+                return vec![];
+            };
+            match offline::update(o, m, guide.as_deref()) {
+                Some(offline::Event::Open(url)) => vec![Action::OpenLink(url)],
+                Some(offline::Event::Finish { guide_url }) => {
+                    vec![Action::Mfa(MfaCommand::AcknowledgeOfflineGuide {
+                        guide_url,
+                    })]
+                }
+                None => vec![],
+            }
+        }
+        Message::Enrollment(Ok(view)) => state.apply(*view),
+        Message::Enrollment(Err(e)) => {
+            state.notice = Some(format!("The agent could not be asked: {e}"));
+            if matches!(state.step, Step::Resuming) {
+                state.step = Step::Before(before::State::default());
+            }
+            state.unbusy();
+            vec![]
+        }
+        Message::Links(Ok(links)) => {
+            state.links = Some(links);
+            // Arrived at the offline step before the links: open it now.
+            match &mut state.step {
+                Step::Offline(o) if !o.opened && o.link_error.is_none() => {
+                    let guide = state.links.as_ref().map(|l| l.offline_guide_url.as_str());
+                    match offline::update(o, offline::Message::OpenGuide, guide) {
+                        Some(offline::Event::Open(url)) => vec![Action::OpenLink(url)],
+                        _ => vec![],
+                    }
+                }
+                _ => vec![],
+            }
+        }
+        Message::Links(Err(e)) => {
+            state.notice = Some(format!("Could not read the policy's links: {e}"));
+            vec![]
+        }
+        Message::Refreshed(result) => {
+            if let Step::Before(b) = &mut state.step {
+                b.checking = false;
+                b.refresh_error = result.err();
+            }
+            vec![]
+        }
+        Message::Status(status) => {
+            state.status = Some(status);
+            vec![]
+        }
+        Message::Saved(result) => {
+            if let Step::Recovery(r) = &mut state.step {
+                r.saved = Some(result);
+            }
+            vec![]
+        }
+        Message::OpenSupport => {
+            let Some(links) = &state.links else {
+                return vec![];
+            };
+            match check_https_link(&links.support_url) {
+                Ok(()) => vec![Action::OpenLink(links.support_url.clone())],
+                Err(e) => {
+                    state.notice = Some(format!(
+                        "The support address \"{}\" {e}, so it was not opened.",
+                        links.support_url
+                    ));
+                    vec![]
+                }
+            }
+        }
+        Message::Close => vec![Action::Close],
+    }
+}
+
+pub fn view(state: &State) -> Element<'_, Message> {
+    let body: Element<'_, Message> = match &state.step {
+        Step::Resuming => text("Picking up where you left off…").into(),
+        Step::Before(b) => before::view(b, state.status.as_deref()).map(Message::Before),
+        Step::Pair(p) => pair::view(p).map(Message::Pair),
+        Step::Verify(v) => verify::view(v).map(Message::Verify),
+        Step::Recovery(r) => recovery::view(r).map(Message::Recovery),
+        Step::Offline(o) => offline::view(o, state.guide()).map(Message::Offline),
+        Step::Done => column![
+            text("All set").size(24),
+            text("Setup complete. You may close this window."),
+            secondary("Close", Some(Message::Close)),
+        ]
+        .spacing(14)
+        .into(),
+    };
+    let header = row![
+        text("Set up multi-factor authentication").size(15),
+        space::horizontal(),
+        text(
+            state
+                .step
+                .number()
+                .map(|n| format!("Step {n} of 5"))
+                .unwrap_or_default()
+        )
+        .size(15),
+    ];
+    let mut content = column![header, body].spacing(18);
+    if let Some(notice) = &state.notice {
+        content = content.push(note(text(notice), Outcome::Fail));
+    }
+    let help = button(text("Need help? Open a support ticket").size(14))
+        .style(button::text)
+        .on_press_maybe(state.links.as_ref().map(|_| Message::OpenSupport));
+    column![
+        scrollable(container(content).padding([24, 28])).height(Fill),
+        container(help).padding([8, 20]),
+    ]
+    .into()
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use chrono::Utc;
+    use rampart_shared::mfa::{MfaErrorView, PairingInfo};
+    use rampart_shared::policy::{Policy, ProviderKind};
+    use rampart_shared::status::{
+        AgentMode, AgentSection, ClockSection, ClockState, MfaSection, NetworkSection,
+        NetworkState, Overall, PolicySection, PolicySource, UpdateSection, UpdateState,
+    };
+    use rampart_shared::version::Version;
+
+    /// A status with the given checks; MFA not set up.
+    pub(crate) fn status_with(
+        network: NetworkState,
+        clock: ClockState,
+        offset_ms: Option<i64>,
+    ) -> AgentStatus {
+        AgentStatus {
+            schema: 1,
+            overall: Overall::ActionNeeded,
+            agent: AgentSection {
+                version: Version::new(0, 1, 0),
+                mode: AgentMode::Dev,
+                pid: 1,
+                started_at: Utc::now(),
+                uptime_secs: 5,
+            },
+            policy: PolicySection {
+                source: PolicySource::Builtin,
+                serial: 0,
+                fetched_at: None,
+                error: None,
+                mfa_required: true,
+                provider: ProviderKind::Totp,
+            },
+            clock: ClockSection {
+                state: clock,
+                offset_ms,
+                uncertainty_ms: Some(10),
+                max_skew_ms: 30_000,
+                server: Some("127.0.0.1:123".into()),
+                checked_at: Some(Utc::now()),
+                detail: "checked against 127.0.0.1:123".into(),
+            },
+            network: NetworkSection {
+                state: network,
+                checked_at: Some(Utc::now()),
+                detail: "policy server answered in 12 ms".into(),
+            },
+            mfa: MfaSection {
+                state: MfaState::NotSetUp,
+                provider: ProviderKind::Totp,
+                detail: None,
+            },
+            update: UpdateSection {
+                state: UpdateState::NotChecked,
+                current_version: Version::new(0, 1, 0),
+                min_version: None,
+                detail: "Rampart 0.1.0; policy sets no minimum version".into(),
+            },
+        }
+    }
+
+    pub(crate) fn passing() -> Box<AgentStatus> {
+        Box::new(status_with(
+            NetworkState::Online,
+            ClockState::Synced,
+            Some(40),
+        ))
+    }
+
+    fn view_at(step: EnrollmentStep) -> EnrollmentView {
+        EnrollmentView {
+            step,
+            provider: ProviderKind::Totp,
+            pairing: (step == EnrollmentStep::Pairing).then(|| PairingInfo {
+                otpauth_uri: "otpauth://totp/ACME:jane?secret=JBSWY3DPEHPK3PXP".into(),
+                secret_grouped: "JBSW Y3DP EHPK 3PXP".into(),
+                issuer: "ACME".into(),
+                account: "jane".into(),
+            }),
+            recovery_codes: None,
+            recovery_codes_left: None,
+            enrolled_at: None,
+            evidence: None,
+            error: None,
+        }
+    }
+
+    fn reply(state: &mut State, view: EnrollmentView) -> Vec<Action> {
+        update(state, Message::Enrollment(Ok(Box::new(view))))
+    }
+
+    fn links() -> Links {
+        Policy::default().links
+    }
+
+    #[test]
+    fn the_whole_happy_path_step_by_step() {
+        let (mut s, actions) = State::new(Some(passing()));
+        assert_eq!(actions, vec![Action::FetchLinks]);
+        assert!(matches!(s.step, Step::Before(_)));
+        update(&mut s, Message::Links(Ok(links())));
+
+        let a = update(&mut s, Message::Before(before::Message::GetStarted));
+        assert_eq!(a, vec![Action::Mfa(MfaCommand::StartEnrollment)]);
+        reply(&mut s, view_at(EnrollmentStep::Pairing));
+        assert!(matches!(s.step, Step::Pair(_)));
+
+        let a = update(&mut s, Message::Pair(pair::Message::Next));
+        assert_eq!(a, vec![Action::FocusCode]);
+        update(
+            &mut s,
+            Message::Verify(verify::Message::CodeChanged("123456".into())),
+        );
+        let a = update(&mut s, Message::Verify(verify::Message::Submit));
+        assert_eq!(
+            a,
+            vec![Action::Mfa(MfaCommand::VerifyCode {
+                code: "123456".into()
+            })]
+        );
+
+        let mut verified = view_at(EnrollmentStep::Verified);
+        verified.recovery_codes = Some(vec!["AAAA-BBBB".into()]);
+        reply(&mut s, verified);
+        let Step::Recovery(r) = &s.step else {
+            panic!("expected recovery codes, got {:?}", s.step)
+        };
+        assert_eq!(r.codes.as_ref().map(Vec::len), Some(1));
+        assert!(update(&mut s, Message::Recovery(recovery::Message::Continue)).is_empty());
+        update(&mut s, Message::Recovery(recovery::Message::Confirm(true)));
+        assert_eq!(
+            update(&mut s, Message::Recovery(recovery::Message::Continue)),
+            vec![Action::Mfa(MfaCommand::ConfirmRecoveryCodesSaved)]
+        );
+
+        // Arriving at the offline step opens the policy's guide by itself.
+        let a = reply(&mut s, view_at(EnrollmentStep::RecoveryCodesSaved));
+        assert_eq!(a, vec![Action::OpenLink(links().offline_guide_url)]);
+        assert!(update(&mut s, Message::Offline(offline::Message::Finish)).is_empty());
+        update(&mut s, Message::Offline(offline::Message::Read(true)));
+        assert_eq!(
+            update(&mut s, Message::Offline(offline::Message::Finish)),
+            vec![Action::Mfa(MfaCommand::AcknowledgeOfflineGuide {
+                guide_url: links().offline_guide_url
+            })]
+        );
+        reply(&mut s, view_at(EnrollmentStep::Enrolled));
+        assert!(matches!(s.step, Step::Done));
+        assert_eq!(update(&mut s, Message::Close), vec![Action::Close]);
+    }
+
+    #[test]
+    fn get_started_does_nothing_while_the_clock_is_skewed() {
+        let skewed = Box::new(status_with(
+            NetworkState::Online,
+            ClockState::Skewed,
+            Some(-252_000),
+        ));
+        let (mut s, _) = State::new(Some(skewed));
+        assert!(update(&mut s, Message::Before(before::Message::GetStarted)).is_empty());
+        // The clock gets fixed; the status event enables it.
+        update(&mut s, Message::Status(passing()));
+        assert_eq!(
+            update(&mut s, Message::Before(before::Message::GetStarted)),
+            vec![Action::Mfa(MfaCommand::StartEnrollment)]
+        );
+    }
+
+    #[test]
+    fn check_again_refreshes_everything_and_shows_the_agents_refusal() {
+        let (mut s, _) = State::new(Some(passing()));
+        assert_eq!(
+            update(&mut s, Message::Before(before::Message::CheckAgain)),
+            vec![Action::Refresh(Check::All)]
+        );
+        update(&mut s, Message::Refreshed(Err("no checks yet".into())));
+        let Step::Before(b) = &s.step else {
+            panic!("left step 1")
+        };
+        assert!(!b.checking);
+        assert_eq!(b.refresh_error.as_deref(), Some("no checks yet"));
+    }
+
+    #[test]
+    fn wrong_code_stays_on_the_code_step_with_the_agents_words() {
+        let (mut s, _) = State::new(Some(passing()));
+        reply(&mut s, view_at(EnrollmentStep::Pairing));
+        update(&mut s, Message::Pair(pair::Message::Next));
+        update(
+            &mut s,
+            Message::Verify(verify::Message::CodeChanged("000000".into())),
+        );
+        update(&mut s, Message::Verify(verify::Message::Submit));
+        let mut refused = view_at(EnrollmentStep::Pairing);
+        refused.error = Some(MfaErrorView {
+            code: MfaErrorCode::PhoneClockSkew,
+            message: "That code would be right if your phone's clock were 2 min ahead.".into(),
+            retry_after_secs: None,
+            phone_skew_secs: Some(120),
+        });
+        reply(&mut s, refused);
+        let Step::Verify(v) = &s.step else {
+            panic!("left the code step")
+        };
+        assert_eq!(
+            v.error.as_ref().map(|e| e.message.as_str()),
+            Some("That code would be right if your phone's clock were 2 min ahead.")
+        );
+        assert!(!v.submitting);
+        assert!(s.notice.is_none());
+    }
+
+    #[test]
+    fn throttle_starts_a_countdown() {
+        let (mut s, _) = State::new(Some(passing()));
+        reply(&mut s, view_at(EnrollmentStep::Pairing));
+        update(&mut s, Message::Pair(pair::Message::Next));
+        let mut throttled = view_at(EnrollmentStep::Pairing);
+        throttled.error = Some(MfaErrorView {
+            code: MfaErrorCode::Throttled,
+            message: "Too many wrong codes. Try again in 1 min 30 s.".into(),
+            retry_after_secs: Some(90),
+            phone_skew_secs: None,
+        });
+        reply(&mut s, throttled);
+        assert!(s.counting_down());
+        update(&mut s, Message::Verify(verify::Message::Tick));
+        let Step::Verify(v) = &s.step else {
+            panic!("left the code step")
+        };
+        assert_eq!(v.wait_left, 89);
+    }
+
+    #[test]
+    fn reopening_resumes_at_the_agents_step() {
+        let mut status = passing();
+        status.mfa.state = MfaState::InProgress;
+        let (mut s, actions) = State::new(Some(status));
+        assert!(matches!(s.step, Step::Resuming));
+        assert_eq!(
+            actions,
+            vec![Action::FetchLinks, Action::Mfa(MfaCommand::StartEnrollment)]
+        );
+        // At `verified` the codes are gone: offer new ones.
+        reply(&mut s, view_at(EnrollmentStep::Verified));
+        let Step::Recovery(r) = &s.step else {
+            panic!("expected the recovery step")
+        };
+        assert!(r.codes.is_none());
+        assert_eq!(
+            update(&mut s, Message::Recovery(recovery::Message::Regenerate)),
+            vec![Action::Mfa(MfaCommand::RegenerateRecoveryCodes)]
+        );
+        let mut fresh = view_at(EnrollmentStep::Verified);
+        fresh.recovery_codes = Some(vec!["NEW1-CODE".into(), "NEW2-CODE".into()]);
+        reply(&mut s, fresh);
+        let Step::Recovery(r) = &s.step else {
+            panic!("expected the recovery step")
+        };
+        assert_eq!(r.codes.as_ref().map(Vec::len), Some(2));
+        assert!(!r.busy);
+    }
+
+    #[test]
+    fn offline_step_before_links_opens_the_guide_when_they_arrive() {
+        let mut status = passing();
+        status.mfa.state = MfaState::InProgress;
+        let (mut s, _) = State::new(Some(status));
+        assert!(reply(&mut s, view_at(EnrollmentStep::RecoveryCodesSaved)).is_empty());
+        assert_eq!(
+            update(&mut s, Message::Links(Ok(links()))),
+            vec![Action::OpenLink(links().offline_guide_url)]
+        );
+        // Only once by itself.
+        assert!(update(&mut s, Message::Links(Ok(links()))).is_empty());
+    }
+
+    #[test]
+    fn links_that_are_not_https_are_never_opened() {
+        let mut status = passing();
+        status.mfa.state = MfaState::InProgress;
+        let (mut s, _) = State::new(Some(status));
+        let bad = Links {
+            offline_guide_url: "http://guide.example/offline".into(),
+            support_url: "file:///etc/passwd".into(),
+        };
+        update(&mut s, Message::Links(Ok(bad)));
+        assert!(reply(&mut s, view_at(EnrollmentStep::RecoveryCodesSaved)).is_empty());
+        let Step::Offline(o) = &s.step else {
+            panic!("expected the offline step")
+        };
+        assert!(!o.opened);
+        assert!(o.link_error.is_some());
+        assert!(update(&mut s, Message::OpenSupport).is_empty());
+        assert!(
+            s.notice
+                .as_deref()
+                .is_some_and(|n| n.contains("not opened"))
+        );
+    }
+
+    #[test]
+    fn agent_unreachable_mid_step_lets_the_user_retry() {
+        let (mut s, _) = State::new(Some(passing()));
+        reply(&mut s, view_at(EnrollmentStep::Pairing));
+        update(&mut s, Message::Pair(pair::Message::Next));
+        update(
+            &mut s,
+            Message::Verify(verify::Message::CodeChanged("123456".into())),
+        );
+        update(&mut s, Message::Verify(verify::Message::Submit));
+        update(
+            &mut s,
+            Message::Enrollment(Err("connection refused".into())),
+        );
+        assert!(
+            s.notice
+                .as_deref()
+                .is_some_and(|n| n.contains("connection refused"))
+        );
+        assert_eq!(
+            update(&mut s, Message::Verify(verify::Message::Submit)).len(),
+            1
+        );
+    }
+}
