@@ -86,8 +86,23 @@ fn main() {
         .prefix("rampart-bench-")
         .tempdir_in("/tmp")
         .unwrap();
+    // A loopback-only policy: the benchmark must not query public NTP servers.
+    let config_dir = dir.path().join("config");
+    std::fs::create_dir_all(&config_dir).unwrap();
+    std::fs::write(
+        config_dir.join("agent.json"),
+        r#"{"device_id": "bench", "allow_unsigned_local_policy": true}"#,
+    )
+    .unwrap();
+    std::fs::write(
+        config_dir.join("policy.json"),
+        r#"{"schema": 1, "serial": 1, "mfa": {"required": true},
+            "clock": {"ntp_servers": ["127.0.0.1:9"]},
+            "links": {"offline_guide_url": "https://127.0.0.1:9/guide", "support_url": "https://127.0.0.1:9/support"}}"#,
+    )
+    .unwrap();
     let paths = AgentPaths {
-        config_dir: dir.path().join("config"),
+        config_dir,
         state_dir: dir.path().join("state"),
         log_dir: dir.path().join("logs"),
         socket: dir.path().join("agent.sock"),

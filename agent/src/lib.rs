@@ -8,6 +8,7 @@ pub mod config;
 pub mod fsutil;
 pub mod ipc;
 pub mod mfa;
+pub mod network;
 pub mod paths;
 pub mod policy;
 pub mod service;

@@ -1,51 +1,77 @@
 //! The agent service: one event loop over every cause of work.
 //!
-//! [`Core`] is the functional core: it holds the agent's knowledge and derives
-//! the status from it, with no I/O. The loop in [`run_loop`] is the imperative
-//! shell: it waits for the next [`Event`], lets the core decide, performs the
-//! I/O the decision calls for, and publishes the new status snapshot, which
-//! the IPC server hands out and pushes to subscribers.
+//! [`Core`] holds what the agent has measured and derives the status from it
+//! with no I/O. [`Shell`] owns the parts that do I/O (the policy store, the MFA
+//! engine) and the timers. The loop in [`run_loop`] waits for the next
+//! [`Event`], lets the shell decide, starts the checks the decision calls for
+//! as tasks that report back with another event, and publishes the new status
+//! snapshot, which the IPC server hands out and pushes to subscribers.
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant, SystemTime};
 
 use chrono::{DateTime, Utc};
-use rampart_shared::ipc::{ErrorCode, IpcError, LogLevel, Request, Response};
+use rampart_shared::ipc::{Check, ErrorCode, IpcError, LogLevel, Request, Response};
 use rampart_shared::mfa::MfaCommand;
 use rampart_shared::policy::Policy;
 use rampart_shared::status::{
     AgentMode, AgentSection, AgentStatus, ClockSection, ClockState, MfaSection, NetworkSection,
-    NetworkState, PolicySection, PolicySource, STATUS_SCHEMA, UpdateSection, UpdateState, assess,
+    NetworkState, PolicySection, STATUS_SCHEMA, UpdateSection, UpdateState, assess,
 };
 use rampart_shared::version::Version;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
+use tokio::time::Instant as TokioInstant;
 use tracing::{info, warn};
 
+use crate::clock::{self, ClockReport, KodBackoff};
+use crate::config::InstallConfig;
 use crate::fsutil::{self, FsError};
 use crate::ipc::server::{IpcCommand, IpcTimeouts, PolicyInForce, ServerContext};
 use crate::ipc::{self, Peer, current_uid, user_name};
 use crate::mfa::{self, MfaEngine, UserKey};
+use crate::network;
 use crate::paths::AgentPaths;
+use crate::policy::{FetchOutcome, PolicyStore};
 
 /// Changes the log filter at run time; the binary and the app each install
 /// their own subscriber, so each supplies its own control.
 pub type LogControl = Arc<dyn Fn(LogLevel) -> Result<(), String> + Send + Sync>;
 
+/// How long one SNTP round may take, DNS included.
+pub const CLOCK_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long reaching one endpoint may take, DNS included.
+pub const NETWORK_TIMEOUT: Duration = Duration::from_secs(3);
+/// How often the network is checked when nothing asks sooner.
+pub const NETWORK_INTERVAL: Duration = Duration::from_secs(15 * 60);
+/// How often the managed policy file and policy expiry are looked at.
+pub const HOUSEKEEPING_INTERVAL: Duration = Duration::from_secs(60);
+
 #[derive(Clone)]
 pub struct AgentConfig {
     pub mode: AgentMode,
     pub paths: AgentPaths,
+    /// The install config (policy URL, pinned keys, device id), if any.
+    pub install: Option<InstallConfig>,
+    /// Why the install config could not be used, for the status.
+    pub install_error: Option<String>,
     pub ipc_timeouts: IpcTimeouts,
     pub log_control: Option<LogControl>,
 }
 
 impl AgentConfig {
+    /// A config that reads the install config from `paths`, as the service does.
     pub fn new(mode: AgentMode, paths: AgentPaths) -> Self {
+        let (install, install_error) = match InstallConfig::load(&paths.install_config()) {
+            Ok(install) => (install, None),
+            Err(e) => (None, Some(e.to_string())),
+        };
         Self {
             mode,
             paths,
+            install,
+            install_error,
             ipc_timeouts: IpcTimeouts::default(),
             log_control: None,
         }
@@ -67,8 +93,21 @@ pub enum AgentError {
 pub enum Event {
     /// A client asked for something that needs the loop.
     Ipc(IpcCommand),
+    /// A timer fired.
+    Due(Timer),
+    ClockChecked(ClockReport),
+    NetworkChecked(Vec<network::Reached>),
+    PolicyFetched(FetchOutcome),
     /// Stop: a signal, or the embedding app quitting.
     Shutdown,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Timer {
+    Clock,
+    Network,
+    Policy,
+    Housekeeping,
 }
 
 /// A started agent. Dropping it does not stop it; call [`RunningAgent::stop`].
@@ -103,14 +142,13 @@ pub async fn start(config: AgentConfig) -> Result<RunningAgent, AgentError> {
     fsutil::ensure_private_dir(&config.paths.state_dir)?;
     let listener = ipc::bind(&config.paths.socket, config.mode == AgentMode::System).await?;
     let socket = listener.path().to_owned();
+    if let Some(error) = &config.install_error {
+        warn!(%error, "install config ignored");
+    }
 
+    let now = Utc::now();
+    let policy = PolicyStore::load_at_start(&config.paths, config.install.as_ref(), now);
     let mfa = MfaEngine::open(&config.paths.state_dir.join("mfa"))?;
-    let core = Core::new(
-        config.mode,
-        Policy::default(),
-        PolicySource::Builtin,
-        Utc::now(),
-    );
     let agent_user = match config.mode {
         // In dev and embedded mode the agent runs as the person at the
         // screen: theirs is the enrollment. The system service learns its
@@ -121,16 +159,26 @@ pub async fn start(config: AgentConfig) -> Result<RunningAgent, AgentError> {
         }),
         AgentMode::System => None,
     };
-    let mode = config.mode;
-    let ipc_timeouts = config.ipc_timeouts;
+    let start = TokioInstant::now();
     let shell = Shell {
-        core,
+        core: Core::new(config.mode, policy.in_force().0.clock.max_skew_secs, now),
+        policy,
         mfa,
         agent_user,
+        kod: KodBackoff::default(),
+        managed_mtime: None,
+        due: Due {
+            clock: Some(start),
+            network: Some(start),
+            policy: Some(start),
+            housekeeping: Some(start + HOUSEKEEPING_INTERVAL),
+        },
+        in_flight: InFlight::default(),
         config,
     };
+    let mode = shell.config.mode;
     let (status_tx, status_rx) = watch::channel(Arc::new(shell.status()));
-    let (policy_tx, policy_rx) = watch::channel(Arc::new(shell.core.policy.clone()));
+    let (policy_tx, policy_rx) = watch::channel(Arc::new(shell.policy_in_force()));
     let (commands_tx, commands_rx) = mpsc::channel(64);
     let (shutdown_tx, shutdown_rx) = oneshot::channel();
 
@@ -141,7 +189,7 @@ pub async fn start(config: AgentConfig) -> Result<RunningAgent, AgentError> {
         agent_uid: current_uid(),
         mode,
         started: Instant::now(),
-        timeouts: ipc_timeouts,
+        timeouts: shell.config.ipc_timeouts,
         status_cache: Default::default(),
     };
     info!(socket = %socket.display(), ?mode, version = %Version::current(), "Rampart agent started");
@@ -172,7 +220,6 @@ struct Publisher {
 impl Publisher {
     /// Publishes only real changes, so subscribers are woken only for them.
     fn publish(&self, shell: &Shell) {
-        let core = &shell.core;
         let status = shell.status();
         self.status.send_if_modified(|current| {
             let changed = **current != status;
@@ -181,33 +228,71 @@ impl Publisher {
             }
             changed
         });
+        let policy = shell.policy_in_force();
         self.policy.send_if_modified(|current| {
-            let changed = **current != core.policy;
+            let changed = **current != policy;
             if changed {
-                *current = Arc::new(core.policy.clone());
+                *current = Arc::new(policy);
             }
             changed
         });
     }
 }
 
+/// When each kind of work is next due (`None`: not scheduled).
+#[derive(Debug)]
+struct Due {
+    clock: Option<TokioInstant>,
+    network: Option<TokioInstant>,
+    policy: Option<TokioInstant>,
+    housekeeping: Option<TokioInstant>,
+}
+
+/// Checks under way, so that a burst of "Check again" starts one, not ten.
+#[derive(Debug, Default)]
+struct InFlight {
+    clock: bool,
+    network: bool,
+    policy: bool,
+}
+
 /// The imperative shell's state: the pure core plus the parts that own I/O.
 struct Shell {
     core: Core,
+    policy: PolicyStore,
     mfa: MfaEngine,
     /// The enrollment this agent reports on in dev and embedded mode.
     agent_user: Option<UserKey>,
+    kod: KodBackoff,
+    managed_mtime: Option<SystemTime>,
+    due: Due,
+    in_flight: InFlight,
     config: AgentConfig,
 }
 
 impl Shell {
+    fn policy_in_force(&self) -> PolicyInForce {
+        let (policy, source) = self.policy.in_force();
+        PolicyInForce {
+            source,
+            policy: policy.clone(),
+        }
+    }
+
     fn status(&self) -> AgentStatus {
-        let policy = &self.core.policy.policy;
+        let (policy, _) = self.policy.in_force();
         let mfa = match self.mfa_owner(None) {
             Some(owner) => self.mfa.section(&owner, policy),
             None => mfa::section::section(None, policy),
         };
-        self.core.status(mfa)
+        let mut policy_section = self.policy.section();
+        if let Some(error) = &self.config.install_error {
+            policy_section.error = Some(match policy_section.error {
+                Some(e) => format!("{error}; {e}"),
+                None => error.clone(),
+            });
+        }
+        self.core.status(policy_section, policy, mfa)
     }
 
     /// Whose enrollment a request (or, with no peer, the status) is about: the
@@ -238,14 +323,18 @@ impl Shell {
                 Ok(Response::Accepted)
             }
             Request::Refresh { check } => {
-                warn!(
-                    ?check,
-                    "refresh asked, but this agent has no checks to re-run yet"
-                );
-                Err(IpcError::new(
-                    ErrorCode::Internal,
-                    "this agent does not run clock or network checks yet",
-                ))
+                let now = TokioInstant::now();
+                if matches!(check, Check::All | Check::Clock) {
+                    self.due.clock = Some(now);
+                }
+                if matches!(check, Check::All | Check::Network) {
+                    self.due.network = Some(now);
+                }
+                if matches!(check, Check::All | Check::Policy) {
+                    self.due.policy = Some(now);
+                    self.due.housekeeping = Some(now);
+                }
+                Ok(Response::Accepted)
             }
             Request::Mfa { command } => self.handle_mfa(peer, &command),
             other => Err(IpcError::new(
@@ -277,13 +366,117 @@ impl Shell {
         };
         let ctx = mfa::Ctx {
             now: Utc::now(),
-            policy: &self.core.policy.policy,
+            policy: self.policy.in_force().0,
             agent_version: Version::current(),
         };
         let view = self.mfa.reply(&peer, &owner, command, &ctx);
         Ok(Response::Enrollment {
             view: Box::new(view),
         })
+    }
+
+    /// Starts the checks that are due and not already running.
+    fn start_due_work(&mut self, timer: Timer, events: &mpsc::Sender<Event>) {
+        let now = TokioInstant::now();
+        match timer {
+            Timer::Clock => {
+                self.due.clock = None;
+                if self.in_flight.clock {
+                    return;
+                }
+                let servers = self
+                    .kod
+                    .allowed(&self.policy.in_force().0.clock.ntp_servers, now.into_std());
+                self.in_flight.clock = true;
+                let events = events.clone();
+                tokio::spawn(async move {
+                    let report = clock::query_servers(&servers, CLOCK_TIMEOUT).await;
+                    let _ = events.send(Event::ClockChecked(report)).await;
+                });
+            }
+            Timer::Network => {
+                self.due.network = None;
+                if self.in_flight.network {
+                    return;
+                }
+                let targets =
+                    network::targets(self.policy.in_force().0, self.config.install.as_ref());
+                self.in_flight.network = true;
+                let events = events.clone();
+                tokio::spawn(async move {
+                    let results = network::check(targets, NETWORK_TIMEOUT).await;
+                    let _ = events.send(Event::NetworkChecked(results)).await;
+                });
+            }
+            Timer::Policy => {
+                self.due.policy = None;
+                if self.in_flight.policy {
+                    return;
+                }
+                self.in_flight.policy = true;
+                let poll = self.policy.poll_request();
+                let events = events.clone();
+                tokio::spawn(async move {
+                    let outcome = poll.run().await;
+                    let _ = events.send(Event::PolicyFetched(outcome)).await;
+                });
+            }
+            Timer::Housekeeping => {
+                self.due.housekeeping = Some(now + HOUSEKEEPING_INTERVAL);
+                let now_utc = Utc::now();
+                let mut changed = self.policy.check_expiry(now_utc);
+                let mtime = std::fs::metadata(self.config.paths.managed_policy())
+                    .and_then(|m| m.modified())
+                    .ok();
+                if mtime != self.managed_mtime {
+                    self.managed_mtime = mtime;
+                    changed |= self.policy.reload_managed(now_utc).changed;
+                }
+                if changed {
+                    self.policy_changed();
+                }
+            }
+        }
+    }
+
+    fn on_clock_checked(&mut self, report: ClockReport) {
+        self.in_flight.clock = false;
+        let now = TokioInstant::now();
+        self.kod.observe(&report, now.into_std());
+        let clock_policy = &self.policy.in_force().0.clock;
+        let max_skew = Duration::from_secs(clock_policy.max_skew_secs);
+        self.core.clock = clock::to_section(&report, max_skew, Utc::now());
+        self.due.clock = Some(now + Duration::from_secs(clock_policy.check_interval_secs));
+        info!(state = ?self.core.clock.state, detail = %self.core.clock.detail, "clock checked");
+    }
+
+    fn on_network_checked(&mut self, results: &[network::Reached]) {
+        self.in_flight.network = false;
+        self.core.network = network::to_section(results, Utc::now());
+        self.due.network = Some(TokioInstant::now() + NETWORK_INTERVAL);
+        info!(state = ?self.core.network.state, detail = %self.core.network.detail, "network checked");
+    }
+
+    fn on_policy_fetched(&mut self, outcome: FetchOutcome) {
+        self.in_flight.policy = false;
+        let applied = self.policy.apply(outcome, Utc::now());
+        if let Some(why) = &applied.rejected {
+            warn!(%why, "policy rejected; the policy in force stays");
+        }
+        self.due.policy = applied.next_poll.map(|d| TokioInstant::now() + d);
+        if applied.changed {
+            self.policy_changed();
+        }
+    }
+
+    /// New NTP servers, endpoints or skew take effect at once.
+    fn policy_changed(&mut self) {
+        let (policy, source) = self.policy.in_force();
+        info!(?source, serial = policy.serial, "policy in force changed");
+        self.core.clock.max_skew_ms = policy.clock.max_skew_secs * 1000;
+        let now = TokioInstant::now();
+        self.due.clock = Some(now);
+        self.due.network = Some(now);
     }
 }
 
@@ -293,10 +486,16 @@ async fn run_loop(
     mut shutdown: oneshot::Receiver<()>,
     publisher: Publisher,
 ) {
+    let (events_tx, mut events_rx) = mpsc::channel(16);
     loop {
         let event = tokio::select! {
-            Some(command) = commands.recv() => Event::Ipc(command),
             _ = &mut shutdown => Event::Shutdown,
+            Some(command) = commands.recv() => Event::Ipc(command),
+            Some(event) = events_rx.recv() => event,
+            () = sleep_until(shell.due.clock) => Event::Due(Timer::Clock),
+            () = sleep_until(shell.due.network) => Event::Due(Timer::Network),
+            () = sleep_until(shell.due.policy) => Event::Due(Timer::Policy),
+            () = sleep_until(shell.due.housekeeping) => Event::Due(Timer::Housekeeping),
         };
         match event {
             Event::Shutdown => break,
@@ -308,39 +507,43 @@ async fn run_loop(
                 let result = shell.handle_request(peer, request);
                 let _ = reply.send(result);
             }
+            Event::Due(timer) => shell.start_due_work(timer, &events_tx),
+            Event::ClockChecked(report) => shell.on_clock_checked(report),
+            Event::NetworkChecked(results) => shell.on_network_checked(&results),
+            Event::PolicyFetched(outcome) => shell.on_policy_fetched(outcome),
         }
         publisher.publish(&shell);
     }
 }
 
-/// What the agent knows, and the status derived from it. No I/O.
+async fn sleep_until(at: Option<TokioInstant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// What the agent has measured, and the status derived from it. No I/O.
 #[derive(Debug, Clone)]
 pub struct Core {
     mode: AgentMode,
     started_at: DateTime<Utc>,
     pid: u32,
-    policy: PolicyInForce,
-    policy_fetched_at: Option<DateTime<Utc>>,
-    policy_error: Option<String>,
-    clock: ClockSection,
-    network: NetworkSection,
+    pub clock: ClockSection,
+    pub network: NetworkSection,
 }
 
 impl Core {
-    pub fn new(mode: AgentMode, policy: Policy, source: PolicySource, now: DateTime<Utc>) -> Self {
-        let max_skew_ms = policy.clock.max_skew_secs * 1000;
+    pub fn new(mode: AgentMode, max_skew_secs: u64, now: DateTime<Utc>) -> Self {
         Self {
             mode,
             started_at: now,
             pid: std::process::id(),
-            policy: PolicyInForce { source, policy },
-            policy_fetched_at: None,
-            policy_error: None,
             clock: ClockSection {
                 state: ClockState::Unknown,
                 offset_ms: None,
                 uncertainty_ms: None,
-                max_skew_ms,
+                max_skew_ms: max_skew_secs * 1000,
                 server: None,
                 checked_at: None,
                 detail: "not checked yet".to_owned(),
@@ -355,17 +558,12 @@ impl Core {
 
     /// The full status. `uptime_secs` is left at 0: the IPC server fills it
     /// in at read time so that the snapshot only changes when facts do.
-    pub fn policy(&self) -> &Policy {
-        &self.policy.policy
-    }
-
-    /// The status before anyone has enrolled: what a fresh device reports.
-    pub fn status_without_enrollment(&self) -> AgentStatus {
-        self.status(mfa::section::section(None, self.policy()))
-    }
-
-    pub fn status(&self, mfa: MfaSection) -> AgentStatus {
-        let policy = &self.policy.policy;
+    pub fn status(
+        &self,
+        policy_section: PolicySection,
+        policy: &Policy,
+        mfa: MfaSection,
+    ) -> AgentStatus {
         let mut status = AgentStatus {
             schema: STATUS_SCHEMA,
             overall: rampart_shared::status::Overall::Healthy,
@@ -376,14 +574,7 @@ impl Core {
                 started_at: self.started_at,
                 uptime_secs: 0,
             },
-            policy: PolicySection {
-                source: self.policy.source,
-                serial: policy.serial,
-                fetched_at: self.policy_fetched_at,
-                error: self.policy_error.clone(),
-                mfa_required: policy.mfa.required,
-                provider: policy.mfa.provider.kind(),
-            },
+            policy: policy_section,
             clock: self.clock.clone(),
             network: self.network.clone(),
             mfa,
@@ -391,6 +582,22 @@ impl Core {
         };
         status.overall = assess(&status).overall;
         status
+    }
+
+    /// The status of a fresh device on the built-in policy, before any check
+    /// or enrollment: what tests and benchmarks start from.
+    pub fn fresh_status(mode: AgentMode, now: DateTime<Utc>) -> AgentStatus {
+        let policy = Policy::default();
+        let section = PolicySection {
+            source: rampart_shared::status::PolicySource::Builtin,
+            serial: policy.serial,
+            fetched_at: None,
+            error: None,
+            mfa_required: policy.mfa.required,
+            provider: policy.mfa.provider.kind(),
+        };
+        let mfa = mfa::section::section(None, &policy);
+        Self::new(mode, policy.clock.max_skew_secs, now).status(section, &policy, mfa)
     }
 }
 
@@ -421,38 +628,17 @@ pub fn update_section(current: Version, min_version: Option<Version>) -> UpdateS
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rampart_shared::status::{MfaState, Overall};
+    use rampart_shared::status::{MfaState, Overall, PolicySource};
 
     #[test]
     fn fresh_agent_with_builtin_policy_needs_mfa_setup() {
-        let core = Core::new(
-            AgentMode::Dev,
-            Policy::default(),
-            PolicySource::Builtin,
-            Utc::now(),
-        );
-        let status = core.status_without_enrollment();
+        let status = Core::fresh_status(AgentMode::Dev, Utc::now());
         assert_eq!(status.schema, STATUS_SCHEMA);
         assert_eq!(status.mfa.state, MfaState::NotSetUp);
         assert_eq!(status.clock.state, ClockState::Unknown);
         assert_eq!(status.clock.max_skew_ms, 30_000);
         assert_eq!(status.policy.source, PolicySource::Builtin);
         assert_eq!(status.overall, Overall::ActionNeeded);
-    }
-
-    #[test]
-    fn mfa_not_required_by_policy() {
-        let mut policy = Policy::default();
-        policy.mfa.required = false;
-        let core = Core::new(
-            AgentMode::Dev,
-            policy,
-            PolicySource::ManagedFile,
-            Utc::now(),
-        );
-        let status = core.status_without_enrollment();
-        assert_eq!(status.mfa.state, MfaState::NotRequired);
-        assert_eq!(status.overall, Overall::Healthy);
     }
 
     #[test]

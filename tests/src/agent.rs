@@ -4,6 +4,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use serde_json::{Value, json};
 use tempfile::TempDir;
 
 use crate::{short_tempdir, workspace_bin};
@@ -12,41 +13,65 @@ pub struct AgentProcess {
     child: Child,
     pub dir: TempDir,
     pub socket: PathBuf,
+    args: Vec<std::ffi::OsString>,
 }
 
 impl AgentProcess {
     /// `rampart-agent run --dev` with its socket, state and home in a fresh
     /// temporary directory.
     pub fn start_dev(extra_args: &[&str]) -> Self {
-        Self::start(&["--dev"], extra_args)
+        Self::start(&["--dev"], &loopback_policy(1), extra_args)
+    }
+
+    /// Dev mode with `policy` as the managed (unsigned, allowed) policy file.
+    pub fn start_dev_with_policy(policy: &Value, extra_args: &[&str]) -> Self {
+        Self::start(&["--dev"], policy, extra_args)
     }
 
     /// System mode (world-connectable socket), still confined to a temporary
     /// directory: for tests about other local users.
     pub fn start_system(extra_args: &[&str]) -> Self {
-        Self::start(&[], extra_args)
+        Self::start(&[], &loopback_policy(1), extra_args)
     }
 
-    fn start(mode_args: &[&str], extra_args: &[&str]) -> Self {
+    fn start(mode_args: &[&str], policy: &Value, extra_args: &[&str]) -> Self {
         let dir = short_tempdir();
         let socket = dir.path().join("agent.sock");
-        let mut cmd = Command::new(workspace_bin("rampart-agent"));
-        cmd.arg("run")
-            .args(mode_args)
-            .arg("--socket")
-            .arg(&socket)
-            .arg("--state-dir")
-            .arg(dir.path().join("state"))
-            .args(["--log", "warn"])
-            .args(extra_args);
-        isolate_home(&mut cmd, dir.path());
-        cmd.stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit());
-        let child = cmd.spawn().expect("start rampart-agent");
-        let agent = Self { child, dir, socket };
+        let config = write_install_config(dir.path(), policy);
+        let mut args: Vec<std::ffi::OsString> = vec!["run".into()];
+        args.extend(mode_args.iter().map(Into::into));
+        args.extend(["--socket".into(), socket.clone().into()]);
+        args.extend(["--state-dir".into(), dir.path().join("state").into()]);
+        args.extend(["--config".into(), config.into()]);
+        args.extend(["--log".into(), "info".into()]);
+        args.extend(extra_args.iter().map(Into::into));
+        let child = spawn_agent(&args, dir.path());
+        let agent = Self {
+            child,
+            dir,
+            socket,
+            args,
+        };
         agent.wait_until_listening();
         agent
+    }
+
+    /// Kills the agent (SIGKILL) and starts it again on the same directory,
+    /// socket and arguments: a crash and a restart by the service manager.
+    pub fn crash_and_restart(&mut self) {
+        self.kill();
+        self.child = spawn_agent(&self.args, self.dir.path());
+        self.wait_until_listening();
+    }
+
+    /// Everything the agent has logged so far (all runs).
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("agent.log")).unwrap_or_default()
+    }
+
+    /// The managed policy file: rewrite it to change policy under the agent.
+    pub fn managed_policy_path(&self) -> PathBuf {
+        self.dir.path().join("etc").join("policy.json")
     }
 
     fn wait_until_listening(&self) {
@@ -98,7 +123,54 @@ impl AgentProcess {
 impl Drop for AgentProcess {
     fn drop(&mut self) {
         self.kill();
+        if std::thread::panicking() {
+            eprintln!("---- rampart-agent log ----\n{}", self.log());
+        }
     }
+}
+
+fn spawn_agent(args: &[std::ffi::OsString], dir: &Path) -> Child {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("agent.log"))
+        .expect("open the agent log");
+    let mut cmd = Command::new(workspace_bin("rampart-agent"));
+    cmd.args(args);
+    isolate_home(&mut cmd, dir);
+    cmd.env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log);
+    cmd.spawn().expect("start rampart-agent")
+}
+
+/// A policy whose every endpoint is on loopback, so that an agent under test
+/// never reaches past this machine. Nothing listens on port 9 (discard): the
+/// clock and network checks fail fast and say so.
+pub fn loopback_policy(serial: u64) -> Value {
+    json!({
+        "schema": 1,
+        "serial": serial,
+        "mfa": {"required": true},
+        "clock": {"ntp_servers": ["127.0.0.1:9"]},
+        "links": {
+            "offline_guide_url": "https://127.0.0.1:9/offline-access",
+            "support_url": "https://127.0.0.1:9/support"
+        }
+    })
+}
+
+/// Writes `DIR/etc/agent.json` (unsigned managed policy allowed) and
+/// `DIR/etc/policy.json`; returns the install config's path for `--config`.
+pub fn write_install_config(dir: &Path, policy: &Value) -> PathBuf {
+    let etc = dir.join("etc");
+    std::fs::create_dir_all(&etc).expect("create the config directory");
+    let config = etc.join("agent.json");
+    let install = json!({"device_id": "test-device", "allow_unsigned_local_policy": true});
+    std::fs::write(&config, install.to_string()).expect("write agent.json");
+    std::fs::write(etc.join("policy.json"), policy.to_string()).expect("write policy.json");
+    config
 }
 
 pub fn cli_with_socket(args: &[&str], socket: &Path, home: &Path) -> Output {

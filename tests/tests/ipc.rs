@@ -60,10 +60,11 @@ fn status_policy_and_unknown_requests_on_one_connection() {
 
     // The connection survives an unknown request (a newer client) ...
     let policy = client.call(3, json!({"type": "policy_show"}));
-    assert_eq!(policy["reply"]["response"]["source"], "builtin");
+    assert_eq!(policy["reply"]["response"]["source"], "managed_file");
+    assert_eq!(policy["reply"]["response"]["policy"]["serial"], 1);
     assert_eq!(
-        policy["reply"]["response"]["policy"]["mfa"]["required"],
-        true
+        policy["reply"]["response"]["policy"]["clock"]["ntp_servers"],
+        json!(["127.0.0.1:9"])
     );
 }
 
@@ -203,8 +204,12 @@ fn status_cli_summary_json_and_exit_codes() {
     let out = agent.cli(&["policy", "show", "--json"]);
     assert!(out.status.success());
     let json: Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(json["source"], "builtin");
+    assert_eq!(json["source"], "managed_file");
     assert_eq!(json["policy"]["clock"]["max_skew_secs"], 30);
+    assert_eq!(
+        json["policy"]["links"]["offline_guide_url"],
+        "https://127.0.0.1:9/offline-access"
+    );
 
     agent.kill();
     let started = Instant::now();

@@ -22,6 +22,10 @@ pub struct RunArgs {
     /// Listen on this socket instead of the mode's default.
     #[arg(long, value_name = "PATH")]
     pub socket: Option<PathBuf>,
+    /// The install config (policy URL, pinned keys, device id). The managed
+    /// policy file, `policy.json`, is read from the same directory.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
     /// Keep state (and logs) under this directory instead of the mode's default.
     #[arg(long, value_name = "DIR")]
     pub state_dir: Option<PathBuf>,
@@ -41,6 +45,14 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         AgentMode::System
     };
     let mut paths = AgentPaths::for_mode(mode)?;
+    let install_config = args.config.clone();
+    if let Some(file) = &args.config {
+        paths.config_dir = file
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(std::path::Path::new("."))
+            .to_owned();
+    }
     if let Some(socket) = args.socket {
         paths.socket = socket;
     }
@@ -48,13 +60,24 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         paths.log_dir = dir.join("logs");
         paths.state_dir = dir;
     }
+    let mut config = AgentConfig::new(mode, paths);
+    if let Some(file) = install_config {
+        // An explicit --config must exist: a typo must not silently mean
+        // "no pinned keys".
+        match crate::config::InstallConfig::load(&file) {
+            Ok(Some(install)) => config.install = Some(install),
+            Ok(None) => anyhow::bail!("install config {} does not exist", file.display()),
+            Err(e) => return Err(e).context("cannot use --config"),
+        }
+        config.install_error = None;
+    }
     let config = AgentConfig {
         ipc_timeouts: IpcTimeouts {
             frame: Duration::from_millis(args.frame_timeout_ms),
             ..IpcTimeouts::default()
         },
         log_control: Some(log_control),
-        ..AgentConfig::new(mode, paths)
+        ..config
     };
 
     // Two threads: IPC stays responsive while a check is under way, and the
@@ -64,11 +87,14 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()?;
     runtime.block_on(async move {
+        // Handlers first: a SIGTERM that arrives as soon as the socket is up
+        // must still mean a clean stop.
+        let shutdown = shutdown_signal()?;
         let agent = crate::start(config)
             .await
             .context("cannot start the agent")?;
         eprintln!("rampart-agent: listening on {}", agent.socket().display());
-        shutdown_signal().await?;
+        shutdown.await;
         tracing::info!("shutdown signal received");
         agent.stop().await?;
         anyhow::Ok(())
@@ -76,22 +102,25 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// Registers for SIGTERM and SIGINT now; the future resolves on either.
 #[cfg(unix)]
-async fn shutdown_signal() -> anyhow::Result<()> {
+fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
     use tokio::signal::unix::{SignalKind, signal};
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
-    }
-    Ok(())
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+    })
 }
 
 #[cfg(not(unix))]
-async fn shutdown_signal() -> anyhow::Result<()> {
-    tokio::signal::ctrl_c().await?;
-    Ok(())
+fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
+    Ok(async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
 }
 
 /// Logs to stderr with a filter that IPC can change at run time.
@@ -104,7 +133,11 @@ fn init_logging(filter: Option<&str>) -> anyhow::Result<LogControl> {
     let (filter, handle) = reload::Layer::new(initial);
     tracing_subscriber::registry()
         .with(filter)
-        .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+                .with_writer(std::io::stderr),
+        )
         .try_init()
         .context("cannot install the logger")?;
     Ok(Arc::new(move |level: LogLevel| {

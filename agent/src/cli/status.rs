@@ -70,19 +70,12 @@ pub fn render(status: &AgentStatus) -> String {
 mod tests {
     use super::*;
     use crate::service::Core;
-    use rampart_shared::policy::Policy;
-    use rampart_shared::status::{AgentMode, PolicySource};
+    use rampart_shared::status::AgentMode;
 
     #[test]
     fn verdict_first_then_reasons_then_sections() {
         let now = chrono::DateTime::from_timestamp(1_795_000_000, 0).unwrap();
-        let status = Core::new(
-            AgentMode::Dev,
-            Policy::default(),
-            PolicySource::Builtin,
-            now,
-        )
-        .status_without_enrollment();
+        let status = Core::fresh_status(AgentMode::Dev, now);
         let text = render(&status);
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines[0], "Rampart: Action needed");

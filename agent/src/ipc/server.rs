@@ -425,17 +425,12 @@ fn unreachable_hello() -> Result<Response, IpcError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rampart_shared::policy::Policy;
-    use rampart_shared::status::PolicySource;
 
     fn snapshot() -> Arc<AgentStatus> {
-        let core = crate::service::Core::new(
+        Arc::new(crate::service::Core::fresh_status(
             AgentMode::Dev,
-            Policy::default(),
-            PolicySource::Builtin,
             chrono::Utc::now(),
-        );
-        Arc::new(core.status_without_enrollment())
+        ))
     }
 
     #[test]

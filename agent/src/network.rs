@@ -1,0 +1,288 @@
+//! "Is the internet there?" answered for the endpoints this device needs:
+//! the policy server, the MFA provider's API, IT's report collector, and the
+//! offline-access guide the employee must open. Each is resolved and
+//! connected to (TCP); a failure names the stage that failed.
+//!
+//! [`check`] is the only I/O; [`targets`] and [`to_section`] are pure.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use rampart_shared::links::split_host_port;
+use rampart_shared::policy::{Policy, Provider};
+use rampart_shared::status::{NetworkSection, NetworkState};
+use tokio::net::TcpStream;
+
+use crate::config::InstallConfig;
+
+/// One endpoint to reach.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    /// What it is to the employee: "policy server", "offline-access guide".
+    pub label: &'static str,
+    pub host: String,
+    pub port: u16,
+}
+
+impl Target {
+    fn display(&self) -> String {
+        if self.host.contains(':') {
+            format!("[{}]:{}", self.host, self.port)
+        } else if self.port == 443 {
+            self.host.clone()
+        } else {
+            format!("{}:{}", self.host, self.port)
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Failure {
+    #[error("DNS lookup failed: {0}")]
+    Dns(String),
+    #[error("connection failed: {0}")]
+    Tcp(String),
+    #[error("no answer within {} s", .0.as_secs_f32())]
+    Timeout(Duration),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reached {
+    pub target: Target,
+    pub result: Result<SocketAddr, Failure>,
+}
+
+/// The endpoints this device needs, from the policy in force and the install
+/// config, without duplicates. Never empty: the offline-access guide is always
+/// needed.
+pub fn targets(policy: &Policy, config: Option<&InstallConfig>) -> Vec<Target> {
+    let mut found: Vec<Target> = Vec::new();
+    let mut add = |label, url: &str| {
+        if let Some((host, port)) = url_host_port(url) {
+            if !found.iter().any(|t| t.host == host && t.port == port) {
+                found.push(Target { label, host, port });
+            }
+        }
+    };
+    if let Some(url) = config.and_then(|c| c.policy_url.as_deref()) {
+        add("policy server", url);
+    }
+    if let Provider::Duo { api_host, .. } = &policy.mfa.provider {
+        add("Duo", &format!("https://{api_host}/"));
+    }
+    if let Some(reporting) = &policy.reporting {
+        add("IT reporting", &reporting.url);
+    }
+    add("offline-access guide", &policy.links.offline_guide_url);
+    found
+}
+
+/// Host and port of an `http(s)://` URL (default ports filled in).
+pub fn url_host_port(url: &str) -> Option<(String, u16)> {
+    let (scheme, rest) = url.split_once("://")?;
+    let default_port = match scheme.to_ascii_lowercase().as_str() {
+        "https" => 443,
+        "http" => 80,
+        _ => return None,
+    };
+    let authority = rest.split(['/', '?', '#']).next()?;
+    let (host, port) = split_host_port(authority)?;
+    (!host.is_empty()).then(|| (host.to_owned(), port.unwrap_or(default_port)))
+}
+
+/// Resolves and connects to every target at once, each within `timeout`.
+pub async fn check(targets: Vec<Target>, timeout: Duration) -> Vec<Reached> {
+    let handles: Vec<_> = targets
+        .into_iter()
+        .map(|target| {
+            tokio::spawn(async move {
+                let result = match tokio::time::timeout(timeout, reach(&target)).await {
+                    Ok(result) => result,
+                    Err(_) => Err(Failure::Timeout(timeout)),
+                };
+                Reached { target, result }
+            })
+        })
+        .collect();
+    let mut results = Vec::with_capacity(handles.len());
+    for handle in handles {
+        // A check task only ends by returning; a panic there is a bug that
+        // should not take the agent down, so it is dropped from the result.
+        if let Ok(reached) = handle.await {
+            results.push(reached);
+        }
+    }
+    results
+}
+
+async fn reach(target: &Target) -> Result<SocketAddr, Failure> {
+    let addrs: Vec<SocketAddr> = tokio::net::lookup_host((target.host.as_str(), target.port))
+        .await
+        .map_err(|e| Failure::Dns(e.to_string()))?
+        .collect();
+    if addrs.is_empty() {
+        return Err(Failure::Dns("no addresses".to_owned()));
+    }
+    let mut last = None;
+    for addr in addrs {
+        match TcpStream::connect(addr).await {
+            Ok(_) => return Ok(addr),
+            Err(e) => last = Some(format!("{addr}: {e}")),
+        }
+    }
+    Err(Failure::Tcp(last.unwrap_or_default()))
+}
+
+/// The network section in plain words: online only when every endpoint was
+/// reached; otherwise which ones failed, and at which stage.
+pub fn to_section(results: &[Reached], checked_at: DateTime<Utc>) -> NetworkSection {
+    let failed: Vec<String> = results
+        .iter()
+        .filter_map(|r| {
+            r.result
+                .as_ref()
+                .err()
+                .map(|e| format!("{} ({}): {e}", r.target.label, r.target.display()))
+        })
+        .collect();
+    let (state, detail) = if results.is_empty() {
+        (NetworkState::Unknown, "nothing to check".to_owned())
+    } else if failed.is_empty() {
+        let reached: Vec<String> = results
+            .iter()
+            .map(|r| format!("{} ({})", r.target.label, r.target.display()))
+            .collect();
+        (
+            NetworkState::Online,
+            format!("reached {}", reached.join(", ")),
+        )
+    } else {
+        (
+            NetworkState::Offline,
+            format!("cannot reach {}", failed.join("; ")),
+        )
+    };
+    NetworkSection {
+        state,
+        checked_at: Some(checked_at),
+        detail,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rampart_shared::policy::Reporting;
+
+    #[test]
+    fn hosts_and_ports_from_urls() {
+        assert_eq!(
+            url_host_port("https://example.com/a?b"),
+            Some(("example.com".into(), 443))
+        );
+        assert_eq!(
+            url_host_port("HTTPS://example.com:8443"),
+            Some(("example.com".into(), 8443))
+        );
+        assert_eq!(
+            url_host_port("http://127.0.0.1:8080/p"),
+            Some(("127.0.0.1".into(), 8080))
+        );
+        assert_eq!(url_host_port("https://[::1]:9/x"), Some(("::1".into(), 9)));
+        assert_eq!(url_host_port("ftp://example.com"), None);
+        assert_eq!(url_host_port("https:///x"), None);
+    }
+
+    #[test]
+    fn targets_cover_every_endpoint_once() {
+        let mut policy = Policy::default();
+        policy.links.offline_guide_url = "https://docs.example.com/guide".into();
+        policy.reporting = Some(Reporting {
+            url: "https://docs.example.com/report".into(),
+            interval_secs: 900,
+        });
+        let config = InstallConfig {
+            device_id: "d".into(),
+            policy_url: Some("https://policy.example.com:8443/p.json".into()),
+            public_keys: vec![],
+            allow_unsigned_local_policy: false,
+        };
+        let t = targets(&policy, Some(&config));
+        let labels: Vec<_> = t
+            .iter()
+            .map(|t| (t.label, t.host.as_str(), t.port))
+            .collect();
+        assert_eq!(
+            labels,
+            [
+                ("policy server", "policy.example.com", 8443),
+                ("IT reporting", "docs.example.com", 443),
+            ]
+        );
+        assert_eq!(
+            targets(&Policy::default(), None).len(),
+            1,
+            "the guide is always needed"
+        );
+    }
+
+    #[test]
+    fn section_names_the_failing_stage() {
+        let target = |label, host: &str, port| Target {
+            label,
+            host: host.into(),
+            port,
+        };
+        let now = DateTime::from_timestamp(1_795_000_000, 0).unwrap();
+        let ok = Reached {
+            target: target("policy server", "policy.example.com", 443),
+            result: Ok("192.0.2.1:443".parse().unwrap()),
+        };
+        let dns = Reached {
+            target: target("offline-access guide", "docs.example.com", 443),
+            result: Err(Failure::Dns("failed to lookup address information".into())),
+        };
+        let online = to_section(std::slice::from_ref(&ok), now);
+        assert_eq!(online.state, NetworkState::Online);
+        assert_eq!(online.detail, "reached policy server (policy.example.com)");
+        let offline = to_section(&[ok, dns], now);
+        assert_eq!(offline.state, NetworkState::Offline);
+        assert_eq!(
+            offline.detail,
+            "cannot reach offline-access guide (docs.example.com): DNS lookup failed: failed to lookup address information"
+        );
+    }
+
+    #[tokio::test]
+    async fn reaches_a_listener_and_names_a_refused_port() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let open = listener.local_addr().unwrap().port();
+        let closed = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().port()
+        };
+        let targets = [
+            Target {
+                label: "policy server",
+                host: "127.0.0.1".into(),
+                port: open,
+            },
+            Target {
+                label: "offline-access guide",
+                host: "127.0.0.1".into(),
+                port: closed,
+            },
+        ];
+        let results = check(targets.to_vec(), Duration::from_secs(2)).await;
+        assert_eq!(
+            results[0].result,
+            Ok(format!("127.0.0.1:{open}").parse().unwrap())
+        );
+        assert!(
+            matches!(&results[1].result, Err(Failure::Tcp(e)) if e.contains("refused")),
+            "{:?}",
+            results[1]
+        );
+    }
+}

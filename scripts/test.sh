@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Installs what the tests need and runs every test: the README's test command,
+# and what CI runs (.ci/run). Idempotent; installs only what is missing.
+#
+# Real peers (chronyd, libfaketime, minisign, setpriv) are required here:
+# RAMPART_REQUIRE_REAL_SERVERS=1 turns a missing peer into a failure instead
+# of a skip. All test traffic stays on 127.0.0.0/8 and ::1.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# Debian packages the tests meet as real peers, by the command they provide.
+declare -A wanted=(
+    [chronyd]=chrony
+    [minisign]=minisign
+    [setpriv]=util-linux
+)
+missing=()
+for cmd in "${!wanted[@]}"; do
+    command -v "$cmd" >/dev/null 2>&1 || [[ -x /usr/sbin/$cmd ]] || missing+=("${wanted[$cmd]}")
+done
+ls /usr/lib/*/faketime/libfaketime.so.1 >/dev/null 2>&1 || missing+=(libfaketime)
+if ((${#missing[@]})); then
+    echo "test.sh: installing ${missing[*]}"
+    sudo=""
+    [[ $(id -u) == 0 ]] || sudo="sudo"
+    export DEBIAN_FRONTEND=noninteractive
+    $sudo apt-get update -qq
+    # The chrony package would start a system chronyd; tests run their own.
+    $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+export RAMPART_REQUIRE_REAL_SERVERS=1
+# The GUI's simulator tests render with the CPU backend: no GPU needed.
+export ICED_TEST_BACKEND=tiny-skia
+
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets --quiet -- -D warnings
+cargo test --workspace --no-fail-fast

@@ -1,0 +1,235 @@
+//! The wired service end to end: policy drives the clock and network checks,
+//! "Check again" re-runs them, a policy change is pushed to subscribers, and
+//! an MFA enrollment survives the agent being killed mid-way.
+
+use std::net::{IpAddr, Ipv4Addr, TcpListener};
+use std::time::{Duration, Instant};
+
+use rampart_shared::totp::{self, Params, Secret};
+use rampart_tests::agent::{AgentProcess, loopback_policy};
+use rampart_tests::chrony::Chronyd;
+use rampart_tests::ipc::RawClient;
+use serde_json::{Value, json};
+
+fn status(agent: &AgentProcess) -> Value {
+    let mut client = RawClient::greeted(&agent.socket);
+    client.call(1, json!({"type": "status"}))["reply"]["response"]["status"].clone()
+}
+
+/// Polls the status until `done` holds (the checks run on their own tasks).
+fn wait_for(agent: &AgentProcess, what: &str, done: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let s = status(agent);
+        if done(&s) {
+            return s;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {what}; last status: {s:#}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn mfa(client: &mut RawClient, id: u64, command: Value) -> Value {
+    let reply = client.call(id, json!({"type": "mfa", "command": command}));
+    reply["reply"]["response"]["view"].clone()
+}
+
+#[test]
+fn checks_follow_policy_and_check_again_reruns_them() {
+    let Some(chronyd) = Chronyd::start(IpAddr::V4(Ipv4Addr::LOCALHOST), None) else {
+        return;
+    };
+    let guide = TcpListener::bind("127.0.0.1:0").unwrap();
+    let guide_port = guide.local_addr().unwrap().port();
+    let mut policy = loopback_policy(1);
+    policy["clock"]["ntp_servers"] = json!([chronyd.server()]);
+    policy["links"]["offline_guide_url"] = json!(format!("https://127.0.0.1:{guide_port}/guide"));
+    let agent = AgentProcess::start_dev_with_policy(&policy, &[]);
+
+    let s = wait_for(&agent, "both checks", |s| {
+        !s["clock"]["checked_at"].is_null() && !s["network"]["checked_at"].is_null()
+    });
+    assert_eq!(s["clock"]["state"], "synced", "{s:#}");
+    assert_eq!(s["clock"]["server"], chronyd.server());
+    assert!(
+        s["clock"]["offset_ms"].as_i64().unwrap().abs() < 500,
+        "{s:#}"
+    );
+    assert_eq!(s["network"]["state"], "online", "{s:#}");
+    assert_eq!(
+        s["network"]["detail"],
+        format!("reached offline-access guide (127.0.0.1:{guide_port})")
+    );
+
+    // The guide's server goes away; "Check again" notices at once.
+    drop(guide);
+    let first_check = s["network"]["checked_at"].clone();
+    let mut client = RawClient::greeted(&agent.socket);
+    let reply = client.call(2, json!({"type": "refresh", "check": "network"}));
+    assert_eq!(reply["reply"]["response"]["type"], "accepted");
+    let s = wait_for(&agent, "a second network check", |s| {
+        s["network"]["checked_at"] != first_check
+    });
+    assert_eq!(s["network"]["state"], "offline");
+    let detail = s["network"]["detail"].as_str().unwrap();
+    assert!(
+        detail.starts_with(&format!(
+            "cannot reach offline-access guide (127.0.0.1:{guide_port}): connection failed"
+        )),
+        "{detail}"
+    );
+    assert_eq!(s["overall"], "action_needed");
+}
+
+#[test]
+fn a_dead_time_server_means_unknown_never_synced() {
+    let agent = AgentProcess::start_dev(&[]);
+    let s = wait_for(&agent, "the clock check", |s| {
+        !s["clock"]["checked_at"].is_null()
+    });
+    assert_eq!(s["clock"]["state"], "unknown");
+    assert!(s["clock"]["offset_ms"].is_null());
+    assert!(
+        s["clock"]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("127.0.0.1:9"),
+        "{s:#}"
+    );
+}
+
+#[test]
+fn a_policy_change_is_pushed_to_subscribers_and_a_bad_one_is_refused() {
+    let agent = AgentProcess::start_dev(&[]);
+    let mut subscriber = RawClient::greeted(&agent.socket);
+    let first = subscriber.call(1, json!({"type": "subscribe"}));
+    assert_eq!(first["reply"]["response"]["type"], "subscribed");
+    assert_eq!(
+        first["reply"]["response"]["status"]["mfa"]["state"],
+        "not_set_up"
+    );
+
+    // IT turns MFA off with a newer serial.
+    let mut next = loopback_policy(2);
+    next["mfa"]["required"] = json!(false);
+    std::fs::write(agent.managed_policy_path(), next.to_string()).unwrap();
+    RawClient::greeted(&agent.socket).call(1, json!({"type": "refresh", "check": "policy"}));
+    let pushed = loop {
+        let frame = subscriber.read().expect("a pushed event");
+        let status = &frame["event"]["event"]["status"];
+        if status["policy"]["serial"] == 2 {
+            break status.clone();
+        }
+    };
+    assert_eq!(pushed["mfa"]["state"], "not_required");
+    assert_eq!(pushed["policy"]["mfa_required"], false);
+
+    // An older serial is refused; the newer policy stays in force.
+    std::fs::write(agent.managed_policy_path(), loopback_policy(1).to_string()).unwrap();
+    RawClient::greeted(&agent.socket).call(1, json!({"type": "refresh", "check": "policy"}));
+    let s = wait_for(&agent, "the rejection", |s| !s["policy"]["error"].is_null());
+    assert_eq!(s["policy"]["serial"], 2);
+    let error = s["policy"]["error"].as_str().unwrap();
+    assert!(error.contains("serial"), "{error}");
+}
+
+#[test]
+fn enrollment_over_ipc_survives_a_crash_and_keeps_its_secret_out_of_status_and_logs() {
+    let mut agent = AgentProcess::start_dev(&[]);
+    let mut client = RawClient::greeted(&agent.socket);
+    let view = mfa(&mut client, 1, json!({"type": "start_enrollment"}));
+    assert_eq!(view["step"], "pairing", "{view:#}");
+    let uri = view["pairing"]["otpauth_uri"].as_str().unwrap().to_owned();
+    let grouped = view["pairing"]["secret_grouped"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(uri.starts_with("otpauth://totp/"), "{uri}");
+    let secret_b32: String = grouped.chars().filter(|c| !c.is_whitespace()).collect();
+    assert!(uri.contains(&format!("secret={secret_b32}")));
+
+    // Crash mid-enrollment: the same pairing resumes.
+    agent.crash_and_restart();
+    let mut client = RawClient::greeted(&agent.socket);
+    let view = mfa(&mut client, 2, json!({"type": "start_enrollment"}));
+    assert_eq!(view["step"], "pairing");
+    assert_eq!(view["pairing"]["secret_grouped"], grouped.as_str());
+    assert_eq!(status(&agent)["mfa"]["state"], "in_progress");
+
+    // A wrong code is refused and the step stays.
+    let secret = Secret::from_base32(&secret_b32).unwrap();
+    let now = chrono::Utc::now().timestamp();
+    let right = totp::totp(&secret, now, Params::PRODUCT);
+    let wrong = format!(
+        "{:06}",
+        (right.parse::<u32>().unwrap() + 500_000) % 1_000_000
+    );
+    let view = mfa(
+        &mut client,
+        3,
+        json!({"type": "verify_code", "code": wrong}),
+    );
+    assert_eq!(view["step"], "pairing");
+    assert!(!view["error"].is_null(), "{view:#}");
+
+    let view = mfa(
+        &mut client,
+        4,
+        json!({"type": "verify_code", "code": right}),
+    );
+    assert_eq!(view["step"], "verified", "{view:#}");
+    let codes = view["recovery_codes"].as_array().unwrap().clone();
+    assert_eq!(codes.len(), 10);
+    assert!(
+        view["pairing"].is_null(),
+        "the secret leaves the agent only while pairing"
+    );
+
+    agent.crash_and_restart();
+    let mut client = RawClient::greeted(&agent.socket);
+    let view = mfa(&mut client, 5, json!({"type": "start_enrollment"}));
+    assert_eq!(view["step"], "verified");
+    assert!(
+        view["recovery_codes"].is_null(),
+        "recovery codes are shown once"
+    );
+    let view = mfa(
+        &mut client,
+        6,
+        json!({"type": "confirm_recovery_codes_saved"}),
+    );
+    assert_eq!(view["step"], "recovery_codes_saved");
+    let guide = "https://127.0.0.1:9/offline-access";
+    let view = mfa(
+        &mut client,
+        7,
+        json!({"type": "acknowledge_offline_guide", "guide_url": guide}),
+    );
+    assert_eq!(view["step"], "enrolled", "{view:#}");
+    assert_eq!(view["evidence"]["guide_url"], guide);
+    assert_eq!(view["evidence"]["policy_serial"], 1);
+
+    let s = status(&agent);
+    assert_eq!(s["mfa"]["state"], "enrolled");
+    assert!(
+        s["mfa"]["detail"].as_str().unwrap().starts_with("since "),
+        "{s:#}"
+    );
+
+    // The secret and the recovery codes appear nowhere but where they must.
+    let status_text = s.to_string();
+    let log = agent.log();
+    assert!(
+        log.contains("MFA command applied"),
+        "the log is being captured:\n{log}"
+    );
+    for planted in
+        std::iter::once(secret_b32.as_str()).chain(codes.iter().map(|c| c.as_str().unwrap()))
+    {
+        assert!(!status_text.contains(planted), "status leaks {planted}");
+        assert!(!log.contains(planted), "log leaks {planted}");
+    }
+}
