@@ -3,6 +3,8 @@
 mod agent;
 mod app;
 mod screen;
+#[cfg(test)]
+mod simulated;
 
 use iced::Font;
 use tracing_subscriber::EnvFilter;

@@ -30,7 +30,7 @@ impl Outcome {
         match self {
             Self::Pass => "Passed",
             Self::Fail => "Needs attention",
-            Self::Pending => "Not checked yet",
+            Self::Pending => "Waiting",
         }
     }
 }

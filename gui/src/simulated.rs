@@ -1,0 +1,317 @@
+//! The wizard driven end to end in iced's headless simulator against a real
+//! in-process agent: clicks, typing and Enter go through the real widgets;
+//! the actions the wizard hands back are carried out as the app would (IPC
+//! to the agent), and the view is rebuilt after every round, because the
+//! simulator never re-runs `view` by itself.
+//!
+//! The agent gets a loopback-only policy: its clock and network checks only
+//! ever reach 127.0.0.1, where nothing answers. The "Before you begin"
+//! checks are therefore fed a passing status, as the agent would publish on
+//! a machine that is online and in sync.
+
+use std::path::{Path, PathBuf};
+
+use iced::keyboard::key;
+use iced_test::simulator;
+use rampart_agent::paths::AgentPaths;
+use rampart_agent::{AgentConfig, RunningAgent};
+use rampart_shared::mfa::MfaCommand;
+use rampart_shared::status::AgentMode;
+use rampart_shared::totp::{self, Params, Secret};
+
+use crate::agent;
+use crate::screen::wizard::tests::passing;
+use crate::screen::wizard::{self, Action, Message, Step, verify};
+
+const GUIDE: &str = "https://127.0.0.1:9/offline-access";
+
+struct Harness {
+    rt: tokio::runtime::Runtime,
+    socket: PathBuf,
+    agent: Option<RunningAgent>,
+    /// Links the wizard asked the app to open.
+    opened: Vec<String>,
+    _dir: tempfile::TempDir,
+}
+
+impl Harness {
+    fn start() -> Self {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        // A short path: Unix socket paths are limited to about 100 bytes.
+        let dir = tempfile::Builder::new()
+            .prefix("rg")
+            .tempdir_in("/tmp")
+            .unwrap();
+        let etc = dir.path().join("etc");
+        std::fs::create_dir_all(&etc).unwrap();
+        std::fs::write(
+            etc.join("agent.json"),
+            r#"{"device_id": "sim-test", "allow_unsigned_local_policy": true}"#,
+        )
+        .unwrap();
+        std::fs::write(etc.join("policy.json"), loopback_policy()).unwrap();
+        let paths = AgentPaths {
+            config_dir: etc,
+            state_dir: dir.path().join("state"),
+            log_dir: dir.path().join("log"),
+            socket: dir.path().join("a.sock"),
+        };
+        let agent = rt
+            .block_on(rampart_agent::start(AgentConfig::new(
+                AgentMode::Dev,
+                paths,
+            )))
+            .unwrap();
+        Self {
+            socket: agent.socket().to_owned(),
+            rt,
+            agent: Some(agent),
+            opened: Vec::new(),
+            _dir: dir,
+        }
+    }
+
+    /// Does what the app does for each action and feeds the answers back.
+    fn perform(&mut self, state: &mut wizard::State, actions: Vec<Action>) {
+        for action in actions {
+            let socket = self.socket.clone();
+            let reply = match action {
+                Action::Mfa(command) => Some(Message::Enrollment(
+                    self.rt.block_on(agent::mfa(socket, command)),
+                )),
+                Action::FetchLinks => Some(Message::Links(self.rt.block_on(agent::links(socket)))),
+                Action::Refresh(check) => Some(Message::Refreshed(
+                    self.rt.block_on(agent::refresh(socket, check)),
+                )),
+                Action::OpenLink(url) => {
+                    self.opened.push(url);
+                    None
+                }
+                Action::Copy(_) | Action::SaveCodes(_) | Action::FocusCode | Action::Close => None,
+            };
+            if let Some(reply) = reply {
+                let more = wizard::update(state, reply);
+                self.perform(state, more);
+            }
+        }
+    }
+
+    /// One round of user input: build the view, let `input` act on it, then
+    /// feed every message it produced to `update`.
+    fn round(
+        &mut self,
+        state: &mut wizard::State,
+        input: impl FnOnce(&mut iced_test::Simulator<'_, Message>),
+    ) {
+        let messages: Vec<Message> = {
+            let mut ui = simulator(wizard::view(state));
+            input(&mut ui);
+            ui.into_messages().collect()
+        };
+        for message in messages {
+            let actions = wizard::update(state, message);
+            self.perform(state, actions);
+        }
+    }
+
+    /// Types `code` into the code field and presses Enter. One round per
+    /// key, as in the running app, where `view` is rebuilt after every
+    /// message: the field sends its whole new value, computed from the value
+    /// `view` gave it.
+    fn enter_code(&mut self, state: &mut wizard::State, code: &str) {
+        for c in code.chars() {
+            self.round(state, |ui| {
+                ui.click(iced::widget::Id::new(verify::CODE_INPUT)).unwrap();
+                ui.typewrite(&c.to_string());
+            });
+        }
+        self.round(state, |ui| {
+            ui.click(iced::widget::Id::new(verify::CODE_INPUT)).unwrap();
+            ui.tap_key(key::Named::Enter);
+        });
+    }
+
+    fn sees(&self, state: &wizard::State, label: &str) -> bool {
+        let mut ui = simulator(wizard::view(state));
+        ui.find(label).is_ok()
+    }
+
+    /// The current code for the secret the agent issued. Asking again with
+    /// `StartEnrollment` resumes the pairing and returns the same secret, as
+    /// any client of the enrollment's owner could.
+    fn current_code(&self) -> String {
+        let view = self
+            .rt
+            .block_on(agent::mfa(self.socket.clone(), MfaCommand::StartEnrollment))
+            .unwrap();
+        let pairing = view.pairing.unwrap();
+        let secret = Secret::from_base32(&pairing.secret_grouped.replace(' ', "")).unwrap();
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64;
+        totp::totp(&secret, now, Params::PRODUCT)
+    }
+}
+
+impl Drop for Harness {
+    fn drop(&mut self) {
+        if let Some(agent) = self.agent.take() {
+            let _ = self.rt.block_on(agent.stop());
+        }
+    }
+}
+
+fn loopback_policy() -> String {
+    format!(
+        r#"{{"schema": 1, "serial": 1, "mfa": {{"required": true}},
+            "clock": {{"ntp_servers": ["127.0.0.1:9"]}},
+            "links": {{"offline_guide_url": "{GUIDE}", "support_url": "https://127.0.0.1:9/support"}}}}"#
+    )
+}
+
+fn use_tiny_skia() {
+    // The simulator reads this when it creates its renderer; tiny-skia needs
+    // no GPU. Every test here sets the same value, so races are harmless.
+    if std::env::var("ICED_TEST_BACKEND").as_deref() != Ok("tiny-skia") {
+        set_backend();
+    }
+}
+
+#[allow(unsafe_code)]
+fn set_backend() {
+    // SAFETY: only ever set to the same constant, before any simulator of
+    // this test binary reads it; no other thread writes the environment.
+    unsafe { std::env::set_var("ICED_TEST_BACKEND", "tiny-skia") };
+}
+
+fn socket_gone(path: &Path) -> bool {
+    !path.exists()
+}
+
+#[test]
+fn wizard_end_to_end_in_the_simulator() {
+    use_tiny_skia();
+    let mut h = Harness::start();
+    let (mut state, actions) = wizard::State::new(Some(passing()));
+    h.perform(&mut state, actions);
+    assert!(h.sees(&state, "Before you begin"));
+    assert!(h.sees(&state, "Have your smartphone nearby."));
+
+    h.round(&mut state, |ui| {
+        ui.click("Get started").unwrap();
+    });
+    assert!(matches!(state.step, Step::Pair(_)), "{:?}", state.step);
+    assert!(h.sees(&state, "Can't scan? Enter this key"));
+
+    h.round(&mut state, |ui| {
+        ui.click("Next").unwrap();
+    });
+    assert!(h.sees(&state, "Enter the code"));
+
+    // A wrong code first: the agent's words appear, and the step stays.
+    let code = h.current_code();
+    let wrong = if code == "000000" { "111111" } else { "000000" };
+    h.enter_code(&mut state, wrong);
+    let Step::Verify(v) = &state.step else {
+        panic!("left the code step: {:?}", state.step)
+    };
+    let message = v.error.as_ref().map(|e| e.message.clone()).unwrap();
+    assert!(
+        h.sees(&state, &message),
+        "agent's message not shown: {message}"
+    );
+
+    h.round(&mut state, |ui| {
+        ui.click("Try again").unwrap();
+    });
+    let code = h.current_code();
+    h.enter_code(&mut state, &code);
+    assert!(
+        h.sees(&state, "Save your recovery codes"),
+        "{:?}",
+        state.step
+    );
+    // Continue is gated by the checkbox.
+    h.round(&mut state, |ui| {
+        ui.click("Continue").unwrap();
+    });
+    assert!(h.sees(&state, "Save your recovery codes"));
+    h.round(&mut state, |ui| {
+        ui.click("I have saved my recovery codes").unwrap();
+    });
+    h.round(&mut state, |ui| {
+        ui.click("Continue").unwrap();
+    });
+    assert!(h.sees(&state, "Set up offline access"));
+    assert_eq!(
+        h.opened,
+        vec![GUIDE.to_owned()],
+        "the guide opens by itself"
+    );
+
+    h.round(&mut state, |ui| {
+        ui.click("Finish").unwrap();
+    });
+    assert!(
+        h.sees(&state, "Set up offline access"),
+        "Finish needs the box"
+    );
+    h.round(&mut state, |ui| {
+        ui.click("I have read and understand the setup instructions")
+            .unwrap();
+    });
+    h.round(&mut state, |ui| {
+        ui.click("Finish").unwrap();
+    });
+    assert!(h.sees(&state, "Setup complete. You may close this window."));
+
+    // The agent agrees: a new wizard resumes at the end.
+    let status =
+        h.rt.block_on(agent::request(
+            h.socket.clone(),
+            rampart_shared::ipc::Request::Status,
+        ))
+        .unwrap();
+    match status {
+        rampart_shared::ipc::Response::Status { status } => {
+            assert_eq!(status.mfa.state, rampart_shared::status::MfaState::Enrolled)
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+    let socket = h.socket.clone();
+    drop(h);
+    assert!(socket_gone(&socket));
+}
+
+#[test]
+fn reopened_wizard_resumes_and_offers_new_recovery_codes() {
+    use_tiny_skia();
+    let mut h = Harness::start();
+    let (mut state, actions) = wizard::State::new(Some(passing()));
+    h.perform(&mut state, actions);
+    h.round(&mut state, |ui| {
+        ui.click("Get started").unwrap();
+    });
+    h.round(&mut state, |ui| {
+        ui.click("Next").unwrap();
+    });
+    let code = h.current_code();
+    h.enter_code(&mut state, &code);
+    assert!(h.sees(&state, "Save your recovery codes"));
+
+    // The window is closed and opened again: the codes are gone.
+    let mut status = passing();
+    status.mfa.state = rampart_shared::status::MfaState::InProgress;
+    let (mut state, actions) = wizard::State::new(Some(status));
+    h.perform(&mut state, actions);
+    assert!(h.sees(&state, "Show new recovery codes"));
+    h.round(&mut state, |ui| {
+        ui.click("Show new recovery codes").unwrap();
+    });
+    let Step::Recovery(r) = &state.step else {
+        panic!("expected recovery codes: {:?}", state.step)
+    };
+    let first = r.codes.as_ref().and_then(|c| c.first().cloned()).unwrap();
+    assert!(h.sees(&state, &first));
+}
