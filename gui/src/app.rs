@@ -290,22 +290,27 @@ fn keys(event: IcedEvent, status: event::Status, id: window::Id) -> Option<Messa
 }
 
 /// Hands a link to the default browser: only ever one that passes the https
-/// check (the screens check too; this is the last gate).
+/// check (the screens check too; this is the last gate). The outcome goes
+/// back to the wizard, which tells the user if no browser opened.
 fn open_link(url: String) -> Task<Message> {
     if let Err(e) = check_https_link(&url) {
         warn!(%url, error = %e, "refused to open a link");
         return Task::none();
     }
-    Task::future(async move {
-        let result = tokio::task::spawn_blocking(move || open::that_detached(&url)).await;
-        if let Err(e) = result
-            .map_err(|e| e.to_string())
-            .and_then(|r| r.map_err(|e| e.to_string()))
-        {
-            warn!(error = %e, "could not open the browser");
-        }
-    })
-    .discard()
+    Task::perform(
+        async move {
+            let target = url.clone();
+            let result = tokio::task::spawn_blocking(move || open::that(&target))
+                .await
+                .map_err(|e| e.to_string())
+                .and_then(|r| r.map_err(|e| e.to_string()));
+            if let Err(e) = &result {
+                warn!(error = %e, "could not open the browser");
+            }
+            (url, result)
+        },
+        |(url, result)| Message::Wizard(wizard::Message::LinkOpened(url, result)),
+    )
 }
 
 /// Re-executes this program with the same arguments and quits. The agent's
@@ -333,10 +338,14 @@ pub const CODES_FILE: &str = "Rampart recovery codes.txt";
 /// Where "Save to file…" writes: the Documents folder, else home.
 pub fn codes_path() -> Option<PathBuf> {
     let dirs = directories::UserDirs::new()?;
-    let dir = dirs
-        .document_dir()
-        .filter(|d| d.is_dir())
-        .unwrap_or_else(|| dirs.home_dir());
+    // Without an XDG user-dirs file `document_dir` is unknown, though
+    // ~/Documents usually exists all the same.
+    let home_documents = dirs.home_dir().join("Documents");
+    let dir = match dirs.document_dir() {
+        Some(d) if d.is_dir() => d.to_owned(),
+        _ if home_documents.is_dir() => home_documents,
+        _ => dirs.home_dir().to_owned(),
+    };
     Some(dir.join(CODES_FILE))
 }
 

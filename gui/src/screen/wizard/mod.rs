@@ -74,6 +74,8 @@ pub enum Message {
     Refreshed(Result<(), String>),
     Status(Box<AgentStatus>),
     Saved(Result<PathBuf, String>),
+    /// Whether the browser took a link.
+    LinkOpened(String, Result<(), String>),
     OpenSupport,
     Close,
 }
@@ -348,6 +350,12 @@ pub fn update(state: &mut State, message: Message) -> Vec<Action> {
             if let Step::Recovery(r) = &mut state.step {
                 r.saved = Some(result);
             }
+            vec![]
+        }
+        Message::LinkOpened(url, result) => {
+            state.notice = result.err().map(|e| {
+                format!("Your browser could not be opened ({e}). Please open this address yourself: {url}")
+            });
             vec![]
         }
         Message::OpenSupport => {
@@ -689,6 +697,14 @@ pub(crate) mod tests {
         );
         // Only once by itself.
         assert!(update(&mut s, Message::Links(Ok(links()))).is_empty());
+        // No browser: the user is told where to go instead.
+        update(
+            &mut s,
+            Message::LinkOpened(links().offline_guide_url, Err("no browser found".into())),
+        );
+        assert!(s.notice.as_deref().is_some_and(
+            |n| n.contains("no browser found") && n.contains(&links().offline_guide_url)
+        ));
     }
 
     #[test]

@@ -53,7 +53,7 @@ pub fn view(state: &State) -> Element<'_, Message> {
             cell: Color::BLACK,
             background: Color::WHITE,
         }))
-        .padding(8)
+        .padding(20) // the quiet zone scanners need: four cells
         .style(|_| container::Style::default().background(Color::WHITE))
         .into(),
         None => note(
@@ -69,15 +69,21 @@ pub fn view(state: &State) -> Element<'_, Message> {
         row![
             code,
             column![
-                text("Already have Duo Mobile?").size(16),
-                text("Tap Add, then Use QR code."),
-                text("Can't scan? Enter this key").size(16),
-                text(&state.secret_grouped)
-                    .size(20)
-                    .font(iced::Font::MONOSPACE),
-                text("Choose \"time-based\" if your app asks.").size(14),
+                column![
+                    text("Already have Duo Mobile?").size(17),
+                    text("Tap Add, then Use QR code."),
+                ]
+                .spacing(4),
+                column![
+                    text("Can't scan? Enter this key").size(17),
+                    text(&state.secret_grouped)
+                        .size(20)
+                        .font(iced::Font::MONOSPACE),
+                    text("Choose \"time-based\" if your app asks.").size(14),
+                ]
+                .spacing(4),
             ]
-            .spacing(8)
+            .spacing(20)
             .width(Fill),
         ]
         .spacing(20),

@@ -1,0 +1,128 @@
+#!/usr/bin/env bash
+# Drives the real app under Xvfb through every wizard step and saves
+# docs/screenshots/*.png. Nothing is staged: the app starts its embedded
+# agent in an isolated HOME whose managed policy points the clock check at a
+# chronyd on loopback and the offline guide at a loopback listener, so both
+# prerequisite checks really pass; xdotool clicks and types like a person;
+# the code typed is computed from the issued secret by examples/totp_now.rs,
+# as the phone would. No traffic leaves 127.0.0.1.
+#
+# Needs: xvfb, xdotool, imagemagick, chrony, python3.
+# Usage: scripts/screenshots.sh            (KEEP=1 keeps the work dir)
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+OUT=$ROOT/docs/screenshots
+TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
+DISPLAY_NUM=${DISPLAY_NUM:-:93}
+
+cargo build --quiet -p rampart --bin rampart --example totp_now
+APP=$TARGET/debug/rampart
+TOTP=$TARGET/debug/examples/totp_now
+
+WORK=$(mktemp -d /tmp/rshot.XXXXXX)
+PIDS=()
+cleanup() {
+    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    [[ -n ${KEEP:-} ]] || rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+NTP_PORT=$(free_port)
+GUIDE_PORT=$(free_port)
+
+# An isolated user: every per-user directory under $WORK.
+export HOME=$WORK/home XDG_CONFIG_HOME=$WORK/home/.config XDG_STATE_HOME=$WORK/home/.local/state \
+    XDG_DATA_HOME=$WORK/home/.local/share XDG_RUNTIME_DIR=$WORK/run
+unset RAMPART_SOCKET
+mkdir -p "$XDG_CONFIG_HOME/rampart" "$HOME/Documents" "$XDG_RUNTIME_DIR"
+chmod 700 "$XDG_RUNTIME_DIR"
+cat >"$XDG_CONFIG_HOME/rampart/agent.json" <<JSON
+{"device_id": "screenshots", "allow_unsigned_local_policy": true}
+JSON
+cat >"$XDG_CONFIG_HOME/rampart/policy.json" <<JSON
+{"schema": 1, "serial": 1, "organization": "ACME Corp", "mfa": {"required": true},
+ "clock": {"ntp_servers": ["127.0.0.1:$NTP_PORT"]},
+ "links": {"offline_guide_url": "https://127.0.0.1:$GUIDE_PORT/offline-access",
+           "support_url": "https://127.0.0.1:$GUIDE_PORT/support"}}
+JSON
+
+# Time on loopback.
+cat >"$WORK/chrony.conf" <<CONF
+port $NTP_PORT
+bindaddress 127.0.0.1
+allow 127.0.0.0/8
+local stratum 8
+cmdport 0
+pidfile $WORK/chronyd.pid
+driftfile $WORK/drift
+CONF
+CHRONYD=$(command -v chronyd || echo /usr/sbin/chronyd)
+"$CHRONYD" -x -d -u root -f "$WORK/chrony.conf" >"$WORK/chronyd.log" 2>&1 &
+PIDS+=($!)
+# The guide's host: the network check only needs a TCP answer.
+python3 -c "
+import socket
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(('127.0.0.1', $GUIDE_PORT)); s.listen(16)
+while True:
+    c, _ = s.accept(); c.close()
+" &
+PIDS+=($!)
+
+Xvfb "$DISPLAY_NUM" -screen 0 1280x900x24 -nolisten tcp >"$WORK/xvfb.log" 2>&1 &
+PIDS+=($!)
+export DISPLAY=$DISPLAY_NUM
+for _ in $(seq 50); do xdotool getdisplaygeometry >/dev/null 2>&1 && break; sleep 0.1; done
+sleep 1 # chronyd answers its first query after a moment
+
+ # A stand-in browser that records what the app asked it to open.
+mkdir -p "$WORK/bin"
+printf '#!/bin/sh\necho "$@" >>"%s/opened.txt"\n' "$WORK" >"$WORK/bin/xdg-open"
+chmod +x "$WORK/bin/xdg-open"
+PATH=$WORK/bin:$PATH RAMPART_LOG=info "$APP" >"$WORK/app.log" 2>&1 &
+APP_PID=$!
+PIDS+=($APP_PID)
+
+WIZARD=$(xdotool search --sync --name '^Rampart: set up MFA$' | head -1)
+shot() { sleep "${2:-0.6}"; import -window root -crop 660x680+0+0 +repage "$OUT/$1.png"; echo "saved $OUT/$1.png"; }
+click() { xdotool mousemove --sync "$1" "$2" click 1; sleep 0.4; }
+type_text() { xdotool windowfocus --sync "$WIZARD" 2>/dev/null || true; xdotool type --delay 60 "$1"; }
+
+mkdir -p "$OUT"
+sleep 2 # the agent's first clock and network checks
+shot 1-before-you-begin
+
+click 84 362 # Get started
+shot 2-pair
+
+click 60 520 # Next
+shot 3-enter-code
+# A wrong code first, to show what the agent says.
+type_text 000000
+xdotool key Return
+shot 3-wrong-code
+
+click 162 309 # Try again (clears the field and focuses it)
+CODE=$("$TOTP")
+type_text "$CODE"
+xdotool key Return
+shot 4-recovery-codes 3
+
+click 168 351 # Save to file…
+shot 4-recovery-codes-saved
+test "$(stat -c %a "$HOME/Documents/Rampart recovery codes.txt")" = 600
+
+click 36 449 # I have saved my recovery codes
+click 76 492 # Continue
+shot 5-offline-access
+grep -qx "https://127.0.0.1:$GUIDE_PORT/offline-access" "$WORK/opened.txt" # opened by itself
+
+click 36 255 # I have read and understand the setup instructions
+click 65 298 # Finish
+shot 6-done
+xdotool key Escape # closes the wizard; the status window stays
+sleep 0.5
+import -window root -crop 640x560+0+0 +repage "$OUT/0-status.png"; echo "saved $OUT/0-status.png"
