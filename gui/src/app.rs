@@ -29,6 +29,8 @@ pub struct App {
     /// The wizard opens by itself once per run; after the user closes it,
     /// "Set up MFA" brings it back.
     wizard_opened_by_itself: bool,
+    /// Until the first frame is drawn, for the startup figure in the log.
+    first_frame_seen: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -42,6 +44,7 @@ pub enum Message {
     FocusPrevious,
     Escape(window::Id),
     Tick,
+    FirstFrame,
 }
 
 impl App {
@@ -61,6 +64,7 @@ impl App {
             wizard_window: None,
             wizard: None,
             wizard_opened_by_itself: false,
+            first_frame_seen: false,
         };
         (app, open.discard())
     }
@@ -120,6 +124,16 @@ impl App {
             Message::FocusPrevious => operation::focus_previous(),
             Message::Escape(id) if Some(id) == self.wizard_window => window::close(id),
             Message::Escape(_) => Task::none(),
+            Message::FirstFrame => {
+                if !self.first_frame_seen {
+                    self.first_frame_seen = true;
+                    info!(
+                        ms = crate::STARTED.elapsed().as_secs_f64() * 1000.0,
+                        "first frame"
+                    );
+                }
+                Task::none()
+            }
             Message::Tick => match &mut self.wizard {
                 Some(w) => {
                     let actions =
@@ -261,6 +275,11 @@ impl App {
             window::close_events().map(Message::WindowClosed),
             event::listen_with(keys),
         ];
+        if !self.first_frame_seen {
+            // Dropped after the first frame: listening to redraws for longer
+            // would cost idle CPU for nothing.
+            subs.push(window::frames().map(|_| Message::FirstFrame));
+        }
         if self
             .wizard
             .as_ref()

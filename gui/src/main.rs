@@ -6,10 +6,17 @@ mod screen;
 #[cfg(test)]
 mod simulated;
 
+use std::sync::LazyLock;
+use std::time::Instant;
+
 use iced::Font;
 use tracing_subscriber::EnvFilter;
 
+/// When `main` began, for the time-to-first-frame figure in the log.
+pub static STARTED: LazyLock<Instant> = LazyLock::new(Instant::now);
+
 fn main() -> anyhow::Result<()> {
+    LazyLock::force(&STARTED);
     tracing_subscriber::fmt()
         .with_env_filter(
             EnvFilter::try_from_env("RAMPART_LOG").unwrap_or_else(|_| EnvFilter::new("info")),

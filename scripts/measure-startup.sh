@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# Time from process start to first frame, and idle CPU with the windows open,
+# under Xvfb with the tiny-skia renderer. Isolated HOME with a loopback-only
+# policy, as in screenshots.sh (the clock check queries 127.0.0.1 only).
+# Usage: scripts/measure-startup.sh [debug|release] [runs]
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+PROFILE=${1:-debug}
+RUNS=${2:-5}
+TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
+APP=$TARGET/$PROFILE/rampart
+DISPLAY_NUM=${DISPLAY_NUM:-:94}
+
+WORK=$(mktemp -d /tmp/rmeasure.XXXXXX)
+PIDS=()
+cleanup() { for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$WORK"; }
+trap cleanup EXIT
+
+Xvfb "$DISPLAY_NUM" -screen 0 1280x900x24 -nolisten tcp >/dev/null 2>&1 &
+PIDS+=($!)
+export DISPLAY=$DISPLAY_NUM
+for _ in $(seq 50); do xdotool getdisplaygeometry >/dev/null 2>&1 && break; sleep 0.1; done
+
+fresh_home() {
+    rm -rf "$WORK/home" "$WORK/run"
+    export HOME=$WORK/home XDG_CONFIG_HOME=$WORK/home/.config XDG_STATE_HOME=$WORK/home/.local/state \
+        XDG_DATA_HOME=$WORK/home/.local/share XDG_RUNTIME_DIR=$WORK/run
+    unset RAMPART_SOCKET
+    mkdir -p "$XDG_CONFIG_HOME/rampart" "$XDG_RUNTIME_DIR"
+    chmod 700 "$XDG_RUNTIME_DIR"
+    echo '{"device_id": "measure", "allow_unsigned_local_policy": true}' >"$XDG_CONFIG_HOME/rampart/agent.json"
+    echo '{"schema": 1, "serial": 1, "mfa": {"required": true}, "clock": {"ntp_servers": ["127.0.0.1:9"]},
+           "links": {"offline_guide_url": "https://127.0.0.1:9/g", "support_url": "https://127.0.0.1:9/s"}}' \
+        >"$XDG_CONFIG_HOME/rampart/policy.json"
+}
+
+for run in $(seq "$RUNS"); do
+    fresh_home
+    RAMPART_LOG=info NO_COLOR=1 "$APP" >"$WORK/app.log" 2>&1 &
+    pid=$!
+    for _ in $(seq 100); do grep -q "first frame" "$WORK/app.log" 2>/dev/null && break; sleep 0.05; done
+    ms=$(sed -n 's/.*ms=\([0-9.]*\).*first frame.*/\1/p; s/.*first frame.*ms=\([0-9.]*\).*/\1/p' "$WORK/app.log" | head -1)
+    echo "run $run: first frame after ${ms:-?} ms (from main)"
+    if [[ $run == "$RUNS" ]]; then
+        sleep 3 # let startup work settle, then measure idle
+        t0=$(awk '{print $14+$15}' "/proc/$pid/stat")
+        sleep 10
+        t1=$(awk '{print $14+$15}' "/proc/$pid/stat")
+        hz=$(getconf CLK_TCK)
+        echo "idle CPU over 10 s with both windows open: $(echo "scale=2; ($t1-$t0)*100/$hz/10" | bc) % ($((t1 - t0)) ticks)"
+    fi
+    kill "$pid"; wait "$pid" 2>/dev/null || true
+done
