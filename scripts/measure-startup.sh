@@ -13,7 +13,7 @@ DISPLAY_NUM=${DISPLAY_NUM:-:94}
 
 WORK=$(mktemp -d /tmp/rmeasure.XXXXXX)
 PIDS=()
-cleanup() { for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$WORK"; }
+cleanup() { for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done; wait 2>/dev/null || true; [[ -n ${KEEP:-} ]] || rm -rf "$WORK"; }
 trap cleanup EXIT
 
 Xvfb "$DISPLAY_NUM" -screen 0 1280x900x24 -nolisten tcp >/dev/null 2>&1 &
@@ -36,11 +36,16 @@ fresh_home() {
 
 for run in $(seq "$RUNS"); do
     fresh_home
+    launched=$(date +%s.%N)
     RAMPART_LOG=info NO_COLOR=1 "$APP" >"$WORK/app.log" 2>&1 &
     pid=$!
     for _ in $(seq 100); do grep -q "first frame" "$WORK/app.log" 2>/dev/null && break; sleep 0.05; done
     ms=$(sed -n 's/.*ms=\([0-9.]*\).*first frame.*/\1/p; s/.*first frame.*ms=\([0-9.]*\).*/\1/p' "$WORK/app.log" | head -1)
-    echo "run $run: first frame after ${ms:-?} ms (from main)"
+    # The log line's own timestamp against the launch time: includes exec,
+    # dynamic loading and everything before main.
+    stamp=$(grep -m1 "first frame" "$WORK/app.log" | cut -d' ' -f1)
+    total=$(python3 -c "import datetime,sys; t=datetime.datetime.fromisoformat(sys.argv[1].replace('Z','+00:00')).timestamp(); print(round((t-float(sys.argv[2]))*1000,1))" "$stamp" "$launched")
+    echo "run $run: first frame ${total} ms after launch (${ms:-?} ms after main)"
     if [[ $run == "$RUNS" ]]; then
         sleep 3 # let startup work settle, then measure idle
         t0=$(awk '{print $14+$15}' "/proc/$pid/stat")
