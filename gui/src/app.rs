@@ -400,6 +400,96 @@ pub fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::screen::wizard::tests::passing;
+    use rampart_shared::status::MfaState;
+
+    fn connected(app: &mut App, status: Box<AgentStatus>) {
+        let _ = app.update(Message::Agent(agent::Event::Connected {
+            socket: "/tmp/none.sock".into(),
+            status,
+        }));
+    }
+
+    #[test]
+    fn wizard_opens_by_itself_once_when_mfa_is_required_and_not_done() {
+        let (mut app, _) = App::boot();
+        assert!(app.wizard_window.is_none());
+        connected(&mut app, passing());
+        let first = app.wizard_window.expect("the wizard opens by itself");
+        assert!(app.wizard.is_some());
+        let _ = app.update(Message::Agent(agent::Event::StatusChanged(passing())));
+        assert_eq!(app.wizard_window, Some(first), "no second window");
+
+        // Closed by the user: it stays closed until they ask for it.
+        let _ = app.update(Message::WindowClosed(first));
+        assert!(app.wizard.is_none());
+        let _ = app.update(Message::Agent(agent::Event::StatusChanged(passing())));
+        assert!(app.wizard_window.is_none());
+        let _ = app.update(Message::Status(status::Message::SetUpMfa));
+        assert!(app.wizard_window.is_some());
+    }
+
+    #[test]
+    fn no_wizard_when_enrolled_or_not_required() {
+        for state in [MfaState::Enrolled, MfaState::NotRequired] {
+            let (mut app, _) = App::boot();
+            let mut status = passing();
+            status.mfa.state = state;
+            connected(&mut app, status);
+            assert!(app.wizard_window.is_none(), "{state:?}");
+        }
+    }
+
+    #[test]
+    fn lost_agent_shows_the_not_running_page_and_keeps_the_wizard() {
+        let (mut app, _) = App::boot();
+        connected(&mut app, passing());
+        let _ = app.update(Message::Agent(agent::Event::Unreachable("gone".into())));
+        assert_eq!(app.unreachable.as_deref(), Some("gone"));
+        assert!(app.socket.is_none());
+        assert!(app.wizard.is_some());
+        let _ = app.update(Message::Unreachable(unreachable::Message::TryAgain));
+        assert_eq!(app.unreachable, None);
+    }
+
+    #[test]
+    fn keyboard_tab_shift_tab_and_escape() {
+        use iced::keyboard::{Key, Location, Modifiers};
+        let id = window::Id::unique();
+        let press = |key: key::Named, modifiers: Modifiers| {
+            IcedEvent::Keyboard(keyboard::Event::KeyPressed {
+                key: Key::Named(key),
+                modified_key: Key::Named(key),
+                physical_key: key::Physical::Unidentified(key::NativeCode::Unidentified),
+                location: Location::Standard,
+                modifiers,
+                text: None,
+                repeat: false,
+            })
+        };
+        let ignored = event::Status::Ignored;
+        assert!(matches!(
+            keys(press(key::Named::Tab, Modifiers::empty()), ignored, id),
+            Some(Message::FocusNext)
+        ));
+        assert!(matches!(
+            keys(press(key::Named::Tab, Modifiers::SHIFT), ignored, id),
+            Some(Message::FocusPrevious)
+        ));
+        assert!(matches!(
+            keys(press(key::Named::Escape, Modifiers::empty()), ignored, id),
+            Some(Message::Escape(got)) if got == id
+        ));
+        // A key a widget used (Escape leaving the code field) is not ours.
+        assert!(
+            keys(
+                press(key::Named::Escape, Modifiers::empty()),
+                event::Status::Captured,
+                id
+            )
+            .is_none()
+        );
+    }
 
     #[test]
     #[cfg(unix)]
