@@ -315,3 +315,56 @@ fn reopened_wizard_resumes_and_offers_new_recovery_codes() {
     let first = r.codes.as_ref().and_then(|c| c.first().cloned()).unwrap();
     assert!(h.sees(&state, &first));
 }
+
+/// The QR code as drawn decodes to the otpauth URI, in the dark theme too:
+/// it is drawn black on white whatever the theme.
+#[test]
+fn qr_code_as_drawn_decodes_to_the_otpauth_uri_in_any_theme() {
+    use crate::screen::wizard::pair;
+    use rampart_shared::mfa::PairingInfo;
+    use_tiny_skia();
+    let uri = "otpauth://totp/ACME%20Corp:jane?secret=JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP&issuer=ACME%20Corp&algorithm=SHA1&digits=6&period=30";
+    let state = pair::State::new(&PairingInfo {
+        otpauth_uri: uri.into(),
+        secret_grouped: "JBSW Y3DP EHPK 3PXP JBSW Y3DP EHPK 3PXP".into(),
+        issuer: "ACME Corp".into(),
+        account: "jane".into(),
+    });
+    let dir = tempfile::tempdir().unwrap();
+    for (i, theme) in [iced::Theme::Light, iced::Theme::Dark].iter().enumerate() {
+        let mut ui = simulator(pair::view(&state));
+        // With no such file yet, this writes the snapshot, named
+        // `theme{i}-{renderer}.png`.
+        let stem = format!("theme{i}");
+        assert!(
+            ui.snapshot(theme)
+                .unwrap()
+                .matches_image(dir.path().join(&stem))
+                .unwrap()
+        );
+        let path = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .find(|p| {
+                p.file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with(&format!("{stem}-")))
+            })
+            .unwrap();
+        let decoder =
+            png::Decoder::new(std::io::BufReader::new(std::fs::File::open(&path).unwrap()));
+        let mut reader = decoder.read_info().unwrap();
+        let mut buf = vec![0; reader.output_buffer_size().unwrap()];
+        let info = reader.next_frame(&mut buf).unwrap();
+        let channels = info.color_type.samples();
+        let (w, h) = (info.width as usize, info.height as usize);
+        let mut image = rqrr::PreparedImage::prepare_from_greyscale(w, h, |x, y| {
+            let i = (y * w + x) * channels;
+            let (r, g, b) = (buf[i] as u32, buf[i + 1] as u32, buf[i + 2] as u32);
+            ((r * 30 + g * 59 + b * 11) / 100) as u8
+        });
+        let grids = image.detect_grids();
+        assert_eq!(grids.len(), 1, "one QR code on screen ({theme})");
+        let (_, content) = grids[0].decode().unwrap();
+        assert_eq!(content, uri, "{theme}");
+    }
+}
