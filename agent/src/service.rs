@@ -505,7 +505,11 @@ async fn run_loop(
                 reply,
             }) => {
                 let result = shell.handle_request(peer, request);
+                // Publish before replying: a client that reads the status
+                // right after its own request must see the request's effect.
+                publisher.publish(&shell);
                 let _ = reply.send(result);
+                continue;
             }
             Event::Due(timer) => shell.start_due_work(timer, &events_tx),
             Event::ClockChecked(report) => shell.on_clock_checked(report),
