@@ -18,5 +18,10 @@ pub fn block_on<F: std::future::Future>(future: F) -> anyhow::Result<F::Output> 
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    Ok(runtime.block_on(future))
+    let output = runtime.block_on(future);
+    // A DNS lookup runs on a blocking thread that a timeout cannot cancel;
+    // dropping the runtime normally would wait for it and outlast the
+    // command's own timeout.
+    runtime.shutdown_background();
+    Ok(output)
 }
