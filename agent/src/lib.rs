@@ -5,6 +5,7 @@
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod doctor;
 pub mod fsutil;
 pub mod ipc;
 pub mod mfa;

@@ -29,6 +29,8 @@ enum Command {
     Policy(cli::policy::PolicyCommand),
     /// Check this device's clock against NTP servers now (no agent needed).
     CheckClock(cli::check_clock::CheckClockArgs),
+    /// Check everything support would check, one line each (exit 0/1/2).
+    Doctor(cli::doctor::DoctorArgs),
 }
 
 fn main() -> ExitCode {
@@ -39,6 +41,7 @@ fn main() -> ExitCode {
         Command::LogLevel(args) => cli::log_level::run(args),
         Command::Policy(command) => cli::policy::run(command),
         Command::CheckClock(args) => cli::check_clock::run(args),
+        Command::Doctor(args) => cli::doctor::run(args),
     };
     match result {
         Ok(code) => code,
