@@ -6,9 +6,13 @@
 use std::net::TcpListener;
 use std::path::Path;
 use std::process::Output;
+use std::time::{Duration, Instant};
 
-use rampart_tests::agent::{AgentProcess, cli_with_socket, loopback_policy, write_install_config};
+use rampart_tests::agent::{
+    AgentProcess, cli_with_socket, loopback_policy, signal, write_install_config,
+};
 use rampart_tests::short_tempdir;
+use rustix::process::Signal;
 use serde_json::{Value, json};
 
 const KEY: &str = "RWQf6LRCGA9i53mlYecO4IzT51TGPpvWucNSCh1CBM0QTaLn73Y7GFO3";
@@ -130,4 +134,56 @@ fn doctor_names_tcp_when_the_policy_server_port_is_closed() {
             .any(|l| l.starts_with("FAIL  network: policy server") && l.contains("TCP stage")),
         "{text}"
     );
+}
+
+/// The text of every file in the agent's log directory.
+fn log_files(agent: &AgentProcess) -> String {
+    let dir = agent.dir.path().join("state").join("logs");
+    let mut text = String::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        text.push_str(&std::fs::read_to_string(entry.path()).unwrap_or_default());
+    }
+    text
+}
+
+fn wait_for_log(agent: &AgentProcess, what: &str, done: impl Fn(&str) -> bool) -> String {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let text = log_files(agent);
+        if done(&text) {
+            return text;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {what}; log files:\n{text}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn logs_go_to_a_file_and_sigusr2_raises_the_level() {
+    let agent = AgentProcess::start_dev(&[]);
+    let names: Vec<String> = std::fs::read_dir(agent.dir.path().join("state/logs"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        names
+            .iter()
+            .any(|n| n.starts_with("agent.") && n.ends_with(".log")),
+        "{names:?}"
+    );
+    wait_for_log(&agent, "the start line", |t| {
+        t.contains("Rampart agent started")
+    });
+    // Stderr still gets the same lines.
+    assert!(agent.log().contains("Rampart agent started"));
+
+    signal(agent.pid(), Signal::USR2);
+    wait_for_log(&agent, "debug level", |t| {
+        t.contains("log level changed by SIGUSR2") && t.contains("level=\"debug\"")
+    });
+    signal(agent.pid(), Signal::USR2);
+    wait_for_log(&agent, "trace level", |t| t.contains("level=\"trace\""));
 }
