@@ -12,6 +12,7 @@ pub mod mfa;
 pub mod network;
 pub mod paths;
 pub mod policy;
+pub mod report;
 pub mod service;
 
 pub use service::{AgentConfig, AgentError, RunningAgent, start};

@@ -11,6 +11,8 @@ use std::time::{Duration, Instant};
 use rampart_tests::agent::{
     AgentProcess, cli_with_socket, loopback_policy, signal, write_install_config,
 };
+use rampart_tests::http::{HttpServer, Reply};
+use rampart_tests::ipc::RawClient;
 use rampart_tests::short_tempdir;
 use rustix::process::Signal;
 use serde_json::{Value, json};
@@ -186,4 +188,146 @@ fn logs_go_to_a_file_and_sigusr2_raises_the_level() {
     });
     signal(agent.pid(), Signal::USR2);
     wait_for_log(&agent, "trace level", |t| t.contains("level=\"trace\""));
+}
+
+/// The report ids the agent logged as queued (durably), in order, over all
+/// of its runs.
+fn queued_ids(agent: &AgentProcess) -> Vec<String> {
+    agent
+        .log()
+        .lines()
+        .filter(|l| l.contains("report queued"))
+        .filter_map(|l| {
+            let at = l.find("report_id=")? + "report_id=".len();
+            l.get(at..at + 32).map(str::to_owned)
+        })
+        .collect()
+}
+
+fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn refresh(agent: &AgentProcess, check: &str) {
+    let reply =
+        RawClient::greeted(&agent.socket).call(9, json!({"type": "refresh", "check": check}));
+    assert_eq!(reply["reply"]["response"]["type"], "accepted", "{reply}");
+}
+
+fn set_policy(agent: &AgentProcess, policy: &Value) {
+    std::fs::write(agent.managed_policy_path(), policy.to_string()).unwrap();
+    refresh(agent, "policy");
+}
+
+#[test]
+fn reports_queue_while_the_collector_is_down_and_arrive_once_in_order_across_a_crash() {
+    let port = closed_port();
+    let url = format!("http://127.0.0.1:{port}/collect");
+    let mut policy = loopback_policy(1);
+    policy["reporting"] = json!({"url": url, "interval_secs": 3600});
+    let mut agent = AgentProcess::start_dev_with_policy(&policy, &[]);
+
+    // The start report is queued and its delivery fails: nothing listens.
+    wait_until("the start report", || queued_ids(&agent).len() == 1);
+    wait_until("a failed delivery", || {
+        agent.log().contains("report not delivered")
+    });
+
+    // IT publishes serial 2: a status change, queued too.
+    policy["serial"] = json!(2);
+    set_policy(&agent, &policy);
+    wait_until("the status-change report", || queued_ids(&agent).len() == 2);
+
+    // kill -9 with two acknowledged reports in the queue; the restarted
+    // agent queues its own start report behind them.
+    agent.crash_and_restart();
+    wait_until("the restart's report", || queued_ids(&agent).len() == 3);
+
+    // The collector comes up on the port the policy names.
+    let collector = HttpServer::start_on(port);
+    collector.serve("/collect", "ok", "text/plain");
+    refresh(&agent, "network");
+    let queued = queued_ids(&agent);
+    wait_until("every queued report", || {
+        collector.requests_to("/collect").len() >= queued.len()
+    });
+
+    // One more change: delivery is in order, so any duplicate of an earlier
+    // report would arrive before this one.
+    policy["serial"] = json!(3);
+    set_policy(&agent, &policy);
+    wait_until("the serial-3 report", || {
+        collector
+            .requests_to("/collect")
+            .iter()
+            .any(|r| serde_json::from_slice::<Value>(&r.body).unwrap()["policy_serial"] == 3)
+    });
+
+    let queued = queued_ids(&agent);
+    let received = collector.requests_to("/collect");
+    let bodies: Vec<Value> = received
+        .iter()
+        .map(|r| serde_json::from_slice(&r.body).unwrap())
+        .collect();
+    let ids: Vec<&str> = bodies
+        .iter()
+        .map(|b| b["report_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, queued, "each queued report exactly once, in order");
+    for (r, b) in received.iter().zip(&bodies) {
+        assert_eq!(r.method, "POST");
+        assert_eq!(r.header("idempotency-key"), b["report_id"].as_str());
+        assert_eq!(r.header("content-type"), Some("application/json"));
+        assert_eq!(b["schema"], 1);
+        assert_eq!(b["device_id"], "test-device");
+        assert_eq!(b["mfa"]["state"], "not_set_up");
+    }
+    let reasons: Vec<(&str, u64)> = bodies
+        .iter()
+        .map(|b| {
+            (
+                b["reason"].as_str().unwrap(),
+                b["policy_serial"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        reasons,
+        [
+            ("start", 1),
+            ("status_change", 2),
+            ("start", 2),
+            ("status_change", 3)
+        ]
+    );
+}
+
+#[test]
+fn a_refused_report_is_dropped_not_retried_and_counted_in_the_next() {
+    let collector = HttpServer::start();
+    collector.script("/collect", [Reply::new(400, "bad report")]);
+    collector.serve("/collect", "ok", "text/plain");
+    let mut policy = loopback_policy(1);
+    policy["reporting"] = json!({"url": collector.url("/collect"), "interval_secs": 3600});
+    let agent = AgentProcess::start_dev_with_policy(&policy, &[]);
+    wait_until("the refused start report", || {
+        collector.requests_to("/collect").len() == 1
+    });
+    policy["serial"] = json!(2);
+    set_policy(&agent, &policy);
+    wait_until("the next report", || {
+        collector.requests_to("/collect").len() == 2
+    });
+    let received = collector.requests_to("/collect");
+    assert_eq!(received[0].status, 400);
+    let first: Value = serde_json::from_slice(&received[0].body).unwrap();
+    let second: Value = serde_json::from_slice(&received[1].body).unwrap();
+    assert_ne!(first["report_id"], second["report_id"], "not retried");
+    assert_eq!(second["policy_serial"], 2);
+    assert_eq!(second["dropped_reports"], 1);
+    assert!(agent.log().contains("the collector refused a report"));
 }

@@ -243,6 +243,14 @@ impl MfaEngine {
         result
     }
 
+    /// A user's enrollment, when its state file could be read.
+    pub fn enrollment(&self, owner: &UserKey) -> Option<&Enrollment> {
+        match self.users.get(owner) {
+            Some(Slot::Loaded(e)) => Some(e),
+            _ => None,
+        }
+    }
+
     pub fn section(&self, owner: &UserKey, policy: &Policy) -> MfaSection {
         match self.users.get(owner) {
             Some(Slot::Loaded(e)) => section::section(Some(e), policy),
