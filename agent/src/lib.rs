@@ -5,6 +5,7 @@
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod diagnose;
 pub mod doctor;
 pub mod fsutil;
 pub mod ipc;

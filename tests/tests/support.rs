@@ -8,6 +8,7 @@ use std::path::Path;
 use std::process::Output;
 use std::time::{Duration, Instant};
 
+use rampart_shared::totp::{self, Params, Secret};
 use rampart_tests::agent::{
     AgentProcess, cli_with_socket, loopback_policy, signal, write_install_config,
 };
@@ -330,4 +331,149 @@ fn a_refused_report_is_dropped_not_retried_and_counted_in_the_next() {
     assert_eq!(second["policy_serial"], 2);
     assert_eq!(second["dropped_reports"], 1);
     assert!(agent.log().contains("the collector refused a report"));
+}
+
+fn diagnose(agent: &AgentProcess, extra: &[&str]) -> Output {
+    let config = agent.dir.path().join("etc/agent.json");
+    let state = agent.dir.path().join("state");
+    let mut args = vec![
+        "diagnose",
+        "--dev",
+        "--config",
+        config.to_str().unwrap(),
+        "--state-dir",
+        state.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    agent.cli(&args)
+}
+
+fn unpack(path: &Path) -> Vec<(String, Vec<u8>)> {
+    use std::io::Read;
+    let file = std::fs::File::open(path).unwrap();
+    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(file));
+    archive
+        .entries()
+        .unwrap()
+        .map(|e| {
+            let mut e = e.unwrap();
+            let name = e.path().unwrap().display().to_string();
+            let mut body = Vec::new();
+            e.read_to_end(&mut body).unwrap();
+            (name, body)
+        })
+        .collect()
+}
+
+fn contains(haystack: &[u8], needle: &str) -> bool {
+    haystack
+        .windows(needle.len())
+        .any(|w| w == needle.as_bytes())
+}
+
+#[test]
+fn the_diagnose_bundle_has_what_support_needs_and_never_a_secret() {
+    let agent = AgentProcess::start_dev(&[]);
+    // Enroll far enough that the agent holds a secret and recovery codes.
+    let mut client = RawClient::greeted(&agent.socket);
+    let mfa = |client: &mut RawClient, id, command: Value| {
+        client.call(id, json!({"type": "mfa", "command": command}))["reply"]["response"]["view"]
+            .clone()
+    };
+    let view = mfa(&mut client, 1, json!({"type": "start_enrollment"}));
+    let grouped = view["pairing"]["secret_grouped"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let secret_b32: String = grouped.chars().filter(|c| !c.is_whitespace()).collect();
+    let secret = Secret::from_base32(&secret_b32).unwrap();
+    let code = totp::totp(&secret, chrono::Utc::now().timestamp(), Params::PRODUCT);
+    let view = mfa(&mut client, 2, json!({"type": "verify_code", "code": code}));
+    assert_eq!(view["step"], "verified", "{view:#}");
+    let codes: Vec<String> = view["recovery_codes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap().to_owned())
+        .collect();
+    let mut planted = vec![
+        secret_b32.clone(),
+        secret_b32.to_ascii_lowercase(),
+        grouped.clone(),
+    ];
+    planted.extend(codes);
+
+    // --list says what would go in, and writes nothing.
+    let out_file = agent.dir.path().join("bundle.tar.gz");
+    let out = out_file.to_str().unwrap();
+    let listed = diagnose(&agent, &["--list", "-o", out]);
+    assert!(listed.status.success(), "{listed:?}");
+    let listing = String::from_utf8(listed.stdout).unwrap();
+    for name in [
+        "status.json",
+        "doctor.json",
+        "policy.json",
+        "install-config.json",
+        "versions.json",
+        "os.txt",
+        "logs/agent.",
+    ] {
+        assert!(listing.contains(name), "{name} missing from:\n{listing}");
+    }
+    assert!(!out_file.exists(), "--list wrote the bundle");
+
+    let made = diagnose(&agent, &["-o", out]);
+    assert!(made.status.success(), "{made:?}");
+    let files = unpack(&out_file);
+    let names: Vec<&str> = files.iter().map(|(n, _)| n.as_str()).collect();
+    for (name, _) in &files {
+        assert!(name.starts_with("rampart-diagnose/"), "{names:?}");
+        let listed_name = name.trim_start_matches("rampart-diagnose/");
+        assert!(
+            listing.contains(listed_name),
+            "{listed_name} was not listed"
+        );
+    }
+    let file = |name: &str| -> Value {
+        let (_, body) = files
+            .iter()
+            .find(|(n, _)| n == &format!("rampart-diagnose/{name}"))
+            .unwrap_or_else(|| panic!("no {name} in {names:?}"));
+        serde_json::from_slice(body).unwrap()
+    };
+    assert_eq!(file("status.json")["mfa"]["state"], "in_progress");
+    assert_eq!(file("policy.json")["serial"], 1);
+    assert_eq!(file("install-config.json")["device_id"], "test-device");
+    assert!(file("doctor.json")["checks"].as_array().unwrap().len() > 5);
+    let log = files
+        .iter()
+        .find(|(n, _)| n.starts_with("rampart-diagnose/logs/agent."))
+        .unwrap();
+    assert!(contains(&log.1, "MFA command applied"), "the log is in");
+    for (name, body) in &files {
+        for p in &planted {
+            assert!(!contains(body, p), "{name} leaks {p}");
+        }
+    }
+    let logs = log_files(&agent) + &agent.log();
+    for p in &planted {
+        assert!(!logs.contains(p.as_str()), "the logs leak {p}");
+    }
+
+    // A secret that slipped into a log file: the bundle is refused.
+    std::fs::write(
+        agent.dir.path().join("state/logs/planted.log"),
+        format!("oops secret={secret_b32}\n"),
+    )
+    .unwrap();
+    let refused_file = agent.dir.path().join("refused.tar.gz");
+    let refused = diagnose(&agent, &["-o", refused_file.to_str().unwrap()]);
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        stderr.contains("refusing to write the bundle") && stderr.contains("planted.log"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains(&secret_b32));
+    assert!(!refused_file.exists());
 }

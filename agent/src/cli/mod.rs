@@ -2,6 +2,7 @@
 //! `run` returning the process exit code; `main.rs` only dispatches.
 
 pub mod check_clock;
+pub mod diagnose;
 pub mod doctor;
 pub mod log_level;
 pub mod policy;
