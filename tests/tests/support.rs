@@ -477,3 +477,68 @@ fn the_diagnose_bundle_has_what_support_needs_and_never_a_secret() {
     assert!(!stderr.contains(&secret_b32));
     assert!(!refused_file.exists());
 }
+
+#[test]
+fn kill_9_while_reports_are_being_written_loses_none_that_were_acknowledged() {
+    let port = closed_port();
+    let mut policy = loopback_policy(1);
+    policy["reporting"] = json!({
+        "url": format!("http://127.0.0.1:{port}/collect"),
+        "interval_secs": 3600,
+    });
+    let mut agent = AgentProcess::start_dev_with_policy(&policy, &[]);
+    wait_until("the start report", || queued_ids(&agent).len() == 1);
+    // Each new serial makes a report; the kill follows the request at once,
+    // so it lands somewhere in reading the policy, building, appending or
+    // fsyncing the record.
+    for serial in 2..=6 {
+        policy["serial"] = json!(serial);
+        set_policy(&agent, &policy);
+        agent.crash_and_restart();
+    }
+    let acknowledged = queued_ids(&agent);
+
+    let collector = HttpServer::start_on(port);
+    collector.serve("/collect", "ok", "text/plain");
+    refresh(&agent, "network");
+    policy["serial"] = json!(7);
+    set_policy(&agent, &policy);
+    wait_until("the serial-7 report", || {
+        collector
+            .requests_to("/collect")
+            .iter()
+            .any(|r| serde_json::from_slice::<Value>(&r.body).unwrap()["policy_serial"] == 7)
+    });
+    let bodies: Vec<Value> = collector
+        .requests_to("/collect")
+        .iter()
+        .map(|r| serde_json::from_slice(&r.body).unwrap())
+        .collect();
+    let received: Vec<&str> = bodies
+        .iter()
+        .map(|b| b["report_id"].as_str().unwrap())
+        .collect();
+    let mut unique = received.clone();
+    unique.sort_unstable();
+    unique.dedup();
+    assert_eq!(
+        unique.len(),
+        received.len(),
+        "a report arrived twice: {received:?}"
+    );
+    // Every acknowledged report arrived, in the order it was made. (A record
+    // fsynced just before the kill, before its log line, may arrive too.)
+    let mut rest = received.iter();
+    for id in &acknowledged {
+        assert!(
+            rest.any(|r| r == id),
+            "acknowledged report {id} lost or out of order: acknowledged {acknowledged:?}, received {received:?}"
+        );
+    }
+    let serials: Vec<u64> = bodies
+        .iter()
+        .map(|b| b["policy_serial"].as_u64().unwrap())
+        .collect();
+    assert!(serials.windows(2).all(|w| w[0] <= w[1]), "{serials:?}");
+    assert_eq!(serials.last(), Some(&7));
+}

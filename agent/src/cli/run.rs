@@ -187,6 +187,19 @@ fn init_logging(
         Some(f) => EnvFilter::try_new(f).with_context(|| format!("bad --log filter \"{f}\""))?,
         None => EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
     };
+    let initial_text = initial.to_string();
+    let known = [
+        LogLevel::Error,
+        LogLevel::Warn,
+        LogLevel::Info,
+        LogLevel::Debug,
+        LogLevel::Trace,
+    ];
+    if let Some(level) = known.into_iter().find(|l| l.as_str() == initial_text) {
+        if let Ok(mut current) = CURRENT_LEVEL.lock() {
+            *current = level;
+        }
+    }
     let (filter, handle) = reload::Layer::new(initial);
     let mut file_error = None;
     let (file_layer, guard) = match crate::fsutil::ensure_private_dir(log_dir)
