@@ -542,3 +542,28 @@ fn kill_9_while_reports_are_being_written_loses_none_that_were_acknowledged() {
     assert!(serials.windows(2).all(|w| w[0] <= w[1]), "{serials:?}");
     assert_eq!(serials.last(), Some(&7));
 }
+
+#[test]
+fn a_503_is_retried_and_the_report_arrives_with_the_same_id() {
+    let collector = HttpServer::start();
+    collector.script(
+        "/collect",
+        [Reply::new(503, "busy"), Reply::new(429, "slow down")],
+    );
+    collector.serve("/collect", "ok", "text/plain");
+    let mut policy = loopback_policy(1);
+    policy["reporting"] = json!({"url": collector.url("/collect"), "interval_secs": 3600});
+    let agent = AgentProcess::start_dev_with_policy(&policy, &[]);
+    wait_until("the delivery after two retries", || {
+        collector.requests_to("/collect").len() == 3
+    });
+    let received = collector.requests_to("/collect");
+    let statuses: Vec<u16> = received.iter().map(|r| r.status).collect();
+    assert_eq!(statuses, [503, 429, 200]);
+    let keys: Vec<&str> = received
+        .iter()
+        .map(|r| r.header("idempotency-key").unwrap())
+        .collect();
+    assert!(keys.iter().all(|k| *k == keys[0]), "{keys:?}");
+    assert_eq!(queued_ids(&agent), [keys[0]]);
+}

@@ -121,8 +121,18 @@ pub fn plan(paths: &AgentPaths, socket: &Path, config_file: &Path) -> Vec<Planne
 }
 
 pub fn run(args: DiagnoseArgs) -> anyhow::Result<ExitCode> {
-    let mut paths = paths_for(args.dev, args.config.as_deref(), args.state_dir.as_deref())?;
     let socket = args.socket.clone().unwrap_or_else(default_client_socket);
+    // A per-user agent answering without --dev: its files are per-user too.
+    let agent_mode = super::block_on(async {
+        Client::connect(&socket, super::CLIENT_NAME)
+            .await
+            .ok()
+            .map(|c| c.agent().mode)
+    })?;
+    let dev = args.dev
+        || (args.state_dir.is_none()
+            && agent_mode.is_some_and(|m| m != rampart_shared::status::AgentMode::System));
+    let mut paths = paths_for(dev, args.config.as_deref(), args.state_dir.as_deref())?;
     paths.socket = socket.clone();
     let config_file = args
         .config
@@ -148,7 +158,7 @@ pub fn run(args: DiagnoseArgs) -> anyhow::Result<ExitCode> {
     let doctor_args = DoctorArgs {
         json: true,
         socket: Some(socket.clone()),
-        dev: args.dev,
+        dev,
         config: args.config.clone(),
         state_dir: args.state_dir.clone(),
     };

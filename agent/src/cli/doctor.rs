@@ -83,13 +83,20 @@ async fn gather(args: &DoctorArgs) -> anyhow::Result<Facts> {
     let mut paths = paths_for(args.dev, args.config.as_deref(), args.state_dir.as_deref())?;
     let socket = args.socket.clone().unwrap_or_else(default_client_socket);
     paths.socket = socket.clone();
+    let agent = ask_agent(&socket).await;
+    // A per-user agent answered though --dev was not given: look at its
+    // per-user files, not the service's.
+    if let Ok(a) = &agent {
+        if a.status.agent.mode != AgentMode::System && !args.dev && args.state_dir.is_none() {
+            paths = paths_for(true, args.config.as_deref(), None)?;
+            paths.socket = socket.clone();
+        }
+    }
     let config_file = args
         .config
         .clone()
         .unwrap_or_else(|| paths.install_config());
     let install = InstallConfig::load(&config_file).ok().flatten();
-
-    let agent = ask_agent(&socket).await;
     // The policy to probe with: the agent's, else the managed file (read only
     // to learn the endpoints, never put in force), else the built-in one.
     let policy = match &agent {
