@@ -220,6 +220,17 @@ pub fn evaluate(f: &Facts) -> Vec<CheckResult> {
     for p in &f.probes {
         out.push(probe_check(p));
     }
+    let totp = agent
+        .and_then(|a| a.policy.as_ref())
+        .is_some_and(|p| matches!(p.mfa.provider, rampart_shared::policy::Provider::Totp));
+    if totp {
+        out.push(check(
+            "network: MFA provider",
+            Verdict::Pass,
+            "TOTP: codes are checked on this device, no MFA server to reach",
+            "",
+        ));
+    }
     out.push(match agent {
         Some(a) => {
             let mfa = &a.status.mfa;
@@ -611,6 +622,11 @@ mod tests {
         for c in &checks {
             assert_eq!(c.result, Verdict::Pass, "{c:?}");
         }
+        assert!(
+            get(&checks, "network: MFA provider")
+                .figure
+                .starts_with("TOTP: codes are checked on this device")
+        );
         assert_eq!(exit_code(&checks), 0);
         let text = Report::new(checks).render();
         assert!(text.starts_with("PASS  agent reachable"), "{text}");
