@@ -34,6 +34,7 @@ use crate::mfa::{self, MfaEngine, UserKey};
 use crate::network;
 use crate::paths::AgentPaths;
 use crate::policy::{FetchOutcome, PolicyStore};
+use crate::report::{self, Reporter};
 
 /// Changes the log filter at run time; the binary and the app each install
 /// their own subscriber, so each supplies its own control.
@@ -98,6 +99,8 @@ pub enum Event {
     ClockChecked(ClockReport),
     NetworkChecked(Vec<network::Reached>),
     PolicyFetched(FetchOutcome),
+    /// A report delivery finished (delivered, refused, or to be retried).
+    ReportSent(report::SendOutcome),
     /// Stop: a signal, or the embedding app quitting.
     Shutdown,
 }
@@ -108,6 +111,10 @@ pub enum Timer {
     Network,
     Policy,
     Housekeeping,
+    /// Deliver the oldest queued report.
+    ReportSend,
+    /// Make the periodic report.
+    ReportInterval,
 }
 
 /// A started agent. Dropping it does not stop it; call [`RunningAgent::stop`].
@@ -160,7 +167,14 @@ pub async fn start(config: AgentConfig) -> Result<RunningAgent, AgentError> {
         AgentMode::System => None,
     };
     let start = TokioInstant::now();
+    let device_id = config
+        .install
+        .as_ref()
+        .map_or_else(report::hostname, |i| i.device_id.clone());
+    let mut reporter = Reporter::open(&config.paths.state_dir, device_id);
+    reporter.configure(policy.in_force().0.reporting.as_ref());
     let shell = Shell {
+        reporter,
         core: Core::new(config.mode, policy.in_force().0.clock.max_skew_secs, now),
         policy,
         mfa,
@@ -258,6 +272,7 @@ struct InFlight {
 
 /// The imperative shell's state: the pure core plus the parts that own I/O.
 struct Shell {
+    reporter: Reporter,
     core: Core,
     policy: PolicyStore,
     mfa: MfaEngine,
@@ -333,6 +348,9 @@ impl Shell {
                 if matches!(check, Check::All | Check::Policy) {
                     self.due.policy = Some(now);
                     self.due.housekeeping = Some(now);
+                }
+                if matches!(check, Check::All | Check::Network) {
+                    self.reporter.kick();
                 }
                 Ok(Response::Accepted)
             }
@@ -436,6 +454,55 @@ impl Shell {
                     self.policy_changed();
                 }
             }
+            Timer::ReportSend => {
+                let Some(url) = self.reporting().map(|r| r.url.clone()) else {
+                    self.reporter.send_due = None;
+                    return;
+                };
+                if let Some((client, seq, payload)) = self.reporter.next_delivery() {
+                    let events = events.clone();
+                    tokio::spawn(async move {
+                        let outcome = report::send(client, url, seq, payload).await;
+                        let _ = events.send(Event::ReportSent(outcome)).await;
+                    });
+                }
+            }
+            Timer::ReportInterval => {
+                self.make_report("interval");
+                self.reporter
+                    .configure(self.policy.in_force().0.reporting.as_ref());
+            }
+        }
+    }
+
+    fn reporting(&self) -> Option<&rampart_shared::policy::Reporting> {
+        self.policy.in_force().0.reporting.as_ref()
+    }
+
+    /// Queues a report of the current status, if the policy asks for them.
+    fn make_report(&mut self, reason: &str) {
+        if self.reporting().is_none() {
+            return;
+        }
+        let status = self.status();
+        let owner = self.mfa_owner(None);
+        let enrollment = owner.as_ref().and_then(|o| self.mfa.enrollment(o));
+        self.reporter.enqueue(&status, enrollment, reason);
+    }
+
+    /// A report on start and whenever what IT sees changes.
+    fn report_if_changed(&mut self) {
+        if self.reporting().is_none() {
+            return;
+        }
+        let status = self.status();
+        if self.reporter.changed(&status) {
+            let reason = if self.reporter.has_reported() {
+                "status_change"
+            } else {
+                "start"
+            };
+            self.make_report(reason);
         }
     }
 
@@ -474,6 +541,9 @@ impl Shell {
         let (policy, source) = self.policy.in_force();
         info!(?source, serial = policy.serial, "policy in force changed");
         self.core.clock.max_skew_ms = policy.clock.max_skew_secs * 1000;
+        let reporting = policy.reporting.clone();
+        self.reporter.configure(reporting.as_ref());
+        self.reporter.kick();
         let now = TokioInstant::now();
         self.due.clock = Some(now);
         self.due.network = Some(now);
@@ -496,6 +566,8 @@ async fn run_loop(
             () = sleep_until(shell.due.network) => Event::Due(Timer::Network),
             () = sleep_until(shell.due.policy) => Event::Due(Timer::Policy),
             () = sleep_until(shell.due.housekeeping) => Event::Due(Timer::Housekeeping),
+            () = sleep_until(shell.reporter.send_due) => Event::Due(Timer::ReportSend),
+            () = sleep_until(shell.reporter.interval_due) => Event::Due(Timer::ReportInterval),
         };
         match event {
             Event::Shutdown => break,
@@ -515,7 +587,9 @@ async fn run_loop(
             Event::ClockChecked(report) => shell.on_clock_checked(report),
             Event::NetworkChecked(results) => shell.on_network_checked(&results),
             Event::PolicyFetched(outcome) => shell.on_policy_fetched(outcome),
+            Event::ReportSent(outcome) => shell.reporter.on_sent(outcome),
         }
+        shell.report_if_changed();
         publisher.publish(&shell);
     }
 }

@@ -2,6 +2,8 @@
 //! `run` returning the process exit code; `main.rs` only dispatches.
 
 pub mod check_clock;
+pub mod diagnose;
+pub mod doctor;
 pub mod log_level;
 pub mod policy;
 pub mod run;
