@@ -11,11 +11,9 @@ pub const LAUNCHD_APP_LABEL: &str = "dev.rampart.app";
 /// The Windows service's name (what `sc.exe` and the agent's dispatcher use).
 pub const WINDOWS_SERVICE: &str = "RampartAgent";
 
-const HEADER: &str = concat!(
-    "Installed by rampart-installer ",
-    env!("CARGO_PKG_VERSION"),
-    ". Re-run the installer rather than editing this file."
-);
+/// No version in it: the packaged copies would change with every release.
+const HEADER: &str =
+    "Written by Rampart's installer (installer/src/render.rs): reinstall rather than edit.";
 
 /// The inputs of the systemd unit.
 #[derive(Debug, Clone)]
@@ -269,4 +267,21 @@ pub fn windows_command_line(argv: &[String]) -> String {
         .map(|a| windows_arg(a))
         .collect::<Vec<_>>()
         .join(" ")
+}
+
+/// The unit the .deb ships (`packaging/deb/rampart-agent.service`): the
+/// binary in /usr/bin belongs to dpkg, so the agent does not update itself
+/// and its directory stays read-only. No `--config`: the agent reads
+/// /etc/rampart/agent.json when IT's tooling has put one there, and runs on
+/// the built-in policy until then (an explicit `--config` must exist).
+pub fn deb_systemd_unit() -> String {
+    systemd_unit(&SystemdUnit {
+        exec: &["/usr/bin/rampart-agent".to_owned(), "run".to_owned()],
+        self_update_dir: None,
+    })
+}
+
+/// The autostart entry the .deb ships (`packaging/deb/rampart.desktop`).
+pub fn deb_autostart() -> String {
+    xdg_autostart(&["/usr/bin/rampart".to_owned()])
 }

@@ -156,7 +156,7 @@ fn systemd_unit_has_the_service_settings_and_quotes_its_arguments() {
 #[test]
 fn desktop_entry_quotes_exec_per_the_spec() {
     let entry = render::xdg_autostart(&words(&["/opt/rampart/bin/rampart"]));
-    assert!(entry.starts_with("# Installed by rampart-installer"));
+    assert!(entry.starts_with("# Written by Rampart's installer"));
     for line in [
         "[Desktop Entry]",
         "Type=Application",
@@ -461,4 +461,29 @@ fn dry_run_text_lists_each_step() {
         text.contains("purge  /var/lib/rampart (and everything in it)\n"),
         "{text}"
     );
+}
+
+/// The .deb's unit and autostart entry are committed files (cargo-deb takes
+/// assets from the tree); they must be what the renderer produces.
+/// `RAMPART_BLESS=1 cargo test -p rampart-installer` rewrites them.
+#[test]
+fn packaged_files_match_the_renderer() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../packaging/deb");
+    for (name, want) in [
+        ("rampart-agent.service", render::deb_systemd_unit()),
+        ("rampart.desktop", render::deb_autostart()),
+    ] {
+        let path = dir.join(name);
+        if std::env::var_os("RAMPART_BLESS").is_some() {
+            fs::write(&path, &want).unwrap();
+        }
+        let have = fs::read_to_string(&path).unwrap_or_default();
+        assert_eq!(
+            have,
+            want,
+            "{} is stale: run RAMPART_BLESS=1 cargo test -p rampart-installer",
+            path.display()
+        );
+    }
+    assert!(render::deb_systemd_unit().contains("\nExecStart=/usr/bin/rampart-agent run\n"));
 }
