@@ -12,5 +12,6 @@ pub mod network;
 pub mod paths;
 pub mod policy;
 pub mod service;
+pub mod update;
 
 pub use service::{AgentConfig, AgentError, RunningAgent, start};

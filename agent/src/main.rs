@@ -29,6 +29,8 @@ enum Command {
     Policy(cli::policy::PolicyCommand),
     /// Check this device's clock against NTP servers now (no agent needed).
     CheckClock(cli::check_clock::CheckClockArgs),
+    /// Update this binary from the release feed in the install config.
+    Update(cli::update::UpdateArgs),
 }
 
 fn main() -> ExitCode {
@@ -39,6 +41,7 @@ fn main() -> ExitCode {
         Command::LogLevel(args) => cli::log_level::run(args),
         Command::Policy(command) => cli::policy::run(command),
         Command::CheckClock(args) => cli::check_clock::run(args),
+        Command::Update(args) => cli::update::run(args),
     };
     match result {
         Ok(code) => code,

@@ -6,6 +6,7 @@ pub mod log_level;
 pub mod policy;
 pub mod run;
 pub mod status;
+pub mod update;
 #[cfg(windows)]
 pub mod windows_service;
 
