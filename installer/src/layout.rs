@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use rampart_agent::config::InstallConfig;
+use rampart_agent::config::{InstallConfig, UpdateSource};
 
 use crate::plan::{Owner, Plan, Step, When};
 use crate::render::{self, SystemdUnit};
@@ -145,11 +145,19 @@ pub struct InstallOptions {
     /// Contents of minisign `.pub` files.
     pub public_keys: Vec<String>,
     pub device_id: Option<String>,
+    /// Where the agent looks for releases (self-update).
+    pub update_source: Option<UpdateSource>,
+    /// Release-signing Ed25519 keys (base64 of 32 bytes).
+    pub update_keys: Vec<String>,
 }
 
 impl InstallOptions {
     fn sets_config(&self) -> bool {
-        self.policy_url.is_some() || !self.public_keys.is_empty() || self.device_id.is_some()
+        self.policy_url.is_some()
+            || !self.public_keys.is_empty()
+            || self.device_id.is_some()
+            || self.update_source.is_some()
+            || !self.update_keys.is_empty()
     }
 }
 
@@ -187,6 +195,16 @@ pub fn install_config(
     if !opts.public_keys.is_empty() {
         config.public_keys = opts
             .public_keys
+            .iter()
+            .map(|k| k.trim().to_owned())
+            .collect();
+    }
+    if let Some(source) = &opts.update_source {
+        config.update_source = Some(source.clone());
+    }
+    if !opts.update_keys.is_empty() {
+        config.update_public_keys = opts
+            .update_keys
             .iter()
             .map(|k| k.trim().to_owned())
             .collect();

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use rampart_agent::config::{UpdateSource, UpdateSourceKind};
 use rampart_installer::{InstallOptions, Layout, Target, TargetOs};
 
 #[derive(Debug, Parser)]
@@ -52,6 +53,13 @@ struct InstallArgs {
     /// This device's id in reports (default: the host name).
     #[arg(long, value_name = "ID")]
     device_id: Option<String>,
+    /// A release feed for self-update: `github=https://api.github.com/repos/OWNER/NAME`
+    /// or `manifest=https://host/rampart/{channel}/manifest.json`.
+    #[arg(long, value_name = "KIND=URL", value_parser = parse_update_source)]
+    update_source: Option<UpdateSource>,
+    /// A release-signing Ed25519 public key, base64 (repeat for rotation).
+    #[arg(long = "update-key", value_name = "BASE64")]
+    update_keys: Vec<String>,
     /// The directory holding `rampart-agent` and `rampart` (default: the
     /// installer's own directory).
     #[arg(long, value_name = "DIR")]
@@ -68,6 +76,21 @@ struct UninstallArgs {
     /// Print the plan and change nothing.
     #[arg(long)]
     dry_run: bool,
+}
+
+fn parse_update_source(s: &str) -> Result<UpdateSource, String> {
+    let (kind, url) = s
+        .split_once('=')
+        .ok_or("expected KIND=URL, e.g. manifest=https://releases.example.com/rampart/{channel}/manifest.json")?;
+    let kind = match kind {
+        "github" => UpdateSourceKind::Github,
+        "manifest" => UpdateSourceKind::Manifest,
+        other => return Err(format!("unknown feed kind \"{other}\": github or manifest")),
+    };
+    Ok(UpdateSource {
+        kind,
+        url: url.to_owned(),
+    })
 }
 
 fn main() -> ExitCode {
@@ -124,6 +147,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 policy_url: args.policy_url,
                 public_keys,
                 device_id: args.device_id,
+                update_source: args.update_source,
+                update_keys: args.update_keys,
             };
             let plan = rampart_installer::plan_install(&layout, &target, &opts)?;
             if args.dry_run {

@@ -381,6 +381,43 @@ fn upgrade_keeps_state_and_config_and_replaces_binaries() {
 }
 
 #[test]
+fn update_flags_reach_the_install_config_and_are_checked() {
+    let s = staged();
+    let key = "ZmFrZWtleWZha2VrZXlmYWtla2V5ZmFrZWtleTAxMjM=";
+    let source = rampart_agent::config::UpdateSource {
+        kind: rampart_agent::config::UpdateSourceKind::Manifest,
+        url: "https://r.example.com/{channel}/manifest.json".into(),
+    };
+    s.install(&InstallOptions {
+        device_id: Some("d1".into()),
+        update_source: Some(source.clone()),
+        update_keys: vec![key.into()],
+        ..s.opts()
+    });
+    let config = rampart_agent::config::InstallConfig::load(&s.path("/etc/rampart/agent.json"))
+        .unwrap()
+        .unwrap();
+    assert_eq!(config.update_source, Some(source.clone()));
+    assert_eq!(config.update_public_keys, [key]);
+    // A feed without a key is refused, as the agent would refuse it.
+    let fresh = staged();
+    let err = plan_install(
+        &Layout::for_os(TargetOs::Linux),
+        &fresh.target(),
+        &InstallOptions {
+            update_source: Some(source),
+            ..fresh.opts()
+        },
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("update_public_keys: an update_source needs at least one key"),
+        "{err}"
+    );
+}
+
+#[test]
 fn flags_the_agent_would_refuse_are_refused_before_anything_changes() {
     let s = staged();
     let err = plan_install(
