@@ -15,5 +15,6 @@ pub mod paths;
 pub mod policy;
 pub mod report;
 pub mod service;
+pub mod update;
 
 pub use service::{AgentConfig, AgentError, RunningAgent, start};

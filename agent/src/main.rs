@@ -33,6 +33,8 @@ enum Command {
     Doctor(cli::doctor::DoctorArgs),
     /// Write a support bundle (.tar.gz) with no secrets in it; --list first.
     Diagnose(cli::diagnose::DiagnoseArgs),
+    /// Update this binary from the release feed in the install config.
+    Update(cli::update::UpdateArgs),
 }
 
 fn main() -> ExitCode {
@@ -45,6 +47,7 @@ fn main() -> ExitCode {
         Command::CheckClock(args) => cli::check_clock::run(args),
         Command::Doctor(args) => cli::doctor::run(args),
         Command::Diagnose(args) => cli::diagnose::run(args),
+        Command::Update(args) => cli::update::run(args),
     };
     match result {
         Ok(code) => code,

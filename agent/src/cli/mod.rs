@@ -8,6 +8,9 @@ pub mod log_level;
 pub mod policy;
 pub mod run;
 pub mod status;
+pub mod update;
+#[cfg(windows)]
+pub mod windows_service;
 
 /// How the CLI introduces itself in the IPC handshake.
 pub const CLIENT_NAME: &str = concat!("rampart-agent-cli/", env!("CARGO_PKG_VERSION"));

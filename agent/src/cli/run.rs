@@ -32,6 +32,10 @@ pub struct RunArgs {
     /// Log filter, e.g. `info` or `rampart_agent=debug` (also $RUST_LOG).
     #[arg(long, value_name = "FILTER")]
     pub log: Option<String>,
+    /// Run under the Windows service control manager (what the installed
+    /// service's command line says; Windows only).
+    #[arg(long, hide = true)]
+    pub windows_service: bool,
     /// Seconds a client has to send a complete frame (tests use small values).
     #[arg(long, value_name = "MS", default_value_t = 5000, hide = true)]
     pub frame_timeout_ms: u64,
@@ -73,7 +77,6 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         }
         config.install_error = None;
     }
-    let log_control_for_signal = log_control.clone();
     let config = AgentConfig {
         ipc_timeouts: IpcTimeouts {
             frame: Duration::from_millis(args.frame_timeout_ms),
@@ -83,6 +86,26 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         ..config
     };
 
+    if args.windows_service {
+        #[cfg(windows)]
+        {
+            super::windows_service::run_as_service(config)?;
+            return Ok(ExitCode::SUCCESS);
+        }
+        #[cfg(not(windows))]
+        anyhow::bail!("--windows-service is for the Windows service control manager only");
+    }
+    serve(config, shutdown_signal)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Runs the agent until the future made by `shutdown` (inside the runtime,
+/// so that it may register signal handlers) resolves.
+pub(crate) fn serve<F, S>(config: AgentConfig, shutdown: S) -> anyhow::Result<()>
+where
+    S: FnOnce() -> anyhow::Result<F>,
+    F: std::future::Future<Output = ()>,
+{
     // Two threads: IPC stays responsive while a check is under way, and the
     // agent's footprint stays small.
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -92,18 +115,19 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     runtime.block_on(async move {
         // Handlers first: a SIGTERM that arrives as soon as the socket is up
         // must still mean a clean stop.
-        let shutdown = shutdown_signal()?;
-        cycle_log_level_on_sigusr2(log_control_for_signal)?;
+        let shutdown = shutdown()?;
+        if let Some(control) = config.log_control.clone() {
+            cycle_log_level_on_sigusr2(control)?;
+        }
         let agent = crate::start(config)
             .await
             .context("cannot start the agent")?;
         eprintln!("rampart-agent: listening on {}", agent.socket().display());
         shutdown.await;
-        tracing::info!("shutdown signal received");
+        tracing::info!("shutdown requested");
         agent.stop().await?;
         anyhow::Ok(())
-    })?;
-    Ok(ExitCode::SUCCESS)
+    })
 }
 
 /// Registers for SIGTERM and SIGINT now; the future resolves on either.
