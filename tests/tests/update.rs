@@ -247,3 +247,66 @@ fn a_new_binary_that_fails_is_rolled_back() {
     assert!(fs::read(&d.exe).unwrap() == d.original);
     assert_eq!(d.version(), format!("rampart-agent {}", current()));
 }
+
+/// The installed service asks the feed by itself once it has measured the
+/// clock, and says what it found in its status.
+#[test]
+fn the_service_checks_the_feed_after_its_first_clock_check() {
+    let d = device(current(), |name| {
+        signed(tar_gz(&script(current())), name, KEY)
+    });
+    // Keep every endpoint on loopback: an unsigned managed policy beside the
+    // install config, allowed by it.
+    let mut install: serde_json::Value =
+        serde_json::from_slice(&fs::read(&d.config).unwrap()).unwrap();
+    install["allow_unsigned_local_policy"] = serde_json::json!(true);
+    fs::write(&d.config, install.to_string()).unwrap();
+    let policy = rampart_tests::agent::loopback_policy(1);
+    fs::write(d.config.with_file_name("policy.json"), policy.to_string()).unwrap();
+
+    let run_dir = rampart_tests::short_tempdir();
+    let socket = run_dir.path().join("agent.sock");
+    let mut cmd = Command::new(&d.exe);
+    cmd.arg("run")
+        .arg("--socket")
+        .arg(&socket)
+        .arg("--state-dir")
+        .arg(&d.state)
+        .arg("--config")
+        .arg(&d.config)
+        .args(["--log", "warn"]);
+    rampart_tests::agent::isolate_home(&mut cmd, run_dir.path());
+    let mut agent = KillOnDrop(cmd.spawn().unwrap());
+
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let status = loop {
+        if let Ok(stream) = std::os::unix::net::UnixStream::connect(&socket) {
+            drop(stream);
+            let mut client = rampart_tests::ipc::RawClient::greeted(&socket);
+            let reply = client.call(1, serde_json::json!({"type": "status"}));
+            let status = reply["reply"]["response"]["status"].clone();
+            if status["update"]["state"] != "not_checked" {
+                break status;
+            }
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the service never checked the feed"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    assert_eq!(status["agent"]["mode"], "system");
+    assert_eq!(status["update"]["state"], "up_to_date", "{status:#}");
+    assert_eq!(status["update"]["detail"], "up to date");
+    agent.0.kill().unwrap();
+    d.assert_untouched();
+}
+
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
