@@ -2,7 +2,7 @@
 # Installs what the tests need and runs every test: the README's test command,
 # and what CI runs (.ci/run). Idempotent; installs only what is missing.
 #
-# Real peers (chronyd, libfaketime, minisign, setpriv) are required here:
+# Real peers (chronyd, libfaketime, minisign, setpriv, systemd-analyze, python3) are required here:
 # RAMPART_REQUIRE_REAL_SERVERS=1 turns a missing peer into a failure instead
 # of a skip. All test traffic stays on 127.0.0.0/8 and ::1.
 set -euo pipefail
@@ -13,6 +13,9 @@ declare -A wanted=(
     [chronyd]=chrony
     [minisign]=minisign
     [setpriv]=util-linux
+    # The installer's unit and plists are checked by the tools that read them.
+    [systemd-analyze]=systemd
+    [python3]=python3
 )
 missing=()
 for cmd in "${!wanted[@]}"; do

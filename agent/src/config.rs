@@ -8,7 +8,9 @@
 //!   "device_id": "LAPTOP-0042",
 //!   "policy_url": "https://policy.example.com/rampart/policy.json",
 //!   "public_keys": ["RWQf6LRCGA9i53mlYecO4IzT51TGPpvWucNSCh1CBM0QTaLn73Y7GFO3"],
-//!   "allow_unsigned_local_policy": false
+//!   "allow_unsigned_local_policy": false,
+//!   "update_public_keys": ["ZmFrZWtleWZha2VrZXlmYWtla2V5ZmFrZWtleTAxMjM="],
+//!   "update_source": {"kind": "manifest", "url": "https://releases.example.com/rampart/manifest.json"}
 //! }
 //! ```
 //!
@@ -25,7 +27,7 @@ use crate::policy::verify::{PinnedKey, PinnedKeys};
 /// Largest install config the agent reads.
 pub const MAX_INSTALL_CONFIG_BYTES: u64 = 64 * 1024;
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct InstallConfig {
     /// Identifies this device in reports to IT.
@@ -42,6 +44,36 @@ pub struct InstallConfig {
     /// Accept a managed policy file that has no `.minisig` beside it.
     #[serde(default)]
     pub allow_unsigned_local_policy: bool,
+    /// Ed25519 public keys (standard base64 of the 32 raw bytes, as
+    /// `zipsign gen-key` writes them) that release archives must be signed
+    /// with (zipsign). Separate from `public_keys`: signing policy and
+    /// signing releases are different jobs, often different people.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub update_public_keys: Vec<String>,
+    /// Where the agent looks for new releases; none means it never updates
+    /// itself (a package manager does, as with the .deb).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub update_source: Option<UpdateSource>,
+}
+
+/// A release feed for self-update.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateSource {
+    pub kind: UpdateSourceKind,
+    /// `github`: the API base plus `owner/repo`, e.g.
+    /// `https://api.github.com/repos/acme/rampart`; `manifest`: the URL of
+    /// the manifest JSON. `https://` required, except to loopback.
+    pub url: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UpdateSourceKind {
+    /// GitHub-style releases API (`/releases`).
+    Github,
+    /// One static JSON listing releases: the easiest to self-host.
+    Manifest,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -89,7 +121,37 @@ impl InstallConfig {
             }
         }
         self.pinned_keys()?;
+        self.update_keys()?;
+        if let Some(source) = &self.update_source {
+            crate::policy::fetch::check_policy_url(&source.url)
+                .map_err(|e| format!("update_source.url: {e}"))?;
+            if self.update_public_keys.is_empty() {
+                return Err(
+                    "update_public_keys: an update_source needs at least one key, releases are never installed unsigned"
+                        .into(),
+                );
+            }
+        }
         Ok(())
+    }
+
+    /// The release-signing keys, decoded. Errors name the key's index.
+    pub fn update_keys(&self) -> Result<Vec<[u8; 32]>, String> {
+        self.update_public_keys
+            .iter()
+            .enumerate()
+            .map(|(i, text)| {
+                let bytes = data_encoding::BASE64
+                    .decode(text.trim().as_bytes())
+                    .map_err(|e| format!("update_public_keys[{i}]: not base64: {e}"))?;
+                <[u8; 32]>::try_from(bytes.as_slice()).map_err(|_| {
+                    format!(
+                        "update_public_keys[{i}]: an Ed25519 key is 32 bytes, this is {}",
+                        bytes.len()
+                    )
+                })
+            })
+            .collect()
     }
 
     /// The public keys, decoded. Errors name the key's index.
@@ -170,6 +232,47 @@ mod tests {
         ];
         for (json, want) in cases {
             let err = parse(json).unwrap_err();
+            assert!(err.contains(want), "{json}: {err}");
+        }
+    }
+
+    #[test]
+    fn update_source_needs_keys_and_keys_must_be_ed25519() {
+        let key = "ZmFrZWtleWZha2VrZXlmYWtla2V5ZmFrZWtleTAxMjM=";
+        let ok = parse(&format!(
+            r#"{{"device_id": "d", "update_public_keys": ["{key}"],
+                "update_source": {{"kind": "github", "url": "https://api.example.com/repos/a/b"}}}}"#
+        ))
+        .unwrap();
+        assert_eq!(
+            ok.update_keys().unwrap(),
+            [*b"fakekeyfakekeyfakekeyfakekey0123"]
+        );
+        assert_eq!(
+            ok.update_source.map(|s| s.kind),
+            Some(UpdateSourceKind::Github)
+        );
+        for (json, want) in [
+            (
+                r#"{"device_id": "d", "update_source": {"kind": "manifest", "url": "https://u.example.com/m.json"}}"#.to_owned(),
+                "update_public_keys: an update_source needs at least one key",
+            ),
+            (
+                r#"{"device_id": "d", "update_public_keys": ["AAAA"]}"#.to_owned(),
+                "update_public_keys[0]: an Ed25519 key is 32 bytes, this is 3",
+            ),
+            (
+                format!(
+                    r#"{{"device_id": "d", "update_public_keys": ["{key}"], "update_source": {{"kind": "manifest", "url": "http://u.example.com/m.json"}}}}"#
+                ),
+                "update_source.url: ",
+            ),
+            (
+                r#"{"device_id": "d", "update_source": {"kind": "s3", "url": "x"}}"#.to_owned(),
+                "unknown variant `s3`",
+            ),
+        ] {
+            let err = parse(&json).unwrap_err();
             assert!(err.contains(want), "{json}: {err}");
         }
     }

@@ -5,12 +5,16 @@
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod diagnose;
+pub mod doctor;
 pub mod fsutil;
 pub mod ipc;
 pub mod mfa;
 pub mod network;
 pub mod paths;
 pub mod policy;
+pub mod report;
 pub mod service;
+pub mod update;
 
 pub use service::{AgentConfig, AgentError, RunningAgent, start};

@@ -29,6 +29,12 @@ enum Command {
     Policy(cli::policy::PolicyCommand),
     /// Check this device's clock against NTP servers now (no agent needed).
     CheckClock(cli::check_clock::CheckClockArgs),
+    /// Check everything support would check, one line each (exit 0/1/2).
+    Doctor(cli::doctor::DoctorArgs),
+    /// Write a support bundle (.tar.gz) with no secrets in it; --list first.
+    Diagnose(cli::diagnose::DiagnoseArgs),
+    /// Update this binary from the release feed in the install config.
+    Update(cli::update::UpdateArgs),
 }
 
 fn main() -> ExitCode {
@@ -39,6 +45,9 @@ fn main() -> ExitCode {
         Command::LogLevel(args) => cli::log_level::run(args),
         Command::Policy(command) => cli::policy::run(command),
         Command::CheckClock(args) => cli::check_clock::run(args),
+        Command::Doctor(args) => cli::doctor::run(args),
+        Command::Diagnose(args) => cli::diagnose::run(args),
+        Command::Update(args) => cli::update::run(args),
     };
     match result {
         Ok(code) => code,

@@ -207,6 +207,7 @@ mod tests {
             policy_url: Some("https://policy.example.com:8443/p.json".into()),
             public_keys: vec![],
             allow_unsigned_local_policy: false,
+            ..InstallConfig::default()
         };
         let t = targets(&policy, Some(&config));
         let labels: Vec<_> = t

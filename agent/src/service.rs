@@ -34,6 +34,8 @@ use crate::mfa::{self, MfaEngine, UserKey};
 use crate::network;
 use crate::paths::AgentPaths;
 use crate::policy::{FetchOutcome, PolicyStore};
+use crate::report::{self, Reporter};
+use crate::update::{self, ClockFacts, UpdateOutcome, apply::UpdateRequest};
 
 /// Changes the log filter at run time; the binary and the app each install
 /// their own subscriber, so each supplies its own control.
@@ -45,6 +47,9 @@ pub const CLOCK_TIMEOUT: Duration = Duration::from_secs(2);
 pub const NETWORK_TIMEOUT: Duration = Duration::from_secs(3);
 /// How often the network is checked when nothing asks sooner.
 pub const NETWORK_INTERVAL: Duration = Duration::from_secs(15 * 60);
+/// How often the release feed is asked (the first time: after the first
+/// clock check).
+pub const UPDATE_INTERVAL: Duration = Duration::from_secs(6 * 60 * 60);
 /// How often the managed policy file and policy expiry are looked at.
 pub const HOUSEKEEPING_INTERVAL: Duration = Duration::from_secs(60);
 
@@ -98,6 +103,10 @@ pub enum Event {
     ClockChecked(ClockReport),
     NetworkChecked(Vec<network::Reached>),
     PolicyFetched(FetchOutcome),
+    /// A report delivery finished (delivered, refused, or to be retried).
+    ReportSent(report::SendOutcome),
+    /// A self-update check (and maybe update) finished.
+    UpdateChecked(UpdateOutcome),
     /// Stop: a signal, or the embedding app quitting.
     Shutdown,
 }
@@ -108,6 +117,12 @@ pub enum Timer {
     Network,
     Policy,
     Housekeeping,
+    /// Deliver the oldest queued report.
+    ReportSend,
+    /// Make the periodic report.
+    ReportInterval,
+    /// Ask the release feed for a newer signed release.
+    Update,
 }
 
 /// A started agent. Dropping it does not stop it; call [`RunningAgent::stop`].
@@ -160,18 +175,28 @@ pub async fn start(config: AgentConfig) -> Result<RunningAgent, AgentError> {
         AgentMode::System => None,
     };
     let start = TokioInstant::now();
+    let device_id = config
+        .install
+        .as_ref()
+        .map_or_else(report::hostname, |i| i.device_id.clone());
+    let mut reporter = Reporter::open(&config.paths.state_dir, device_id);
+    reporter.configure(policy.in_force().0.reporting.as_ref());
     let shell = Shell {
+        reporter,
         core: Core::new(config.mode, policy.in_force().0.clock.max_skew_secs, now),
         policy,
         mfa,
         agent_user,
         kod: KodBackoff::default(),
         managed_mtime: None,
+        update: None,
         due: Due {
             clock: Some(start),
             network: Some(start),
             policy: Some(start),
             housekeeping: Some(start + HOUSEKEEPING_INTERVAL),
+            // Set after the first clock check, whose result may pause updates.
+            update: None,
         },
         in_flight: InFlight::default(),
         config,
@@ -246,6 +271,7 @@ struct Due {
     network: Option<TokioInstant>,
     policy: Option<TokioInstant>,
     housekeeping: Option<TokioInstant>,
+    update: Option<TokioInstant>,
 }
 
 /// Checks under way, so that a burst of "Check again" starts one, not ten.
@@ -254,10 +280,12 @@ struct InFlight {
     clock: bool,
     network: bool,
     policy: bool,
+    update: bool,
 }
 
 /// The imperative shell's state: the pure core plus the parts that own I/O.
 struct Shell {
+    reporter: Reporter,
     core: Core,
     policy: PolicyStore,
     mfa: MfaEngine,
@@ -265,6 +293,8 @@ struct Shell {
     agent_user: Option<UserKey>,
     kod: KodBackoff,
     managed_mtime: Option<SystemTime>,
+    /// The last self-update check's outcome (`None`: none has run).
+    update: Option<UpdateOutcome>,
     due: Due,
     in_flight: InFlight,
     config: AgentConfig,
@@ -292,7 +322,48 @@ impl Shell {
                 None => error.clone(),
             });
         }
-        self.core.status(policy_section, policy, mfa)
+        let update = match &self.update {
+            Some(outcome) => update::section(Version::current(), policy.agent.min_version, outcome),
+            None => update_section(Version::current(), policy.agent.min_version),
+        };
+        self.core.status(policy_section, mfa, update)
+    }
+
+    /// The self-update request, when this agent updates itself at all: the
+    /// installed service with a release feed and keys in its install config.
+    /// A dev or embedded agent is a build tree's binary and never replaces
+    /// itself; a package-managed one has no `update_source`.
+    fn update_request(&self) -> Option<Result<UpdateRequest, String>> {
+        if self.config.mode != AgentMode::System {
+            return None;
+        }
+        let install = self.config.install.as_ref()?;
+        let source = install.update_source.clone()?;
+        let policy = self.policy.in_force().0;
+        Some((|| {
+            Ok(UpdateRequest {
+                source,
+                keys: install.update_keys()?,
+                channel: policy.agent.update_channel,
+                min_version: policy.agent.min_version,
+                clock: ClockFacts {
+                    state: self.core.clock.state,
+                    offset_ms: self.core.clock.offset_ms,
+                },
+                state_dir: self.config.paths.state_dir.clone(),
+                exe: std::env::current_exe()
+                    .map_err(|e| format!("cannot find this binary's path: {e}"))?,
+                current: Version::current(),
+                apply: true,
+            })
+        })())
+    }
+
+    fn on_update_checked(&mut self, outcome: UpdateOutcome) {
+        self.in_flight.update = false;
+        info!(%outcome, "self-update check finished");
+        self.update = Some(outcome);
+        self.due.update = Some(TokioInstant::now() + UPDATE_INTERVAL);
     }
 
     /// Whose enrollment a request (or, with no peer, the status) is about: the
@@ -333,6 +404,9 @@ impl Shell {
                 if matches!(check, Check::All | Check::Policy) {
                     self.due.policy = Some(now);
                     self.due.housekeeping = Some(now);
+                }
+                if matches!(check, Check::All | Check::Network) {
+                    self.reporter.kick();
                 }
                 Ok(Response::Accepted)
             }
@@ -436,6 +510,76 @@ impl Shell {
                     self.policy_changed();
                 }
             }
+            Timer::Update => {
+                self.due.update = None;
+                if self.in_flight.update {
+                    return;
+                }
+                match self.update_request() {
+                    None => {}
+                    Some(Err(why)) => {
+                        self.update = Some(UpdateOutcome::Failed(why));
+                        self.due.update = Some(now + UPDATE_INTERVAL);
+                    }
+                    Some(Ok(request)) => {
+                        self.in_flight.update = true;
+                        let events = events.clone();
+                        tokio::spawn(async move {
+                            let outcome = update::apply::check_and_apply(request).await;
+                            let _ = events.send(Event::UpdateChecked(outcome)).await;
+                        });
+                    }
+                }
+            }
+            Timer::ReportSend => {
+                let Some(url) = self.reporting().map(|r| r.url.clone()) else {
+                    self.reporter.send_due = None;
+                    return;
+                };
+                if let Some((client, seq, payload)) = self.reporter.next_delivery() {
+                    let events = events.clone();
+                    tokio::spawn(async move {
+                        let outcome = report::send(client, url, seq, payload).await;
+                        let _ = events.send(Event::ReportSent(outcome)).await;
+                    });
+                }
+            }
+            Timer::ReportInterval => {
+                self.make_report("interval");
+                self.reporter
+                    .configure(self.policy.in_force().0.reporting.as_ref());
+            }
+        }
+    }
+
+    fn reporting(&self) -> Option<&rampart_shared::policy::Reporting> {
+        self.policy.in_force().0.reporting.as_ref()
+    }
+
+    /// Queues a report of the current status, if the policy asks for them.
+    fn make_report(&mut self, reason: &str) {
+        if self.reporting().is_none() {
+            return;
+        }
+        let status = self.status();
+        let owner = self.mfa_owner(None);
+        let enrollment = owner.as_ref().and_then(|o| self.mfa.enrollment(o));
+        self.reporter.enqueue(&status, enrollment, reason);
+    }
+
+    /// A report on start and whenever what IT sees changes.
+    fn report_if_changed(&mut self) {
+        if self.reporting().is_none() {
+            return;
+        }
+        let status = self.status();
+        if self.reporter.changed(&status) {
+            let reason = if self.reporter.has_reported() {
+                "status_change"
+            } else {
+                "start"
+            };
+            self.make_report(reason);
         }
     }
 
@@ -448,6 +592,9 @@ impl Shell {
         self.core.clock = clock::to_section(&report, max_skew, Utc::now());
         self.due.clock = Some(now + Duration::from_secs(clock_policy.check_interval_secs));
         info!(state = ?self.core.clock.state, detail = %self.core.clock.detail, "clock checked");
+        if self.update.is_none() && self.due.update.is_none() && !self.in_flight.update {
+            self.due.update = Some(now);
+        }
     }
 
     fn on_network_checked(&mut self, results: &[network::Reached]) {
@@ -474,9 +621,16 @@ impl Shell {
         let (policy, source) = self.policy.in_force();
         info!(?source, serial = policy.serial, "policy in force changed");
         self.core.clock.max_skew_ms = policy.clock.max_skew_secs * 1000;
+        let reporting = policy.reporting.clone();
+        self.reporter.configure(reporting.as_ref());
+        self.reporter.kick();
         let now = TokioInstant::now();
         self.due.clock = Some(now);
         self.due.network = Some(now);
+        // A new minimum version or channel is acted on at once.
+        if self.update.is_some() {
+            self.due.update = Some(now);
+        }
     }
 }
 
@@ -496,23 +650,32 @@ async fn run_loop(
             () = sleep_until(shell.due.network) => Event::Due(Timer::Network),
             () = sleep_until(shell.due.policy) => Event::Due(Timer::Policy),
             () = sleep_until(shell.due.housekeeping) => Event::Due(Timer::Housekeeping),
+            () = sleep_until(shell.reporter.send_due) => Event::Due(Timer::ReportSend),
+            () = sleep_until(shell.reporter.interval_due) => Event::Due(Timer::ReportInterval),
+            () = sleep_until(shell.due.update) => Event::Due(Timer::Update),
         };
+        let mut reply = None;
         match event {
             Event::Shutdown => break,
             Event::Ipc(IpcCommand {
                 peer,
                 request,
-                reply,
-            }) => {
-                let result = shell.handle_request(peer, request);
-                let _ = reply.send(result);
-            }
+                reply: to,
+            }) => reply = Some((to, shell.handle_request(peer, request))),
             Event::Due(timer) => shell.start_due_work(timer, &events_tx),
             Event::ClockChecked(report) => shell.on_clock_checked(report),
             Event::NetworkChecked(results) => shell.on_network_checked(&results),
             Event::PolicyFetched(outcome) => shell.on_policy_fetched(outcome),
+            Event::ReportSent(outcome) => shell.reporter.on_sent(outcome),
+            Event::UpdateChecked(outcome) => shell.on_update_checked(outcome),
         }
+        shell.report_if_changed();
+        // Publish before replying: a client that reads the status right
+        // after its own request must see the request's effect.
         publisher.publish(&shell);
+        if let Some((to, result)) = reply {
+            let _ = to.send(result);
+        }
     }
 }
 
@@ -561,8 +724,8 @@ impl Core {
     pub fn status(
         &self,
         policy_section: PolicySection,
-        policy: &Policy,
         mfa: MfaSection,
+        update: UpdateSection,
     ) -> AgentStatus {
         let mut status = AgentStatus {
             schema: STATUS_SCHEMA,
@@ -578,7 +741,7 @@ impl Core {
             clock: self.clock.clone(),
             network: self.network.clone(),
             mfa,
-            update: update_section(Version::current(), policy.agent.min_version),
+            update,
         };
         status.overall = assess(&status).overall;
         status
@@ -597,7 +760,8 @@ impl Core {
             provider: policy.mfa.provider.kind(),
         };
         let mfa = mfa::section::section(None, &policy);
-        Self::new(mode, policy.clock.max_skew_secs, now).status(section, &policy, mfa)
+        let update = update_section(Version::current(), policy.agent.min_version);
+        Self::new(mode, policy.clock.max_skew_secs, now).status(section, mfa, update)
     }
 }
 

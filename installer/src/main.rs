@@ -1,10 +1,13 @@
-//! `rampart-installer`: installs and removes the Rampart service and the app's
-//! autostart. The install plan (systemd, launchd, Windows service) is not
-//! written yet; until it is, this binary says so instead of doing half a job.
+//! `rampart-installer`: install, upgrade or remove the Rampart agent service
+//! and the app's autostart.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::Parser;
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use rampart_agent::config::{UpdateSource, UpdateSourceKind};
+use rampart_installer::{InstallOptions, Layout, Target, TargetOs};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -12,14 +15,168 @@ use clap::Parser;
     version,
     about = "Install or remove the Rampart agent service and the app's autostart"
 )]
-struct Cli {}
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Install, or upgrade in place (state and config are kept).
+    Install(InstallArgs),
+    /// Remove what `install` put in place; `--purge` also removes state.
+    Uninstall(UninstallArgs),
+    /// Show which installed files are present.
+    Status(RootArg),
+}
+
+#[derive(Debug, clap::Args)]
+struct RootArg {
+    /// Stage everything under this directory and run no service command.
+    #[arg(long, value_name = "DIR")]
+    root: Option<PathBuf>,
+}
+
+#[derive(Debug, clap::Args)]
+struct InstallArgs {
+    #[command(flatten)]
+    root: RootArg,
+    /// Print the plan and change nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// Where the agent fetches its signed policy.
+    #[arg(long, value_name = "URL")]
+    policy_url: Option<String>,
+    /// A minisign public key file to trust for policy (repeat for rotation).
+    #[arg(long = "pubkey", value_name = "FILE")]
+    pubkeys: Vec<PathBuf>,
+    /// This device's id in reports (default: the host name).
+    #[arg(long, value_name = "ID")]
+    device_id: Option<String>,
+    /// A release feed for self-update: `github=https://api.github.com/repos/OWNER/NAME`
+    /// or `manifest=https://host/rampart/{channel}/manifest.json`.
+    #[arg(long, value_name = "KIND=URL", value_parser = parse_update_source)]
+    update_source: Option<UpdateSource>,
+    /// A release-signing Ed25519 public key, base64 (repeat for rotation).
+    #[arg(long = "update-key", value_name = "BASE64")]
+    update_keys: Vec<String>,
+    /// The directory holding `rampart-agent` and `rampart` (default: the
+    /// installer's own directory).
+    #[arg(long, value_name = "DIR")]
+    from: Option<PathBuf>,
+}
+
+#[derive(Debug, clap::Args)]
+struct UninstallArgs {
+    #[command(flatten)]
+    root: RootArg,
+    /// Also remove state, logs and the configuration directory.
+    #[arg(long)]
+    purge: bool,
+    /// Print the plan and change nothing.
+    #[arg(long)]
+    dry_run: bool,
+}
+
+fn parse_update_source(s: &str) -> Result<UpdateSource, String> {
+    let (kind, url) = s
+        .split_once('=')
+        .ok_or("expected KIND=URL, e.g. manifest=https://releases.example.com/rampart/{channel}/manifest.json")?;
+    let kind = match kind {
+        "github" => UpdateSourceKind::Github,
+        "manifest" => UpdateSourceKind::Manifest,
+        other => return Err(format!("unknown feed kind \"{other}\": github or manifest")),
+    };
+    Ok(UpdateSource {
+        kind,
+        url: url.to_owned(),
+    })
+}
 
 fn main() -> ExitCode {
-    Cli::parse();
-    eprintln!(
-        "rampart-installer {}: installing is not implemented yet. Run the agent with \
-         `rampart-agent run` under your service manager, or `rampart-agent run --dev` as yourself.",
-        env!("CARGO_PKG_VERSION")
-    );
-    ExitCode::from(2)
+    match run(Cli::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("rampart-installer: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    let layout = Layout::for_os(TargetOs::host());
+    let mut note = |line: String| eprintln!("{line}");
+    match cli.command {
+        Command::Install(args) => {
+            let target = Target {
+                root: args.root.root,
+            };
+            let from = match args.from {
+                Some(dir) => dir,
+                None => std::env::current_exe()
+                    .context("cannot find the installer's own path")?
+                    .parent()
+                    .map(PathBuf::from)
+                    .unwrap_or_default(),
+            };
+            let exe = std::env::consts::EXE_SUFFIX;
+            let agent_source = from.join(format!("rampart-agent{exe}"));
+            anyhow::ensure!(
+                agent_source.is_file(),
+                "{} not found: build it, or point --from at its directory",
+                agent_source.display()
+            );
+            let app = from.join(format!("rampart{exe}"));
+            let app_source = app.is_file().then_some(app);
+            if app_source.is_none() {
+                eprintln!(
+                    "note: no app binary in {}: installing the service without the app",
+                    from.display()
+                );
+            }
+            let mut public_keys = Vec::new();
+            for file in &args.pubkeys {
+                public_keys.push(
+                    std::fs::read_to_string(file)
+                        .with_context(|| format!("cannot read --pubkey {}", file.display()))?,
+                );
+            }
+            let opts = InstallOptions {
+                agent_source,
+                app_source,
+                policy_url: args.policy_url,
+                public_keys,
+                device_id: args.device_id,
+                update_source: args.update_source,
+                update_keys: args.update_keys,
+            };
+            let plan = rampart_installer::plan_install(&layout, &target, &opts)?;
+            if args.dry_run {
+                print!("{plan}");
+                return Ok(());
+            }
+            rampart_installer::execute(&plan, &target, &mut note)?;
+            eprintln!("installed");
+        }
+        Command::Uninstall(args) => {
+            let target = Target {
+                root: args.root.root,
+            };
+            let plan = rampart_installer::uninstall_plan(&layout, args.purge);
+            if args.dry_run {
+                print!("{plan}");
+                return Ok(());
+            }
+            rampart_installer::execute(&plan, &target, &mut note)?;
+            eprintln!("uninstalled");
+        }
+        Command::Status(args) => {
+            let target = Target { root: args.root };
+            for (path, present) in rampart_installer::status(&layout, &target) {
+                let word = if present { "present" } else { "missing" };
+                println!("{word:8} {}", path.display());
+            }
+        }
+    }
+    Ok(())
 }

@@ -10,6 +10,7 @@ pub mod ipc;
 pub mod links;
 pub mod mfa;
 pub mod policy;
+pub mod report;
 pub mod status;
 pub mod totp;
 pub mod version;

@@ -51,6 +51,32 @@ pub fn check_https_link(link: &str) -> Result<(), LinkError> {
     Ok(())
 }
 
+/// A URL the agent sends reports to (never opened in a browser):
+/// `https://`, or `http://` to a loopback address (127.0.0.0/8, `[::1]`,
+/// `localhost`), the same exception the policy fetcher makes, so that a
+/// collector on the same machine (a local log shipper, or a test) can take
+/// reports. Everything else must be https.
+pub fn check_report_url(url: &str) -> Result<(), LinkError> {
+    if let Some(rest) = strip_prefix_ignore_case(url, "http://") {
+        if url.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(LinkError::BadCharacter);
+        }
+        let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+        let host = split_host_port(authority).map(|(h, _)| h);
+        let loopback = host.is_some_and(|h| {
+            h.eq_ignore_ascii_case("localhost")
+                || h.parse::<std::net::IpAddr>()
+                    .is_ok_and(|ip| ip.is_loopback())
+        });
+        return if loopback && !authority.contains('@') {
+            Ok(())
+        } else {
+            Err(LinkError::NotHttps)
+        };
+    }
+    check_https_link(url)
+}
+
 fn strip_prefix_ignore_case<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
     let head = s.get(..prefix.len())?;
     head.eq_ignore_ascii_case(prefix)
@@ -196,6 +222,26 @@ mod tests {
             "-bad-.example",
         ] {
             assert!(check_ntp_server(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn report_urls_allow_plain_http_only_to_loopback() {
+        for ok in [
+            "https://reports.example.com/rampart",
+            "http://127.0.0.1:8080/r",
+            "http://[::1]:9/r",
+            "http://localhost/r",
+        ] {
+            assert_eq!(check_report_url(ok), Ok(()), "{ok}");
+        }
+        for bad in [
+            "http://reports.example.com/r",
+            "http://10.0.0.1/r",
+            "http://127.0.0.1@evil.example/r",
+            "ftp://127.0.0.1/r",
+        ] {
+            assert!(check_report_url(bad).is_err(), "{bad}");
         }
     }
 }

@@ -711,7 +711,16 @@ fn walk_agent(cx: &mut Cx, path: &str, value: &Value) -> Option<AgentPolicy> {
 
 fn walk_reporting(cx: &mut Cx, path: &str, value: &Value) -> Option<Reporting> {
     let obj = Obj::new(cx, path, value, &["url", "interval_secs"])?;
-    let url = obj.req(cx, "url", https_link);
+    let url = obj.req(cx, "url", |cx, path, v| {
+        let s = string(cx, path, v)?;
+        match crate::links::check_report_url(s) {
+            Ok(()) => Some(s.to_owned()),
+            Err(e) => {
+                cx.push(path, format!("\"{s}\" {e} (plain http only to loopback)"));
+                None
+            }
+        }
+    });
     let interval_secs = obj.opt(cx, "interval_secs", 900, integer(60, 86_400));
     Some(Reporting {
         url: url?,

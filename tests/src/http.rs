@@ -129,7 +129,13 @@ pub struct HttpServer {
 impl HttpServer {
     /// Listens on 127.0.0.1 on a free port.
     pub fn start() -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+        Self::start_on(0)
+    }
+
+    /// Listens on 127.0.0.1:`port` (0: a free one), e.g. a port a client was
+    /// told about while nothing listened there.
+    pub fn start_on(port: u16) -> Self {
+        let listener = TcpListener::bind(("127.0.0.1", port)).expect("bind 127.0.0.1");
         let addr = listener.local_addr().unwrap();
         let shared = Arc::new(Shared {
             routes: Mutex::new(Routes::default()),

@@ -40,7 +40,8 @@ pub fn real_peer(program: &str, debian_package: &str) -> Option<PathBuf> {
     found
 }
 
-/// A binary of this workspace, built on first use so that a test never runs
+/// A binary of this workspace (`rampart-agent`, `rampart-installer`; not the
+/// app, whose build is slow and needs no test here), built on first use so that a test never runs
 /// against a stale copy (`cargo test -p rampart-tests` does not rebuild other
 /// packages' binaries on its own).
 pub fn workspace_bin(name: &str) -> PathBuf {
@@ -49,7 +50,15 @@ pub fn workspace_bin(name: &str) -> PathBuf {
     BUILT.get_or_init(|| {
         let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
         let mut cmd = Command::new(cargo);
-        cmd.args(["build", "--quiet", "-p", "rampart-agent", "--bins"]);
+        cmd.args([
+            "build",
+            "--quiet",
+            "-p",
+            "rampart-agent",
+            "-p",
+            "rampart-installer",
+            "--bins",
+        ]);
         // Cargo gives this test process the variables of *its* package
         // (CARGO_MANIFEST_DIR, CARGO_PKG_NAME, ...). Build scripts that watch
         // them (ring's does) would see a change and rebuild, here and again in

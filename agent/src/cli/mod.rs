@@ -2,10 +2,15 @@
 //! `run` returning the process exit code; `main.rs` only dispatches.
 
 pub mod check_clock;
+pub mod diagnose;
+pub mod doctor;
 pub mod log_level;
 pub mod policy;
 pub mod run;
 pub mod status;
+pub mod update;
+#[cfg(windows)]
+pub mod windows_service;
 
 /// How the CLI introduces itself in the IPC handshake.
 pub const CLIENT_NAME: &str = concat!("rampart-agent-cli/", env!("CARGO_PKG_VERSION"));
@@ -18,5 +23,10 @@ pub fn block_on<F: std::future::Future>(future: F) -> anyhow::Result<F::Output> 
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    Ok(runtime.block_on(future))
+    let output = runtime.block_on(future);
+    // A DNS lookup runs on a blocking thread that a timeout cannot cancel;
+    // dropping the runtime normally would wait for it and outlast the
+    // command's own timeout.
+    runtime.shutdown_background();
+    Ok(output)
 }

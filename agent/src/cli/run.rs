@@ -32,13 +32,16 @@ pub struct RunArgs {
     /// Log filter, e.g. `info` or `rampart_agent=debug` (also $RUST_LOG).
     #[arg(long, value_name = "FILTER")]
     pub log: Option<String>,
+    /// Run under the Windows service control manager (what the installed
+    /// service's command line says; Windows only).
+    #[arg(long, hide = true)]
+    pub windows_service: bool,
     /// Seconds a client has to send a complete frame (tests use small values).
     #[arg(long, value_name = "MS", default_value_t = 5000, hide = true)]
     pub frame_timeout_ms: u64,
 }
 
 pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
-    let log_control = init_logging(args.log.as_deref())?;
     let mode = if args.dev {
         AgentMode::Dev
     } else {
@@ -60,6 +63,9 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         paths.log_dir = dir.join("logs");
         paths.state_dir = dir;
     }
+    // Logging starts once the log directory is known; the guard flushes the
+    // file writer when `run` returns.
+    let (log_control, _log_guard) = init_logging(args.log.as_deref(), &paths.log_dir)?;
     let mut config = AgentConfig::new(mode, paths);
     if let Some(file) = install_config {
         // An explicit --config must exist: a typo must not silently mean
@@ -80,6 +86,26 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         ..config
     };
 
+    if args.windows_service {
+        #[cfg(windows)]
+        {
+            super::windows_service::run_as_service(config)?;
+            return Ok(ExitCode::SUCCESS);
+        }
+        #[cfg(not(windows))]
+        anyhow::bail!("--windows-service is for the Windows service control manager only");
+    }
+    serve(config, shutdown_signal)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Runs the agent until the future made by `shutdown` (inside the runtime,
+/// so that it may register signal handlers) resolves.
+pub(crate) fn serve<F, S>(config: AgentConfig, shutdown: S) -> anyhow::Result<()>
+where
+    S: FnOnce() -> anyhow::Result<F>,
+    F: std::future::Future<Output = ()>,
+{
     // Two threads: IPC stays responsive while a check is under way, and the
     // agent's footprint stays small.
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -89,17 +115,19 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     runtime.block_on(async move {
         // Handlers first: a SIGTERM that arrives as soon as the socket is up
         // must still mean a clean stop.
-        let shutdown = shutdown_signal()?;
+        let shutdown = shutdown()?;
+        if let Some(control) = config.log_control.clone() {
+            cycle_log_level_on_sigusr2(control)?;
+        }
         let agent = crate::start(config)
             .await
             .context("cannot start the agent")?;
         eprintln!("rampart-agent: listening on {}", agent.socket().display());
         shutdown.await;
-        tracing::info!("shutdown signal received");
+        tracing::info!("shutdown requested");
         agent.stop().await?;
         anyhow::Ok(())
-    })?;
-    Ok(ExitCode::SUCCESS)
+    })
 }
 
 /// Registers for SIGTERM and SIGINT now; the future resolves on either.
@@ -123,14 +151,104 @@ fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
     })
 }
 
-/// Logs to stderr with a filter that IPC can change at run time.
-fn init_logging(filter: Option<&str>) -> anyhow::Result<LogControl> {
+/// How many daily log files are kept (today's included).
+pub const LOG_FILES_KEPT: usize = 7;
+/// The log files' name: `agent.YYYY-MM-DD.log` in the log directory.
+pub const LOG_FILE_PREFIX: &str = "agent";
+pub const LOG_FILE_SUFFIX: &str = "log";
+
+/// The level SIGUSR2 moves to from `current`: info → debug → trace → info.
+pub fn next_level(current: LogLevel) -> LogLevel {
+    match current {
+        LogLevel::Debug => LogLevel::Trace,
+        LogLevel::Trace => LogLevel::Info,
+        LogLevel::Error | LogLevel::Warn | LogLevel::Info => LogLevel::Debug,
+    }
+}
+
+/// SIGUSR2 raises the log level one step (and wraps back to info), for
+/// support to capture detail from a service without a restart or a socket.
+#[cfg(unix)]
+fn cycle_log_level_on_sigusr2(control: LogControl) -> anyhow::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut usr2 = signal(SignalKind::user_defined2())?;
+    tokio::spawn(async move {
+        while usr2.recv().await.is_some() {
+            let next = next_level(current_level());
+            match control(next) {
+                Ok(()) => tracing::warn!(level = next.as_str(), "log level changed by SIGUSR2"),
+                Err(error) => tracing::warn!(%error, "SIGUSR2: cannot change the log level"),
+            }
+        }
+    });
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn cycle_log_level_on_sigusr2(_control: LogControl) -> anyhow::Result<()> {
+    Ok(())
+}
+
+/// The level last set through the log control (info until then).
+static CURRENT_LEVEL: std::sync::Mutex<LogLevel> = std::sync::Mutex::new(LogLevel::Info);
+
+fn current_level() -> LogLevel {
+    CURRENT_LEVEL.lock().map_or(LogLevel::Info, |l| *l)
+}
+
+/// Logs to stderr and to a daily-rolling file in `log_dir` (at most
+/// [`LOG_FILES_KEPT`] files), with a filter that IPC and SIGUSR2 can change
+/// at run time. A log directory that cannot be created leaves stderr only.
+fn init_logging(
+    filter: Option<&str>,
+    log_dir: &std::path::Path,
+) -> anyhow::Result<(
+    LogControl,
+    Option<tracing_appender::non_blocking::WorkerGuard>,
+)> {
     use tracing_subscriber::prelude::*;
     let initial = match filter {
         Some(f) => EnvFilter::try_new(f).with_context(|| format!("bad --log filter \"{f}\""))?,
         None => EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
     };
+    let initial_text = initial.to_string();
+    let known = [
+        LogLevel::Error,
+        LogLevel::Warn,
+        LogLevel::Info,
+        LogLevel::Debug,
+        LogLevel::Trace,
+    ];
+    if let Some(level) = known.into_iter().find(|l| l.as_str() == initial_text) {
+        if let Ok(mut current) = CURRENT_LEVEL.lock() {
+            *current = level;
+        }
+    }
     let (filter, handle) = reload::Layer::new(initial);
+    let mut file_error = None;
+    let (file_layer, guard) = match crate::fsutil::ensure_private_dir(log_dir)
+        .map_err(|e| e.to_string())
+        .and_then(|()| {
+            tracing_appender::rolling::Builder::new()
+                .rotation(tracing_appender::rolling::Rotation::DAILY)
+                .filename_prefix(LOG_FILE_PREFIX)
+                .filename_suffix(LOG_FILE_SUFFIX)
+                .max_log_files(LOG_FILES_KEPT)
+                .build(log_dir)
+                .map_err(|e| e.to_string())
+        }) {
+        Ok(appender) => {
+            let (writer, guard) = tracing_appender::non_blocking(appender);
+            let layer = tracing_subscriber::fmt::layer()
+                .with_ansi(false)
+                .with_writer(writer);
+            (Some(layer), Some(guard))
+        }
+        Err(e) => {
+            file_error = Some(e);
+            (None, None)
+        }
+    };
     tracing_subscriber::registry()
         .with(filter)
         .with(
@@ -138,11 +256,45 @@ fn init_logging(filter: Option<&str>) -> anyhow::Result<LogControl> {
                 .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
                 .with_writer(std::io::stderr),
         )
+        .with(file_layer)
         .try_init()
         .context("cannot install the logger")?;
-    Ok(Arc::new(move |level: LogLevel| {
+    if let Some(error) = file_error {
+        tracing::warn!(%error, dir = %log_dir.display(), "logging to stderr only");
+    }
+    let control: LogControl = Arc::new(move |level: LogLevel| {
         handle
             .reload(EnvFilter::new(level.as_str()))
-            .map_err(|e| format!("cannot change the log level: {e}"))
-    }))
+            .map_err(|e| format!("cannot change the log level: {e}"))?;
+        if let Ok(mut current) = CURRENT_LEVEL.lock() {
+            *current = level;
+        }
+        Ok(())
+    });
+    Ok((control, guard))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sigusr2_cycles_info_debug_trace_info() {
+        let mut level = LogLevel::Info;
+        let mut seen = Vec::new();
+        for _ in 0..4 {
+            level = next_level(level);
+            seen.push(level);
+        }
+        assert_eq!(
+            seen,
+            [
+                LogLevel::Debug,
+                LogLevel::Trace,
+                LogLevel::Info,
+                LogLevel::Debug
+            ]
+        );
+        assert_eq!(next_level(LogLevel::Warn), LogLevel::Debug);
+    }
 }

@@ -243,6 +243,14 @@ impl MfaEngine {
         result
     }
 
+    /// A user's enrollment, when its state file could be read.
+    pub fn enrollment(&self, owner: &UserKey) -> Option<&Enrollment> {
+        match self.users.get(owner) {
+            Some(Slot::Loaded(e)) => Some(e),
+            _ => None,
+        }
+    }
+
     pub fn section(&self, owner: &UserKey, policy: &Policy) -> MfaSection {
         match self.users.get(owner) {
             Some(Slot::Loaded(e)) => section::section(Some(e), policy),
@@ -250,6 +258,40 @@ impl MfaEngine {
             None => section::section(None, policy),
         }
     }
+}
+
+/// Every TOTP secret stored under `state_dir` (the MFA state directory),
+/// labelled by owner, for the diagnose bundle's secret scan. An error when a
+/// state file exists but cannot be read: the scan would be blind.
+pub fn stored_secrets(
+    state_dir: &Path,
+) -> Result<Vec<(String, rampart_shared::totp::Secret)>, String> {
+    let entries = match std::fs::read_dir(state_dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(format!("cannot list {}: {e}", state_dir.display())),
+    };
+    let mut out = Vec::new();
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(owner) = name.to_str().and_then(store::owner_from_file_name) else {
+            continue;
+        };
+        match store::load(state_dir, &owner) {
+            Ok(Some(e)) => {
+                if let Some(secret) = e.secret {
+                    out.push((format!("TOTP secret of uid {}", owner.uid), secret));
+                }
+            }
+            Ok(None) => {}
+            // Unreadable (permissions): the scan would be blind.
+            Err(e @ LoadError::Io(_)) => return Err(e.to_string()),
+            // A corrupt or future file yields no secret to scan for; the
+            // bundle never includes state files, so nothing of it can leak.
+            Err(_) => {}
+        }
+    }
+    Ok(out)
 }
 
 fn bare_view(step: EnrollmentStep, policy: &Policy) -> EnrollmentView {

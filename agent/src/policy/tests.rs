@@ -44,6 +44,7 @@ impl Env {
             policy_url: url.then(|| "http://127.0.0.1:9/policy.json".into()),
             public_keys: vec![self.key.public.clone()],
             allow_unsigned_local_policy: allow_unsigned,
+            ..InstallConfig::default()
         }
     }
 

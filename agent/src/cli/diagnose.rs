@@ -1,0 +1,326 @@
+//! `rampart-agent diagnose`: one `.tar.gz` for support with the status,
+//! doctor's checks, the policy in force, the install config, recent logs,
+//! versions and OS facts. Never a secret: see `crate::diagnose`.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, bail};
+use rampart_shared::ipc::{Request, Response};
+use rampart_shared::policy::{Policy, Provider};
+use serde_json::{Value, json};
+
+use super::doctor::{DoctorArgs, gather_report, paths_for};
+use crate::config::InstallConfig;
+use crate::diagnose::{Entry, Needle, build_archive, tail, text_needles, totp_needles};
+use crate::ipc::client::Client;
+use crate::paths::{AgentPaths, default_client_socket};
+
+/// How much of each log file goes in.
+pub const LOG_TAIL_BYTES: usize = 256 * 1024;
+/// Largest log file read at all.
+const MAX_LOG_READ: u64 = 64 * 1024 * 1024;
+
+#[derive(Debug, clap::Args)]
+pub struct DiagnoseArgs {
+    /// Where to write the bundle (default: rampart-diagnose-HOST-TIME.tar.gz here).
+    #[arg(short = 'o', long = "output", value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Print the files the bundle would contain, and write nothing.
+    #[arg(long)]
+    pub list: bool,
+    /// The agent's socket (default: $RAMPART_SOCKET, your dev agent, or the service).
+    #[arg(long, value_name = "PATH")]
+    pub socket: Option<PathBuf>,
+    /// A per-user (`run --dev`) installation rather than the service.
+    #[arg(long)]
+    pub dev: bool,
+    /// The install config the agent was started with (`run --config`).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// The agent's state directory (`run --state-dir`).
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+}
+
+/// What goes in, and where it comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Planned {
+    pub name: String,
+    pub source: String,
+    what: What,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum What {
+    Status,
+    Doctor,
+    Policy,
+    InstallConfig,
+    Versions,
+    Os,
+    Log(PathBuf),
+}
+
+pub fn plan(paths: &AgentPaths, socket: &Path, config_file: &Path) -> Vec<Planned> {
+    let p = |name: &str, source: String, what| Planned {
+        name: name.to_owned(),
+        source,
+        what,
+    };
+    let mut out = vec![
+        p(
+            "status.json",
+            format!("the agent's status ({})", socket.display()),
+            What::Status,
+        ),
+        p(
+            "doctor.json",
+            "rampart-agent doctor --json".into(),
+            What::Doctor,
+        ),
+        p(
+            "policy.json",
+            "the policy in force, its serial and source".into(),
+            What::Policy,
+        ),
+        p(
+            "install-config.json",
+            format!(
+                "{} (public keys and settings; URL queries removed)",
+                config_file.display()
+            ),
+            What::InstallConfig,
+        ),
+        p(
+            "versions.json",
+            "agent and protocol versions".into(),
+            What::Versions,
+        ),
+        p("os.txt", "uname and /etc/os-release".into(), What::Os),
+    ];
+    let mut logs: Vec<PathBuf> = std::fs::read_dir(&paths.log_dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
+        .map(|e| e.path())
+        .collect();
+    logs.sort();
+    for log in logs {
+        let Some(file) = log.file_name().map(|n| n.to_string_lossy().into_owned()) else {
+            continue;
+        };
+        out.push(p(
+            &format!("logs/{file}"),
+            format!("last {} KiB of {}", LOG_TAIL_BYTES / 1024, log.display()),
+            What::Log(log),
+        ));
+    }
+    out
+}
+
+pub fn run(args: DiagnoseArgs) -> anyhow::Result<ExitCode> {
+    let socket = args.socket.clone().unwrap_or_else(default_client_socket);
+    // A per-user agent answering without --dev: its files are per-user too.
+    let agent_mode = super::block_on(async {
+        Client::connect(&socket, super::CLIENT_NAME)
+            .await
+            .ok()
+            .map(|c| c.agent().mode)
+    })?;
+    let dev = args.dev
+        || (args.state_dir.is_none()
+            && agent_mode.is_some_and(|m| m != rampart_shared::status::AgentMode::System));
+    let mut paths = paths_for(dev, args.config.as_deref(), args.state_dir.as_deref())?;
+    paths.socket = socket.clone();
+    let config_file = args
+        .config
+        .clone()
+        .unwrap_or_else(|| paths.install_config());
+    let planned = plan(&paths, &socket, &config_file);
+    let host = crate::report::hostname();
+    let output = args.output.clone().unwrap_or_else(|| {
+        PathBuf::from(format!(
+            "rampart-diagnose-{}-{}.tar.gz",
+            if host.is_empty() { "device" } else { &host },
+            chrono::Utc::now().format("%Y%m%dT%H%M%SZ")
+        ))
+    });
+    println!("The bundle {} contains:", output.display());
+    for p in &planned {
+        println!("  {:<24} {}", p.name, p.source);
+    }
+    if args.list {
+        return Ok(ExitCode::SUCCESS);
+    }
+
+    let doctor_args = DoctorArgs {
+        json: true,
+        socket: Some(socket.clone()),
+        dev,
+        config: args.config.clone(),
+        state_dir: args.state_dir.clone(),
+    };
+    let (agent, doctor) = super::block_on(async {
+        let agent = ask_agent(&socket).await;
+        let doctor = gather_report(&doctor_args).await;
+        (agent, doctor)
+    })?;
+    let (status, policy) = match agent {
+        Ok((status, policy)) => (status, policy),
+        Err(e) => {
+            let error = json!({"error": e});
+            (error.clone(), error)
+        }
+    };
+    let doctor = match doctor {
+        Ok(report) => serde_json::to_value(report)?,
+        Err(e) => json!({"error": format!("{e:#}")}),
+    };
+
+    let mut entries = Vec::new();
+    for p in &planned {
+        let bytes = match &p.what {
+            What::Status => pretty(&status)?,
+            What::Doctor => pretty(&doctor)?,
+            What::Policy => pretty(&policy)?,
+            What::InstallConfig => pretty(&install_config(&config_file))?,
+            What::Versions => pretty(&versions(&status))?,
+            What::Os => os_facts().into_bytes(),
+            What::Log(path) => match crate::fsutil::read_capped(path, MAX_LOG_READ) {
+                Ok(Some(b)) => tail(&b, LOG_TAIL_BYTES).to_vec(),
+                Ok(None) => continue,
+                Err(e) => format!("(not included: {e})\n").into_bytes(),
+            },
+        };
+        entries.push(Entry {
+            name: format!("rampart-diagnose/{}", p.name),
+            bytes,
+        });
+    }
+
+    let policy_doc: Option<Policy> = serde_json::from_value(policy["policy"].clone()).ok();
+    let needles = known_secrets(&paths, policy_doc.as_ref())?;
+    let mtime = u64::try_from(chrono::Utc::now().timestamp()).unwrap_or(0);
+    let archive = build_archive(&entries, &needles, mtime)?;
+    crate::fsutil::write_atomic(&output, &archive)
+        .with_context(|| format!("cannot write {}", output.display()))?;
+    println!(
+        "Wrote {} ({} bytes; scanned for {} secret form(s), none found). Send it to IT support.",
+        output.display(),
+        archive.len(),
+        needles.len()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn pretty(value: &Value) -> anyhow::Result<Vec<u8>> {
+    let mut bytes = serde_json::to_vec_pretty(value)?;
+    bytes.push(b'\n');
+    Ok(bytes)
+}
+
+async fn ask_agent(socket: &Path) -> Result<(Value, Value), String> {
+    let mut client = Client::connect(socket, super::CLIENT_NAME)
+        .await
+        .map_err(|e| e.to_string())?;
+    let status = client.status().await.map_err(|e| e.to_string())?;
+    let policy = match client.request(Request::PolicyShow).await {
+        Ok(Response::Policy { source, policy }) => json!({
+            "source": source,
+            "serial": policy.serial,
+            "policy": policy,
+        }),
+        Ok(other) => json!({"error": format!("unexpected reply {other:?}")}),
+        Err(e) => json!({"error": e.to_string()}),
+    };
+    Ok((
+        serde_json::to_value(status).map_err(|e| e.to_string())?,
+        policy,
+    ))
+}
+
+/// The install config with URL query strings removed (a token could hide
+/// there); the rest is public keys and switches.
+fn install_config(path: &Path) -> Value {
+    match InstallConfig::load(path) {
+        Ok(Some(mut config)) => {
+            if let Some(url) = &mut config.policy_url {
+                if let Some(q) = url.find(['?', '#']) {
+                    url.truncate(q);
+                    url.push_str("?(removed)");
+                }
+            }
+            serde_json::to_value(config).unwrap_or(Value::Null)
+        }
+        Ok(None) => json!({"note": format!("no install config at {}", path.display())}),
+        Err(e) => json!({"error": e.to_string()}),
+    }
+}
+
+fn versions(status: &Value) -> Value {
+    json!({
+        "cli": env!("CARGO_PKG_VERSION"),
+        "agent": status["agent"]["version"],
+        "agent_mode": status["agent"]["mode"],
+        "ipc_protocol": rampart_shared::ipc::PROTOCOL_VERSION,
+        "status_schema": rampart_shared::status::STATUS_SCHEMA,
+        "report_schema": rampart_shared::report::REPORT_SCHEMA,
+        "os": std::env::consts::OS,
+        "arch": std::env::consts::ARCH,
+    })
+}
+
+fn os_facts() -> String {
+    let mut out = String::new();
+    #[cfg(unix)]
+    {
+        let u = rustix::system::uname();
+        out.push_str(&format!(
+            "uname: {} {} {} {} {}\n",
+            u.sysname().to_string_lossy(),
+            u.nodename().to_string_lossy(),
+            u.release().to_string_lossy(),
+            u.version().to_string_lossy(),
+            u.machine().to_string_lossy(),
+        ));
+    }
+    out.push_str(&format!(
+        "os: {} {}\n",
+        std::env::consts::OS,
+        std::env::consts::ARCH
+    ));
+    if let Ok(Some(release)) = crate::fsutil::read_capped(Path::new("/etc/os-release"), 64 * 1024) {
+        out.push_str("\n/etc/os-release:\n");
+        out.push_str(&String::from_utf8_lossy(&release));
+    }
+    out
+}
+
+/// Every secret this device holds, in every form, for the final scan.
+fn known_secrets(paths: &AgentPaths, policy: Option<&Policy>) -> anyhow::Result<Vec<Needle>> {
+    let mut needles = Vec::new();
+    let mfa_dir = paths.state_dir.join("mfa");
+    let secrets = crate::mfa::stored_secrets(&mfa_dir).map_err(|e| {
+        anyhow::anyhow!(
+            "cannot read the MFA state to check the bundle for secrets ({e}); run diagnose as the agent's user (sudo for the service). Nothing was written"
+        )
+    })?;
+    for (label, secret) in &secrets {
+        needles.extend(totp_needles(label, secret));
+    }
+    if let Some(Provider::Duo {
+        secret_key_file, ..
+    }) = policy.map(|p| &p.mfa.provider)
+    {
+        match crate::fsutil::read_capped(Path::new(secret_key_file), 64 * 1024) {
+            Ok(Some(key)) => needles.extend(text_needles("the Duo secret key", &key)),
+            Ok(None) => {}
+            Err(e) => bail!(
+                "cannot read the Duo secret key file to check the bundle for it ({e}); run diagnose as the agent's user. Nothing was written"
+            ),
+        }
+    }
+    Ok(needles)
+}

@@ -1,0 +1,234 @@
+//! `rampart-agent doctor`: every check support would do by hand, one line
+//! each (`PASS|WARN|FAIL  name  figure  fix`). Exit 0 all pass, 1 a warning,
+//! 2 a failure. Gathers facts here; the verdicts are `crate::doctor`'s.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use rampart_shared::ipc::{Request, Response};
+use rampart_shared::policy::{Policy, Provider, parse_policy};
+use rampart_shared::status::AgentMode;
+
+use crate::config::InstallConfig;
+use crate::doctor::{self, AgentFacts, Facts, Probe, Report, SocketMeta};
+use crate::ipc::client::Client;
+use crate::paths::{AgentPaths, default_client_socket};
+
+/// Each probe stage's time limit.
+pub const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct DoctorArgs {
+    /// Print `{"checks": [{"name","result","figure","fix"}], "exit"}`.
+    #[arg(long)]
+    pub json: bool,
+    /// The agent's socket (default: $RAMPART_SOCKET, your dev agent, or the service).
+    #[arg(long, value_name = "PATH")]
+    pub socket: Option<PathBuf>,
+    /// Check a per-user (`run --dev`) installation rather than the service.
+    #[arg(long)]
+    pub dev: bool,
+    /// The install config the agent was started with (`run --config`).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// The agent's state directory (`run --state-dir`); logs are under it.
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+}
+
+/// The paths `run` would use with the same flags.
+pub fn paths_for(
+    dev: bool,
+    config: Option<&Path>,
+    state_dir: Option<&Path>,
+) -> anyhow::Result<AgentPaths> {
+    let mode = if dev {
+        AgentMode::Dev
+    } else {
+        AgentMode::System
+    };
+    let mut paths = AgentPaths::for_mode(mode)?;
+    if let Some(file) = config {
+        paths.config_dir = file
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."))
+            .to_owned();
+    }
+    if let Some(dir) = state_dir {
+        paths.log_dir = dir.join("logs");
+        paths.state_dir = dir.to_owned();
+    }
+    Ok(paths)
+}
+
+pub fn run(args: DoctorArgs) -> anyhow::Result<ExitCode> {
+    let report = super::block_on(gather_report(&args))??;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", report.render());
+    }
+    Ok(ExitCode::from(report.exit))
+}
+
+/// Runs every check; used by `diagnose` too.
+pub async fn gather_report(args: &DoctorArgs) -> anyhow::Result<Report> {
+    let facts = gather(args).await?;
+    Ok(Report::new(doctor::evaluate(&facts)))
+}
+
+async fn gather(args: &DoctorArgs) -> anyhow::Result<Facts> {
+    let mut paths = paths_for(args.dev, args.config.as_deref(), args.state_dir.as_deref())?;
+    let socket = args.socket.clone().unwrap_or_else(default_client_socket);
+    paths.socket = socket.clone();
+    let agent = ask_agent(&socket).await;
+    // A per-user agent answered though --dev was not given: look at its
+    // per-user files, not the service's.
+    if let Ok(a) = &agent {
+        if a.status.agent.mode != AgentMode::System && !args.dev && args.state_dir.is_none() {
+            paths = paths_for(true, args.config.as_deref(), None)?;
+            paths.socket = socket.clone();
+        }
+    }
+    let config_file = args
+        .config
+        .clone()
+        .unwrap_or_else(|| paths.install_config());
+    let install = InstallConfig::load(&config_file).ok().flatten();
+    // The policy to probe with: the agent's, else the managed file (read only
+    // to learn the endpoints, never put in force), else the built-in one.
+    let policy = match &agent {
+        Ok(AgentFacts {
+            policy: Some(p), ..
+        }) => p.clone(),
+        _ => std::fs::read(paths.managed_policy())
+            .ok()
+            .and_then(|b| parse_policy(&b).ok())
+            .unwrap_or_default(),
+    };
+    let expect_system = match &agent {
+        Ok(a) => a.status.agent.mode == AgentMode::System,
+        Err(_) => !args.dev,
+    };
+    let clock_known = matches!(&agent, Ok(a) if a.status.clock.checked_at.is_some());
+    let clock_direct = if clock_known {
+        None
+    } else {
+        let report = crate::clock::query_servers(&policy.clock.ntp_servers, PROBE_TIMEOUT).await;
+        Some(crate::clock::to_section(
+            &report,
+            Duration::from_secs(policy.clock.max_skew_secs),
+            chrono::Utc::now(),
+        ))
+    };
+    let probes = probes(&policy, install.as_ref()).await;
+    let mut sig = paths.managed_policy().into_os_string();
+    sig.push(".minisig");
+    Ok(Facts {
+        now: chrono::Utc::now(),
+        socket: socket.clone(),
+        agent: agent.map_err(|e| e.to_string()),
+        socket_meta: socket_meta(&socket),
+        expect_system,
+        current_uid: crate::ipc::current_uid(),
+        managed: install.is_some(),
+        managed_file_signed: Path::new(&sig).exists(),
+        clock_direct,
+        probes,
+        free_bytes: free_bytes(&paths.state_dir),
+        state_dir: paths.state_dir,
+        log_writable: log_writable(&paths.log_dir),
+        log_dir: paths.log_dir,
+    })
+}
+
+async fn ask_agent(socket: &Path) -> Result<AgentFacts, crate::ipc::client::ClientError> {
+    let mut client = Client::connect(socket, super::CLIENT_NAME).await?;
+    let status = client.status().await?;
+    let policy = match client.request(Request::PolicyShow).await {
+        Ok(Response::Policy { policy, .. }) => Some(*policy),
+        _ => None,
+    };
+    Ok(AgentFacts { status, policy })
+}
+
+async fn probes(policy: &Policy, install: Option<&InstallConfig>) -> Vec<Probe> {
+    let mut wanted: Vec<(&'static str, String, bool)> = Vec::new();
+    if let Some(url) = install.and_then(|c| c.policy_url.clone()) {
+        wanted.push(("policy server", url, true));
+    }
+    if let Provider::Duo { api_host, .. } = &policy.mfa.provider {
+        wanted.push(("Duo", format!("https://{api_host}/"), false));
+    }
+    if let Some(r) = &policy.reporting {
+        wanted.push(("IT reporting", r.url.clone(), false));
+    }
+    let handles: Vec<_> = wanted
+        .into_iter()
+        .map(|(label, url, needs_success)| {
+            tokio::spawn(async move {
+                let result = doctor::probe(&url, PROBE_TIMEOUT).await;
+                Probe {
+                    label,
+                    url,
+                    needs_success,
+                    result,
+                }
+            })
+        })
+        .collect();
+    let mut out = Vec::new();
+    for h in handles {
+        if let Ok(p) = h.await {
+            out.push(p);
+        }
+    }
+    out
+}
+
+#[cfg(unix)]
+fn socket_meta(socket: &Path) -> Option<SocketMeta> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(socket).ok().map(|m| SocketMeta {
+        mode: m.mode(),
+        uid: m.uid(),
+    })
+}
+
+#[cfg(not(unix))]
+fn socket_meta(_socket: &Path) -> Option<SocketMeta> {
+    None
+}
+
+/// Free bytes for unprivileged users in the file system holding `dir` (or
+/// its nearest existing ancestor).
+#[cfg(unix)]
+pub fn free_bytes(dir: &Path) -> Result<u64, String> {
+    let existing = dir
+        .ancestors()
+        .find(|p| p.exists())
+        .ok_or_else(|| "no existing directory".to_owned())?;
+    let st = rustix::fs::statvfs(existing).map_err(|e| format!("statvfs: {e}"))?;
+    Ok(st.f_bavail.saturating_mul(st.f_frsize))
+}
+
+#[cfg(not(unix))]
+pub fn free_bytes(_dir: &Path) -> Result<u64, String> {
+    Err("not measured on this platform".into())
+}
+
+fn log_writable(dir: &Path) -> Result<(), String> {
+    if !dir.is_dir() {
+        return Err("does not exist yet (the agent creates it when it starts)".into());
+    }
+    let probe = dir.join(format!(".doctor-{}", std::process::id()));
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&probe)
+        .map_err(|e| e.to_string())?;
+    let _ = std::fs::remove_file(&probe);
+    Ok(())
+}

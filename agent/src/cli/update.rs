@@ -1,0 +1,84 @@
+//! `rampart-agent update [--check]`: ask the release feed named in the
+//! install config and update this binary if a newer, signed release is
+//! offered. The running service keeps its old code until it restarts.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use rampart_shared::policy::UpdateChannel;
+use rampart_shared::version::Version;
+
+use crate::config::InstallConfig;
+use crate::paths::AgentPaths;
+use crate::update::apply::{UpdateRequest, check_and_apply};
+use crate::update::{ClockFacts, UpdateDecision, UpdateOutcome};
+
+#[derive(Debug, clap::Args)]
+pub struct UpdateArgs {
+    /// Only check: say what would happen, change nothing.
+    #[arg(long)]
+    pub check: bool,
+    /// The install config naming the feed and the release keys (default:
+    /// the system one).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Where the version floor and the previous binary are kept (default:
+    /// the system state directory).
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+    /// The update channel (the policy's `agent.update_channel`).
+    #[arg(long, value_name = "stable|beta", default_value = "stable", value_parser = parse_channel)]
+    pub channel: UpdateChannel,
+    /// The policy's `agent.min_version`, if any.
+    #[arg(long, value_name = "VERSION")]
+    pub min_version: Option<Version>,
+}
+
+fn parse_channel(s: &str) -> Result<UpdateChannel, String> {
+    match s {
+        "stable" => Ok(UpdateChannel::Stable),
+        "beta" => Ok(UpdateChannel::Beta),
+        other => Err(format!("unknown channel \"{other}\": stable or beta")),
+    }
+}
+
+pub fn run(args: UpdateArgs) -> anyhow::Result<ExitCode> {
+    let system = AgentPaths::system();
+    let config_file = args.config.unwrap_or_else(|| system.install_config());
+    let config = InstallConfig::load(&config_file)?
+        .with_context(|| format!("no install config at {}", config_file.display()))?;
+    let source = config.update_source.clone().with_context(|| {
+        format!(
+            "{} names no update_source: this agent is updated by its package manager",
+            config_file.display()
+        )
+    })?;
+    let keys = config.update_keys().map_err(anyhow::Error::msg)?;
+    let request = UpdateRequest {
+        source,
+        keys,
+        channel: args.channel,
+        min_version: args.min_version,
+        // The CLI does not measure the clock; TLS fails loudly if it is far off.
+        clock: ClockFacts::UNKNOWN,
+        state_dir: args.state_dir.unwrap_or(system.state_dir),
+        exe: std::env::current_exe().context("cannot find this binary's path")?,
+        current: Version::current(),
+        apply: !args.check,
+    };
+    // reqwest is built without a bundled crypto provider: ring is the one.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let outcome = super::block_on(check_and_apply(request))?;
+    match &outcome {
+        UpdateOutcome::Decided(UpdateDecision::Update { to }) if args.check => {
+            println!("update available: {to}");
+        }
+        other => println!("{other}"),
+    }
+    Ok(match outcome {
+        UpdateOutcome::Decided(UpdateDecision::UpToDate { .. } | UpdateDecision::Update { .. })
+        | UpdateOutcome::Updated { .. } => ExitCode::SUCCESS,
+        _ => ExitCode::from(1),
+    })
+}

@@ -1,0 +1,806 @@
+//! `rampart-agent doctor`: facts gathered by the CLI (`cli::doctor`) in,
+//! check results out. [`evaluate`] is pure; [`probe`] is the only I/O here
+//! (a staged DNS → TCP → TLS → HTTP probe of one URL).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use rampart_shared::policy::Policy;
+use rampart_shared::status::{
+    AgentMode, AgentStatus, ClockSection, ClockState, MfaState, PolicySource, UpdateState,
+};
+use serde::Serialize;
+
+/// Free space below this is a warning, below [`DISK_FAIL_BYTES`] a failure.
+pub const DISK_WARN_BYTES: u64 = 100 * 1024 * 1024;
+pub const DISK_FAIL_BYTES: u64 = 10 * 1024 * 1024;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum Verdict {
+    Pass,
+    Warn,
+    Fail,
+}
+
+impl Verdict {
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Pass => "PASS",
+            Self::Warn => "WARN",
+            Self::Fail => "FAIL",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CheckResult {
+    pub name: String,
+    pub result: Verdict,
+    /// What was measured, in a few words.
+    pub figure: String,
+    /// What to do about it; empty when nothing is needed.
+    pub fix: String,
+}
+
+/// `{"checks": [...], "exit": N}`: the `--json` output.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub checks: Vec<CheckResult>,
+    pub exit: u8,
+}
+
+impl Report {
+    pub fn new(checks: Vec<CheckResult>) -> Self {
+        let exit = exit_code(&checks);
+        Self { checks, exit }
+    }
+
+    /// One line per check: `PASS  name  figure  fix`.
+    pub fn render(&self) -> String {
+        let width = self.checks.iter().map(|c| c.name.len()).max().unwrap_or(0);
+        let mut out = String::new();
+        for c in &self.checks {
+            let line = format!(
+                "{}  {:<width$}  {}  {}",
+                c.result.label(),
+                c.name,
+                c.figure,
+                c.fix
+            );
+            out.push_str(line.trim_end());
+            out.push('\n');
+        }
+        out
+    }
+}
+
+/// 0 all pass, 1 any warning, 2 any failure.
+pub fn exit_code(checks: &[CheckResult]) -> u8 {
+    match checks.iter().map(|c| c.result).max() {
+        Some(Verdict::Fail) => 2,
+        Some(Verdict::Warn) => 1,
+        _ => 0,
+    }
+}
+
+/// Where a probe stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum Stage {
+    #[serde(rename = "DNS")]
+    Dns,
+    #[serde(rename = "TCP")]
+    Tcp,
+    #[serde(rename = "TLS")]
+    Tls,
+    #[serde(rename = "HTTP")]
+    Http,
+}
+
+impl Stage {
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Dns => "DNS",
+            Self::Tcp => "TCP",
+            Self::Tls => "TLS",
+            Self::Http => "HTTP",
+        }
+    }
+}
+
+/// The outcome of probing one URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProbeResult {
+    /// The server answered with this HTTP status.
+    Answered {
+        addr: SocketAddr,
+        status: u16,
+    },
+    Failed {
+        stage: Stage,
+        detail: String,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Probe {
+    /// "policy server", "Duo", "IT reporting".
+    pub label: &'static str,
+    pub url: String,
+    /// Whether only a 2xx/304 counts (the policy document must be there).
+    pub needs_success: bool,
+    pub result: ProbeResult,
+}
+
+/// A Unix socket's mode and owner.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SocketMeta {
+    pub mode: u32,
+    pub uid: u32,
+}
+
+/// What the agent said, when it could be reached.
+#[derive(Debug, Clone)]
+pub struct AgentFacts {
+    pub status: AgentStatus,
+    pub policy: Option<Policy>,
+}
+
+/// Everything [`evaluate`] looks at.
+#[derive(Debug, Clone)]
+pub struct Facts {
+    pub now: DateTime<Utc>,
+    pub socket: PathBuf,
+    /// The status and policy, or why the agent could not be asked.
+    pub agent: Result<AgentFacts, String>,
+    /// `None`: no socket file (or not a Unix platform).
+    pub socket_meta: Option<SocketMeta>,
+    /// Whether the socket is expected to be the system service's.
+    pub expect_system: bool,
+    /// Whose socket a dev agent's should be.
+    pub current_uid: Option<u32>,
+    /// An install config exists: IT manages this machine.
+    pub managed: bool,
+    /// A `.minisig` sits beside the managed policy file.
+    pub managed_file_signed: bool,
+    /// The clock measured directly (when the agent could not be asked).
+    pub clock_direct: Option<ClockSection>,
+    /// `None`: nothing to probe was known.
+    pub probes: Vec<Probe>,
+    pub state_dir: PathBuf,
+    /// Free bytes in the state dir's file system, or why unknown.
+    pub free_bytes: Result<u64, String>,
+    pub log_dir: PathBuf,
+    /// Whether a file could be created in the log dir.
+    pub log_writable: Result<(), String>,
+}
+
+fn check(
+    name: &str,
+    result: Verdict,
+    figure: impl Into<String>,
+    fix: impl Into<String>,
+) -> CheckResult {
+    CheckResult {
+        name: name.to_owned(),
+        result,
+        figure: figure.into(),
+        fix: fix.into(),
+    }
+}
+
+/// Every check, in a fixed order. No I/O.
+pub fn evaluate(f: &Facts) -> Vec<CheckResult> {
+    let mut out = Vec::new();
+    let agent = f.agent.as_ref().ok();
+    let socket = f.socket.display();
+    out.push(match &f.agent {
+        Ok(a) => check(
+            "agent reachable",
+            Verdict::Pass,
+            format!(
+                "{socket}: Rampart {} ({} mode)",
+                a.status.agent.version,
+                mode_name(a.status.agent.mode)
+            ),
+            "",
+        ),
+        Err(why) => check(
+            "agent reachable",
+            Verdict::Fail,
+            format!("{socket}: {why}"),
+            "start it: `sudo systemctl start rampart-agent` (service) or `rampart-agent run --dev`",
+        ),
+    });
+    out.push(socket_check(f));
+    out.extend(policy_check(f, agent));
+    out.push(clock_check(f, agent));
+    for p in &f.probes {
+        out.push(probe_check(p));
+    }
+    let totp = agent
+        .and_then(|a| a.policy.as_ref())
+        .is_some_and(|p| matches!(p.mfa.provider, rampart_shared::policy::Provider::Totp));
+    if totp {
+        out.push(check(
+            "network: MFA provider",
+            Verdict::Pass,
+            "TOTP: codes are checked on this device, no MFA server to reach",
+            "",
+        ));
+    }
+    out.push(match agent {
+        Some(a) => {
+            let mfa = &a.status.mfa;
+            let (verdict, fix) = match mfa.state {
+                MfaState::Enrolled | MfaState::NotRequired => (Verdict::Pass, ""),
+                MfaState::NotSetUp | MfaState::InProgress => {
+                    (Verdict::Warn, "open the Rampart app and finish MFA setup")
+                }
+                MfaState::Error => (
+                    Verdict::Fail,
+                    "collect `rampart-agent diagnose` and send it to IT",
+                ),
+            };
+            check("MFA", verdict, mfa.summary(), fix)
+        }
+        None => not_checked("MFA"),
+    });
+    out.push(match agent {
+        Some(a) => {
+            let u = &a.status.update;
+            match u.state {
+                UpdateState::UpdateRequired => check(
+                    "version",
+                    Verdict::Fail,
+                    &u.detail,
+                    "install the current Rampart release",
+                ),
+                UpdateState::Failed => {
+                    check("version", Verdict::Fail, &u.detail, "retry the update")
+                }
+                _ => check("version", Verdict::Pass, &u.detail, ""),
+            }
+        }
+        None => check(
+            "version",
+            Verdict::Warn,
+            format!(
+                "Rampart {}; the policy minimum is unknown without the agent",
+                rampart_shared::version::Version::current()
+            ),
+            "start the agent",
+        ),
+    });
+    out.push(disk_check(f));
+    out.push(match &f.log_writable {
+        Ok(()) => check(
+            "log dir",
+            Verdict::Pass,
+            format!("{} is writable", f.log_dir.display()),
+            "",
+        ),
+        Err(why) => check(
+            "log dir",
+            Verdict::Warn,
+            format!("{}: {why}", f.log_dir.display()),
+            "run doctor as the agent's user (root for the service), or fix the directory's owner",
+        ),
+    });
+    out
+}
+
+fn not_checked(name: &str) -> CheckResult {
+    check(
+        name,
+        Verdict::Warn,
+        "not checked: the agent could not be asked",
+        "start the agent, then run doctor again",
+    )
+}
+
+fn mode_name(mode: AgentMode) -> &'static str {
+    match mode {
+        AgentMode::System => "service",
+        AgentMode::Dev => "dev",
+        AgentMode::Embedded => "embedded",
+    }
+}
+
+fn socket_check(f: &Facts) -> CheckResult {
+    let Some(meta) = f.socket_meta else {
+        return check(
+            "socket permissions",
+            if f.agent.is_ok() {
+                Verdict::Pass
+            } else {
+                Verdict::Warn
+            },
+            format!("{}: no socket file to inspect", f.socket.display()),
+            if f.agent.is_ok() {
+                ""
+            } else {
+                "start the agent"
+            },
+        );
+    };
+    let mode = meta.mode & 0o777;
+    let (want_mode, want_uid) = if f.expect_system {
+        (0o666, Some(0))
+    } else {
+        (0o600, f.current_uid)
+    };
+    let figure = format!("mode {mode:o}, owner uid {}", meta.uid);
+    if mode == want_mode && want_uid.is_none_or(|u| u == meta.uid) {
+        check("socket permissions", Verdict::Pass, figure, "")
+    } else {
+        let owner = want_uid.map_or("the agent's user".to_owned(), |u| format!("uid {u}"));
+        check(
+            "socket permissions",
+            Verdict::Fail,
+            figure,
+            format!(
+                "expected mode {want_mode:o} owned by {owner}; restart the agent so it recreates the socket"
+            ),
+        )
+    }
+}
+
+fn policy_check(f: &Facts, agent: Option<&AgentFacts>) -> Vec<CheckResult> {
+    let Some(a) = agent else {
+        return vec![not_checked("policy")];
+    };
+    let p = &a.status.policy;
+    let signature = match p.source {
+        PolicySource::Builtin => "built in",
+        PolicySource::Remote | PolicySource::LastKnownGood => "signature verified",
+        PolicySource::ManagedFile if f.managed_file_signed => "signature verified",
+        PolicySource::ManagedFile => "unsigned (allowed by the install config)",
+    };
+    let age = match p.fetched_at {
+        Some(at) => format!(
+            ", obtained {} ago",
+            rampart_shared::status::human_duration(
+                u64::try_from((f.now - at).num_milliseconds()).unwrap_or(0)
+            )
+        ),
+        None => String::new(),
+    };
+    let figure = format!(
+        "{}, serial {}, {signature}{age}",
+        p.source.label(),
+        p.serial
+    );
+    let mut out = Vec::new();
+    out.push(if let Some(error) = &p.error {
+        check(
+            "policy",
+            Verdict::Warn,
+            format!("{figure}; latest rejected: {error}"),
+            "IT: fix and re-sign the policy; the one in force stays",
+        )
+    } else if p.source == PolicySource::Builtin && f.managed {
+        check(
+            "policy",
+            Verdict::Warn,
+            figure,
+            "this machine is managed but runs the built-in policy: check the policy URL and keys in the install config",
+        )
+    } else {
+        check("policy", Verdict::Pass, figure, "")
+    });
+    out
+}
+
+fn clock_check(f: &Facts, agent: Option<&AgentFacts>) -> CheckResult {
+    let (section, via) = match (agent, &f.clock_direct) {
+        (Some(a), _) if a.status.clock.checked_at.is_some() => (&a.status.clock, "agent"),
+        (_, Some(direct)) => (direct, "measured now"),
+        (Some(a), None) => (&a.status.clock, "agent"),
+        (None, None) => return not_checked("clock"),
+    };
+    let figure = format!("{} ({via})", section.detail);
+    match section.state {
+        ClockState::Synced => check("clock", Verdict::Pass, figure, ""),
+        ClockState::Skewed => check(
+            "clock",
+            Verdict::Fail,
+            figure,
+            "turn on automatic time (NTP) in the system settings; codes fail when the clock is off",
+        ),
+        ClockState::Unknown => check(
+            "clock",
+            Verdict::Warn,
+            figure,
+            "no time server answered: check UDP port 123 to the policy's NTP servers",
+        ),
+    }
+}
+
+fn probe_check(p: &Probe) -> CheckResult {
+    let name = format!("network: {}", p.label);
+    match &p.result {
+        ProbeResult::Answered { addr, status }
+            if !p.needs_success || (200..300).contains(status) || *status == 304 =>
+        {
+            check(
+                &name,
+                Verdict::Pass,
+                format!("{} ({addr}): HTTP {status}", p.url),
+                "",
+            )
+        }
+        ProbeResult::Answered { addr, status } => check(
+            &name,
+            Verdict::Fail,
+            format!("{} ({addr}): HTTP stage: HTTP {status}", p.url),
+            "the server is reachable but does not serve the document: IT must check the URL",
+        ),
+        ProbeResult::Failed { stage, detail } => {
+            let fix = match stage {
+                Stage::Dns => "the name does not resolve: check DNS, VPN, or the URL's host",
+                Stage::Tcp => {
+                    "nothing accepts connections there: check the firewall, proxy or VPN, or whether the server is up"
+                }
+                Stage::Tls => {
+                    "the secure connection failed: a TLS-intercepting proxy or a wrong certificate; check the system's date and proxy"
+                }
+                Stage::Http => "the server did not answer HTTP properly: IT must check the server",
+            };
+            check(
+                &name,
+                Verdict::Fail,
+                format!("{}: {} stage: {detail}", p.url, stage.label()),
+                fix,
+            )
+        }
+    }
+}
+
+fn disk_check(f: &Facts) -> CheckResult {
+    let dir = f.state_dir.display();
+    match f.free_bytes {
+        Ok(free) => {
+            let figure = format!("{} free in {dir}", human_bytes(free));
+            if free < DISK_FAIL_BYTES {
+                check(
+                    "disk space",
+                    Verdict::Fail,
+                    figure,
+                    "free disk space: the agent cannot save state",
+                )
+            } else if free < DISK_WARN_BYTES {
+                check("disk space", Verdict::Warn, figure, "free some disk space")
+            } else {
+                check("disk space", Verdict::Pass, figure, "")
+            }
+        }
+        Err(ref why) => check(
+            "disk space",
+            Verdict::Warn,
+            format!("{dir}: {why}"),
+            "run doctor as the agent's user",
+        ),
+    }
+}
+
+pub fn human_bytes(n: u64) -> String {
+    const MIB: u64 = 1024 * 1024;
+    if n >= 1024 * MIB {
+        format!("{:.1} GiB", n as f64 / (1024 * MIB) as f64)
+    } else {
+        format!("{} MiB", n / MIB)
+    }
+}
+
+/// Probes `url` stage by stage: DNS, TCP, then TLS and HTTP with a HEAD
+/// request (reqwest, rustls/ring). Each stage within `timeout`.
+pub async fn probe(url: &str, timeout: Duration) -> ProbeResult {
+    let failed = |stage, detail: String| ProbeResult::Failed { stage, detail };
+    let Some((host, port)) = crate::network::url_host_port(url) else {
+        return failed(Stage::Dns, format!("\"{url}\" is not an http(s) URL"));
+    };
+    let lookup =
+        tokio::time::timeout(timeout, tokio::net::lookup_host((host.as_str(), port))).await;
+    let addrs: Vec<SocketAddr> = match lookup {
+        Ok(Ok(a)) => a.collect(),
+        Ok(Err(e)) => return failed(Stage::Dns, e.to_string()),
+        Err(_) => {
+            return failed(
+                Stage::Dns,
+                format!("no answer within {} s", timeout.as_secs()),
+            );
+        }
+    };
+    let Some(&first) = addrs.first() else {
+        return failed(Stage::Dns, format!("{host} has no addresses"));
+    };
+    let mut reached = None;
+    let mut last = String::new();
+    for addr in &addrs {
+        match tokio::time::timeout(timeout, tokio::net::TcpStream::connect(addr)).await {
+            Ok(Ok(_)) => {
+                reached = Some(*addr);
+                break;
+            }
+            Ok(Err(e)) => last = format!("{addr}: {e}"),
+            Err(_) => last = format!("{addr}: no answer within {} s", timeout.as_secs()),
+        }
+    }
+    let Some(addr) = reached else {
+        return failed(
+            Stage::Tcp,
+            if last.is_empty() {
+                first.to_string()
+            } else {
+                last
+            },
+        );
+    };
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let client = match reqwest::Client::builder()
+        .user_agent(concat!("rampart-agent-doctor/", env!("CARGO_PKG_VERSION")))
+        .connect_timeout(timeout)
+        .timeout(timeout * 2)
+        .redirect(reqwest::redirect::Policy::none())
+        .resolve(&host, addr)
+        .build()
+    {
+        Ok(c) => c,
+        Err(e) => return failed(Stage::Tls, format!("cannot set up TLS: {e}")),
+    };
+    let https = url
+        .get(..8)
+        .is_some_and(|s| s.eq_ignore_ascii_case("https://"));
+    match client.head(url).send().await {
+        Ok(response) => ProbeResult::Answered {
+            addr,
+            status: response.status().as_u16(),
+        },
+        // TCP worked a moment ago: a failure while connecting is the handshake.
+        Err(e) if e.is_connect() && https => failed(Stage::Tls, error_chain(&e)),
+        Err(e) => failed(Stage::Http, error_chain(&e)),
+    }
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::service::Core;
+
+    fn facts() -> Facts {
+        let now = DateTime::from_timestamp(1_795_000_000, 0).unwrap();
+        let mut status = Core::fresh_status(AgentMode::Dev, now);
+        status.mfa.state = MfaState::Enrolled;
+        status.clock.state = ClockState::Synced;
+        status.clock.checked_at = Some(now);
+        status.clock.detail = "clock is 12 ms fast".into();
+        Facts {
+            now,
+            socket: "/run/user/1000/agent.sock".into(),
+            agent: Ok(AgentFacts {
+                status,
+                policy: Some(Policy::default()),
+            }),
+            socket_meta: Some(SocketMeta {
+                mode: 0o140600,
+                uid: 1000,
+            }),
+            expect_system: false,
+            current_uid: Some(1000),
+            managed: false,
+            managed_file_signed: false,
+            clock_direct: None,
+            probes: vec![],
+            state_dir: "/var/lib/rampart".into(),
+            free_bytes: Ok(5 * 1024 * 1024 * 1024),
+            log_dir: "/var/log/rampart".into(),
+            log_writable: Ok(()),
+        }
+    }
+
+    fn get<'a>(checks: &'a [CheckResult], name: &str) -> &'a CheckResult {
+        checks.iter().find(|c| c.name == name).unwrap()
+    }
+
+    #[test]
+    fn a_healthy_device_passes_everything_and_exits_0() {
+        let checks = evaluate(&facts());
+        for c in &checks {
+            assert_eq!(c.result, Verdict::Pass, "{c:?}");
+        }
+        assert!(
+            get(&checks, "network: MFA provider")
+                .figure
+                .starts_with("TOTP: codes are checked on this device")
+        );
+        assert_eq!(exit_code(&checks), 0);
+        let text = Report::new(checks).render();
+        assert!(text.starts_with("PASS  agent reachable"), "{text}");
+    }
+
+    #[test]
+    fn no_agent_fails_reachability_and_says_what_was_not_checked() {
+        let mut f = facts();
+        f.agent = Err("the Rampart agent is not running".into());
+        f.socket_meta = None;
+        f.clock_direct = Some(ClockSection {
+            state: ClockState::Unknown,
+            detail: "127.0.0.1:9: no answer".into(),
+            ..Core::fresh_status(AgentMode::Dev, f.now).clock
+        });
+        let checks = evaluate(&f);
+        assert_eq!(get(&checks, "agent reachable").result, Verdict::Fail);
+        assert_eq!(
+            get(&checks, "MFA").figure,
+            "not checked: the agent could not be asked"
+        );
+        let clock = get(&checks, "clock");
+        assert_eq!(clock.result, Verdict::Warn);
+        assert!(clock.figure.contains("measured now"), "{clock:?}");
+        assert_eq!(exit_code(&checks), 2);
+    }
+
+    #[test]
+    fn builtin_policy_on_a_managed_machine_warns() {
+        let mut f = facts();
+        f.managed = true;
+        let c = evaluate(&f);
+        let p = get(&c, "policy");
+        assert_eq!(p.result, Verdict::Warn);
+        assert!(
+            p.figure.starts_with("built-in default, serial 0, built in"),
+            "{p:?}"
+        );
+        assert_eq!(exit_code(&c), 1);
+    }
+
+    #[test]
+    fn socket_modes_differ_for_system_and_dev() {
+        let mut f = facts();
+        assert_eq!(socket_check(&f).result, Verdict::Pass);
+        f.socket_meta = Some(SocketMeta {
+            mode: 0o666,
+            uid: 1000,
+        });
+        assert_eq!(socket_check(&f).result, Verdict::Fail);
+        f.expect_system = true;
+        assert_eq!(
+            socket_check(&f).result,
+            Verdict::Fail,
+            "service socket must be root's"
+        );
+        f.socket_meta = Some(SocketMeta {
+            mode: 0o666,
+            uid: 0,
+        });
+        assert_eq!(socket_check(&f).result, Verdict::Pass);
+    }
+
+    #[test]
+    fn probe_failures_name_the_stage() {
+        let mut f = facts();
+        f.probes = vec![
+            Probe {
+                label: "policy server",
+                url: "https://policy.example.com/p.json".into(),
+                needs_success: true,
+                result: ProbeResult::Failed {
+                    stage: Stage::Tcp,
+                    detail: "connection refused".into(),
+                },
+            },
+            Probe {
+                label: "Duo",
+                url: "https://api-1.duosecurity.com/".into(),
+                needs_success: false,
+                result: ProbeResult::Answered {
+                    addr: "192.0.2.1:443".parse().unwrap(),
+                    status: 404,
+                },
+            },
+        ];
+        let c = evaluate(&f);
+        let policy = get(&c, "network: policy server");
+        assert_eq!(policy.result, Verdict::Fail);
+        assert!(policy.figure.contains("TCP stage"), "{policy:?}");
+        assert_eq!(get(&c, "network: Duo").result, Verdict::Pass);
+    }
+
+    #[test]
+    fn disk_thresholds() {
+        let mut f = facts();
+        f.free_bytes = Ok(DISK_WARN_BYTES - 1);
+        assert_eq!(disk_check(&f).result, Verdict::Warn);
+        f.free_bytes = Ok(DISK_FAIL_BYTES - 1);
+        assert_eq!(disk_check(&f).result, Verdict::Fail);
+        f.free_bytes = Ok(DISK_WARN_BYTES);
+        assert_eq!(disk_check(&f).result, Verdict::Pass);
+    }
+
+    #[test]
+    fn below_minimum_version_fails() {
+        let mut f = facts();
+        if let Ok(a) = &mut f.agent {
+            a.status.update.state = UpdateState::UpdateRequired;
+        }
+        assert_eq!(get(&evaluate(&f), "version").result, Verdict::Fail);
+    }
+
+    #[tokio::test]
+    async fn probe_names_tcp_for_a_closed_port_and_http_for_an_answer() {
+        let closed = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let r = probe(
+            &format!("http://127.0.0.1:{closed}/p.json"),
+            Duration::from_secs(2),
+        )
+        .await;
+        assert!(
+            matches!(
+                r,
+                ProbeResult::Failed {
+                    stage: Stage::Tcp,
+                    ..
+                }
+            ),
+            "{r:?}"
+        );
+
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            use tokio::io::{AsyncReadExt, AsyncWriteExt};
+            while let Ok((mut s, _)) = listener.accept().await {
+                let mut buf = [0u8; 1024];
+                let _ = s.read(&mut buf).await;
+                let _ = s
+                    .write_all(
+                        b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                    )
+                    .await;
+            }
+        });
+        let r = probe(
+            &format!("http://127.0.0.1:{port}/p.json"),
+            Duration::from_secs(2),
+        )
+        .await;
+        assert!(
+            matches!(r, ProbeResult::Answered { status: 404, .. }),
+            "{r:?}"
+        );
+        // Plain HTTP spoken to a TLS client: the handshake stage fails.
+        let r = probe(
+            &format!("https://127.0.0.1:{port}/p.json"),
+            Duration::from_secs(2),
+        )
+        .await;
+        assert!(
+            matches!(
+                r,
+                ProbeResult::Failed {
+                    stage: Stage::Tls,
+                    ..
+                }
+            ),
+            "{r:?}"
+        );
+    }
+}

@@ -1,0 +1,436 @@
+//! Reports to IT's collector (`policy.reporting`): built from the status on
+//! start, on every change IT cares about and every interval, queued durably
+//! ([`queue`]) and delivered in order by tasks the service loop starts
+//! (`Event::ReportSent` brings the answer back). Format: docs/reporting.md.
+
+pub mod queue;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use rampart_shared::policy::Reporting;
+use rampart_shared::report::{REPORT_SCHEMA, Report, ReportClock, ReportMfa};
+use rampart_shared::status::{AgentStatus, ClockState, MfaState, Overall};
+use rampart_shared::version::Version;
+use tokio::time::Instant as TokioInstant;
+use tracing::{debug, info, warn};
+
+use crate::mfa::Enrollment;
+pub use queue::{Queue, QueueError};
+
+/// How long one delivery may take.
+pub const SEND_TIMEOUT: Duration = Duration::from_secs(10);
+/// Retry delays double from this up to [`MAX_RETRY_DELAY`].
+pub const FIRST_RETRY_DELAY: Duration = Duration::from_secs(1);
+pub const MAX_RETRY_DELAY: Duration = Duration::from_secs(300);
+
+/// What a report is about: a new report is made when this changes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Fingerprint {
+    mfa: MfaState,
+    clock: ClockState,
+    overall: Overall,
+    policy_serial: u64,
+}
+
+impl Fingerprint {
+    pub fn of(status: &AgentStatus) -> Self {
+        Self {
+            mfa: status.mfa.state,
+            clock: status.clock.state,
+            overall: status.overall,
+            policy_serial: status.policy.serial,
+        }
+    }
+}
+
+/// Who and what this device is, for [`build`].
+#[derive(Debug, Clone)]
+pub struct Identity {
+    pub device_id: String,
+    pub hostname: String,
+}
+
+/// The report for `status`. Pure but for the random `report_id` passed in.
+pub fn build(
+    report_id: String,
+    now: DateTime<Utc>,
+    identity: &Identity,
+    status: &AgentStatus,
+    enrollment: Option<&Enrollment>,
+    reason: &str,
+    dropped_reports: u64,
+) -> Report {
+    Report {
+        schema: REPORT_SCHEMA,
+        report_id,
+        sent_at: now,
+        device_id: identity.device_id.clone(),
+        hostname: identity.hostname.clone(),
+        user: enrollment.map(|e| e.owner.name.clone()),
+        mfa: ReportMfa {
+            state: status.mfa.state,
+            provider: status.mfa.provider,
+            enrolled_at: enrollment.and_then(|e| e.enrolled_at),
+            evidence: enrollment.and_then(|e| e.evidence.clone()),
+        },
+        clock: ReportClock {
+            state: status.clock.state,
+            offset_ms: status.clock.offset_ms,
+            checked_at: status.clock.checked_at,
+        },
+        policy_serial: status.policy.serial,
+        agent_version: Version::current(),
+        overall: status.overall,
+        reason: reason.to_owned(),
+        dropped_reports,
+    }
+}
+
+/// 32 random hex digits.
+pub fn new_report_id() -> String {
+    let mut bytes = [0u8; 16];
+    if getrandom::fill(&mut bytes).is_err() {
+        // Uniqueness, not secrecy, is what matters here.
+        bytes = fastrand::u128(..).to_le_bytes();
+    }
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+pub fn hostname() -> String {
+    #[cfg(unix)]
+    {
+        rustix::system::uname()
+            .nodename()
+            .to_string_lossy()
+            .into_owned()
+    }
+    #[cfg(not(unix))]
+    {
+        std::env::var("COMPUTERNAME").unwrap_or_default()
+    }
+}
+
+/// What the collector made of one delivery.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SendResult {
+    /// 2xx: done.
+    Delivered,
+    /// A 4xx other than 429: this report will never be taken; drop it.
+    Refused(u16),
+    /// 429, 5xx, other statuses, or no answer: try again later.
+    Retry(String),
+}
+
+#[derive(Debug)]
+pub struct SendOutcome {
+    pub seq: u64,
+    pub result: SendResult,
+}
+
+/// The HTTP client for deliveries; built once.
+pub fn client() -> Result<reqwest::Client, String> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder()
+        .user_agent(concat!("rampart-agent/", env!("CARGO_PKG_VERSION")))
+        .connect_timeout(SEND_TIMEOUT)
+        .timeout(SEND_TIMEOUT)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .map_err(|e| format!("cannot set up the HTTP client: {e}"))
+}
+
+/// One delivery: POST the report with its `Idempotency-Key`.
+pub async fn send(client: reqwest::Client, url: String, seq: u64, payload: Vec<u8>) -> SendOutcome {
+    let result = match rampart_shared::links::check_report_url(&url) {
+        Err(e) => SendResult::Retry(format!("\"{url}\" {e}")),
+        Ok(()) => {
+            let key = serde_json::from_slice::<serde_json::Value>(&payload)
+                .ok()
+                .and_then(|v| v["report_id"].as_str().map(str::to_owned))
+                .unwrap_or_default();
+            let answer = client
+                .post(&url)
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .header("Idempotency-Key", key)
+                .body(payload)
+                .send()
+                .await;
+            match answer {
+                Ok(response) => classify(response.status().as_u16()),
+                Err(e) => SendResult::Retry(error_chain(&e)),
+            }
+        }
+    };
+    SendOutcome { seq, result }
+}
+
+pub fn classify(status: u16) -> SendResult {
+    match status {
+        200..=299 => SendResult::Delivered,
+        429 => SendResult::Retry("HTTP 429 Too Many Requests".into()),
+        400..=499 => SendResult::Refused(status),
+        other => SendResult::Retry(format!("HTTP {other}")),
+    }
+}
+
+/// Delay before retry number `failures` (1-based): 1 s, 2 s, 4 s ... 5 min,
+/// with up to 20 % jitter so a fleet does not retry in step.
+pub fn retry_delay(failures: u32) -> Duration {
+    let base = FIRST_RETRY_DELAY
+        .saturating_mul(1u32 << failures.saturating_sub(1).min(16))
+        .min(MAX_RETRY_DELAY);
+    base + base.mul_f64(fastrand::f64() * 0.2)
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
+
+/// The reporting state the service loop keeps.
+#[derive(Debug)]
+pub struct Reporter {
+    dir: PathBuf,
+    queue: Option<Queue>,
+    identity: Identity,
+    client: Option<reqwest::Client>,
+    last: Option<Fingerprint>,
+    pub in_flight: bool,
+    failures: u32,
+    pub send_due: Option<TokioInstant>,
+    pub interval_due: Option<TokioInstant>,
+}
+
+impl Reporter {
+    /// Opens the queue in `state_dir/reports`. A queue that cannot be opened
+    /// is logged and reporting is off until the next start.
+    pub fn open(state_dir: &Path, device_id: String) -> Self {
+        let dir = state_dir.join("reports");
+        let queue = match Queue::open(&dir) {
+            Ok(q) => {
+                if q.recovered_torn_record {
+                    warn!(
+                        "report queue: discarded a record torn by a crash (it was never acknowledged)"
+                    );
+                }
+                Some(q)
+            }
+            Err(error) => {
+                warn!(%error, "report queue unusable; reports are off");
+                None
+            }
+        };
+        Self {
+            dir,
+            queue,
+            identity: Identity {
+                device_id,
+                hostname: hostname(),
+            },
+            client: None,
+            last: None,
+            in_flight: false,
+            failures: 0,
+            send_due: None,
+            interval_due: None,
+        }
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn pending(&self) -> usize {
+        self.queue.as_ref().map_or(0, Queue::len)
+    }
+
+    /// Whether a report has been made since start.
+    pub fn has_reported(&self) -> bool {
+        self.last.is_some()
+    }
+
+    /// Whether `status` differs from the last report in what IT sees.
+    pub fn changed(&self, status: &AgentStatus) -> bool {
+        self.last != Some(Fingerprint::of(status))
+    }
+
+    /// Queues a report of `status`; schedules a delivery.
+    pub fn enqueue(&mut self, status: &AgentStatus, enrollment: Option<&Enrollment>, reason: &str) {
+        self.last = Some(Fingerprint::of(status));
+        let Some(queue) = self.queue.as_mut() else {
+            return;
+        };
+        let report_id = new_report_id();
+        let identity = &self.identity;
+        let pushed = queue.push_with(|dropped| {
+            let report = build(
+                report_id.clone(),
+                Utc::now(),
+                identity,
+                status,
+                enrollment,
+                reason,
+                dropped,
+            );
+            serde_json::to_vec(&report).unwrap_or_default()
+        });
+        match pushed {
+            Ok(seq) => {
+                info!(%report_id, seq, reason, pending = queue.len(), "report queued");
+                if !self.in_flight && self.send_due.is_none() {
+                    self.send_due = Some(TokioInstant::now());
+                }
+            }
+            Err(error) => warn!(%error, "cannot queue a report"),
+        }
+    }
+
+    /// "Check again": retry now rather than after the backoff.
+    pub fn kick(&mut self) {
+        if !self.in_flight && self.pending() > 0 {
+            self.send_due = Some(TokioInstant::now());
+        }
+    }
+
+    /// The delivery to start now, if any: (client, seq, payload).
+    pub fn next_delivery(&mut self) -> Option<(reqwest::Client, u64, Vec<u8>)> {
+        self.send_due = None;
+        if self.in_flight {
+            return None;
+        }
+        let (seq, payload) = self.queue.as_ref()?.front()?;
+        let payload = payload.to_vec();
+        if self.client.is_none() {
+            match client() {
+                Ok(c) => self.client = Some(c),
+                Err(error) => {
+                    warn!(%error, "reports cannot be sent");
+                    return None;
+                }
+            }
+        }
+        let client = self.client.clone()?;
+        self.in_flight = true;
+        Some((client, seq, payload))
+    }
+
+    /// Applies a delivery's answer and schedules the next step.
+    pub fn on_sent(&mut self, outcome: SendOutcome) {
+        self.in_flight = false;
+        let Some(queue) = self.queue.as_mut() else {
+            return;
+        };
+        let now = TokioInstant::now();
+        let done = match &outcome.result {
+            SendResult::Delivered => {
+                self.failures = 0;
+                debug!(seq = outcome.seq, "report delivered");
+                queue.ack(outcome.seq)
+            }
+            SendResult::Refused(status) => {
+                self.failures = 0;
+                warn!(
+                    seq = outcome.seq,
+                    status, "the collector refused a report (HTTP 4xx); it is dropped, not retried"
+                );
+                queue.reject(outcome.seq)
+            }
+            SendResult::Retry(why) => {
+                self.failures += 1;
+                let delay = retry_delay(self.failures);
+                info!(
+                    why,
+                    retry_in_ms = delay.as_millis() as u64,
+                    pending = queue.len(),
+                    "report not delivered"
+                );
+                self.send_due = Some(now + delay);
+                return;
+            }
+        };
+        if let Err(error) = done {
+            warn!(%error, "cannot record a report's delivery; it may be sent again");
+        }
+        if !queue.is_empty() {
+            self.send_due = Some(now);
+        }
+    }
+
+    /// Sets (or clears) the interval timer for `reporting`.
+    pub fn configure(&mut self, reporting: Option<&Reporting>) {
+        self.interval_due =
+            reporting.map(|r| TokioInstant::now() + Duration::from_secs(r.interval_secs));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::service::Core;
+    use rampart_shared::status::AgentMode;
+
+    #[test]
+    fn statuses_classify_as_the_collector_contract_says() {
+        assert_eq!(classify(200), SendResult::Delivered);
+        assert_eq!(classify(202), SendResult::Delivered);
+        assert!(matches!(classify(429), SendResult::Retry(_)));
+        assert!(matches!(classify(503), SendResult::Retry(_)));
+        assert!(matches!(classify(302), SendResult::Retry(_)));
+        assert_eq!(classify(400), SendResult::Refused(400));
+        assert_eq!(classify(404), SendResult::Refused(404));
+    }
+
+    #[test]
+    fn retry_delays_grow_and_are_capped() {
+        let d1 = retry_delay(1);
+        assert!(d1 >= FIRST_RETRY_DELAY && d1 <= FIRST_RETRY_DELAY.mul_f64(1.2));
+        assert!(retry_delay(3) >= Duration::from_secs(4));
+        assert!(retry_delay(40) <= MAX_RETRY_DELAY.mul_f64(1.2));
+    }
+
+    #[test]
+    fn report_ids_are_32_hex_digits_and_differ() {
+        let a = new_report_id();
+        assert_eq!(a.len(), 32);
+        assert!(a.bytes().all(|b| b.is_ascii_hexdigit()));
+        assert_ne!(a, new_report_id());
+    }
+
+    #[test]
+    fn a_report_carries_the_status_and_the_drop_count() {
+        let now = DateTime::from_timestamp(1_795_000_000, 0).unwrap();
+        let status = Core::fresh_status(AgentMode::Dev, now);
+        let identity = Identity {
+            device_id: "LAPTOP-0042".into(),
+            hostname: "laptop".into(),
+        };
+        let r = build("id".into(), now, &identity, &status, None, "start", 3);
+        assert_eq!(r.mfa.state, MfaState::NotSetUp);
+        assert_eq!(r.overall, status.overall);
+        assert_eq!(r.dropped_reports, 3);
+        assert_eq!(r.user, None);
+        let json = serde_json::to_value(&r).unwrap();
+        assert_eq!(json["dropped_reports"], 3);
+        assert_eq!(json["device_id"], "LAPTOP-0042");
+    }
+
+    #[test]
+    fn a_fingerprint_ignores_what_it_should() {
+        let now = DateTime::from_timestamp(1_795_000_000, 0).unwrap();
+        let a = Core::fresh_status(AgentMode::Dev, now);
+        let mut b = a.clone();
+        b.network.detail = "something else".into();
+        b.clock.checked_at = Some(now);
+        assert_eq!(Fingerprint::of(&a), Fingerprint::of(&b));
+        b.clock.state = ClockState::Skewed;
+        assert_ne!(Fingerprint::of(&a), Fingerprint::of(&b));
+    }
+}

@@ -1,0 +1,450 @@
+//! Where an install puts things on each OS, and the plans that put them there.
+
+use std::path::{Path, PathBuf};
+
+use rampart_agent::config::{InstallConfig, UpdateSource};
+
+use crate::plan::{Owner, Plan, Step, When};
+use crate::render::{self, SystemdUnit};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TargetOs {
+    Linux,
+    Macos,
+    Windows,
+}
+
+impl TargetOs {
+    /// The OS this installer was built for.
+    pub fn host() -> Self {
+        if cfg!(windows) {
+            Self::Windows
+        } else if cfg!(target_os = "macos") {
+            Self::Macos
+        } else {
+            Self::Linux
+        }
+    }
+}
+
+/// Every path an install touches. Config, state and log directories are the
+/// agent's system paths (`rampart_agent::paths::AgentPaths::system`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Layout {
+    pub os: TargetOs,
+    /// Directories the installer creates for the binaries, outermost first.
+    pub bin_dirs: Vec<PathBuf>,
+    pub agent_bin: PathBuf,
+    pub app_bin: PathBuf,
+    pub config_dir: PathBuf,
+    pub config_file: PathBuf,
+    pub state_dir: PathBuf,
+    pub log_dir: PathBuf,
+    /// The systemd unit or the LaunchDaemon plist (none on Windows: the
+    /// service lives in the service control manager's registry).
+    pub service_file: Option<PathBuf>,
+    /// The XDG autostart entry or the LaunchAgent plist (Windows: a Run key).
+    pub app_autostart_file: Option<PathBuf>,
+    pub owner: Owner,
+}
+
+const WINDOWS_RUN_KEY: &str = r"HKLM\Software\Microsoft\Windows\CurrentVersion\Run";
+
+impl Layout {
+    pub fn for_os(os: TargetOs) -> Self {
+        match os {
+            TargetOs::Linux => Self {
+                os,
+                // /opt, not /usr/bin: the agent replaces its own binary when it
+                // updates, and /usr/bin belongs to the package manager.
+                bin_dirs: vec!["/opt/rampart".into(), "/opt/rampart/bin".into()],
+                agent_bin: "/opt/rampart/bin/rampart-agent".into(),
+                app_bin: "/opt/rampart/bin/rampart".into(),
+                config_dir: "/etc/rampart".into(),
+                config_file: "/etc/rampart/agent.json".into(),
+                state_dir: "/var/lib/rampart".into(),
+                log_dir: "/var/log/rampart".into(),
+                service_file: Some("/etc/systemd/system/rampart-agent.service".into()),
+                app_autostart_file: Some("/etc/xdg/autostart/rampart.desktop".into()),
+                owner: Owner::ROOT,
+            },
+            TargetOs::Macos => {
+                let base = "/Library/Application Support/Rampart";
+                Self {
+                    os,
+                    bin_dirs: vec![base.into(), format!("{base}/bin").into()],
+                    agent_bin: format!("{base}/bin/rampart-agent").into(),
+                    app_bin: format!("{base}/bin/rampart").into(),
+                    config_dir: base.into(),
+                    config_file: format!("{base}/agent.json").into(),
+                    state_dir: format!("{base}/state").into(),
+                    log_dir: "/Library/Logs/Rampart".into(),
+                    service_file: Some(
+                        format!(
+                            "/Library/LaunchDaemons/{}.plist",
+                            render::LAUNCHD_AGENT_LABEL
+                        )
+                        .into(),
+                    ),
+                    app_autostart_file: Some(
+                        format!("/Library/LaunchAgents/{}.plist", render::LAUNCHD_APP_LABEL).into(),
+                    ),
+                    owner: Owner::ROOT_WHEEL,
+                }
+            }
+            TargetOs::Windows => {
+                // Written with backslashes whatever the host, so that a plan
+                // for Windows prints and tests the same on Linux.
+                let pf = r"C:\Program Files\Rampart";
+                let pd = r"C:\ProgramData\Rampart";
+                Self {
+                    os,
+                    bin_dirs: vec![pf.into()],
+                    agent_bin: format!(r"{pf}\rampart-agent.exe").into(),
+                    app_bin: format!(r"{pf}\rampart.exe").into(),
+                    config_dir: pd.into(),
+                    config_file: format!(r"{pd}\agent.json").into(),
+                    state_dir: format!(r"{pd}\state").into(),
+                    log_dir: format!(r"{pd}\logs").into(),
+                    service_file: None,
+                    app_autostart_file: None,
+                    owner: Owner::SYSTEM,
+                }
+            }
+        }
+    }
+
+    /// The service's command line.
+    pub fn agent_exec(&self) -> Vec<String> {
+        let mut argv = vec![s(&self.agent_bin), "run".into()];
+        if self.os == TargetOs::Windows {
+            argv.push("--windows-service".into());
+        }
+        argv.push("--config".into());
+        argv.push(s(&self.config_file));
+        argv
+    }
+}
+
+fn s(p: &Path) -> String {
+    p.to_string_lossy().into_owned()
+}
+
+fn argv(words: &[&str]) -> Vec<String> {
+    words.iter().map(|w| (*w).to_owned()).collect()
+}
+
+/// What the command line asked for.
+#[derive(Debug, Clone, Default)]
+pub struct InstallOptions {
+    /// The agent binary to install.
+    pub agent_source: PathBuf,
+    /// The app binary, if there is one to install (no app: no autostart).
+    pub app_source: Option<PathBuf>,
+    pub policy_url: Option<String>,
+    /// Contents of minisign `.pub` files.
+    pub public_keys: Vec<String>,
+    pub device_id: Option<String>,
+    /// Where the agent looks for releases (self-update).
+    pub update_source: Option<UpdateSource>,
+    /// Release-signing Ed25519 keys (base64 of 32 bytes).
+    pub update_keys: Vec<String>,
+}
+
+impl InstallOptions {
+    fn sets_config(&self) -> bool {
+        self.policy_url.is_some()
+            || !self.public_keys.is_empty()
+            || self.device_id.is_some()
+            || self.update_source.is_some()
+            || !self.update_keys.is_empty()
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PlanError {
+    #[error("the existing install config cannot be updated: {0}")]
+    ExistingConfig(String),
+    #[error("the install config from these flags is not valid: {0}")]
+    Config(String),
+}
+
+/// The install config to write, if any: `None` keeps the existing file (an
+/// upgrade without flags). Flags given on an upgrade change only what they
+/// name.
+pub fn install_config(
+    opts: &InstallOptions,
+    existing: Option<&[u8]>,
+    default_device_id: &str,
+) -> Result<Option<Vec<u8>>, PlanError> {
+    let config = match existing {
+        Some(_) if !opts.sets_config() => return Ok(None),
+        Some(bytes) => InstallConfig::parse(bytes).map_err(PlanError::ExistingConfig)?,
+        None => InstallConfig {
+            device_id: default_device_id.to_owned(),
+            ..InstallConfig::default()
+        },
+    };
+    let mut config = config;
+    if let Some(id) = &opts.device_id {
+        config.device_id = id.clone();
+    }
+    if let Some(url) = &opts.policy_url {
+        config.policy_url = Some(url.clone());
+    }
+    if !opts.public_keys.is_empty() {
+        config.public_keys = opts
+            .public_keys
+            .iter()
+            .map(|k| k.trim().to_owned())
+            .collect();
+    }
+    if let Some(source) = &opts.update_source {
+        config.update_source = Some(source.clone());
+    }
+    if !opts.update_keys.is_empty() {
+        config.update_public_keys = opts
+            .update_keys
+            .iter()
+            .map(|k| k.trim().to_owned())
+            .collect();
+    }
+    let mut bytes =
+        serde_json::to_vec_pretty(&config).map_err(|e| PlanError::Config(e.to_string()))?;
+    bytes.push(b'\n');
+    // The agent must accept what we write: check it with the agent's own rule.
+    InstallConfig::parse(&bytes).map_err(PlanError::Config)?;
+    Ok(Some(bytes))
+}
+
+/// The steps that install (or upgrade) Rampart. `config` is what
+/// [`install_config`] decided.
+pub fn install_plan(layout: &Layout, opts: &InstallOptions, config: Option<Vec<u8>>) -> Plan {
+    let owner = layout.owner.clone();
+    let dir = |path: &Path, mode| Step::Dir {
+        path: path.to_owned(),
+        mode,
+        owner: owner.clone(),
+    };
+    let file = |path: &Path, contents: String| Step::File {
+        path: path.to_owned(),
+        mode: 0o644,
+        owner: owner.clone(),
+        contents: contents.into_bytes(),
+    };
+    let mut steps = Vec::new();
+    let cmd = |words: &[&str], may_fail| Step::Command {
+        argv: argv(words),
+        when: When::Install,
+        may_fail,
+    };
+
+    // Stop first where replacing a running binary is refused (Windows) or
+    // where the service manager needs to forget the old definition (launchd).
+    match layout.os {
+        TargetOs::Windows => steps.push(cmd(&["sc.exe", "stop", render::WINDOWS_SERVICE], true)),
+        TargetOs::Macos => {
+            steps.push(cmd(
+                &[
+                    "launchctl",
+                    "bootout",
+                    &format!("system/{}", render::LAUNCHD_AGENT_LABEL),
+                ],
+                true,
+            ));
+        }
+        TargetOs::Linux => {}
+    }
+
+    for d in &layout.bin_dirs {
+        steps.push(dir(d, 0o755));
+    }
+    steps.push(Step::Copy {
+        from: opts.agent_source.clone(),
+        to: layout.agent_bin.clone(),
+        mode: 0o755,
+    });
+    if let Some(app) = &opts.app_source {
+        steps.push(Step::Copy {
+            from: app.clone(),
+            to: layout.app_bin.clone(),
+            mode: 0o755,
+        });
+    }
+    steps.push(dir(&layout.config_dir, 0o755));
+    if let Some(config) = config {
+        // Public keys and URLs only: readable by all, like the unit itself.
+        steps.push(Step::File {
+            path: layout.config_file.clone(),
+            mode: 0o644,
+            owner: owner.clone(),
+            contents: config,
+        });
+    }
+    steps.push(dir(&layout.state_dir, 0o700));
+    steps.push(dir(&layout.log_dir, 0o750));
+
+    let exec = layout.agent_exec();
+    let app_exec = vec![s(&layout.app_bin)];
+    match layout.os {
+        TargetOs::Linux => {
+            if let Some(unit) = &layout.service_file {
+                let bin_dir = layout.agent_bin.parent();
+                steps.push(file(
+                    unit,
+                    render::systemd_unit(&SystemdUnit {
+                        exec: &exec,
+                        self_update_dir: bin_dir,
+                    }),
+                ));
+            }
+            if let (Some(entry), Some(_)) = (&layout.app_autostart_file, &opts.app_source) {
+                steps.push(file(entry, render::xdg_autostart(&app_exec)));
+            }
+            steps.push(cmd(&["systemctl", "daemon-reload"], false));
+            steps.push(cmd(&["systemctl", "enable", render::SYSTEMD_UNIT], false));
+            // restart, not start: an upgrade must run the new binary.
+            steps.push(cmd(&["systemctl", "restart", render::SYSTEMD_UNIT], false));
+        }
+        TargetOs::Macos => {
+            if let Some(plist) = &layout.service_file {
+                let log = layout.log_dir.join("agent.log");
+                steps.push(file(plist, render::launchd_daemon(&exec, &log)));
+                steps.push(cmd(&["launchctl", "bootstrap", "system", &s(plist)], false));
+            }
+            if let (Some(plist), Some(_)) = (&layout.app_autostart_file, &opts.app_source) {
+                // Loaded at each user's next login; not forced into running
+                // sessions.
+                steps.push(file(plist, render::launchd_app(&app_exec)));
+            }
+        }
+        TargetOs::Windows => {
+            let bin_path = render::windows_command_line(&exec);
+            // `create` fails when the service exists (an upgrade): `config`
+            // then brings its command line up to date either way.
+            steps.push(cmd(
+                &[
+                    "sc.exe",
+                    "create",
+                    render::WINDOWS_SERVICE,
+                    "binPath=",
+                    &bin_path,
+                    "start=",
+                    "auto",
+                    "DisplayName=",
+                    "Rampart Agent",
+                ],
+                true,
+            ));
+            steps.push(cmd(
+                &[
+                    "sc.exe",
+                    "config",
+                    render::WINDOWS_SERVICE,
+                    "binPath=",
+                    &bin_path,
+                    "start=",
+                    "auto",
+                ],
+                false,
+            ));
+            steps.push(cmd(
+                &[
+                    "sc.exe",
+                    "failure",
+                    render::WINDOWS_SERVICE,
+                    "reset=",
+                    "86400",
+                    "actions=",
+                    "restart/5000/restart/5000/restart/5000",
+                ],
+                false,
+            ));
+            if opts.app_source.is_some() {
+                steps.push(cmd(
+                    &[
+                        "reg.exe",
+                        "add",
+                        WINDOWS_RUN_KEY,
+                        "/v",
+                        "Rampart",
+                        "/t",
+                        "REG_SZ",
+                        "/d",
+                        &render::windows_command_line(&app_exec),
+                        "/f",
+                    ],
+                    false,
+                ));
+            }
+            steps.push(cmd(&["sc.exe", "start", render::WINDOWS_SERVICE], false));
+        }
+    }
+    Plan { steps }
+}
+
+/// The steps that remove what [`install_plan`] installed; `purge` also
+/// removes state, logs and the whole config directory (MDM's files too).
+pub fn uninstall_plan(layout: &Layout, purge: bool) -> Plan {
+    let cmd = |words: &[&str], may_fail| Step::Command {
+        argv: argv(words),
+        when: When::Uninstall,
+        may_fail,
+    };
+    let rm = |p: &Path| Step::Remove { path: p.to_owned() };
+    let mut steps = Vec::new();
+    match layout.os {
+        TargetOs::Linux => steps.push(cmd(
+            &["systemctl", "disable", "--now", render::SYSTEMD_UNIT],
+            true,
+        )),
+        TargetOs::Macos => steps.push(cmd(
+            &[
+                "launchctl",
+                "bootout",
+                &format!("system/{}", render::LAUNCHD_AGENT_LABEL),
+            ],
+            true,
+        )),
+        TargetOs::Windows => {
+            steps.push(cmd(&["sc.exe", "stop", render::WINDOWS_SERVICE], true));
+            steps.push(cmd(&["sc.exe", "delete", render::WINDOWS_SERVICE], true));
+            steps.push(cmd(
+                &["reg.exe", "delete", WINDOWS_RUN_KEY, "/v", "Rampart", "/f"],
+                true,
+            ));
+        }
+    }
+    for f in [&layout.service_file, &layout.app_autostart_file]
+        .into_iter()
+        .flatten()
+    {
+        steps.push(rm(f));
+    }
+    steps.push(rm(&layout.agent_bin));
+    steps.push(rm(&layout.app_bin));
+    // What self-update leaves beside the binary while it works.
+    for d in layout.bin_dirs.iter().rev() {
+        steps.push(rm(d));
+    }
+    steps.push(rm(&layout.config_file));
+    if purge {
+        // macOS keeps state inside the config directory: purge it first.
+        steps.push(Step::RemoveTree {
+            path: layout.state_dir.clone(),
+        });
+        steps.push(Step::RemoveTree {
+            path: layout.log_dir.clone(),
+        });
+        steps.push(Step::RemoveTree {
+            path: layout.config_dir.clone(),
+        });
+    } else {
+        steps.push(rm(&layout.log_dir));
+        steps.push(rm(&layout.config_dir));
+    }
+    if layout.os == TargetOs::Linux {
+        steps.push(cmd(&["systemctl", "daemon-reload"], false));
+    }
+    Plan { steps }
+}
