@@ -59,10 +59,10 @@ pub struct Reached {
 pub fn targets(policy: &Policy, config: Option<&InstallConfig>) -> Vec<Target> {
     let mut found: Vec<Target> = Vec::new();
     let mut add = |label, url: &str| {
-        if let Some((host, port)) = url_host_port(url) {
-            if !found.iter().any(|t| t.host == host && t.port == port) {
-                found.push(Target { label, host, port });
-            }
+        if let Some((host, port)) = url_host_port(url)
+            && !found.iter().any(|t| t.host == host && t.port == port)
+        {
+            found.push(Target { label, host, port });
         }
     };
     if let Some(url) = config.and_then(|c| c.policy_url.as_deref()) {

@@ -257,10 +257,10 @@ impl App {
         if self.unreachable.is_some() {
             return unreachable::view(self.unreachable.as_deref()).map(Message::Unreachable);
         }
-        if Some(id) == self.wizard_window {
-            if let Some(wizard) = &self.wizard {
-                return wizard::view(wizard).map(Message::Wizard);
-            }
+        if Some(id) == self.wizard_window
+            && let Some(wizard) = &self.wizard
+        {
+            return wizard::view(wizard).map(Message::Wizard);
         }
         status::view(&self.status_screen, status).map(Message::Status)
     }

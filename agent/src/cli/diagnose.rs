@@ -246,11 +246,11 @@ async fn ask_agent(socket: &Path) -> Result<(Value, Value), String> {
 fn install_config(path: &Path) -> Value {
     match InstallConfig::load(path) {
         Ok(Some(mut config)) => {
-            if let Some(url) = &mut config.policy_url {
-                if let Some(q) = url.find(['?', '#']) {
-                    url.truncate(q);
-                    url.push_str("?(removed)");
-                }
+            if let Some(url) = &mut config.policy_url
+                && let Some(q) = url.find(['?', '#'])
+            {
+                url.truncate(q);
+                url.push_str("?(removed)");
             }
             serde_json::to_value(config).unwrap_or(Value::Null)
         }

@@ -86,11 +86,13 @@ async fn gather(args: &DoctorArgs) -> anyhow::Result<Facts> {
     let agent = ask_agent(&socket).await;
     // A per-user agent answered though --dev was not given: look at its
     // per-user files, not the service's.
-    if let Ok(a) = &agent {
-        if a.status.agent.mode != AgentMode::System && !args.dev && args.state_dir.is_none() {
-            paths = paths_for(true, args.config.as_deref(), None)?;
-            paths.socket = socket.clone();
-        }
+    if let Ok(a) = &agent
+        && a.status.agent.mode != AgentMode::System
+        && !args.dev
+        && args.state_dir.is_none()
+    {
+        paths = paths_for(true, args.config.as_deref(), None)?;
+        paths.socket = socket.clone();
     }
     let config_file = args
         .config

@@ -219,10 +219,10 @@ fn init_logging(
         LogLevel::Debug,
         LogLevel::Trace,
     ];
-    if let Some(level) = known.into_iter().find(|l| l.as_str() == initial_text) {
-        if let Ok(mut current) = CURRENT_LEVEL.lock() {
-            *current = level;
-        }
+    if let Some(level) = known.into_iter().find(|l| l.as_str() == initial_text)
+        && let Ok(mut current) = CURRENT_LEVEL.lock()
+    {
+        *current = level;
     }
     let (filter, handle) = reload::Layer::new(initial);
     let mut file_error = None;

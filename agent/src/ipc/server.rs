@@ -81,10 +81,11 @@ impl StatusCache {
             .entry
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some(cached) = entry.as_ref() {
-            if Arc::ptr_eq(&cached.snapshot, snapshot) && cached.uptime_secs == uptime_secs {
-                return cached.json.clone();
-            }
+        if let Some(cached) = entry.as_ref()
+            && Arc::ptr_eq(&cached.snapshot, snapshot)
+            && cached.uptime_secs == uptime_secs
+        {
+            return cached.json.clone();
         }
         let mut status = (**snapshot).clone();
         status.agent.uptime_secs = uptime_secs;

@@ -151,11 +151,11 @@ impl State {
         let mut actions = Vec::new();
         if let Some(error) = view.error {
             // A refused code stays on the code step, shown as the agent wrote it.
-            if let Step::Verify(v) = &mut self.step {
-                if view.step == EnrollmentStep::Pairing {
-                    v.refused(error);
-                    return actions;
-                }
+            if let Step::Verify(v) = &mut self.step
+                && view.step == EnrollmentStep::Pairing
+            {
+                v.refused(error);
+                return actions;
             }
             self.notice = Some(error.message);
             if error.code == MfaErrorCode::WrongStep {
