@@ -17,4 +17,4 @@ pub mod report;
 pub mod service;
 pub mod update;
 
-pub use service::{AgentConfig, AgentError, RunningAgent, start};
+pub use service::{AgentConfig, AgentError, RunningAgent, StopReason, start};

@@ -125,11 +125,23 @@ pub enum Timer {
     Update,
 }
 
+/// Why the agent stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopReason {
+    /// Someone asked: a signal, or the embedding app quitting.
+    Requested,
+    /// It replaced its own binary and stopped so that the service manager
+    /// starts the new one (systemd `Restart=always`, launchd `KeepAlive`).
+    Updated { to: Version },
+}
+
 /// A started agent. Dropping it does not stop it; call [`RunningAgent::stop`].
 pub struct RunningAgent {
     socket: PathBuf,
     shutdown: Option<oneshot::Sender<()>>,
-    task: JoinHandle<()>,
+    task: JoinHandle<StopReason>,
+    /// Set once the task has been awaited to completion.
+    finished: Option<StopReason>,
 }
 
 impl RunningAgent {
@@ -138,16 +150,23 @@ impl RunningAgent {
     }
 
     /// Stops the loop and the IPC server and removes the socket.
-    pub async fn stop(mut self) -> Result<(), AgentError> {
+    pub async fn stop(mut self) -> Result<StopReason, AgentError> {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
-        self.wait().await
+        self.stopped().await
     }
 
-    /// Waits until the agent stops.
-    pub async fn wait(self) -> Result<(), AgentError> {
-        self.task.await.map_err(|e| AgentError::Task(e.to_string()))
+    /// Waits until the agent stops, by request or on its own.
+    pub async fn stopped(&mut self) -> Result<StopReason, AgentError> {
+        if let Some(reason) = self.finished {
+            return Ok(reason);
+        }
+        let reason = (&mut self.task)
+            .await
+            .map_err(|e| AgentError::Task(e.to_string()))?;
+        self.finished = Some(reason);
+        Ok(reason)
     }
 }
 
@@ -224,16 +243,18 @@ pub async fn start(config: AgentConfig) -> Result<RunningAgent, AgentError> {
             status: status_tx,
             policy: policy_tx,
         };
-        run_loop(shell, commands_rx, shutdown_rx, publisher).await;
+        let reason = run_loop(shell, commands_rx, shutdown_rx, publisher).await;
         // Aborting the server drops the listener, which removes the socket.
         server_task.abort();
         let _ = server_task.await;
-        info!("Rampart agent stopped");
+        info!(?reason, "Rampart agent stopped");
+        reason
     });
     Ok(RunningAgent {
         socket,
         shutdown: Some(shutdown_tx),
         task,
+        finished: None,
     })
 }
 
@@ -639,7 +660,7 @@ async fn run_loop(
     mut commands: mpsc::Receiver<IpcCommand>,
     mut shutdown: oneshot::Receiver<()>,
     publisher: Publisher,
-) {
+) -> StopReason {
     let (events_tx, mut events_rx) = mpsc::channel(16);
     loop {
         let event = tokio::select! {
@@ -656,7 +677,7 @@ async fn run_loop(
         };
         let mut reply = None;
         match event {
-            Event::Shutdown => break,
+            Event::Shutdown => return StopReason::Requested,
             Event::Ipc(IpcCommand {
                 peer,
                 request,
@@ -675,6 +696,12 @@ async fn run_loop(
         publisher.publish(&shell);
         if let Some((to, result)) = reply {
             let _ = to.send(result);
+        }
+        if let Some(UpdateOutcome::Updated { to, .. }) = shell.update
+            && shell.config.mode == AgentMode::System
+        {
+            info!(%to, "updated; stopping so that the service manager starts the new binary");
+            return StopReason::Updated { to };
         }
     }
 }

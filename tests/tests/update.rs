@@ -248,15 +248,10 @@ fn a_new_binary_that_fails_is_rolled_back() {
     assert_eq!(d.version(), format!("rampart-agent {}", current()));
 }
 
-/// The installed service asks the feed by itself once it has measured the
-/// clock, and says what it found in its status.
-#[test]
-fn the_service_checks_the_feed_after_its_first_clock_check() {
-    let d = device(current(), |name| {
-        signed(tar_gz(&script(current())), name, KEY)
-    });
-    // Keep every endpoint on loopback: an unsigned managed policy beside the
-    // install config, allowed by it.
+/// Starts the copied binary as the installed service (system mode) with an
+/// unsigned loopback policy beside its install config, so that every
+/// endpoint stays on this machine.
+fn start_service(d: &Device) -> (KillOnDrop, tempfile::TempDir, PathBuf) {
     let mut install: serde_json::Value =
         serde_json::from_slice(&fs::read(&d.config).unwrap()).unwrap();
     install["allow_unsigned_local_policy"] = serde_json::json!(true);
@@ -276,12 +271,20 @@ fn the_service_checks_the_feed_after_its_first_clock_check() {
         .arg(&d.config)
         .args(["--log", "warn"]);
     rampart_tests::agent::isolate_home(&mut cmd, run_dir.path());
-    let mut agent = KillOnDrop(cmd.spawn().unwrap());
+    (KillOnDrop(cmd.spawn().unwrap()), run_dir, socket)
+}
 
+/// The installed service asks the feed by itself once it has measured the
+/// clock, and says what it found in its status.
+#[test]
+fn the_service_checks_the_feed_after_its_first_clock_check() {
+    let d = device(current(), |name| {
+        signed(tar_gz(&script(current())), name, KEY)
+    });
+    let (mut agent, _run_dir, socket) = start_service(&d);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     let status = loop {
-        if let Ok(stream) = std::os::unix::net::UnixStream::connect(&socket) {
-            drop(stream);
+        if std::os::unix::net::UnixStream::connect(&socket).is_ok() {
             let mut client = rampart_tests::ipc::RawClient::greeted(&socket);
             let reply = client.call(1, serde_json::json!({"type": "status"}));
             let status = reply["reply"]["response"]["status"].clone();
@@ -300,6 +303,28 @@ fn the_service_checks_the_feed_after_its_first_clock_check() {
     assert_eq!(status["update"]["detail"], "up to date");
     agent.0.kill().unwrap();
     d.assert_untouched();
+}
+
+/// Offered a newer signed release, the installed service installs it and
+/// exits cleanly so that its service manager (Restart=always, KeepAlive)
+/// starts the new binary.
+#[test]
+fn the_service_updates_itself_and_exits_for_its_service_manager() {
+    let d = device("9.9.9", |name| signed(tar_gz(&script("9.9.9")), name, KEY));
+    let (mut agent, _run_dir, _socket) = start_service(&d);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let exit = loop {
+        if let Some(status) = agent.0.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the service did not update and exit"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    assert!(exit.success(), "{exit:?}");
+    assert_eq!(d.version(), "rampart-agent 9.9.9");
 }
 
 struct KillOnDrop(std::process::Child);

@@ -119,13 +119,23 @@ where
         if let Some(control) = config.log_control.clone() {
             cycle_log_level_on_sigusr2(control)?;
         }
-        let agent = crate::start(config)
+        let mut agent = crate::start(config)
             .await
             .context("cannot start the agent")?;
         eprintln!("rampart-agent: listening on {}", agent.socket().display());
-        shutdown.await;
-        tracing::info!("shutdown requested");
-        agent.stop().await?;
+        tokio::select! {
+            () = shutdown => {
+                tracing::info!("shutdown requested");
+                agent.stop().await?;
+            }
+            reason = agent.stopped() => {
+                // The agent stopped on its own: after a self-update the
+                // service manager starts the new binary.
+                if let crate::StopReason::Updated { to } = reason? {
+                    eprintln!("rampart-agent: updated to {to}; exiting so the service manager starts it");
+                }
+            }
+        }
         anyhow::Ok(())
     })
 }
