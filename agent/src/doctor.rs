@@ -560,20 +560,9 @@ pub async fn probe(url: &str, timeout: Duration) -> ProbeResult {
             status: response.status().as_u16(),
         },
         // TCP worked a moment ago: a failure while connecting is the handshake.
-        Err(e) if e.is_connect() && https => failed(Stage::Tls, error_chain(&e)),
-        Err(e) => failed(Stage::Http, error_chain(&e)),
+        Err(e) if e.is_connect() && https => failed(Stage::Tls, crate::error_chain(&e)),
+        Err(e) => failed(Stage::Http, crate::error_chain(&e)),
     }
-}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
 }
 
 #[cfg(test)]

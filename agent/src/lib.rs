@@ -18,3 +18,16 @@ pub mod service;
 pub mod update;
 
 pub use service::{AgentConfig, AgentError, RunningAgent, StopReason, start};
+
+/// An error with its causes, "outer: inner: root", for one log line or one
+/// status detail (reqwest and io errors hide the useful part in `source`).
+pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}

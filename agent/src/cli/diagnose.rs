@@ -29,18 +29,8 @@ pub struct DiagnoseArgs {
     /// Print the files the bundle would contain, and write nothing.
     #[arg(long)]
     pub list: bool,
-    /// The agent's socket (default: $RAMPART_SOCKET, your dev agent, or the service).
-    #[arg(long, value_name = "PATH")]
-    pub socket: Option<PathBuf>,
-    /// A per-user (`run --dev`) installation rather than the service.
-    #[arg(long)]
-    pub dev: bool,
-    /// The install config the agent was started with (`run --config`).
-    #[arg(long, value_name = "FILE")]
-    pub config: Option<PathBuf>,
-    /// The agent's state directory (`run --state-dir`).
-    #[arg(long, value_name = "DIR")]
-    pub state_dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub at: super::Installation,
 }
 
 /// What goes in, and where it comes from.
@@ -121,7 +111,7 @@ pub fn plan(paths: &AgentPaths, socket: &Path, config_file: &Path) -> Vec<Planne
 }
 
 pub fn run(args: DiagnoseArgs) -> anyhow::Result<ExitCode> {
-    let socket = args.socket.clone().unwrap_or_else(default_client_socket);
+    let socket = args.at.socket.clone().unwrap_or_else(default_client_socket);
     // A per-user agent answering without --dev: its files are per-user too.
     let agent_mode = super::block_on(async {
         Client::connect(&socket, super::CLIENT_NAME)
@@ -129,12 +119,13 @@ pub fn run(args: DiagnoseArgs) -> anyhow::Result<ExitCode> {
             .ok()
             .map(|c| c.agent().mode)
     })?;
-    let dev = args.dev
-        || (args.state_dir.is_none()
+    let dev = args.at.dev
+        || (args.at.state_dir.is_none()
             && agent_mode.is_some_and(|m| m != rampart_shared::status::AgentMode::System));
-    let mut paths = paths_for(dev, args.config.as_deref(), args.state_dir.as_deref())?;
+    let mut paths = paths_for(dev, args.at.config.as_deref(), args.at.state_dir.as_deref())?;
     paths.socket = socket.clone();
     let config_file = args
+        .at
         .config
         .clone()
         .unwrap_or_else(|| paths.install_config());
@@ -157,10 +148,12 @@ pub fn run(args: DiagnoseArgs) -> anyhow::Result<ExitCode> {
 
     let doctor_args = DoctorArgs {
         json: true,
-        socket: Some(socket.clone()),
-        dev,
-        config: args.config.clone(),
-        state_dir: args.state_dir.clone(),
+        at: super::Installation {
+            socket: Some(socket.clone()),
+            dev,
+            config: args.at.config.clone(),
+            state_dir: args.at.state_dir.clone(),
+        },
     };
     let (agent, doctor) = super::block_on(async {
         let agent = ask_agent(&socket).await;

@@ -2,7 +2,7 @@
 //! each (`PASS|WARN|FAIL  name  figure  fix`). Exit 0 all pass, 1 a warning,
 //! 2 a failure. Gathers facts here; the verdicts are `crate::doctor`'s.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -23,18 +23,8 @@ pub struct DoctorArgs {
     /// Print `{"checks": [{"name","result","figure","fix"}], "exit"}`.
     #[arg(long)]
     pub json: bool,
-    /// The agent's socket (default: $RAMPART_SOCKET, your dev agent, or the service).
-    #[arg(long, value_name = "PATH")]
-    pub socket: Option<PathBuf>,
-    /// Check a per-user (`run --dev`) installation rather than the service.
-    #[arg(long)]
-    pub dev: bool,
-    /// The install config the agent was started with (`run --config`).
-    #[arg(long, value_name = "FILE")]
-    pub config: Option<PathBuf>,
-    /// The agent's state directory (`run --state-dir`); logs are under it.
-    #[arg(long, value_name = "DIR")]
-    pub state_dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub at: super::Installation,
 }
 
 /// The paths `run` would use with the same flags.
@@ -80,21 +70,26 @@ pub async fn gather_report(args: &DoctorArgs) -> anyhow::Result<Report> {
 }
 
 async fn gather(args: &DoctorArgs) -> anyhow::Result<Facts> {
-    let mut paths = paths_for(args.dev, args.config.as_deref(), args.state_dir.as_deref())?;
-    let socket = args.socket.clone().unwrap_or_else(default_client_socket);
+    let mut paths = paths_for(
+        args.at.dev,
+        args.at.config.as_deref(),
+        args.at.state_dir.as_deref(),
+    )?;
+    let socket = args.at.socket.clone().unwrap_or_else(default_client_socket);
     paths.socket = socket.clone();
     let agent = ask_agent(&socket).await;
     // A per-user agent answered though --dev was not given: look at its
     // per-user files, not the service's.
     if let Ok(a) = &agent
         && a.status.agent.mode != AgentMode::System
-        && !args.dev
-        && args.state_dir.is_none()
+        && !args.at.dev
+        && args.at.state_dir.is_none()
     {
-        paths = paths_for(true, args.config.as_deref(), None)?;
+        paths = paths_for(true, args.at.config.as_deref(), None)?;
         paths.socket = socket.clone();
     }
     let config_file = args
+        .at
         .config
         .clone()
         .unwrap_or_else(|| paths.install_config());
@@ -112,7 +107,7 @@ async fn gather(args: &DoctorArgs) -> anyhow::Result<Facts> {
     };
     let expect_system = match &agent {
         Ok(a) => a.status.agent.mode == AgentMode::System,
-        Err(_) => !args.dev,
+        Err(_) => !args.at.dev,
     };
     let clock_known = matches!(&agent, Ok(a) if a.status.clock.checked_at.is_some());
     let clock_direct = if clock_known {

@@ -30,3 +30,21 @@ pub fn block_on<F: std::future::Future>(future: F) -> anyhow::Result<F::Output> 
     runtime.shutdown_background();
     Ok(output)
 }
+
+/// Which installation a support command looks at: the flags `run` was
+/// started with, so doctor and diagnose find the same files it uses.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Installation {
+    /// The agent's socket (default: $RAMPART_SOCKET, your dev agent, or the service).
+    #[arg(long, value_name = "PATH")]
+    pub socket: Option<std::path::PathBuf>,
+    /// A per-user (`run --dev`) installation rather than the service.
+    #[arg(long)]
+    pub dev: bool,
+    /// The install config the agent was started with (`run --config`).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<std::path::PathBuf>,
+    /// The agent's state directory (`run --state-dir`); logs are under it.
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<std::path::PathBuf>,
+}

@@ -159,7 +159,7 @@ pub async fn send(client: reqwest::Client, url: String, seq: u64, payload: Vec<u
                 .await;
             match answer {
                 Ok(response) => classify(response.status().as_u16()),
-                Err(e) => SendResult::Retry(error_chain(&e)),
+                Err(e) => SendResult::Retry(crate::error_chain(&e)),
             }
         }
     };
@@ -182,17 +182,6 @@ pub fn retry_delay(failures: u32) -> Duration {
         .saturating_mul(1u32 << failures.saturating_sub(1).min(16))
         .min(MAX_RETRY_DELAY);
     base + base.mul_f64(fastrand::f64() * 0.2)
-}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
 }
 
 /// The reporting state the service loop keeps.
