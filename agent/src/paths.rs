@@ -91,6 +91,34 @@ impl AgentPaths {
         })
     }
 
+    /// The paths of `mode`, with `run`'s `--config FILE` (the managed policy
+    /// is read beside it), `--state-dir DIR` (logs under it) and `--socket`
+    /// applied. `run`, `doctor` and `diagnose` all resolve through here, so
+    /// the support commands look where the agent writes.
+    pub fn with_overrides(
+        mode: AgentMode,
+        config: Option<&Path>,
+        state_dir: Option<&Path>,
+        socket: Option<&Path>,
+    ) -> Result<Self, NoHomeDir> {
+        let mut paths = Self::for_mode(mode)?;
+        if let Some(file) = config {
+            paths.config_dir = file
+                .parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .unwrap_or(Path::new("."))
+                .to_owned();
+        }
+        if let Some(dir) = state_dir {
+            paths.log_dir = dir.join("logs");
+            paths.state_dir = dir.to_owned();
+        }
+        if let Some(socket) = socket {
+            paths.socket = socket.to_owned();
+        }
+        Ok(paths)
+    }
+
     /// The file an MDM profile or GPO drops.
     pub fn managed_policy(&self) -> PathBuf {
         self.config_dir.join("policy.json")

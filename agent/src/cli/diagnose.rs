@@ -10,11 +10,11 @@ use rampart_shared::ipc::{Request, Response};
 use rampart_shared::policy::{Policy, Provider};
 use serde_json::{Value, json};
 
-use super::doctor::{DoctorArgs, gather_report, paths_for};
+use super::doctor::{DoctorArgs, gather_report};
 use crate::config::InstallConfig;
 use crate::diagnose::{Entry, Needle, build_archive, tail, text_needles, totp_needles};
 use crate::ipc::client::Client;
-use crate::paths::{AgentPaths, default_client_socket};
+use crate::paths::AgentPaths;
 
 /// How much of each log file goes in.
 pub const LOG_TAIL_BYTES: usize = 256 * 1024;
@@ -111,24 +111,14 @@ pub fn plan(paths: &AgentPaths, socket: &Path, config_file: &Path) -> Vec<Planne
 }
 
 pub fn run(args: DiagnoseArgs) -> anyhow::Result<ExitCode> {
-    let socket = args.at.socket.clone().unwrap_or_else(default_client_socket);
-    // A per-user agent answering without --dev: its files are per-user too.
-    let agent_mode = super::block_on(async {
+    let socket = args.at.socket();
+    let answering = super::block_on(async {
         Client::connect(&socket, super::CLIENT_NAME)
             .await
             .ok()
             .map(|c| c.agent().mode)
     })?;
-    let dev = args.at.dev
-        || (args.at.state_dir.is_none()
-            && agent_mode.is_some_and(|m| m != rampart_shared::status::AgentMode::System));
-    let mut paths = paths_for(dev, args.at.config.as_deref(), args.at.state_dir.as_deref())?;
-    paths.socket = socket.clone();
-    let config_file = args
-        .at
-        .config
-        .clone()
-        .unwrap_or_else(|| paths.install_config());
+    let super::Resolved { paths, config_file } = args.at.resolve(answering)?;
     let planned = plan(&paths, &socket, &config_file);
     let host = crate::report::hostname();
     let output = args.output.clone().unwrap_or_else(|| {
@@ -146,14 +136,10 @@ pub fn run(args: DiagnoseArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
 
+    // doctor resolves the installation the same way from the same agent.
     let doctor_args = DoctorArgs {
         json: true,
-        at: super::Installation {
-            socket: Some(socket.clone()),
-            dev,
-            config: args.at.config.clone(),
-            state_dir: args.at.state_dir.clone(),
-        },
+        at: args.at.clone(),
     };
     let (agent, doctor) = super::block_on(async {
         let agent = ask_agent(&socket).await;

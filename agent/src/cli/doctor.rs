@@ -13,7 +13,6 @@ use rampart_shared::status::AgentMode;
 use crate::config::InstallConfig;
 use crate::doctor::{self, AgentFacts, Facts, Probe, Report, SocketMeta};
 use crate::ipc::client::Client;
-use crate::paths::{AgentPaths, default_client_socket};
 
 /// Each probe stage's time limit.
 pub const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
@@ -25,32 +24,6 @@ pub struct DoctorArgs {
     pub json: bool,
     #[command(flatten)]
     pub at: super::Installation,
-}
-
-/// The paths `run` would use with the same flags.
-pub fn paths_for(
-    dev: bool,
-    config: Option<&Path>,
-    state_dir: Option<&Path>,
-) -> anyhow::Result<AgentPaths> {
-    let mode = if dev {
-        AgentMode::Dev
-    } else {
-        AgentMode::System
-    };
-    let mut paths = AgentPaths::for_mode(mode)?;
-    if let Some(file) = config {
-        paths.config_dir = file
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or(Path::new("."))
-            .to_owned();
-    }
-    if let Some(dir) = state_dir {
-        paths.log_dir = dir.join("logs");
-        paths.state_dir = dir.to_owned();
-    }
-    Ok(paths)
 }
 
 pub fn run(args: DoctorArgs) -> anyhow::Result<ExitCode> {
@@ -70,29 +43,10 @@ pub async fn gather_report(args: &DoctorArgs) -> anyhow::Result<Report> {
 }
 
 async fn gather(args: &DoctorArgs) -> anyhow::Result<Facts> {
-    let mut paths = paths_for(
-        args.at.dev,
-        args.at.config.as_deref(),
-        args.at.state_dir.as_deref(),
-    )?;
-    let socket = args.at.socket.clone().unwrap_or_else(default_client_socket);
-    paths.socket = socket.clone();
+    let socket = args.at.socket();
     let agent = ask_agent(&socket).await;
-    // A per-user agent answered though --dev was not given: look at its
-    // per-user files, not the service's.
-    if let Ok(a) = &agent
-        && a.status.agent.mode != AgentMode::System
-        && !args.at.dev
-        && args.at.state_dir.is_none()
-    {
-        paths = paths_for(true, args.at.config.as_deref(), None)?;
-        paths.socket = socket.clone();
-    }
-    let config_file = args
-        .at
-        .config
-        .clone()
-        .unwrap_or_else(|| paths.install_config());
+    let answering = agent.as_ref().ok().map(|a| a.status.agent.mode);
+    let super::Resolved { paths, config_file } = args.at.resolve(answering)?;
     let install = InstallConfig::load(&config_file).ok().flatten();
     // The policy to probe with: the agent's, else the managed file (read only
     // to learn the endpoints, never put in force), else the built-in one.

@@ -48,3 +48,49 @@ pub struct Installation {
     #[arg(long, value_name = "DIR")]
     pub state_dir: Option<std::path::PathBuf>,
 }
+
+/// Where an installation's files are, as `run` with the same flags uses them.
+#[derive(Debug, Clone)]
+pub struct Resolved {
+    pub paths: crate::paths::AgentPaths,
+    /// The install config: `--config`, else the one beside the managed policy.
+    pub config_file: std::path::PathBuf,
+}
+
+impl Installation {
+    /// The socket to ask: `--socket`, else the default client socket.
+    pub fn socket(&self) -> std::path::PathBuf {
+        self.socket
+            .clone()
+            .unwrap_or_else(crate::paths::default_client_socket)
+    }
+
+    /// Resolves the paths. `answering` is the mode of the agent that answered
+    /// on the socket, if one did: a per-user agent answering without `--dev`
+    /// means its files are per-user too.
+    pub fn resolve(
+        &self,
+        answering: Option<rampart_shared::status::AgentMode>,
+    ) -> anyhow::Result<Resolved> {
+        use rampart_shared::status::AgentMode;
+        let dev = self.dev
+            || (self.state_dir.is_none() && answering.is_some_and(|m| m != AgentMode::System));
+        let mode = if dev {
+            AgentMode::Dev
+        } else {
+            AgentMode::System
+        };
+        let socket = self.socket();
+        let paths = crate::paths::AgentPaths::with_overrides(
+            mode,
+            self.config.as_deref(),
+            self.state_dir.as_deref(),
+            Some(&socket),
+        )?;
+        let config_file = self
+            .config
+            .clone()
+            .unwrap_or_else(|| paths.install_config());
+        Ok(Resolved { paths, config_file })
+    }
+}

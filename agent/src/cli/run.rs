@@ -47,22 +47,13 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     } else {
         AgentMode::System
     };
-    let mut paths = AgentPaths::for_mode(mode)?;
+    let paths = AgentPaths::with_overrides(
+        mode,
+        args.config.as_deref(),
+        args.state_dir.as_deref(),
+        args.socket.as_deref(),
+    )?;
     let install_config = args.config.clone();
-    if let Some(file) = &args.config {
-        paths.config_dir = file
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or(std::path::Path::new("."))
-            .to_owned();
-    }
-    if let Some(socket) = args.socket {
-        paths.socket = socket;
-    }
-    if let Some(dir) = args.state_dir {
-        paths.log_dir = dir.join("logs");
-        paths.state_dir = dir;
-    }
     // Logging starts once the log directory is known; the guard flushes the
     // file writer when `run` returns.
     let (log_control, _log_guard) = init_logging(args.log.as_deref(), &paths.log_dir)?;

@@ -9,6 +9,16 @@ pub mod wizard;
 use iced::widget::{button, container, text};
 use iced::{Color, Element, Theme};
 
+/// The agent's details are lower-case phrases made to follow a label
+/// ("clock is 4 min 12 s fast"); on their own line they start a sentence.
+pub fn capitalize(s: &str) -> String {
+    let mut chars = s.chars();
+    match chars.next() {
+        Some(first) => first.to_uppercase().chain(chars).collect(),
+        None => String::new(),
+    }
+}
+
 /// Green for a passing check, red for a failing one, grey while unknown.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {

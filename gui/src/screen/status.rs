@@ -85,7 +85,7 @@ pub fn sections(s: &AgentStatus) -> Vec<Section> {
         };
         let figure = match (s.mfa.state, &s.mfa.detail) {
             (MfaState::InProgress, Some(next)) => format!("Setup started; next: {next}"),
-            (_, Some(detail)) => capitalize(detail),
+            (_, Some(detail)) => super::capitalize(detail),
             (MfaState::NotSetUp, None) => "Your organization requires MFA on this device".into(),
             _ => format!("Provider: {}", s.mfa.provider.label()),
         };
@@ -107,14 +107,14 @@ pub fn sections(s: &AgentStatus) -> Vec<Section> {
         let figure = match s.clock.offset_ms {
             Some(o) => format!(
                 "{} (allowed {allowed}){}",
-                capitalize(&describe_offset(o)),
+                super::capitalize(&describe_offset(o)),
                 s.clock
                     .server
                     .as_ref()
                     .map(|srv| format!(", per {srv}"))
                     .unwrap_or_default()
             ),
-            None => capitalize(&s.clock.detail),
+            None => super::capitalize(&s.clock.detail),
         };
         Section {
             name: "Clock",
@@ -134,7 +134,7 @@ pub fn sections(s: &AgentStatus) -> Vec<Section> {
             name: "Network",
             state: state.into(),
             outcome,
-            figure: capitalize(&s.network.detail),
+            figure: super::capitalize(&s.network.detail),
             check: Check::Network,
         }
     };
@@ -145,7 +145,7 @@ pub fn sections(s: &AgentStatus) -> Vec<Section> {
         };
         let mut figure = format!(
             "{}, serial {}; MFA {} ({})",
-            capitalize(s.policy.source.label()),
+            super::capitalize(s.policy.source.label()),
             s.policy.serial,
             if s.policy.mfa_required {
                 "required"
@@ -255,14 +255,6 @@ pub fn view<'a>(state: &'a State, status: &'a AgentStatus) -> Element<'a, Messag
         .padding([12, 24]),
     ]
     .into()
-}
-
-fn capitalize(s: &str) -> String {
-    let mut chars = s.chars();
-    match chars.next() {
-        Some(first) => first.to_uppercase().chain(chars).collect(),
-        None => String::new(),
-    }
 }
 
 #[cfg(test)]

@@ -58,7 +58,7 @@ pub fn network_check(n: &NetworkSection) -> CheckLine {
     CheckLine {
         name: "Internet connection",
         outcome,
-        figure: capitalize(&n.detail),
+        figure: crate::screen::capitalize(&n.detail),
         fix,
     }
 }
@@ -79,7 +79,7 @@ pub fn clock_check(c: &ClockSection) -> CheckLine {
             Outcome::Fail,
             format!(
                 "{}; at most {allowed} is allowed",
-                measured.unwrap_or_else(|| capitalize(&c.detail))
+                measured.unwrap_or_else(|| crate::screen::capitalize(&c.detail))
             ),
             Some(
                 "Turn on \"Set time automatically\" in your computer's date and time settings, then click Check again.",
@@ -87,7 +87,7 @@ pub fn clock_check(c: &ClockSection) -> CheckLine {
         ),
         ClockState::Unknown => (
             Outcome::Pending,
-            capitalize(&c.detail),
+            crate::screen::capitalize(&c.detail),
             Some("Wait a moment for the check, or click Check again."),
         ),
     };
@@ -170,14 +170,6 @@ fn check_view(line: CheckLine) -> Element<'static, Message> {
         body = body.push(text(fix).size(14));
     }
     note(body, line.outcome)
-}
-
-fn capitalize(s: &str) -> String {
-    let mut chars = s.chars();
-    match chars.next() {
-        Some(first) => first.to_uppercase().chain(chars).collect(),
-        None => String::new(),
-    }
 }
 
 #[cfg(test)]
