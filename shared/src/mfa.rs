@@ -72,6 +72,19 @@ pub enum MfaCommand {
     /// Issues 10 new recovery codes and invalidates every earlier one.
     RegenerateRecoveryCodes,
     ResetEnrollment,
+    /// Duo: sends a push to the user's phone to confirm it (`device`: one of
+    /// [`DuoDevice::id`]; none: Duo picks the first that takes pushes).
+    SendPush {
+        #[serde(default)]
+        device: Option<String>,
+    },
+    /// Duo: asks once whether the activation or the push has completed. The
+    /// app sends it every 3 s while the user is on a waiting screen; the
+    /// agent asks Duo at most once per command, and not while backing off.
+    CheckProgress,
+    /// Duo: the activation expired (or the portal link went stale); issue a
+    /// new one.
+    RenewActivation,
 }
 
 impl MfaCommand {
@@ -84,6 +97,9 @@ impl MfaCommand {
             Self::AcknowledgeOfflineGuide { .. } => "acknowledge_offline_guide",
             Self::RegenerateRecoveryCodes => "regenerate_recovery_codes",
             Self::ResetEnrollment => "reset_enrollment",
+            Self::SendPush { .. } => "send_push",
+            Self::CheckProgress => "check_progress",
+            Self::RenewActivation => "renew_activation",
         }
     }
 }
@@ -122,6 +138,10 @@ pub struct EnrollmentView {
     /// Set when the command failed; `step` is then where the user still is.
     #[serde(default)]
     pub error: Option<MfaErrorView>,
+    /// Duo only: what the user does with Duo now. Sent while `step` is
+    /// `pairing`, and with `not_required` when Duo lets the user bypass.
+    #[serde(default)]
+    pub duo: Option<DuoPrompt>,
 }
 
 impl fmt::Debug for EnrollmentView {
@@ -141,8 +161,95 @@ impl fmt::Debug for EnrollmentView {
             .field("enrolled_at", &self.enrolled_at)
             .field("evidence", &self.evidence)
             .field("error", &self.error)
+            .field("duo", &self.duo)
             .finish()
     }
+}
+
+/// What a Duo user does next, as the agent learned it from Duo.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum DuoPrompt {
+    /// A new Duo user: scan the activation QR code with Duo Mobile, or open
+    /// the activation link on the phone. Whoever holds `activation_code` can
+    /// attach a phone to this user, so `Debug` hides it.
+    Activate {
+        /// `duo://…`: the QR code's content.
+        activation_code: String,
+        /// `https://…`: the same activation as a link to open on the phone.
+        activation_url: String,
+        #[serde(default)]
+        expires_at: Option<DateTime<Utc>>,
+        /// Duo said the activation is no longer valid: offer a new one.
+        #[serde(default)]
+        expired: bool,
+    },
+    /// A Duo user who has no phone yet and whom the agent cannot enroll
+    /// itself: Duo's enrollment portal, valid for a few minutes.
+    Portal { url: String },
+    /// Paired with Duo: confirm the phone works, with a push or a passcode.
+    Confirm {
+        devices: Vec<DuoDevice>,
+        #[serde(default)]
+        push: PushState,
+    },
+    /// Duo lets this user sign in without a second factor (IT's choice).
+    Bypass { message: String },
+}
+
+impl fmt::Debug for DuoPrompt {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Activate {
+                expires_at,
+                expired,
+                ..
+            } => f
+                .debug_struct("Activate")
+                .field("activation_code", &"***")
+                .field("activation_url", &"***")
+                .field("expires_at", expires_at)
+                .field("expired", expired)
+                .finish(),
+            Self::Portal { .. } => f.debug_struct("Portal").field("url", &"***").finish(),
+            Self::Confirm { devices, push } => f
+                .debug_struct("Confirm")
+                .field("devices", devices)
+                .field("push", push)
+                .finish(),
+            Self::Bypass { message } => f.debug_struct("Bypass").field("message", message).finish(),
+        }
+    }
+}
+
+/// A phone or token Duo knows for the user.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DuoDevice {
+    /// Duo's device id, for [`MfaCommand::SendPush`].
+    pub id: String,
+    /// "iOS (XXX-XXX-1234)": Duo's display name.
+    pub name: String,
+    /// Whether the device takes Duo Push.
+    pub push: bool,
+}
+
+/// Where the confirmation push stands.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PushState {
+    #[default]
+    NotSent,
+    /// Sent; the phone has not answered yet.
+    Waiting,
+    /// The user tapped Deny.
+    Denied,
+    /// The user reported the push as fraudulent.
+    Fraud,
+    /// Nobody answered in time.
+    TimedOut,
+    /// A newer agent's state.
+    #[serde(other)]
+    Unknown,
 }
 
 /// What the app needs to pair an authenticator app: the QR code's content
@@ -215,6 +322,11 @@ pub enum MfaErrorCode {
     GuideChanged,
     /// The saved enrollment could not be read; IT can reset it.
     StateCorrupt,
+    /// The MFA provider (Duo) could not be reached or refused the request;
+    /// the message says why in plain words.
+    ProviderError,
+    /// The provider denies this user: only IT can change that.
+    AccessDenied,
     /// The enrollment could not be saved.
     Storage,
     Internal,
@@ -263,6 +375,17 @@ mod tests {
                 MfaCommand::ResetEnrollment,
                 json!({"type": "reset_enrollment"}),
             ),
+            (
+                MfaCommand::SendPush {
+                    device: Some("DPFZRS9FB0D46QFTM891".into()),
+                },
+                json!({"type": "send_push", "device": "DPFZRS9FB0D46QFTM891"}),
+            ),
+            (MfaCommand::CheckProgress, json!({"type": "check_progress"})),
+            (
+                MfaCommand::RenewActivation,
+                json!({"type": "renew_activation"}),
+            ),
         ];
         for (command, want) in cases {
             assert_eq!(serde_json::to_value(&command).unwrap(), want);
@@ -291,6 +414,7 @@ mod tests {
                 retry_after_secs: Some(90),
                 phone_skew_secs: None,
             }),
+            duo: None,
         };
         let json = serde_json::to_value(&view).unwrap();
         assert_eq!(
@@ -306,7 +430,8 @@ mod tests {
                 "evidence": null,
                 "error": {"code": "throttled",
                           "message": "Too many wrong codes. Try again in 1 min 30 s.",
-                          "retry_after_secs": 90, "phone_skew_secs": null}
+                          "retry_after_secs": 90, "phone_skew_secs": null},
+                "duo": null
             })
         );
         assert_eq!(
@@ -333,6 +458,7 @@ mod tests {
                 agent_version: Version::new(0, 1, 0),
             }),
             error: None,
+            duo: None,
         };
         assert_eq!(
             serde_json::to_value(&view).unwrap(),
@@ -342,13 +468,60 @@ mod tests {
                 "evidence": {"acknowledged_at": "2026-11-18T11:06:40Z", "uid": 1000,
                              "user": "jane", "guide_url": "https://g.example/offline",
                              "policy_serial": 7, "agent_version": "0.1.0"},
-                "error": null
+                "error": null, "duo": null
             })
         );
         let minimal: EnrollmentView =
             serde_json::from_value(json!({"step": "not_set_up", "provider": "duo"})).unwrap();
         assert_eq!(minimal.step, EnrollmentStep::NotSetUp);
         assert_eq!(minimal.error, None);
+    }
+
+    #[test]
+    fn duo_prompts_json_is_pinned_and_debug_hides_the_activation() {
+        let activate = DuoPrompt::Activate {
+            activation_code: "duo://PLANTEDACTIVATION-YXBpLWZvby5kdW8uY29t".into(),
+            activation_url:
+                "https://api-foo.duosecurity.com/frame/portal/v4/enroll?code=PLANTEDURL".into(),
+            expires_at: Some(at(1_795_000_000)),
+            expired: false,
+        };
+        assert_eq!(
+            serde_json::to_value(&activate).unwrap(),
+            json!({"type": "activate",
+                   "activation_code": "duo://PLANTEDACTIVATION-YXBpLWZvby5kdW8uY29t",
+                   "activation_url": "https://api-foo.duosecurity.com/frame/portal/v4/enroll?code=PLANTEDURL",
+                   "expires_at": "2026-11-18T11:06:40Z", "expired": false})
+        );
+        let debug = format!("{activate:?}");
+        assert!(!debug.contains("PLANTED"), "{debug}");
+        let confirm = DuoPrompt::Confirm {
+            devices: vec![DuoDevice {
+                id: "DPFZRS9FB0D46QFTM891".into(),
+                name: "iOS (XXX-XXX-0100)".into(),
+                push: true,
+            }],
+            push: PushState::Waiting,
+        };
+        let json = serde_json::to_value(&confirm).unwrap();
+        assert_eq!(
+            json,
+            json!({"type": "confirm",
+                   "devices": [{"id": "DPFZRS9FB0D46QFTM891", "name": "iOS (XXX-XXX-0100)", "push": true}],
+                   "push": "waiting"})
+        );
+        assert_eq!(serde_json::from_value::<DuoPrompt>(json).unwrap(), confirm);
+        let newer: DuoPrompt = serde_json::from_value(
+            json!({"type": "confirm", "devices": [], "push": "pending_biometric"}),
+        )
+        .unwrap();
+        assert_eq!(
+            newer,
+            DuoPrompt::Confirm {
+                devices: vec![],
+                push: PushState::Unknown
+            }
+        );
     }
 
     #[test]
@@ -412,6 +585,7 @@ mod tests {
             enrolled_at: None,
             evidence: None,
             error: None,
+            duo: None,
         };
         let debug = format!("{view:?}");
         for planted in ["PLANTEDSECRET", "PLAN TEDS", "PLANTEDCODE"] {

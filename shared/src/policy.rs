@@ -576,8 +576,12 @@ fn walk_provider(cx: &mut Cx, path: &str, value: &Value) -> Option<Provider> {
             let obj = Obj::new(cx, path, value, DUO_KEYS)?;
             let api_host = obj.req(cx, "api_host", |cx, path, v| {
                 let s = string(cx, path, v)?;
-                if crate::links::is_host(s) && s.contains('.') {
-                    Some(s.to_owned())
+                // A port is allowed for on-prem proxies and loopback tests.
+                let host_ok = crate::links::split_host_port(s).is_some_and(|(host, port)| {
+                    port != Some(0) && crate::links::is_host(host) && host.contains(['.', ':'])
+                });
+                if host_ok {
+                    Some(s.to_ascii_lowercase())
                 } else {
                     cx.push(
                         path,
@@ -870,6 +874,25 @@ mod tests {
             "integration_key": "DIWJ8X6AEYOR5OMC6TQ1", "secret_key_file": "/etc/rampart/duo.key"}}});
         let p = policy_from_value(&ok).unwrap();
         assert_eq!(p.mfa.provider.kind(), ProviderKind::Duo);
+        for host in ["127.0.0.1:8443", "API-1234.Duosecurity.com:443", "[::1]:9"] {
+            let mut with_port = ok.clone();
+            with_port["mfa"]["provider"]["api_host"] = json!(host);
+            let p = policy_from_value(&with_port).unwrap();
+            let Provider::Duo { api_host, .. } = p.mfa.provider else {
+                panic!("{host}: not duo")
+            };
+            assert_eq!(api_host, host.to_ascii_lowercase());
+        }
+        for bad in [
+            "localhost",
+            "api.example.com:0",
+            "https://api.example.com",
+            "a.b:x",
+        ] {
+            let mut with_bad = ok.clone();
+            with_bad["mfa"]["provider"]["api_host"] = json!(bad);
+            assert!(policy_from_value(&with_bad).is_err(), "{bad} accepted");
+        }
         let got = problems(
             json!({"schema": 1, "serial": 1, "mfa": {"required": true, "provider": {
             "kind": "duo", "api_host": "not a host", "integration_key": "short"}}}),

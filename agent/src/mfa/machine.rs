@@ -294,6 +294,7 @@ impl Enrollment {
             enrolled_at: self.enrolled_at,
             evidence: self.evidence.clone(),
             error: None,
+            duo: None,
         }
     }
 }

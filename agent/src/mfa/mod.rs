@@ -304,6 +304,7 @@ fn bare_view(step: EnrollmentStep, policy: &Policy) -> EnrollmentView {
         enrolled_at: None,
         evidence: None,
         error: None,
+        duo: None,
     }
 }
 

@@ -506,6 +506,7 @@ pub(crate) mod tests {
             enrolled_at: None,
             evidence: None,
             error: None,
+            duo: None,
         }
     }
 
