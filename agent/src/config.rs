@@ -54,6 +54,10 @@ pub struct InstallConfig {
     /// itself (a package manager does, as with the .deb).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub update_source: Option<UpdateSource>,
+    /// PEM certificates the Duo client trusts besides the system's roots:
+    /// an on-prem TLS proxy's CA (and a test server's self-signed one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub extra_ca_file: Option<PathBuf>,
 }
 
 /// A release feed for self-update.

@@ -115,6 +115,12 @@ impl Layout {
     }
 
     /// The service's command line.
+    /// Where the installer writes the Duo secret key; policies name this
+    /// path as `mfa.provider.secret_key_file`.
+    pub fn duo_key_file(&self) -> PathBuf {
+        self.config_dir.join("duo.key")
+    }
+
     pub fn agent_exec(&self) -> Vec<String> {
         let mut argv = vec![s(&self.agent_bin), "run".into()];
         if self.os == TargetOs::Windows {
@@ -149,6 +155,11 @@ pub struct InstallOptions {
     pub update_source: Option<UpdateSource>,
     /// Release-signing Ed25519 keys (base64 of 32 bytes).
     pub update_keys: Vec<String>,
+    /// The Duo secret key, written to [`Layout::duo_key_file`] (0600): the
+    /// policy names that file, never the key.
+    pub duo_secret_key: Option<zeroize::Zeroizing<String>>,
+    /// Extra CA certificates (PEM) the Duo client trusts.
+    pub extra_ca_file: Option<PathBuf>,
 }
 
 impl InstallOptions {
@@ -158,6 +169,7 @@ impl InstallOptions {
             || self.device_id.is_some()
             || self.update_source.is_some()
             || !self.update_keys.is_empty()
+            || self.extra_ca_file.is_some()
     }
 }
 
@@ -201,6 +213,9 @@ pub fn install_config(
     }
     if let Some(source) = &opts.update_source {
         config.update_source = Some(source.clone());
+    }
+    if let Some(ca) = &opts.extra_ca_file {
+        config.extra_ca_file = Some(ca.clone());
     }
     if !opts.update_keys.is_empty() {
         config.update_public_keys = opts
@@ -279,6 +294,15 @@ pub fn install_plan(layout: &Layout, opts: &InstallOptions, config: Option<Vec<u
             mode: 0o644,
             owner: owner.clone(),
             contents: config,
+        });
+    }
+    if let Some(key) = &opts.duo_secret_key {
+        // Root's alone: whoever reads it can act as this Duo integration.
+        steps.push(Step::File {
+            path: layout.duo_key_file(),
+            mode: 0o600,
+            owner: owner.clone(),
+            contents: format!("{}\n", key.trim()).into_bytes(),
         });
     }
     steps.push(dir(&layout.state_dir, 0o700));

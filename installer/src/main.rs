@@ -60,6 +60,15 @@ struct InstallArgs {
     /// A release-signing Ed25519 public key, base64 (repeat for rotation).
     #[arg(long = "update-key", value_name = "BASE64")]
     update_keys: Vec<String>,
+    /// Read the Duo secret key from this file (`-`: standard input) and
+    /// install it 0600 as `duo.key` in the config directory, the path the
+    /// policy's `secret_key_file` names.
+    #[arg(long, value_name = "FILE")]
+    duo_secret_key: Option<PathBuf>,
+    /// A PEM file of extra CA certificates the Duo client trusts (an on-prem
+    /// TLS proxy).
+    #[arg(long, value_name = "FILE")]
+    extra_ca_file: Option<PathBuf>,
     /// The directory holding `rampart-agent` and `rampart` (default: the
     /// installer's own directory).
     #[arg(long, value_name = "DIR")]
@@ -91,6 +100,23 @@ fn parse_update_source(s: &str) -> Result<UpdateSource, String> {
         kind,
         url: url.to_owned(),
     })
+}
+
+/// Duo secret keys are 40 letters and digits; anything else is a paste
+/// error better caught here than as a refused signature later.
+fn read_duo_key(file: &std::path::Path) -> anyhow::Result<zeroize::Zeroizing<String>> {
+    let text = zeroize::Zeroizing::new(if file.as_os_str() == "-" {
+        std::io::read_to_string(std::io::stdin()).context("cannot read the Duo secret key from standard input")?
+    } else {
+        std::fs::read_to_string(file)
+            .with_context(|| format!("cannot read --duo-secret-key {}", file.display()))?
+    });
+    let key = zeroize::Zeroizing::new(text.trim().to_owned());
+    anyhow::ensure!(
+        key.len() == 40 && key.bytes().all(|b| b.is_ascii_alphanumeric()),
+        "--duo-secret-key: expected the 40-character secret key from the Duo Admin Panel"
+    );
+    Ok(key)
 }
 
 fn main() -> ExitCode {
@@ -141,6 +167,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                         .with_context(|| format!("cannot read --pubkey {}", file.display()))?,
                 );
             }
+            let duo_secret_key = match &args.duo_secret_key {
+                None => None,
+                Some(file) => Some(read_duo_key(file)?),
+            };
             let opts = InstallOptions {
                 agent_source,
                 app_source,
@@ -149,6 +179,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 device_id: args.device_id,
                 update_source: args.update_source,
                 update_keys: args.update_keys,
+                duo_secret_key,
+                extra_ca_file: args.extra_ca_file,
             };
             let plan = rampart_installer::plan_install(&layout, &target, &opts)?;
             if args.dry_run {

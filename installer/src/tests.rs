@@ -524,3 +524,35 @@ fn packaged_files_match_the_renderer() {
     }
     assert!(render::deb_systemd_unit().contains("\nExecStart=/usr/bin/rampart-agent run\n"));
 }
+
+#[test]
+fn the_duo_secret_key_is_written_for_root_alone_and_kept_on_upgrade() {
+    use std::os::unix::fs::PermissionsExt;
+    let s = staged();
+    let key = "Zh5eGmUq9zpfQnyUIu5OL9iWoMMv5ZNmk3zLJ4Ep";
+    let opts = InstallOptions {
+        duo_secret_key: Some(zeroize::Zeroizing::new(format!("  {key}\n"))),
+        extra_ca_file: Some("/etc/rampart/proxy-ca.pem".into()),
+        ..s.opts()
+    };
+    let layout = Layout::for_os(TargetOs::Linux);
+    let plan = plan_install(&layout, &s.target(), &opts).unwrap();
+    assert!(
+        !plan.to_string().contains(key),
+        "the printed plan shows the key: {plan}"
+    );
+    s.install(&opts);
+    let file = s.path("/etc/rampart/duo.key");
+    assert_eq!(fs::read_to_string(&file).unwrap(), format!("{key}\n"));
+    assert_eq!(fs::metadata(&file).unwrap().permissions().mode() & 0o777, 0o600);
+    let config = rampart_agent::config::InstallConfig::load(&s.path("/etc/rampart/agent.json"))
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        config.extra_ca_file.as_deref(),
+        Some(std::path::Path::new("/etc/rampart/proxy-ca.pem"))
+    );
+    // An upgrade without the flag leaves the key alone.
+    s.install(&s.opts());
+    assert_eq!(fs::read_to_string(&file).unwrap(), format!("{key}\n"));
+}
