@@ -148,6 +148,21 @@ pub struct AgentFacts {
     pub policy: Option<Policy>,
 }
 
+/// What Duo said to this device's keys (the policy names Duo).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DuoProbe {
+    /// The client could not be set up (the key file, most often).
+    NotConfigured(String),
+    /// `/ping` did not answer.
+    Unreachable(String),
+    /// `/ping` answered; `keys` is `/check`'s verdict.
+    Checked {
+        /// This computer's clock minus Duo's.
+        clock_offset_secs: i64,
+        keys: Result<(), String>,
+    },
+}
+
 /// Everything [`evaluate`] looks at.
 #[derive(Debug, Clone)]
 pub struct Facts {
@@ -169,6 +184,8 @@ pub struct Facts {
     pub clock_direct: Option<ClockSection>,
     /// `None`: nothing to probe was known.
     pub probes: Vec<Probe>,
+    /// `None`: the policy does not name Duo.
+    pub duo: Option<DuoProbe>,
     pub state_dir: PathBuf,
     /// Free bytes in the state dir's file system, or why unknown.
     pub free_bytes: Result<u64, String>,
@@ -231,6 +248,9 @@ pub fn evaluate(f: &Facts) -> Vec<CheckResult> {
             "",
         ));
     }
+    if let Some(duo) = &f.duo {
+        out.push(duo_check(duo));
+    }
     out.push(match agent {
         Some(a) => {
             let mfa = &a.status.mfa;
@@ -290,6 +310,52 @@ pub fn evaluate(f: &Facts) -> Vec<CheckResult> {
         ),
     });
     out
+}
+
+/// Whether Duo takes this device's keys, and which of the two usual causes
+/// it is when it does not: the clock, or the keys.
+fn duo_check(probe: &DuoProbe) -> CheckResult {
+    const NAME: &str = "Duo keys";
+    match probe {
+        DuoProbe::NotConfigured(why) => check(
+            NAME,
+            Verdict::Fail,
+            why.clone(),
+            "run doctor as root (the key file is root's), or reinstall with `rampart-installer install --duo-secret-key FILE`",
+        ),
+        DuoProbe::Unreachable(why) => check(
+            NAME,
+            Verdict::Fail,
+            why.clone(),
+            "see the network checks above",
+        ),
+        DuoProbe::Checked {
+            clock_offset_secs,
+            keys,
+        } => {
+            let clock = format!(
+                "this {} compared with Duo's",
+                rampart_shared::status::describe_offset(clock_offset_secs.saturating_mul(1000))
+            );
+            let skewed =
+                clock_offset_secs.unsigned_abs() > crate::mfa::error::DUO_CLOCK_TOLERANCE_SECS;
+            match keys {
+                Ok(()) => check(NAME, Verdict::Pass, format!("accepted; {clock}"), ""),
+                Err(why) if skewed => check(
+                    NAME,
+                    Verdict::Fail,
+                    format!("{why}; {clock}"),
+                    "set the clock right (see the clock check), then run doctor again",
+                ),
+                Err(why) => check(
+                    NAME,
+                    Verdict::Fail,
+                    format!("{why}; {clock}, so the clock is not the cause"),
+                    "IT: check the policy's integration_key and the secret key file against the Duo Admin Panel",
+                ),
+            }
+        }
+    }
 }
 
 fn not_checked(name: &str) -> CheckResult {
@@ -594,11 +660,56 @@ mod tests {
             managed_file_signed: false,
             clock_direct: None,
             probes: vec![],
+            duo: None,
             state_dir: "/var/lib/rampart".into(),
             free_bytes: Ok(5 * 1024 * 1024 * 1024),
             log_dir: "/var/log/rampart".into(),
             log_writable: Ok(()),
         }
+    }
+
+    #[test]
+    fn duo_keys_name_the_clock_or_the_keys() {
+        let mut f = facts();
+        f.duo = Some(DuoProbe::Checked {
+            clock_offset_secs: 2,
+            keys: Ok(()),
+        });
+        let c = get(&evaluate(&f), "Duo keys").clone();
+        assert_eq!(c.result, Verdict::Pass);
+        assert_eq!(
+            c.figure,
+            "accepted; this clock is 2 s fast compared with Duo's"
+        );
+
+        let refused =
+            || Err("Duo refused the request: Invalid signature (code 40103, HTTP 401)".into());
+        f.duo = Some(DuoProbe::Checked {
+            clock_offset_secs: -400,
+            keys: refused(),
+        });
+        let c = get(&evaluate(&f), "Duo keys").clone();
+        assert_eq!(c.result, Verdict::Fail);
+        assert!(
+            c.figure
+                .ends_with("clock is 6 min 40 s slow compared with Duo's"),
+            "{}",
+            c.figure
+        );
+        assert!(c.fix.starts_with("set the clock right"), "{}", c.fix);
+
+        f.duo = Some(DuoProbe::Checked {
+            clock_offset_secs: 0,
+            keys: refused(),
+        });
+        let c = get(&evaluate(&f), "Duo keys").clone();
+        assert!(
+            c.figure.ends_with("so the clock is not the cause"),
+            "{}",
+            c.figure
+        );
+        assert!(c.fix.contains("integration_key"), "{}", c.fix);
+        assert_eq!(exit_code(&evaluate(&f)), 2);
     }
 
     fn get<'a>(checks: &'a [CheckResult], name: &str) -> &'a CheckResult {

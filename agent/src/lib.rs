@@ -7,6 +7,7 @@ pub mod clock;
 pub mod config;
 pub mod diagnose;
 pub mod doctor;
+pub mod duo;
 pub mod fsutil;
 pub mod ipc;
 pub mod mfa;

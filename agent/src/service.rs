@@ -107,6 +107,8 @@ pub enum Event {
     ReportSent(report::SendOutcome),
     /// A self-update check (and maybe update) finished.
     UpdateChecked(UpdateOutcome),
+    /// Duo answered an exchange an MFA command (or a refresh) needed.
+    DuoAnswered(Box<DuoJob>, mfa::duo::DuoReply),
     /// Stop: a signal, or the embedding app quitting.
     Shutdown,
 }
@@ -123,6 +125,31 @@ pub enum Timer {
     ReportInterval,
     /// Ask the release feed for a newer signed release.
     Update,
+}
+
+/// Where an IPC request's answer goes.
+type ReplyTo = oneshot::Sender<Result<Response, IpcError>>;
+/// An answer ready to send.
+type ReadyReply = (ReplyTo, Result<Response, IpcError>);
+
+/// An MFA command waiting on Duo: what the loop needs to finish it.
+pub struct DuoJob {
+    peer: mfa::Peer,
+    owner: UserKey,
+    /// `None`: a status refresh.
+    command: Option<MfaCommand>,
+    call: mfa::duo::DuoCall,
+    reply: Option<ReplyTo>,
+}
+
+impl std::fmt::Debug for DuoJob {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DuoJob")
+            .field("owner", &self.owner.uid)
+            .field("command", &self.command)
+            .field("call", &self.call)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Why the agent stopped.
@@ -218,6 +245,7 @@ pub async fn start(config: AgentConfig) -> Result<RunningAgent, AgentError> {
             update: None,
         },
         in_flight: InFlight::default(),
+        duo_client: None,
         config,
     };
     let mode = shell.config.mode;
@@ -302,6 +330,8 @@ struct InFlight {
     network: bool,
     policy: bool,
     update: bool,
+    /// One Duo exchange at a time: Duo's own clients do the same per user.
+    duo: bool,
 }
 
 /// The imperative shell's state: the pure core plus the parts that own I/O.
@@ -318,6 +348,9 @@ struct Shell {
     update: Option<UpdateOutcome>,
     due: Due,
     in_flight: InFlight,
+    /// Built on first use from the policy's Duo provider; cleared when the
+    /// policy changes. A failure is not kept: IT may fix the key file.
+    duo_client: Option<crate::duo::DuoClient>,
     config: AgentConfig,
 }
 
@@ -401,7 +434,12 @@ impl Shell {
             .or_else(|| peer.map(mfa::Peer::key))
     }
 
-    fn handle_request(&mut self, peer: Peer, request: Request) -> Result<Response, IpcError> {
+    fn handle_request(
+        &mut self,
+        _peer: Peer,
+        request: Request,
+        events: &mpsc::Sender<Event>,
+    ) -> Result<Response, IpcError> {
         match request {
             Request::SetLogLevel { level } => {
                 let control = self.config.log_control.as_ref().ok_or_else(|| {
@@ -429,9 +467,15 @@ impl Shell {
                 if matches!(check, Check::All | Check::Network) {
                     self.reporter.kick();
                 }
+                if check == Check::All {
+                    self.refresh_duo_status(events);
+                }
                 Ok(Response::Accepted)
             }
-            Request::Mfa { command } => self.handle_mfa(peer, &command),
+            Request::Mfa { .. } => Err(IpcError::new(
+                ErrorCode::Internal,
+                "MFA commands are answered by handle_mfa",
+            )),
             other => Err(IpcError::new(
                 ErrorCode::Internal,
                 format!(
@@ -442,32 +486,208 @@ impl Shell {
         }
     }
 
-    fn handle_mfa(&mut self, peer: Peer, command: &MfaCommand) -> Result<Response, IpcError> {
-        let uid = peer.uid.ok_or_else(|| {
-            IpcError::new(
-                ErrorCode::PermissionDenied,
-                "the agent cannot tell which user is asking, so it will not change MFA state",
-            )
-        })?;
+    /// Answers an MFA command now, or starts the Duo exchange it needs and
+    /// answers when Duo has (`None`: the reply is on its way).
+    fn handle_mfa(
+        &mut self,
+        peer: Peer,
+        command: MfaCommand,
+        to: ReplyTo,
+        events: &mpsc::Sender<Event>,
+    ) -> Option<ReadyReply> {
+        let Some(uid) = peer.uid else {
+            return Some((
+                to,
+                Err(IpcError::new(
+                    ErrorCode::PermissionDenied,
+                    "the agent cannot tell which user is asking, so it will not change MFA state",
+                )),
+            ));
+        };
         let peer = mfa::Peer {
             uid,
             user_name: user_name(uid),
         };
         let Some(owner) = self.mfa_owner(Some(&peer)) else {
-            return Err(IpcError::new(
-                ErrorCode::Internal,
-                "no MFA owner can be determined",
+            return Some((
+                to,
+                Err(IpcError::new(
+                    ErrorCode::Internal,
+                    "no MFA owner can be determined",
+                )),
             ));
         };
+        let policy = self.policy.in_force().0;
         let ctx = mfa::Ctx {
             now: Utc::now(),
-            policy: self.policy.in_force().0,
+            policy,
             agent_version: Version::current(),
         };
-        let view = self.mfa.reply(&peer, &owner, command, &ctx);
-        Ok(Response::Enrollment {
-            view: Box::new(view),
+        let view = match self.mfa.plan(&peer, &owner, &command, &ctx) {
+            mfa::Plan::Reply(view) => view,
+            mfa::Plan::Duo(call) => {
+                if self.in_flight.duo {
+                    // A poll just gets the current view; anything else waits.
+                    let view = if command == MfaCommand::CheckProgress {
+                        self.mfa.reply(&peer, &owner, &command, &ctx)
+                    } else {
+                        let mut view =
+                            self.mfa
+                                .reply(&peer, &owner, &MfaCommand::CheckProgress, &ctx);
+                        view.error = Some(mfa::MfaError::ProviderInFlight.view());
+                        view
+                    };
+                    Box::new(view)
+                } else {
+                    let job = DuoJob {
+                        peer,
+                        owner,
+                        command: Some(command),
+                        call,
+                        reply: Some(to),
+                    };
+                    return match self.start_duo(job, events) {
+                        Ok(()) => None,
+                        Err((to, view)) => Some((to, Ok(Response::Enrollment { view }))),
+                    };
+                }
+            }
+        };
+        Some((to, Ok(Response::Enrollment { view })))
+    }
+
+    /// The Duo client for the policy in force.
+    fn duo_client(&mut self) -> Result<crate::duo::DuoClient, mfa::MfaError> {
+        if let Some(client) = &self.duo_client {
+            return Ok(client.clone());
+        }
+        let rampart_shared::policy::Provider::Duo {
+            api_host,
+            integration_key,
+            secret_key_file,
+            ..
+        } = &self.policy.in_force().0.mfa.provider
+        else {
+            return Err(mfa::MfaError::ProviderError(
+                "The policy no longer names Duo. Close the setup window and open it again.".into(),
+            ));
+        };
+        let extra_ca = self
+            .config
+            .install
+            .as_ref()
+            .and_then(|i| i.extra_ca_file.as_deref());
+        let built = crate::duo::DuoConfig::from_policy(
+            api_host,
+            integration_key,
+            std::path::Path::new(secret_key_file),
+            extra_ca,
+        )
+        .and_then(crate::duo::DuoClient::new);
+        match built {
+            Ok(client) => {
+                self.duo_client = Some(client.clone());
+                Ok(client)
+            }
+            Err(e) => {
+                warn!(error = %e, "Duo client cannot be built");
+                let mfa::duo::DuoFailure::Other(sentence) = mfa::duo_calls::describe(&e) else {
+                    return Err(mfa::MfaError::ProviderError(e.to_string()));
+                };
+                Err(mfa::MfaError::ProviderError(sentence))
+            }
+        }
+    }
+
+    /// Starts the Duo exchange for `job` as a task that reports back with
+    /// [`Event::DuoAnswered`]. When no client can be built, hands back the
+    /// reply channel and the view that says why.
+    fn start_duo(
+        &mut self,
+        mut job: DuoJob,
+        events: &mpsc::Sender<Event>,
+    ) -> Result<(), (ReplyTo, Box<rampart_shared::mfa::EnrollmentView>)> {
+        let client = match self.duo_client() {
+            Ok(client) => client,
+            Err(error) => {
+                let policy = self.policy.in_force().0;
+                let ctx = mfa::Ctx {
+                    now: Utc::now(),
+                    policy,
+                    agent_version: Version::current(),
+                };
+                let mut view =
+                    self.mfa
+                        .reply(&job.peer, &job.owner, &MfaCommand::CheckProgress, &ctx);
+                view.error = Some(error.view());
+                return match job.reply.take() {
+                    Some(to) => Err((to, Box::new(view))),
+                    None => Ok(()),
+                };
+            }
+        };
+        self.in_flight.duo = true;
+        let events = events.clone();
+        tokio::spawn(async move {
+            let reply = mfa::duo_calls::perform(&client, &job.call).await;
+            let _ = events.send(Event::DuoAnswered(Box::new(job), reply)).await;
+        });
+        Ok(())
+    }
+
+    fn on_duo_answered(
+        &mut self,
+        mut job: DuoJob,
+        reply: mfa::duo::DuoReply,
+    ) -> Option<ReadyReply> {
+        self.in_flight.duo = false;
+        let policy = self.policy.in_force().0;
+        let ctx = mfa::Ctx {
+            now: Utc::now(),
+            policy,
+            agent_version: Version::current(),
+        };
+        let view = self.mfa.finish_duo(
+            &job.peer,
+            &job.owner,
+            job.command.as_ref(),
+            &job.call,
+            reply,
+            &ctx,
+        );
+        job.reply.take().map(|to| {
+            (
+                to,
+                Ok(Response::Enrollment {
+                    view: Box::new(view),
+                }),
+            )
         })
+    }
+
+    /// The refresh button, for a Duo user: ask Duo whether it still has
+    /// their phone (`/preauth`).
+    fn refresh_duo_status(&mut self, events: &mpsc::Sender<Event>) {
+        if self.in_flight.duo {
+            return;
+        }
+        let Some(owner) = self.mfa_owner(None) else {
+            return;
+        };
+        let Some(call) = self.mfa.status_refresh(&owner, self.policy.in_force().0) else {
+            return;
+        };
+        let job = DuoJob {
+            peer: mfa::Peer {
+                uid: owner.uid,
+                user_name: owner.name.clone(),
+            },
+            owner,
+            command: None,
+            call,
+            reply: None,
+        };
+        let _ = self.start_duo(job, events);
     }
 
     /// Starts the checks that are due and not already running.
@@ -641,6 +861,7 @@ impl Shell {
     fn policy_changed(&mut self) {
         let (policy, source) = self.policy.in_force();
         info!(?source, serial = policy.serial, "policy in force changed");
+        self.duo_client = None;
         self.core.clock.max_skew_ms = policy.clock.max_skew_secs * 1000;
         let reporting = policy.reporting.clone();
         self.reporter.configure(reporting.as_ref());
@@ -680,9 +901,15 @@ async fn run_loop(
             Event::Shutdown => return StopReason::Requested,
             Event::Ipc(IpcCommand {
                 peer,
+                request: Request::Mfa { command },
+                reply: to,
+            }) => reply = shell.handle_mfa(peer, command, to, &events_tx),
+            Event::Ipc(IpcCommand {
+                peer,
                 request,
                 reply: to,
-            }) => reply = Some((to, shell.handle_request(peer, request))),
+            }) => reply = Some((to, shell.handle_request(peer, request, &events_tx))),
+            Event::DuoAnswered(job, answer) => reply = shell.on_duo_answered(*job, answer),
             Event::Due(timer) => shell.start_due_work(timer, &events_tx),
             Event::ClockChecked(report) => shell.on_clock_checked(report),
             Event::NetworkChecked(results) => shell.on_network_checked(&results),

@@ -106,7 +106,8 @@ fn parse_update_source(s: &str) -> Result<UpdateSource, String> {
 /// error better caught here than as a refused signature later.
 fn read_duo_key(file: &std::path::Path) -> anyhow::Result<zeroize::Zeroizing<String>> {
     let text = zeroize::Zeroizing::new(if file.as_os_str() == "-" {
-        std::io::read_to_string(std::io::stdin()).context("cannot read the Duo secret key from standard input")?
+        std::io::read_to_string(std::io::stdin())
+            .context("cannot read the Duo secret key from standard input")?
     } else {
         std::fs::read_to_string(file)
             .with_context(|| format!("cannot read --duo-secret-key {}", file.display()))?

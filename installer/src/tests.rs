@@ -544,7 +544,10 @@ fn the_duo_secret_key_is_written_for_root_alone_and_kept_on_upgrade() {
     s.install(&opts);
     let file = s.path("/etc/rampart/duo.key");
     assert_eq!(fs::read_to_string(&file).unwrap(), format!("{key}\n"));
-    assert_eq!(fs::metadata(&file).unwrap().permissions().mode() & 0o777, 0o600);
+    assert_eq!(
+        fs::metadata(&file).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
     let config = rampart_agent::config::InstallConfig::load(&s.path("/etc/rampart/agent.json"))
         .unwrap()
         .unwrap();

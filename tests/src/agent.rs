@@ -28,6 +28,12 @@ impl AgentProcess {
         Self::start(&["--dev"], policy, extra_args)
     }
 
+    /// Dev mode with `policy`, and `install` merged into the install config
+    /// (e.g. `{"extra_ca_file": …}`).
+    pub fn start_dev_with_install(policy: &Value, install: &Value, extra_args: &[&str]) -> Self {
+        Self::start_with(&["--dev"], policy, install, extra_args)
+    }
+
     /// System mode (world-connectable socket), still confined to a temporary
     /// directory: for tests about other local users.
     pub fn start_system(extra_args: &[&str]) -> Self {
@@ -35,9 +41,18 @@ impl AgentProcess {
     }
 
     fn start(mode_args: &[&str], policy: &Value, extra_args: &[&str]) -> Self {
+        Self::start_with(mode_args, policy, &json!({}), extra_args)
+    }
+
+    fn start_with(
+        mode_args: &[&str],
+        policy: &Value,
+        install: &Value,
+        extra_args: &[&str],
+    ) -> Self {
         let dir = short_tempdir();
         let socket = dir.path().join("agent.sock");
-        let config = write_install_config(dir.path(), policy);
+        let config = write_install_config_with(dir.path(), policy, install);
         let mut args: Vec<std::ffi::OsString> = vec!["run".into()];
         args.extend(mode_args.iter().map(Into::into));
         args.extend(["--socket".into(), socket.clone().into()]);
@@ -164,10 +179,18 @@ pub fn loopback_policy(serial: u64) -> Value {
 /// Writes `DIR/etc/agent.json` (unsigned managed policy allowed) and
 /// `DIR/etc/policy.json`; returns the install config's path for `--config`.
 pub fn write_install_config(dir: &Path, policy: &Value) -> PathBuf {
+    write_install_config_with(dir, policy, &json!({}))
+}
+
+/// [`write_install_config`] with `extra`'s fields added to the install config.
+pub fn write_install_config_with(dir: &Path, policy: &Value, extra: &Value) -> PathBuf {
     let etc = dir.join("etc");
     std::fs::create_dir_all(&etc).expect("create the config directory");
     let config = etc.join("agent.json");
-    let install = json!({"device_id": "test-device", "allow_unsigned_local_policy": true});
+    let mut install = json!({"device_id": "test-device", "allow_unsigned_local_policy": true});
+    if let (Some(base), Some(more)) = (install.as_object_mut(), extra.as_object()) {
+        base.extend(more.clone());
+    }
     std::fs::write(&config, install.to_string()).expect("write agent.json");
     std::fs::write(etc.join("policy.json"), policy.to_string()).expect("write policy.json");
     config

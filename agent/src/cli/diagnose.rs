@@ -287,7 +287,10 @@ fn known_secrets(paths: &AgentPaths, policy: Option<&Policy>) -> anyhow::Result<
         )
     })?;
     for (label, secret) in &secrets {
-        needles.extend(totp_needles(label, secret));
+        needles.extend(match secret {
+            crate::mfa::StoredSecret::Totp(secret) => totp_needles(label, secret),
+            crate::mfa::StoredSecret::Text(text) => text_needles(label, text.as_bytes()),
+        });
     }
     if let Some(Provider::Duo {
         secret_key_file, ..

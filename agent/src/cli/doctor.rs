@@ -74,7 +74,10 @@ async fn gather(args: &DoctorArgs) -> anyhow::Result<Facts> {
             chrono::Utc::now(),
         ))
     };
-    let probes = probes(&policy, install.as_ref()).await;
+    let (probes, duo) = tokio::join!(
+        probes(&policy, install.as_ref()),
+        duo_probe(&policy, install.as_ref())
+    );
     let mut sig = paths.managed_policy().into_os_string();
     sig.push(".minisig");
     Ok(Facts {
@@ -88,11 +91,59 @@ async fn gather(args: &DoctorArgs) -> anyhow::Result<Facts> {
         managed_file_signed: Path::new(&sig).exists(),
         clock_direct,
         probes,
+        duo,
         free_bytes: free_bytes(&paths.state_dir),
         state_dir: paths.state_dir,
         log_writable: log_writable(&paths.log_dir),
         log_dir: paths.log_dir,
     })
+}
+
+/// `/ping` and `/check` with this device's Duo keys, when the policy names
+/// Duo.
+async fn duo_probe(policy: &Policy, install: Option<&InstallConfig>) -> Option<doctor::DuoProbe> {
+    let Provider::Duo {
+        api_host,
+        integration_key,
+        secret_key_file,
+        ..
+    } = &policy.mfa.provider
+    else {
+        return None;
+    };
+    let extra_ca = install.and_then(|i| i.extra_ca_file.as_deref());
+    let client = match crate::duo::DuoConfig::from_policy(
+        api_host,
+        integration_key,
+        Path::new(secret_key_file),
+        extra_ca,
+    )
+    .and_then(crate::duo::DuoClient::new)
+    {
+        Ok(client) => client,
+        Err(e) => return Some(doctor::DuoProbe::NotConfigured(e.to_string())),
+    };
+    let probe = async {
+        let clock_offset_secs = match crate::mfa::duo_calls::measure_offset(&client).await {
+            Ok(offset) => offset,
+            Err(e) => return doctor::DuoProbe::Unreachable(e.to_string()),
+        };
+        let keys = client.check().await.map(|_| ()).map_err(|e| e.to_string());
+        doctor::DuoProbe::Checked {
+            clock_offset_secs,
+            keys,
+        }
+    };
+    Some(
+        tokio::time::timeout(PROBE_TIMEOUT * 2, probe)
+            .await
+            .unwrap_or_else(|_| {
+                doctor::DuoProbe::Unreachable(format!(
+                    "Duo did not answer within {} s",
+                    (PROBE_TIMEOUT * 2).as_secs()
+                ))
+            }),
+    )
 }
 
 async fn ask_agent(socket: &Path) -> Result<AgentFacts, crate::ipc::client::ClientError> {

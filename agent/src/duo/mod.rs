@@ -135,6 +135,12 @@ pub const INVALID_SIGNATURE: u32 = 40103;
 
 impl DuoError {
     pub fn is_invalid_signature(&self) -> bool {
-        matches!(self, Self::Fail { code: Some(INVALID_SIGNATURE), .. })
+        matches!(
+            self,
+            Self::Fail {
+                code: Some(INVALID_SIGNATURE),
+                ..
+            }
+        )
     }
 }

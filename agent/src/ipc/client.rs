@@ -16,6 +16,9 @@ use super::platform::{self, Stream};
 
 /// How long a request may take before the client gives up on the agent.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+/// An MFA command may wait on Duo, which the agent gives up on after
+/// `mfa::duo_calls::CALL_DEADLINE` (30 s).
+pub const MFA_REQUEST_TIMEOUT: Duration = Duration::from_secs(40);
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
@@ -112,6 +115,10 @@ impl Client {
     /// between (on a subscribed connection) are dropped; use a dedicated
     /// connection for subscriptions.
     pub async fn request(&mut self, request: Request) -> Result<Response, ClientError> {
+        let timeout = match request {
+            Request::Mfa { .. } => MFA_REQUEST_TIMEOUT,
+            _ => REQUEST_TIMEOUT,
+        };
         let id = self.next_id;
         self.next_id += 1;
         self.stream
@@ -128,9 +135,9 @@ impl Client {
                 }
             }
         };
-        tokio::time::timeout(REQUEST_TIMEOUT, wait)
+        tokio::time::timeout(timeout, wait)
             .await
-            .map_err(|_| ClientError::Timeout(REQUEST_TIMEOUT))?
+            .map_err(|_| ClientError::Timeout(timeout))?
     }
 
     pub async fn status(&mut self) -> Result<AgentStatus, ClientError> {

@@ -5,15 +5,23 @@ use rampart_shared::mfa::{EnrollmentStep, MfaErrorCode, MfaErrorView};
 use rampart_shared::policy::ProviderKind;
 use rampart_shared::totp::VerifyError;
 
+use rampart_shared::policy::Policy;
+use rampart_shared::status::describe_offset;
+
+use super::duo::DuoFailure;
 use crate::fsutil::FsError;
+
+/// Duo refuses requests whose Date is more than about this far from its own.
+pub const DUO_CLOCK_TOLERANCE_SECS: u64 = 30;
 
 #[derive(Debug, thiserror::Error)]
 pub enum MfaError {
     #[error("Your organization does not require MFA, so there is nothing to set up.")]
     NotRequired,
+    /// A provider asked to do what only the other one does (a TOTP step
+    /// under a Duo policy): the policy changed under an open window.
     #[error(
-        "{} is not available in this version of Rampart. Ask IT to use the built-in \
-         authenticator app provider for now.",
+        "{} cannot do that step. Close the setup window and open it again.",
         provider_name(*.0)
     )]
     ProviderUnavailable(ProviderKind),
@@ -40,6 +48,27 @@ pub enum MfaError {
     StateCorrupt { reason: String },
     #[error("The MFA setup could not be saved: {0}")]
     Storage(#[from] FsError),
+    /// Duo could not be reached or refused the request; a whole sentence.
+    #[error("{0}")]
+    ProviderError(String),
+    /// Duo asked Rampart to slow down (HTTP 429).
+    #[error("Duo asked Rampart to wait a moment. Try again in {}.", wait_words(*.retry_after_secs))]
+    ProviderBusy { retry_after_secs: u64 },
+    /// Duo's `deny` for this user, with Duo's own words.
+    #[error("Duo does not allow MFA setup for your account{}. Contact your IT support team.",
+        if .0.is_empty() { String::new() } else { format!(" (Duo says: {})", .0.trim_end_matches('.')) })]
+    AccessDenied(String),
+    #[error(
+        "Rampart is still waiting for Duo's answer to your last request. Try again in a moment."
+    )]
+    ProviderInFlight,
+    #[error("None of your Duo devices can take a push. Type a passcode from Duo Mobile instead.")]
+    NoPushDevice,
+    #[error("Type the passcode from Duo Mobile: digits only.")]
+    MalformedPasscode,
+    /// Duo refused a passcode, in Duo's words.
+    #[error("{}", if .0.is_empty() { "That passcode is not right. Try again.".to_owned() } else { .0.clone() })]
+    WrongPasscode(String),
     /// The OS random source or the hash failed: nothing the user can fix.
     #[error("Rampart could not {0}. Try again; if it keeps failing, open a support ticket.")]
     Internal(String),
@@ -78,14 +107,52 @@ pub fn wait_words(secs: u64) -> String {
 }
 
 impl MfaError {
+    /// A failed Duo call in plain words. A refused signature names its two
+    /// causes and measures the first: this computer's clock against Duo's.
+    pub fn from_duo(failure: DuoFailure, policy: &Policy) -> Self {
+        match failure {
+            DuoFailure::RateLimited { retry_after_secs } => Self::ProviderBusy { retry_after_secs },
+            DuoFailure::InvalidSignature { clock_offset_secs } => {
+                let clock = match clock_offset_secs {
+                    Some(offset) if offset.unsigned_abs() > DUO_CLOCK_TOLERANCE_SECS => format!(
+                        "This computer's {} compared with Duo's: set the clock right, then try again.",
+                        describe_offset(offset.saturating_mul(1000))
+                    ),
+                    Some(offset) => format!(
+                        "This computer's clock agrees with Duo's (within {} s), so the integration \
+                         key or secret key for {} is likely wrong: tell your IT team.",
+                        offset.unsigned_abs().max(1),
+                        match &policy.mfa.provider {
+                            rampart_shared::policy::Provider::Duo { api_host, .. } =>
+                                api_host.as_str(),
+                            rampart_shared::policy::Provider::Totp => "Duo",
+                        }
+                    ),
+                    None => "Duo's clock could not be read to tell which.".to_owned(),
+                };
+                Self::ProviderError(format!(
+                    "Duo did not accept Rampart's credentials: the clock or the integration key is \
+                     wrong. {clock}"
+                ))
+            }
+            DuoFailure::Other(sentence) => Self::ProviderError(sentence),
+        }
+    }
+
     pub fn code(&self) -> MfaErrorCode {
         match self {
             Self::NotRequired => MfaErrorCode::NotRequired,
             Self::ProviderUnavailable(_) => MfaErrorCode::ProviderUnavailable,
             Self::WrongStep { .. } | Self::NoRecoveryCodes => MfaErrorCode::WrongStep,
-            Self::Code(VerifyError::Malformed { .. }) | Self::MalformedRecoveryCode => {
-                MfaErrorCode::MalformedCode
+            Self::Code(VerifyError::Malformed { .. })
+            | Self::MalformedRecoveryCode
+            | Self::MalformedPasscode => MfaErrorCode::MalformedCode,
+            Self::WrongPasscode(_) => MfaErrorCode::WrongCode,
+            Self::ProviderError(_) | Self::NoPushDevice | Self::ProviderInFlight => {
+                MfaErrorCode::ProviderError
             }
+            Self::ProviderBusy { .. } => MfaErrorCode::Throttled,
+            Self::AccessDenied(_) => MfaErrorCode::AccessDenied,
             Self::Code(VerifyError::Replayed) => MfaErrorCode::ReplayedCode,
             Self::Code(VerifyError::Wrong {
                 phone_skew_secs: Some(_),
@@ -108,7 +175,9 @@ impl MfaError {
             code: self.code(),
             message: self.to_string(),
             retry_after_secs: match self {
-                Self::Throttled { retry_after_secs } => Some(*retry_after_secs),
+                Self::Throttled { retry_after_secs } | Self::ProviderBusy { retry_after_secs } => {
+                    Some(*retry_after_secs)
+                }
                 _ => None,
             },
             phone_skew_secs: match self {
@@ -144,10 +213,9 @@ mod tests {
             "This code was already used: wait for the next code in your app."
         );
         let duo = MfaError::ProviderUnavailable(ProviderKind::Duo);
-        assert!(
-            duo.to_string()
-                .starts_with("Duo is not available in this version"),
-            "{duo}"
+        assert_eq!(
+            duo.to_string(),
+            "Duo cannot do that step. Close the setup window and open it again."
         );
         assert_eq!(duo.view().code, MfaErrorCode::ProviderUnavailable);
         let skew = MfaError::Code(VerifyError::Wrong {

@@ -13,6 +13,7 @@ use rampart_shared::policy::{Policy, ProviderKind};
 use rampart_shared::totp::{self, Params, Secret};
 use rampart_shared::version::Version;
 
+use super::duo::DuoState;
 use super::error::MfaError;
 use super::provider::Backend;
 use super::recovery::{self, HashCost, RecoveryHash};
@@ -57,6 +58,8 @@ pub struct Enrollment {
     pub verified_at: Option<DateTime<Utc>>,
     pub enrolled_at: Option<DateTime<Utc>>,
     pub evidence: Option<Evidence>,
+    /// Duo's part, once Duo was asked.
+    pub duo: Option<DuoState>,
 }
 
 /// What a successful command hands back beyond the new state.
@@ -103,6 +106,7 @@ impl Enrollment {
             verified_at: None,
             enrolled_at: None,
             evidence: None,
+            duo: None,
         }
     }
 
@@ -133,6 +137,8 @@ impl Enrollment {
             }
             // Resuming: the window was closed and opened again.
             (MfaCommand::StartEnrollment, _) => Ok(Outcome::default()),
+            // Nothing to ask a provider about: the reply is the current view.
+            (MfaCommand::CheckProgress, _) => Ok(Outcome::default()),
             (MfaCommand::VerifyCode { code }, S::Pairing) => self.verify(code, ctx.now, cost),
             (MfaCommand::ConfirmRecoveryCodesSaved, S::Verified) => {
                 self.step = S::RecoveryCodesSaved;
@@ -223,7 +229,7 @@ impl Enrollment {
         }
     }
 
-    fn check_throttle(&self, now: DateTime<Utc>) -> Result<(), MfaError> {
+    pub(super) fn check_throttle(&self, now: DateTime<Utc>) -> Result<(), MfaError> {
         match self.locked_until {
             Some(until) if until > now => {
                 let ms = (until - now).num_milliseconds().max(0) as u64;
@@ -236,7 +242,7 @@ impl Enrollment {
     }
 
     /// Counts a wrong guess; once waits begin, the wait is the error.
-    fn fail(&mut self, now: DateTime<Utc>, error: MfaError) -> MfaError {
+    pub(super) fn fail(&mut self, now: DateTime<Utc>, error: MfaError) -> MfaError {
         self.consecutive_failures = self.consecutive_failures.saturating_add(1);
         match wait_after(self.consecutive_failures) {
             Some(secs) => {
@@ -249,7 +255,7 @@ impl Enrollment {
         }
     }
 
-    fn clear_failures(&mut self) {
+    pub(super) fn clear_failures(&mut self) {
         self.consecutive_failures = 0;
         self.locked_until = None;
     }
@@ -257,7 +263,9 @@ impl Enrollment {
     /// The step as the user sees it under `policy`.
     pub fn visible_step(&self, policy: &Policy) -> EnrollmentStep {
         match self.step {
-            EnrollmentStep::NotSetUp if !policy.mfa.required => EnrollmentStep::NotRequired,
+            EnrollmentStep::NotSetUp if !policy.mfa.required || self.duo_bypass() => {
+                EnrollmentStep::NotRequired
+            }
             step => step,
         }
     }
@@ -294,7 +302,7 @@ impl Enrollment {
             enrolled_at: self.enrolled_at,
             evidence: self.evidence.clone(),
             error: None,
-            duo: None,
+            duo: self.duo_prompt(step),
         }
     }
 }
@@ -517,12 +525,9 @@ mod tests {
             secret_key_file: "/etc/rampart/duo.key".into(),
             username: "{user}".into(),
         };
+        // Duo's start is planned by `mfa::duo`; here it must not pair TOTP.
         let err = run(&mut e, &p, T0, MfaCommand::StartEnrollment).unwrap_err();
-        assert!(
-            err.to_string()
-                .starts_with("Duo is not available in this version"),
-            "{err}"
-        );
+        assert_eq!(err.code(), MfaErrorCode::ProviderUnavailable, "{err}");
         assert_eq!(e.step, EnrollmentStep::NotSetUp);
         assert_eq!(e.secret, None);
         assert_eq!(e.view(&p, None).provider, ProviderKind::Duo);

@@ -33,6 +33,8 @@
 //! while the step is `pairing`; recovery codes only in the reply that creates
 //! them; neither is ever logged (commands are logged by name).
 
+pub mod duo;
+pub mod duo_calls;
 pub mod error;
 pub mod machine;
 pub mod provider;
@@ -70,6 +72,13 @@ impl Peer {
             name: self.user_name.clone(),
         }
     }
+}
+
+/// What [`MfaEngine::plan`] decided.
+#[derive(Debug)]
+pub enum Plan {
+    Reply(Box<EnrollmentView>),
+    Duo(duo::DuoCall),
 }
 
 #[derive(Debug)]
@@ -193,22 +202,148 @@ impl MfaEngine {
     ) -> EnrollmentView {
         match self.handle(peer, owner, command, ctx) {
             Ok(view) => view,
-            Err(error) => {
-                let mut view = match (&error, self.users.get(owner)) {
-                    (MfaError::Forbidden(_), slot) | (_, slot @ (None | Some(Slot::Broken(_)))) => {
-                        let step = match slot {
-                            Some(Slot::Loaded(e)) => e.visible_step(ctx.policy),
-                            _ => Enrollment::new(owner.clone(), ctx.policy.mfa.provider.kind())
-                                .visible_step(ctx.policy),
-                        };
-                        bare_view(step, ctx.policy)
-                    }
-                    (_, Some(Slot::Loaded(e))) => e.view(ctx.policy, None),
+            Err(error) => self.error_view(owner, &error, ctx),
+        }
+    }
+
+    fn error_view(&self, owner: &UserKey, error: &MfaError, ctx: &Ctx<'_>) -> EnrollmentView {
+        let mut view = match (error, self.users.get(owner)) {
+            (MfaError::Forbidden(_), slot) | (_, slot @ (None | Some(Slot::Broken(_)))) => {
+                let step = match slot {
+                    Some(Slot::Loaded(e)) => e.visible_step(ctx.policy),
+                    _ => Enrollment::new(owner.clone(), ctx.policy.mfa.provider.kind())
+                        .visible_step(ctx.policy),
                 };
-                view.error = Some(error.view());
-                view
+                bare_view(step, ctx.policy)
+            }
+            (_, Some(Slot::Loaded(e))) => e.view(ctx.policy, None),
+        };
+        view.error = Some(error.view());
+        view
+    }
+
+    /// The first half of a command: the Duo exchange it needs, if any; any
+    /// other command is answered at once, as [`Self::reply`] does. The
+    /// caller makes the exchange off the loop and hands Duo's answer to
+    /// [`Self::finish_duo`].
+    pub fn plan(
+        &mut self,
+        peer: &Peer,
+        owner: &UserKey,
+        command: &MfaCommand,
+        ctx: &Ctx<'_>,
+    ) -> Plan {
+        match self.duo_call(peer, owner, command, ctx) {
+            Ok(Some(call)) => Plan::Duo(call),
+            Ok(None) => Plan::Reply(Box::new(self.reply(peer, owner, command, ctx))),
+            Err(error) => {
+                tracing::warn!(uid = owner.uid, peer_uid = peer.uid, command = command.name(),
+                    code = ?error.code(), "MFA command refused");
+                Plan::Reply(Box::new(self.error_view(owner, &error, ctx)))
             }
         }
+    }
+
+    fn duo_call(
+        &self,
+        peer: &Peer,
+        owner: &UserKey,
+        command: &MfaCommand,
+        ctx: &Ctx<'_>,
+    ) -> Result<Option<duo::DuoCall>, MfaError> {
+        machine::authorize(peer.uid, owner.uid, command)?;
+        match self.users.get(owner) {
+            Some(Slot::Broken(_)) => Ok(None),
+            Some(Slot::Loaded(e)) => duo::plan(e, command, ctx),
+            None => duo::plan(
+                &Enrollment::new(owner.clone(), ctx.policy.mfa.provider.kind()),
+                command,
+                ctx,
+            ),
+        }
+    }
+
+    /// The second half: applies Duo's answer to `call`, persists, and builds
+    /// the reply. If the enrollment moved on while Duo was being asked (a
+    /// reset, another window), the answer no longer applies and is dropped.
+    /// `command` is `None` for a status refresh ([`Self::status_refresh`]).
+    pub fn finish_duo(
+        &mut self,
+        peer: &Peer,
+        owner: &UserKey,
+        command: Option<&MfaCommand>,
+        call: &duo::DuoCall,
+        reply: duo::DuoReply,
+        ctx: &Ctx<'_>,
+    ) -> EnrollmentView {
+        let result = self.apply_duo(peer, owner, command, call, reply, ctx);
+        match result {
+            Ok(view) => view,
+            Err(error) => self.error_view(owner, &error, ctx),
+        }
+    }
+
+    fn apply_duo(
+        &mut self,
+        peer: &Peer,
+        owner: &UserKey,
+        command: Option<&MfaCommand>,
+        call: &duo::DuoCall,
+        reply: duo::DuoReply,
+        ctx: &Ctx<'_>,
+    ) -> Result<EnrollmentView, MfaError> {
+        let before = match self.users.get(owner) {
+            Some(Slot::Loaded(e)) => (**e).clone(),
+            Some(Slot::Broken(reason)) => {
+                return Err(MfaError::StateCorrupt {
+                    reason: reason.clone(),
+                });
+            }
+            None => Enrollment::new(owner.clone(), ctx.policy.mfa.provider.kind()),
+        };
+        let still_applies = match command {
+            // A status refresh applies to whatever step the user is at.
+            None => true,
+            Some(command) => duo::plan(&before, command, ctx).ok().flatten().as_ref() == Some(call),
+        };
+        let name = command.map_or("status_refresh", MfaCommand::name);
+        if !still_applies {
+            tracing::info!(
+                uid = owner.uid,
+                call = call.name(),
+                "Duo answer dropped: the setup moved on"
+            );
+            return Err(MfaError::WrongStep {
+                current: before.visible_step(ctx.policy),
+            });
+        }
+        let mut next = before.clone();
+        let result = next.apply_duo(call, reply, ctx, self.cost);
+        if next != before {
+            store::save(&self.dir, &next)?;
+            self.users
+                .insert(owner.clone(), Slot::Loaded(Box::new(next.clone())));
+        }
+        match &result {
+            Ok(_) => tracing::info!(uid = owner.uid, peer_uid = peer.uid, command = name,
+                call = call.name(), step = ?next.step, "Duo answer applied"),
+            Err(e) => tracing::warn!(uid = owner.uid, peer_uid = peer.uid, command = name,
+                call = call.name(), code = ?e.code(), "Duo answer refused the command"),
+        }
+        result.map(|outcome| next.view(ctx.policy, outcome.recovery_codes))
+    }
+
+    /// The Duo call that refreshes `owner`'s status (the refresh button):
+    /// `/preauth` for a user who has started a Duo setup.
+    pub fn status_refresh(&self, owner: &UserKey, policy: &Policy) -> Option<duo::DuoCall> {
+        if policy.mfa.provider.kind() != rampart_shared::policy::ProviderKind::Duo {
+            return None;
+        }
+        let Some(Slot::Loaded(e)) = self.users.get(owner) else {
+            return None;
+        };
+        let username = e.duo.as_ref()?.username.clone();
+        Some(duo::DuoCall::Preauth { username })
     }
 
     /// Spends one recovery code of `owner`'s; returns how many are left.
@@ -260,12 +395,10 @@ impl MfaEngine {
     }
 }
 
-/// Every TOTP secret stored under `state_dir` (the MFA state directory),
+/// Every secret stored under `state_dir` (the MFA state directory),
 /// labelled by owner, for the diagnose bundle's secret scan. An error when a
 /// state file exists but cannot be read: the scan would be blind.
-pub fn stored_secrets(
-    state_dir: &Path,
-) -> Result<Vec<(String, rampart_shared::totp::Secret)>, String> {
+pub fn stored_secrets(state_dir: &Path) -> Result<Vec<(String, StoredSecret)>, String> {
     let entries = match std::fs::read_dir(state_dir) {
         Ok(e) => e,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
@@ -280,7 +413,20 @@ pub fn stored_secrets(
         match store::load(state_dir, &owner) {
             Ok(Some(e)) => {
                 if let Some(secret) = e.secret {
-                    out.push((format!("TOTP secret of uid {}", owner.uid), secret));
+                    out.push((
+                        format!("TOTP secret of uid {}", owner.uid),
+                        StoredSecret::Totp(secret),
+                    ));
+                }
+                if let Some(duo::DuoPhase::Activate {
+                    activation_code,
+                    activation_url,
+                    ..
+                }) = e.duo.map(|d| d.phase)
+                {
+                    let label = format!("Duo activation of uid {}", owner.uid);
+                    out.push((label.clone(), StoredSecret::Text(activation_code)));
+                    out.push((label, StoredSecret::Text(activation_url)));
                 }
             }
             Ok(None) => {}
@@ -292,6 +438,14 @@ pub fn stored_secrets(
         }
     }
     Ok(out)
+}
+
+/// A secret as the bundle scan looks for it.
+pub enum StoredSecret {
+    /// In every encoding a TOTP secret may take.
+    Totp(rampart_shared::totp::Secret),
+    /// As it is (a Duo activation code or link).
+    Text(String),
 }
 
 fn bare_view(step: EnrollmentStep, policy: &Policy) -> EnrollmentView {

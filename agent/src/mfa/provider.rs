@@ -3,8 +3,9 @@
 //! user's proof, and to complete enrollment; everything else (steps, recovery
 //! codes, evidence, throttling) is the same for every provider.
 //!
-//! Duo (Auth API v2) is a later issue. Its variant exists so that a policy
-//! naming Duo gets a plain refusal instead of a silent TOTP enrollment.
+//! Duo pairs and confirms over the network, so its path is planned in
+//! [`super::duo`] and never reaches these methods; they refuse for Duo so
+//! that a mistake there is a plain error instead of a silent TOTP pairing.
 
 use chrono::{DateTime, Utc};
 use rampart_shared::policy::{Provider, ProviderKind};
@@ -16,7 +17,7 @@ use super::recovery::os_random;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
     Totp,
-    /// Not implemented in this version: every operation refuses.
+    /// Handled by [`super::duo`]: every operation here refuses.
     Duo,
 }
 

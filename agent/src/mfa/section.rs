@@ -4,10 +4,11 @@
 //! error's cause), so `assess` can say "MFA error: {detail}"; [`summary`]
 //! joins it to the state's label the way the window and the CLI print it.
 
-use rampart_shared::mfa::EnrollmentStep;
-use rampart_shared::policy::Policy;
+use rampart_shared::mfa::{EnrollmentStep, PushState};
+use rampart_shared::policy::{Policy, ProviderKind};
 use rampart_shared::status::{MfaSection, MfaState};
 
+use super::duo::{DuoPhase, PreauthKind};
 use super::machine::Enrollment;
 
 /// The section for a user with this enrollment (`None`: never started).
@@ -24,6 +25,9 @@ pub fn section(enrollment: Option<&Enrollment>, policy: &Policy) -> MfaSection {
             detail: None,
         };
     };
+    if let Some(found) = duo_section(e, policy) {
+        return found;
+    }
     let (state, detail) = match e.visible_step(policy) {
         EnrollmentStep::NotRequired => (MfaState::NotRequired, None),
         EnrollmentStep::NotSetUp => (MfaState::NotSetUp, None),
@@ -41,6 +45,55 @@ pub fn section(enrollment: Option<&Enrollment>, policy: &Policy) -> MfaSection {
             _ => e.provider,
         },
         detail,
+    }
+}
+
+/// What Duo says overrides the local steps: a denied user is an error, a
+/// bypassed one needs nothing, and an enrolled user whose phone Duo no
+/// longer has must set up again. While pairing, the detail names the Duo
+/// step.
+fn duo_section(e: &Enrollment, policy: &Policy) -> Option<MfaSection> {
+    let duo = e.duo.as_ref()?;
+    let section = |state, detail: String| MfaSection {
+        state,
+        provider: ProviderKind::Duo,
+        detail: Some(detail),
+    };
+    if let DuoPhase::Denied { message } = &duo.phase {
+        let says = if message.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", message.trim_end_matches('.'))
+        };
+        return Some(section(
+            MfaState::Error,
+            format!("Duo denies MFA for this account{says}; contact IT"),
+        ));
+    }
+    let last = duo.last_preauth.map(|(kind, _)| kind);
+    match (e.visible_step(policy), &duo.phase) {
+        (EnrollmentStep::NotRequired, DuoPhase::Bypass { .. }) => Some(section(
+            MfaState::NotRequired,
+            "Duo lets this account sign in without a second factor (bypass set by IT)".into(),
+        )),
+        (EnrollmentStep::Enrolled, _) if last == Some(PreauthKind::Enroll) => Some(section(
+            MfaState::Error,
+            "Duo no longer has a phone for this account; run MFA setup again".into(),
+        )),
+        (EnrollmentStep::Pairing, phase) => {
+            let next = match phase {
+                DuoPhase::Activate { expired: false, .. } => "activate Duo Mobile with the QR code",
+                DuoPhase::Activate { expired: true, .. } => "get a new Duo activation",
+                DuoPhase::Portal { .. } => "add your phone on Duo's enrollment page",
+                DuoPhase::Confirm {
+                    push: PushState::Waiting,
+                    ..
+                } => "approve the Duo Push on your phone",
+                _ => "confirm your phone with Duo",
+            };
+            Some(section(MfaState::InProgress, next.into()))
+        }
+        _ => None,
     }
 }
 

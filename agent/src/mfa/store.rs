@@ -14,6 +14,7 @@ use rampart_shared::totp::{Secret, percent_encode};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use zeroize::Zeroize;
 
+use super::duo::DuoState;
 use super::machine::{Enrollment, UserKey};
 use super::recovery::{HashCost, RecoveryHash, from_hex, to_hex};
 use crate::fsutil::{self, FsError};
@@ -106,6 +107,9 @@ struct StateFile {
     verified_at: Option<DateTime<Utc>>,
     enrolled_at: Option<DateTime<Utc>>,
     evidence: Option<Evidence>,
+    /// Absent in files written before Duo.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    duo: Option<DuoState>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -147,6 +151,7 @@ pub fn save(dir: &Path, e: &Enrollment) -> Result<(), FsError> {
         verified_at: e.verified_at,
         enrolled_at: e.enrolled_at,
         evidence: e.evidence.clone(),
+        duo: e.duo.clone(),
     };
     let path = dir.join(file_name(&e.owner));
     let mut bytes = serde_json::to_vec_pretty(&file).map_err(|err| FsError::Write {
@@ -195,10 +200,12 @@ fn parse(path: &Path, bytes: &[u8], owner: &UserKey) -> Result<Enrollment, LoadE
             file.uid, file.user
         )));
     }
-    let needs_secret = !matches!(
-        file.step,
-        EnrollmentStep::NotSetUp | EnrollmentStep::NotRequired
-    );
+    // Duo keeps the phone's secret itself.
+    let needs_secret = file.provider == ProviderKind::Totp
+        && !matches!(
+            file.step,
+            EnrollmentStep::NotSetUp | EnrollmentStep::NotRequired
+        );
     if needs_secret && file.secret.is_none() {
         return Err(corrupt(format!("step {:?} without a secret", file.step)));
     }
@@ -234,6 +241,7 @@ fn parse(path: &Path, bytes: &[u8], owner: &UserKey) -> Result<Enrollment, LoadE
         verified_at: file.verified_at,
         enrolled_at: file.enrolled_at,
         evidence: file.evidence,
+        duo: file.duo,
     })
 }
 

@@ -403,7 +403,11 @@ fn the_secret_never_leaves_after_pairing() {
 }
 
 #[test]
-fn duo_policy_is_refused_plainly() {
+fn a_duo_answer_is_persisted_and_a_stale_one_is_dropped() {
+    use crate::duo::Activation;
+    use crate::mfa::duo::{DuoCall, DuoReply};
+    use rampart_shared::mfa::DuoPrompt;
+
     let tmp = tempfile::tempdir().unwrap();
     let mut p = policy();
     p.mfa.provider = rampart_shared::policy::Provider::Duo {
@@ -413,23 +417,67 @@ fn duo_policy_is_refused_plainly() {
         username: "{user}".into(),
     };
     let mut engine = open(tmp.path());
-    let view = engine.reply(
+    let start = MfaCommand::StartEnrollment;
+    let crate::mfa::Plan::Duo(call) = engine.plan(&jane(), &jane().key(), &start, &ctx(&p, T0))
+    else {
+        panic!("Duo was not asked")
+    };
+    assert_eq!(
+        call,
+        DuoCall::Start {
+            username: "jane".into()
+        }
+    );
+    let activation = Activation {
+        user_id: "DU1".into(),
+        username: "jane".into(),
+        activation_code: "duo://PLANTED-activation".into(),
+        activation_url: "https://api-x.duosecurity.com/activate/x".into(),
+        expires_at: None,
+    };
+    let reply = DuoReply::Activation(activation.clone());
+    let view = engine.finish_duo(
         &jane(),
         &jane().key(),
-        &MfaCommand::StartEnrollment,
+        Some(&start),
+        &call,
+        reply,
         &ctx(&p, T0),
     );
-    let error = view.error.unwrap();
-    assert_eq!(error.code, MfaErrorCode::ProviderUnavailable);
+    assert_eq!(view.step, EnrollmentStep::Pairing);
     assert!(
-        error
-            .message
-            .starts_with("Duo is not available in this version of Rampart.")
+        matches!(view.duo, Some(DuoPrompt::Activate { .. })),
+        "{view:?}"
     );
-    assert_eq!(view.step, EnrollmentStep::NotSetUp);
+
+    // On disk: a restarted agent resumes the same activation.
+    let mut reopened = open(tmp.path());
+    let view = reopened.reply(&jane(), &jane().key(), &start, &ctx(&p, T0 + 5));
+    let Some(DuoPrompt::Activate {
+        activation_code, ..
+    }) = view.duo
+    else {
+        panic!("{view:?}")
+    };
+    assert_eq!(activation_code, "duo://PLANTED-activation");
+
+    // A Start answer that arrives after the setup moved on is dropped.
+    let late = DuoReply::Activation(Activation {
+        activation_code: "duo://late".into(),
+        ..activation
+    });
+    let view = reopened.finish_duo(
+        &jane(),
+        &jane().key(),
+        Some(&start),
+        &call,
+        late,
+        &ctx(&p, T0 + 6),
+    );
+    assert_eq!(view.error.map(|e| e.code), Some(MfaErrorCode::WrongStep));
+    let view = reopened.reply(&jane(), &jane().key(), &start, &ctx(&p, T0 + 7));
     assert!(
-        !tmp.path().join("mfa-1000-jane.json").exists(),
-        "nothing to persist"
+        matches!(view.duo, Some(DuoPrompt::Activate { ref activation_code, .. }) if activation_code == "duo://PLANTED-activation")
     );
 }
 
