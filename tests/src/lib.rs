@@ -7,6 +7,7 @@
 
 pub mod agent;
 pub mod chrony;
+pub mod duo;
 pub mod http;
 pub mod ipc;
 

@@ -97,14 +97,21 @@ async fn failure(client: &DuoClient, error: DuoError, clock_offset: Option<i64>)
     describe(&error)
 }
 
-/// This computer's clock minus Duo's, in whole seconds (Duo's `time` has
-/// one-second resolution), against the middle of the round trip.
+/// This computer's clock minus Duo's, in whole seconds, against the middle
+/// of the round trip. Duo's `time` is truncated to the second, so its clock
+/// is taken as half a second later than it says.
 pub async fn measure_offset(client: &DuoClient) -> Result<i64, DuoError> {
     let before = Utc::now();
     let duo_time = client.ping().await?;
     let after = Utc::now();
     let local_mid = before + (after - before) / 2;
-    Ok((local_mid - duo_time).num_seconds())
+    Ok(offset_secs((local_mid - duo_time).num_milliseconds()))
+}
+
+/// `local_minus_duo_ms` against Duo's truncated seconds: rounding
+/// (ms - 500) to the nearest second is flooring ms.
+pub fn offset_secs(local_minus_duo_ms: i64) -> i64 {
+    local_minus_duo_ms.div_euclid(1000)
 }
 
 /// Every other failure as a sentence with what to do.
@@ -128,6 +135,16 @@ pub fn describe(error: &DuoError) -> DuoFailure {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn offsets_allow_for_duos_truncated_seconds() {
+        // Duo said 700 when it was 700.3; this clock read 100.3: 600 s slow.
+        assert_eq!(offset_secs(-599_700), -600);
+        assert_eq!(offset_secs(-599_000), -599);
+        assert_eq!(offset_secs(300), 0);
+        assert_eq!(offset_secs(1_400), 1);
+        assert_eq!(offset_secs(600_600), 600);
+    }
 
     #[test]
     fn failures_are_sentences_with_what_to_do() {

@@ -1,0 +1,412 @@
+//! Duo end to end: the agent's Duo client against the Duo-protocol test
+//! server over real TLS (trusting the server's CA through the install
+//! config's `extra_ca_file`), then the whole agent driven over IPC.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use rampart_agent::duo::{
+    AuthResult, DuoClient, DuoConfig, DuoError, EnrollStatus, Preauth as Answer,
+};
+use rampart_tests::agent::AgentProcess;
+use rampart_tests::duo::{DuoServer, Preauth, UserScript};
+use rampart_tests::ipc::RawClient;
+use serde_json::{Value, json};
+
+fn client(server: &DuoServer, dir: &Path, trust: bool) -> DuoClient {
+    let key = server.write_secret_key_file(dir);
+    let ca = server.ca_file();
+    let config = DuoConfig::from_policy(
+        &server.api_host(),
+        rampart_tests::duo::INTEGRATION_KEY,
+        &key,
+        trust.then_some(ca.as_path()),
+    )
+    .unwrap();
+    DuoClient::new(config).unwrap()
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+#[test]
+fn the_client_signs_as_duo_expects_and_reads_every_answer() {
+    let server = DuoServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let duo = client(&server, dir.path(), true);
+    server.add_user("ann", UserScript::new(Preauth::Auth));
+    server.add_user(
+        "bob",
+        UserScript::new(Preauth::Allow("Allowing unknown user".into())),
+    );
+    server.add_user(
+        "cid",
+        UserScript::new(Preauth::Deny("Access denied.".into())),
+    );
+    let mut pushing = UserScript::new(Preauth::Auth);
+    pushing.push_results = vec![("waiting", "pushed"), ("deny", "fraud")];
+    pushing.passcode = Some("123456");
+    server.add_user("dee", pushing);
+    runtime().block_on(async {
+        let now = chrono::Utc::now();
+        let duo_time = duo.ping().await.unwrap();
+        assert!((duo_time - now).num_seconds().abs() <= 2);
+        duo.check().await.unwrap();
+
+        assert!(matches!(duo.preauth("ann").await.unwrap(), Answer::Auth { devices } if devices[0].takes_push()));
+        assert_eq!(
+            duo.preauth("bob").await.unwrap(),
+            Answer::Allow {
+                status_msg: "Allowing unknown user".into()
+            }
+        );
+        assert!(matches!(duo.preauth("cid").await.unwrap(), Answer::Deny { .. }));
+
+        // A new user: activation, waiting, success, then preauth says auth.
+        assert!(matches!(duo.preauth("eve").await.unwrap(), Answer::Enroll { .. }));
+        let activation = duo.enroll("eve").await.unwrap();
+        assert!(activation.activation_code.starts_with("duo://"));
+        assert!(activation.activation_url.starts_with("https://"));
+        let (user_id, code) = (&activation.user_id, &activation.activation_code);
+        assert_eq!(duo.enroll_status(user_id, code).await.unwrap(), EnrollStatus::Waiting);
+        assert_eq!(duo.enroll_status(user_id, code).await.unwrap(), EnrollStatus::Success);
+        assert!(matches!(duo.preauth("eve").await.unwrap(), Answer::Auth { .. }));
+        // Duo refuses to create a user it has; the code is kept.
+        let err = duo.enroll("ann").await.unwrap_err();
+        assert!(matches!(err, DuoError::Fail { code: Some(40002), .. }), "{err}");
+
+        // Push: waiting, then reported as fraud; passcodes.
+        let txid = duo.auth_push("dee", "DPFZRS9FB0D46QFTM891").await.unwrap();
+        assert_eq!(duo.auth_status(&txid).await.unwrap().result, AuthResult::Waiting);
+        let fraud = duo.auth_status(&txid).await.unwrap();
+        assert_eq!((fraud.result, fraud.status.as_str()), (AuthResult::Deny, "fraud"));
+        assert_eq!(duo.auth_passcode("dee", "123456").await.unwrap().result, AuthResult::Allow);
+        let wrong = duo.auth_passcode("dee", "654321").await.unwrap();
+        assert_eq!(wrong.result, AuthResult::Deny);
+        assert_eq!(wrong.status_msg, "Incorrect passcode. Please try again.");
+    });
+    let requests = server.requests();
+    assert!(
+        requests
+            .iter()
+            .filter(|r| r.path != "/auth/v2/ping")
+            .all(|r| r.signature_ok == Some(true)),
+        "{requests:#?}"
+    );
+    assert!(
+        requests
+            .iter()
+            .any(|r| r.method == "GET" && r.path == "/auth/v2/auth_status")
+    );
+}
+
+#[test]
+fn a_short_429_is_retried_and_a_long_one_is_handed_back() {
+    let server = DuoServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let duo = client(&server, dir.path(), true);
+    server.add_user("ann", UserScript::new(Preauth::Auth));
+    runtime().block_on(async {
+        server.rate_limit(1, 1);
+        let started = Instant::now();
+        assert!(matches!(
+            duo.preauth("ann").await.unwrap(),
+            Answer::Auth { .. }
+        ));
+        assert!(
+            started.elapsed() >= Duration::from_secs(1),
+            "Retry-After was honoured"
+        );
+
+        server.rate_limit(1, 30);
+        let started = Instant::now();
+        let err = duo.preauth("ann").await.unwrap_err();
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "no 30 s wait inside the client"
+        );
+        let DuoError::RateLimited { retry_after } = err else {
+            panic!("{err}")
+        };
+        assert!(retry_after >= Duration::from_secs(30));
+    });
+    let statuses: Vec<u16> = server.requests().iter().map(|r| r.status).collect();
+    assert_eq!(statuses, [429, 200, 429]);
+}
+
+#[test]
+fn a_wrong_key_is_40103_and_an_untrusted_certificate_is_refused() {
+    let server = DuoServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("wrong.key");
+    std::fs::write(&key, "x".repeat(40)).unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    let ca = server.ca_file();
+    let wrong = DuoClient::new(
+        DuoConfig::from_policy(
+            &server.api_host(),
+            rampart_tests::duo::INTEGRATION_KEY,
+            &key,
+            Some(&ca),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let untrusted = client(&server, dir.path(), false);
+    runtime().block_on(async {
+        let err = wrong.check().await.unwrap_err();
+        assert!(err.is_invalid_signature(), "{err}");
+        let err = untrusted.ping().await.unwrap_err();
+        let DuoError::Unreachable(why) = &err else {
+            panic!("{err}")
+        };
+        assert!(why.to_lowercase().contains("certificate"), "{why}");
+    });
+}
+
+// ---- The agent over IPC ----
+
+fn start_agent(server: &DuoServer, dir: &Path) -> AgentProcess {
+    let key = server.write_secret_key_file(dir);
+    AgentProcess::start_dev_with_install(
+        &server.policy(&key),
+        &json!({"extra_ca_file": server.ca_file()}),
+        &[],
+    )
+}
+
+fn login_name() -> String {
+    // The dev agent enrolls the user running the tests.
+    let uid = rustix::process::getuid().as_raw();
+    let output = std::process::Command::new("id")
+        .args(["-un", &uid.to_string()])
+        .output()
+        .unwrap();
+    String::from_utf8(output.stdout).unwrap().trim().to_owned()
+}
+
+fn mfa(client: &mut RawClient, id: u64, command: Value) -> Value {
+    let reply = client.call(id, json!({"type": "mfa", "command": command}));
+    reply["reply"]["response"]["view"].clone()
+}
+
+fn status(client: &mut RawClient, id: u64) -> Value {
+    client.call(id, json!({"type": "status"}))["reply"]["response"]["status"].clone()
+}
+
+#[test]
+fn a_new_duo_user_activates_confirms_with_a_push_and_is_enrolled() {
+    let server = DuoServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let agent = start_agent(&server, dir.path());
+    let mut c = RawClient::greeted(&agent.socket);
+
+    let view = mfa(&mut c, 1, json!({"type": "start_enrollment"}));
+    assert_eq!(view["step"], "pairing", "{view}");
+    assert_eq!(view["provider"], "duo");
+    assert_eq!(view["duo"]["type"], "activate", "{view}");
+    assert!(
+        view["duo"]["activation_code"]
+            .as_str()
+            .unwrap()
+            .starts_with("duo://")
+    );
+    assert_eq!(view["pairing"], Value::Null, "no TOTP secret for Duo");
+    assert_eq!(
+        status(&mut c, 2)["mfa"]["detail"],
+        "activate Duo Mobile with the QR code"
+    );
+
+    // The app polls: waiting, then success brings the phone to confirm.
+    let view = mfa(&mut c, 3, json!({"type": "check_progress"}));
+    assert_eq!(view["duo"]["type"], "activate");
+    let view = mfa(&mut c, 4, json!({"type": "check_progress"}));
+    assert_eq!(view["duo"]["type"], "confirm", "{view}");
+    assert_eq!(view["duo"]["devices"][0]["push"], true);
+
+    let view = mfa(&mut c, 5, json!({"type": "send_push"}));
+    assert_eq!(view["duo"]["push"], "waiting", "{view}");
+    assert_eq!(
+        status(&mut c, 6)["mfa"]["detail"],
+        "approve the Duo Push on your phone"
+    );
+    let view = mfa(&mut c, 7, json!({"type": "check_progress"}));
+    assert_eq!(view["duo"]["push"], "waiting");
+    let view = mfa(&mut c, 8, json!({"type": "check_progress"}));
+    assert_eq!(view["step"], "verified", "{view}");
+    assert_eq!(view["recovery_codes"].as_array().unwrap().len(), 10);
+
+    mfa(&mut c, 9, json!({"type": "confirm_recovery_codes_saved"}));
+    let view = mfa(
+        &mut c,
+        10,
+        json!({"type": "acknowledge_offline_guide", "guide_url": "https://127.0.0.1:9/offline-access"}),
+    );
+    assert_eq!(view["step"], "enrolled", "{view}");
+    assert_eq!(status(&mut c, 11)["mfa"]["state"], "enrolled");
+
+    let user = login_name();
+    let paths = server.paths();
+    assert_eq!(
+        &paths[..4],
+        [
+            "/auth/v2/ping",
+            "/auth/v2/check",
+            "/auth/v2/preauth",
+            "/auth/v2/enroll"
+        ]
+    );
+    let enroll = &server.requests()[3];
+    assert_eq!(enroll.params, [("username".to_owned(), user)]);
+    assert!(
+        server
+            .requests()
+            .iter()
+            .all(|r| r.signature_ok != Some(false))
+    );
+    // The activation code is never logged.
+    let code = server
+        .requests()
+        .iter()
+        .find(|r| r.path == "/auth/v2/enroll_status")
+        .and_then(|r| {
+            r.params
+                .iter()
+                .find(|(k, _)| k == "activation_code")
+                .cloned()
+        })
+        .unwrap()
+        .1;
+    assert!(!agent.log().contains(&code));
+}
+
+#[test]
+fn an_expired_activation_is_renewed_and_a_passcode_confirms() {
+    let server = DuoServer::start();
+    let user = login_name();
+    let mut script = UserScript::new(Preauth::Enroll { exists: false });
+    script.enroll_statuses = vec!["invalid", "success"];
+    script.passcode = Some("987654");
+    server.add_user(&user, script);
+    let dir = tempfile::tempdir().unwrap();
+    let agent = start_agent(&server, dir.path());
+    let mut c = RawClient::greeted(&agent.socket);
+
+    let first = mfa(&mut c, 1, json!({"type": "start_enrollment"}));
+    let view = mfa(&mut c, 2, json!({"type": "check_progress"}));
+    assert_eq!(view["duo"]["expired"], true, "{view}");
+    assert_eq!(
+        status(&mut c, 3)["mfa"]["detail"],
+        "get a new Duo activation"
+    );
+    let renewed = mfa(&mut c, 4, json!({"type": "renew_activation"}));
+    assert_eq!(renewed["duo"]["expired"], false, "{renewed}");
+    assert_ne!(
+        renewed["duo"]["activation_code"],
+        first["duo"]["activation_code"]
+    );
+    let view = mfa(&mut c, 5, json!({"type": "check_progress"}));
+    assert_eq!(view["duo"]["type"], "confirm", "{view}");
+
+    let wrong = mfa(&mut c, 6, json!({"type": "verify_code", "code": "111 111"}));
+    assert_eq!(wrong["error"]["code"], "wrong_code");
+    assert_eq!(
+        wrong["error"]["message"],
+        "Incorrect passcode. Please try again."
+    );
+    let right = mfa(&mut c, 7, json!({"type": "verify_code", "code": "987 654"}));
+    assert_eq!(right["step"], "verified", "{right}");
+}
+
+#[test]
+fn deny_bypass_and_rate_limits_are_said_plainly() {
+    let server = DuoServer::start();
+    let user = login_name();
+    server.add_user(
+        &user,
+        UserScript::new(Preauth::Deny("Access denied.".into())),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let agent = start_agent(&server, dir.path());
+    let mut c = RawClient::greeted(&agent.socket);
+
+    let denied = mfa(&mut c, 1, json!({"type": "start_enrollment"}));
+    assert_eq!(denied["error"]["code"], "access_denied", "{denied}");
+    assert_eq!(
+        denied["error"]["message"],
+        "Duo does not allow MFA setup for your account (Duo says: Access denied). Contact your IT support team."
+    );
+    let s = status(&mut c, 2);
+    assert_eq!(s["mfa"]["state"], "error");
+
+    // IT changes the user to bypass; starting again notes it.
+    server.add_user(
+        &user,
+        UserScript::new(Preauth::Allow("Allowing unknown user".into())),
+    );
+    let bypass = mfa(&mut c, 3, json!({"type": "start_enrollment"}));
+    assert_eq!(bypass["step"], "not_required", "{bypass}");
+    assert_eq!(bypass["duo"]["type"], "bypass");
+    assert_eq!(status(&mut c, 4)["mfa"]["state"], "not_required");
+
+    // 429 with a long Retry-After: the user is told to wait, Duo is not
+    // asked again before then.
+    server.add_user(&user, UserScript::new(Preauth::Auth));
+    server.rate_limit(1, 60);
+    let limited = mfa(&mut c, 5, json!({"type": "start_enrollment"}));
+    assert_eq!(limited["error"]["code"], "throttled", "{limited}");
+    assert!(limited["error"]["retry_after_secs"].as_u64().unwrap() >= 59);
+    let asked = server.requests().len();
+    let again = mfa(&mut c, 6, json!({"type": "start_enrollment"}));
+    assert_eq!(again["error"]["code"], "throttled");
+    assert_eq!(
+        server.requests().len(),
+        asked,
+        "Duo was asked while backing off"
+    );
+}
+
+#[test]
+fn a_clock_duo_refuses_is_named_with_its_figure() {
+    let server = DuoServer::start();
+    // Duo's clock is 10 min ahead: this computer's is 10 min slow, and the
+    // server refuses the Date as Duo would.
+    server.set_clock_offset(600);
+    let dir = tempfile::tempdir().unwrap();
+    let key = server.write_secret_key_file(dir.path());
+    let mut policy = server.policy(&key);
+    // A key Duo does not know makes /check fail with 40103.
+    let wrong = dir.path().join("wrong.key");
+    std::fs::write(&wrong, "y".repeat(40)).unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&wrong, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    policy["mfa"]["provider"]["secret_key_file"] = json!(wrong);
+    let agent = AgentProcess::start_dev_with_install(
+        &policy,
+        &json!({"extra_ca_file": server.ca_file()}),
+        &[],
+    );
+    let mut c = RawClient::greeted(&agent.socket);
+    let view = mfa(&mut c, 1, json!({"type": "start_enrollment"}));
+    assert_eq!(view["error"]["code"], "provider_error", "{view}");
+    let message = view["error"]["message"].as_str().unwrap();
+    assert!(
+        message.starts_with(
+            "Duo did not accept Rampart's credentials: the clock or the integration key is wrong. \
+             This computer's clock is 10 min"
+        ),
+        "{message}"
+    );
+    assert!(message.contains("slow compared with Duo's"), "{message}");
+    assert_eq!(view["step"], "not_set_up");
+}
