@@ -44,8 +44,13 @@ pub enum Message {
     FocusPrevious,
     Escape(window::Id),
     Tick,
+    /// Ask the agent whether the phone is done (Duo's waiting screens).
+    Poll,
     FirstFrame,
 }
+
+/// How often a waiting Duo screen asks the agent, which asks Duo.
+pub const POLL_INTERVAL: std::time::Duration = std::time::Duration::from_secs(3);
 
 impl App {
     pub fn boot() -> (Self, Task<Message>) {
@@ -136,8 +141,19 @@ impl App {
             }
             Message::Tick => match &mut self.wizard {
                 Some(w) => {
-                    let actions =
-                        wizard::update(w, wizard::Message::Verify(wizard::verify::Message::Tick));
+                    let tick = if matches!(w.step, wizard::Step::DuoConfirm(_)) {
+                        wizard::Message::DuoConfirm(wizard::duo_confirm::Message::Tick)
+                    } else {
+                        wizard::Message::Verify(wizard::verify::Message::Tick)
+                    };
+                    let actions = wizard::update(w, tick);
+                    self.perform(actions)
+                }
+                None => Task::none(),
+            },
+            Message::Poll => match &mut self.wizard {
+                Some(w) => {
+                    let actions = wizard::update(w, wizard::Message::Poll);
                     self.perform(actions)
                 }
                 None => Task::none(),
@@ -286,6 +302,10 @@ impl App {
             .is_some_and(wizard::State::counting_down)
         {
             subs.push(iced::time::every(std::time::Duration::from_secs(1)).map(|_| Message::Tick));
+        }
+        // Only while a screen waits on the phone: idle windows cost nothing.
+        if self.wizard.as_ref().is_some_and(wizard::State::polling) {
+            subs.push(iced::time::every(POLL_INTERVAL).map(|_| Message::Poll));
         }
         Subscription::batch(subs)
     }

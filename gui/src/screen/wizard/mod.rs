@@ -6,6 +6,8 @@
 //! steps when the agent answers.
 
 pub mod before;
+pub mod duo_activate;
+pub mod duo_confirm;
 pub mod offline;
 pub mod pair;
 pub mod recovery;
@@ -17,11 +19,11 @@ use iced::widget::{button, column, container, row, scrollable, space, text};
 use iced::{Element, Fill};
 use rampart_shared::ipc::Check;
 use rampart_shared::links::check_https_link;
-use rampart_shared::mfa::{EnrollmentStep, EnrollmentView, MfaCommand, MfaErrorCode};
+use rampart_shared::mfa::{DuoPrompt, EnrollmentStep, EnrollmentView, MfaCommand, MfaErrorCode};
 use rampart_shared::policy::Links;
 use rampart_shared::status::{AgentStatus, MfaState};
 
-use super::{Outcome, note, secondary};
+use super::{Outcome, action, note, secondary};
 
 #[derive(Debug)]
 pub enum Step {
@@ -30,19 +32,27 @@ pub enum Step {
     Before(before::State),
     Pair(pair::State),
     Verify(verify::State),
+    /// Duo: activate Duo Mobile, or add a phone on Duo's page.
+    DuoActivate(duo_activate::State),
+    /// Duo: a push or a passcode confirms the phone.
+    DuoConfirm(duo_confirm::State),
     Recovery(recovery::State),
     Offline(offline::State),
     Done,
+    /// Duo lets this user in without a second factor: Duo's words.
+    Bypass(String),
+    /// Duo denies this user: only IT can help.
+    Denied(String),
 }
 
 impl Step {
     /// "Step n of 5" for the steps the user works through.
     fn number(&self) -> Option<u8> {
         match self {
-            Self::Resuming | Self::Done => None,
+            Self::Resuming | Self::Done | Self::Bypass(_) | Self::Denied(_) => None,
             Self::Before(_) => Some(1),
-            Self::Pair(_) => Some(2),
-            Self::Verify(_) => Some(3),
+            Self::Pair(_) | Self::DuoActivate(_) => Some(2),
+            Self::Verify(_) | Self::DuoConfirm(_) => Some(3),
             Self::Recovery(_) => Some(4),
             Self::Offline(_) => Some(5),
         }
@@ -59,6 +69,10 @@ pub struct State {
     /// An error that is not about the current step's input: the agent could
     /// not be asked, or refused for another reason.
     pub notice: Option<String>,
+    /// The command "Try again" sends when Duo could not be asked.
+    retry: Option<MfaCommand>,
+    /// An MFA command is waiting for its answer: no poll is sent meanwhile.
+    in_flight: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -68,6 +82,12 @@ pub enum Message {
     Verify(verify::Message),
     Recovery(recovery::Message),
     Offline(offline::Message),
+    DuoActivate(duo_activate::Message),
+    DuoConfirm(duo_confirm::Message),
+    /// Three seconds passed on a screen that waits for the phone.
+    Poll,
+    /// Send again the command Duo could not answer.
+    Retry,
     /// The agent's answer to an MFA command.
     Enrollment(Result<Box<EnrollmentView>, String>),
     Links(Result<Links, String>),
@@ -127,13 +147,16 @@ impl State {
         } else {
             Step::Before(before::State::default())
         };
-        let state = Self {
+        let mut state = Self {
             step,
             status,
             links: None,
             pairing: None,
             notice: None,
+            retry: None,
+            in_flight: false,
         };
+        let actions = state.track(actions);
         (state, actions)
     }
 
@@ -143,7 +166,33 @@ impl State {
 
     /// Whether a throttle countdown is running (the app then ticks).
     pub fn counting_down(&self) -> bool {
-        matches!(&self.step, Step::Verify(v) if v.wait_left > 0)
+        match &self.step {
+            Step::Verify(v) => v.wait_left > 0,
+            Step::DuoConfirm(c) => c.wait_left > 0,
+            _ => false,
+        }
+    }
+
+    /// Whether the screen waits on the phone (the app then polls every 3 s).
+    pub fn polling(&self) -> bool {
+        match &self.step {
+            Step::DuoActivate(a) => a.waiting(),
+            Step::DuoConfirm(c) => c.waiting(),
+            _ => false,
+        }
+    }
+
+    /// Notes the MFA command among `actions`, for polling and "Try again".
+    fn track(&mut self, actions: Vec<Action>) -> Vec<Action> {
+        for action in &actions {
+            if let Action::Mfa(command) = action {
+                self.in_flight = true;
+                if *command != MfaCommand::CheckProgress {
+                    self.retry = Some(command.clone());
+                }
+            }
+        }
+        actions
     }
 
     /// Moves to the step the agent says the user is at.
@@ -157,6 +206,20 @@ impl State {
                 v.refused(error);
                 return actions;
             }
+            if let Step::DuoConfirm(c) = &mut self.step
+                && view.step == EnrollmentStep::Pairing
+            {
+                if let Some(DuoPrompt::Confirm { devices, push }) = view.duo {
+                    c.refresh(devices, push);
+                }
+                c.refused(error);
+                return actions;
+            }
+            if error.code == MfaErrorCode::AccessDenied {
+                self.step = Step::Denied(error.message);
+                self.notice = None;
+                return actions;
+            }
             self.notice = Some(error.message);
             if error.code == MfaErrorCode::WrongStep {
                 // Somebody else moved the enrollment on: follow the agent.
@@ -166,8 +229,33 @@ impl State {
             }
         } else {
             self.notice = None;
+            self.retry = None;
         }
         match view.step {
+            EnrollmentStep::NotRequired if matches!(view.duo, Some(DuoPrompt::Bypass { .. })) => {
+                if let Some(DuoPrompt::Bypass { message }) = view.duo {
+                    self.step = Step::Bypass(message);
+                }
+            }
+            EnrollmentStep::Pairing if view.duo.is_some() => {
+                let Some(prompt) = view.duo else {
+                    return actions;
+                };
+                match (&mut self.step, prompt) {
+                    (Step::DuoConfirm(c), DuoPrompt::Confirm { devices, push }) => {
+                        c.refresh(devices, push);
+                    }
+                    (_, DuoPrompt::Confirm { devices, push }) => {
+                        self.step = Step::DuoConfirm(duo_confirm::State::new(devices, push));
+                    }
+                    (Step::DuoActivate(a), prompt) => a.refresh(&prompt),
+                    (_, prompt) => {
+                        if let Some(a) = duo_activate::State::from_prompt(&prompt) {
+                            self.step = Step::DuoActivate(a);
+                        }
+                    }
+                }
+            }
             EnrollmentStep::NotRequired | EnrollmentStep::NotSetUp => {
                 if !matches!(self.step, Step::Before(_)) {
                     self.step = Step::Before(before::State::default());
@@ -226,6 +314,8 @@ impl State {
     fn unbusy(&mut self) {
         match &mut self.step {
             Step::Verify(v) => v.failed(),
+            Step::DuoActivate(a) => a.failed(),
+            Step::DuoConfirm(c) => c.failed(),
             Step::Recovery(r) => r.busy = false,
             Step::Offline(o) => o.busy = false,
             Step::Before(b) => b.checking = false,
@@ -235,6 +325,14 @@ impl State {
 }
 
 pub fn update(state: &mut State, message: Message) -> Vec<Action> {
+    if matches!(message, Message::Enrollment(_)) {
+        state.in_flight = false;
+    }
+    let actions = route(state, message);
+    state.track(actions)
+}
+
+fn route(state: &mut State, message: Message) -> Vec<Action> {
     match message {
         Message::Before(m) => {
             let Step::Before(b) = &mut state.step else {
@@ -308,6 +406,54 @@ pub fn update(state: &mut State, message: Message) -> Vec<Action> {
                 None => vec![],
             }
         }
+        Message::DuoActivate(m) => {
+            let Step::DuoActivate(a) = &mut state.step else {
+                return vec![];
+            };
+            match duo_activate::update(a, m) {
+                Some(duo_activate::Event::Copy(link)) => vec![Action::Copy(link)],
+                Some(duo_activate::Event::Open(url)) => match check_https_link(&url) {
+                    Ok(()) => vec![Action::OpenLink(url)],
+                    Err(e) => {
+                        state.notice =
+                            Some(format!("Duo's page \"{url}\" {e}, so it was not opened."));
+                        vec![]
+                    }
+                },
+                Some(duo_activate::Event::Renew) => {
+                    vec![Action::Mfa(MfaCommand::RenewActivation)]
+                }
+                None => vec![],
+            }
+        }
+        Message::DuoConfirm(m) => {
+            let Step::DuoConfirm(c) = &mut state.step else {
+                return vec![];
+            };
+            match duo_confirm::update(c, m) {
+                Some(duo_confirm::Event::Push { device }) => {
+                    vec![Action::Mfa(MfaCommand::SendPush { device })]
+                }
+                Some(duo_confirm::Event::Passcode(code)) => {
+                    vec![Action::Mfa(MfaCommand::VerifyCode { code })]
+                }
+                None => vec![],
+            }
+        }
+        Message::Poll => {
+            if state.polling() && !state.in_flight {
+                vec![Action::Mfa(MfaCommand::CheckProgress)]
+            } else {
+                vec![]
+            }
+        }
+        Message::Retry => match state.retry.clone() {
+            Some(command) if !state.in_flight => {
+                state.notice = None;
+                vec![Action::Mfa(command)]
+            }
+            _ => vec![],
+        },
         Message::Enrollment(Ok(view)) => state.apply(*view),
         Message::Enrollment(Err(e)) => {
             state.notice = Some(format!("The agent could not be asked: {e}"));
@@ -383,6 +529,27 @@ pub fn view(state: &State) -> Element<'_, Message> {
         Step::Before(b) => before::view(b, state.status.as_deref()).map(Message::Before),
         Step::Pair(p) => pair::view(p).map(Message::Pair),
         Step::Verify(v) => verify::view(v).map(Message::Verify),
+        Step::DuoActivate(a) => duo_activate::view(a).map(Message::DuoActivate),
+        Step::DuoConfirm(c) => duo_confirm::view(c).map(Message::DuoConfirm),
+        Step::Bypass(message) => column![
+            text("Nothing to set up").size(24),
+            text("Duo lets you sign in without a second factor: your IT team chose this."),
+            note(text(message), Outcome::Pass),
+            secondary("Close", Some(Message::Close)),
+        ]
+        .spacing(14)
+        .into(),
+        Step::Denied(message) => column![
+            text("Duo does not allow setup").size(24),
+            note(text(message), Outcome::Fail),
+            text("Only your IT team can change this. Contact them, then open Rampart again."),
+            action(
+                "Contact support",
+                state.links.as_ref().map(|_| Message::OpenSupport)
+            ),
+        ]
+        .spacing(14)
+        .into(),
         Step::Recovery(r) => recovery::view(r).map(Message::Recovery),
         Step::Offline(o) => offline::view(o, state.guide()).map(Message::Offline),
         Step::Done => column![
@@ -407,7 +574,14 @@ pub fn view(state: &State) -> Element<'_, Message> {
     ];
     let mut content = column![header, body].spacing(18);
     if let Some(notice) = &state.notice {
-        content = content.push(note(text(notice), Outcome::Fail));
+        let mut body = column![text(notice)].spacing(8);
+        if state.retry.is_some() {
+            body = body.push(secondary(
+                "Try again",
+                (!state.in_flight).then_some(Message::Retry),
+            ));
+        }
+        content = content.push(note(body, Outcome::Fail));
     }
     let help = button(text("Need help? Open a support ticket").size(14))
         .style(button::text)
@@ -572,6 +746,208 @@ pub(crate) mod tests {
         reply(&mut s, view_at(EnrollmentStep::Enrolled));
         assert!(matches!(s.step, Step::Done));
         assert_eq!(update(&mut s, Message::Close), vec![Action::Close]);
+    }
+
+    fn duo_view(step: EnrollmentStep, duo: Option<DuoPrompt>) -> EnrollmentView {
+        EnrollmentView {
+            provider: ProviderKind::Duo,
+            pairing: None,
+            duo,
+            ..view_at(step)
+        }
+    }
+
+    fn activate(code: &str, expired: bool) -> Option<DuoPrompt> {
+        Some(DuoPrompt::Activate {
+            activation_code: code.into(),
+            activation_url: "https://127.0.0.1:1/iphone/abc".into(),
+            expires_at: None,
+            expired,
+        })
+    }
+
+    fn confirm(push: rampart_shared::mfa::PushState) -> Option<DuoPrompt> {
+        Some(DuoPrompt::Confirm {
+            devices: vec![rampart_shared::mfa::DuoDevice {
+                id: "DP1".into(),
+                name: "iOS (XXX-XXX-0100)".into(),
+                push: true,
+            }],
+            push,
+        })
+    }
+
+    #[test]
+    fn the_duo_path_activates_polls_and_confirms_with_a_push() {
+        use rampart_shared::mfa::PushState;
+        let (mut s, _) = State::new(Some(passing()));
+        update(&mut s, Message::Links(Ok(links())));
+        update(&mut s, Message::Before(before::Message::GetStarted));
+        assert!(
+            update(&mut s, Message::Poll).is_empty(),
+            "nothing to poll yet"
+        );
+        reply(
+            &mut s,
+            duo_view(EnrollmentStep::Pairing, activate("duo://a", false)),
+        );
+        assert!(matches!(s.step, Step::DuoActivate(_)));
+        assert_eq!(s.step.number(), Some(2));
+        assert!(s.polling());
+        let poll = vec![Action::Mfa(MfaCommand::CheckProgress)];
+        assert_eq!(update(&mut s, Message::Poll), poll);
+        assert!(
+            update(&mut s, Message::Poll).is_empty(),
+            "no second poll while the first is unanswered"
+        );
+        reply(
+            &mut s,
+            duo_view(EnrollmentStep::Pairing, activate("duo://a", false)),
+        );
+        assert_eq!(update(&mut s, Message::Poll), poll);
+
+        // The phone is activated: confirm it.
+        reply(
+            &mut s,
+            duo_view(EnrollmentStep::Pairing, confirm(PushState::NotSent)),
+        );
+        assert!(matches!(s.step, Step::DuoConfirm(_)));
+        assert!(!s.polling(), "nothing to wait for before the push");
+        assert_eq!(
+            update(&mut s, Message::DuoConfirm(duo_confirm::Message::SendPush)),
+            vec![Action::Mfa(MfaCommand::SendPush {
+                device: Some("DP1".into())
+            })]
+        );
+        reply(
+            &mut s,
+            duo_view(EnrollmentStep::Pairing, confirm(PushState::Waiting)),
+        );
+        assert!(s.polling());
+        assert_eq!(update(&mut s, Message::Poll), poll);
+        let mut verified = duo_view(EnrollmentStep::Verified, None);
+        verified.recovery_codes = Some(vec!["AAAA-BBBB".into()]);
+        reply(&mut s, verified);
+        assert!(matches!(s.step, Step::Recovery(_)), "{:?}", s.step);
+        assert!(!s.polling());
+    }
+
+    #[test]
+    fn an_expired_activation_stops_polling_and_offers_a_new_one() {
+        let (mut s, _) = State::new(Some(passing()));
+        reply(
+            &mut s,
+            duo_view(EnrollmentStep::Pairing, activate("duo://a", true)),
+        );
+        assert!(!s.polling());
+        assert_eq!(
+            update(&mut s, Message::DuoActivate(duo_activate::Message::Renew)),
+            vec![Action::Mfa(MfaCommand::RenewActivation)]
+        );
+        reply(
+            &mut s,
+            duo_view(EnrollmentStep::Pairing, activate("duo://b", false)),
+        );
+        assert!(s.polling());
+    }
+
+    #[test]
+    fn a_denied_account_goes_to_support_and_nowhere_else() {
+        let (mut s, _) = State::new(Some(passing()));
+        update(&mut s, Message::Links(Ok(links())));
+        let mut denied = duo_view(EnrollmentStep::NotSetUp, None);
+        denied.error = Some(MfaErrorView {
+            code: MfaErrorCode::AccessDenied,
+            message: "Duo does not allow MFA setup for your account.".into(),
+            retry_after_secs: None,
+            phone_skew_secs: None,
+        });
+        reply(&mut s, denied);
+        assert!(matches!(s.step, Step::Denied(_)));
+        assert_eq!(s.step.number(), None);
+        assert_eq!(
+            update(&mut s, Message::OpenSupport),
+            vec![Action::OpenLink(links().support_url)]
+        );
+    }
+
+    #[test]
+    fn duo_unreachable_offers_try_again_with_the_same_command() {
+        let (mut s, _) = State::new(Some(passing()));
+        update(&mut s, Message::Before(before::Message::GetStarted));
+        let mut failed = duo_view(EnrollmentStep::NotSetUp, None);
+        failed.error = Some(MfaErrorView {
+            code: MfaErrorCode::ProviderError,
+            message: "Rampart could not reach Duo (connection refused).".into(),
+            retry_after_secs: None,
+            phone_skew_secs: None,
+        });
+        reply(&mut s, failed);
+        assert!(
+            s.notice
+                .as_deref()
+                .is_some_and(|n| n.contains("could not reach Duo"))
+        );
+        assert!(matches!(s.step, Step::Before(_)));
+        assert_eq!(
+            update(&mut s, Message::Retry),
+            vec![Action::Mfa(MfaCommand::StartEnrollment)]
+        );
+        assert!(s.notice.is_none());
+        assert!(
+            update(&mut s, Message::Retry).is_empty(),
+            "not while in flight"
+        );
+    }
+
+    #[test]
+    fn a_bypassed_user_is_told_there_is_nothing_to_do() {
+        let (mut s, _) = State::new(Some(passing()));
+        let bypass = Some(DuoPrompt::Bypass {
+            message: "Allowing unknown user".into(),
+        });
+        reply(&mut s, duo_view(EnrollmentStep::NotRequired, bypass));
+        assert!(matches!(&s.step, Step::Bypass(m) if m == "Allowing unknown user"));
+    }
+
+    #[test]
+    fn a_wrong_duo_passcode_stays_on_the_confirm_step() {
+        use rampart_shared::mfa::PushState;
+        let (mut s, _) = State::new(Some(passing()));
+        reply(
+            &mut s,
+            duo_view(EnrollmentStep::Pairing, confirm(PushState::NotSent)),
+        );
+        update(
+            &mut s,
+            Message::DuoConfirm(duo_confirm::Message::PasscodeChanged("123456".into())),
+        );
+        let a = update(
+            &mut s,
+            Message::DuoConfirm(duo_confirm::Message::SubmitPasscode),
+        );
+        assert_eq!(
+            a,
+            vec![Action::Mfa(MfaCommand::VerifyCode {
+                code: "123456".into()
+            })]
+        );
+        let mut wrong = duo_view(EnrollmentStep::Pairing, confirm(PushState::NotSent));
+        wrong.error = Some(MfaErrorView {
+            code: MfaErrorCode::WrongCode,
+            message: "Incorrect passcode. Please try again.".into(),
+            retry_after_secs: None,
+            phone_skew_secs: None,
+        });
+        reply(&mut s, wrong);
+        let Step::DuoConfirm(c) = &s.step else {
+            panic!("left the confirm step")
+        };
+        assert_eq!(
+            c.error.as_ref().map(|e| e.message.as_str()),
+            Some("Incorrect passcode. Please try again.")
+        );
+        assert!(s.notice.is_none());
     }
 
     #[test]
