@@ -36,6 +36,12 @@ struct Harness {
 
 impl Harness {
     fn start() -> Self {
+        Self::start_with(&loopback_policy(), "")
+    }
+
+    /// An agent with `policy` as its managed policy; `install_extra` is
+    /// added to the install config's fields (`"extra_ca_file": …`).
+    fn start_with(policy: &str, install_extra: &str) -> Self {
         let rt = tokio::runtime::Runtime::new().unwrap();
         // A short path: Unix socket paths are limited to about 100 bytes.
         let dir = tempfile::Builder::new()
@@ -44,12 +50,17 @@ impl Harness {
             .unwrap();
         let etc = dir.path().join("etc");
         std::fs::create_dir_all(&etc).unwrap();
+        let extra = if install_extra.is_empty() {
+            String::new()
+        } else {
+            format!(", {install_extra}")
+        };
         std::fs::write(
             etc.join("agent.json"),
-            r#"{"device_id": "sim-test", "allow_unsigned_local_policy": true}"#,
+            format!(r#"{{"device_id": "sim-test", "allow_unsigned_local_policy": true{extra}}}"#),
         )
         .unwrap();
-        std::fs::write(etc.join("policy.json"), loopback_policy()).unwrap();
+        std::fs::write(etc.join("policy.json"), policy).unwrap();
         let paths = AgentPaths {
             config_dir: etc,
             state_dir: dir.path().join("state"),
@@ -183,6 +194,44 @@ fn set_backend() {
     // SAFETY: only ever set to the same constant, before any simulator of
     // this test binary reads it; no other thread writes the environment.
     unsafe { std::env::set_var("ICED_TEST_BACKEND", "tiny-skia") };
+}
+
+/// Every QR code in a PNG, decoded.
+fn decode_qr(path: &Path) -> Vec<String> {
+    let decoder = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(path).unwrap()));
+    let mut reader = decoder.read_info().unwrap();
+    let mut buf = vec![0; reader.output_buffer_size().unwrap()];
+    let info = reader.next_frame(&mut buf).unwrap();
+    let channels = info.color_type.samples();
+    let (w, h) = (info.width as usize, info.height as usize);
+    let mut image = rqrr::PreparedImage::prepare_from_greyscale(w, h, |x, y| {
+        let i = (y * w + x) * channels;
+        let (r, g, b) = (buf[i] as u32, buf[i + 1] as u32, buf[i + 2] as u32);
+        ((r * 30 + g * 59 + b * 11) / 100) as u8
+    });
+    image
+        .detect_grids()
+        .iter()
+        .map(|grid| grid.decode().unwrap().1)
+        .collect()
+}
+
+/// Draws the wizard as it is now and decodes the QR codes on screen.
+fn qr_on_screen(state: &wizard::State) -> Vec<String> {
+    let dir = tempfile::tempdir().unwrap();
+    let mut ui = simulator(wizard::view(state));
+    assert!(
+        ui.snapshot(&iced::Theme::Light)
+            .unwrap()
+            .matches_image(dir.path().join("screen"))
+            .unwrap()
+    );
+    let path = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == "png"))
+        .unwrap();
+    decode_qr(&path)
 }
 
 fn socket_gone(path: &Path) -> bool {
@@ -350,21 +399,117 @@ fn qr_code_as_drawn_decodes_to_the_otpauth_uri_in_any_theme() {
                     .is_some_and(|n| n.to_string_lossy().starts_with(&format!("{stem}-")))
             })
             .unwrap();
-        let decoder =
-            png::Decoder::new(std::io::BufReader::new(std::fs::File::open(&path).unwrap()));
-        let mut reader = decoder.read_info().unwrap();
-        let mut buf = vec![0; reader.output_buffer_size().unwrap()];
-        let info = reader.next_frame(&mut buf).unwrap();
-        let channels = info.color_type.samples();
-        let (w, h) = (info.width as usize, info.height as usize);
-        let mut image = rqrr::PreparedImage::prepare_from_greyscale(w, h, |x, y| {
-            let i = (y * w + x) * channels;
-            let (r, g, b) = (buf[i] as u32, buf[i + 1] as u32, buf[i + 2] as u32);
-            ((r * 30 + g * 59 + b * 11) / 100) as u8
-        });
-        let grids = image.detect_grids();
-        assert_eq!(grids.len(), 1, "one QR code on screen ({theme})");
-        let (_, content) = grids[0].decode().unwrap();
-        assert_eq!(content, uri, "{theme}");
+        let contents = decode_qr(&path);
+        assert_eq!(contents.len(), 1, "one QR code on screen ({theme})");
+        assert_eq!(contents[0], uri, "{theme}");
     }
+}
+
+/// The Duo path, clicked through the real widgets, against a real agent
+/// that talks HTTPS to the Duo-protocol test server: activation QR, the
+/// 3-second polls, the push, then the shared steps to the end.
+#[test]
+fn duo_wizard_end_to_end_in_the_simulator() {
+    use rampart_tests::duo::{DuoServer, Preauth, UserScript};
+    use_tiny_skia();
+    let server = DuoServer::start();
+    let keys = tempfile::tempdir().unwrap();
+    let key = server.write_secret_key_file(keys.path());
+    let ca = server.ca_file();
+    let mut h = Harness::start_with(
+        &server.policy(&key).to_string(),
+        &format!(r#""extra_ca_file": "{}""#, ca.display()),
+    );
+    let login = rampart_agent::ipc::user_name(rampart_agent::ipc::current_uid().unwrap());
+    let mut script = UserScript::new(Preauth::Enroll { exists: false });
+    script.enroll_statuses = vec!["waiting", "success"];
+    script.push_results = vec![("waiting", "pushed"), ("allow", "allow")];
+    server.add_user(&login, script);
+
+    let (mut state, actions) = wizard::State::new(Some(passing()));
+    h.perform(&mut state, actions);
+    h.round(&mut state, |ui| {
+        ui.click("Get started").unwrap();
+    });
+    assert!(h.sees(&state, "Activate Duo Mobile"), "{:?}", state.step);
+    assert!(h.sees(&state, "Step 2 of 5"));
+    // The QR code on screen is Duo's activation, readable by a scanner.
+    let activation = server
+        .requests()
+        .iter()
+        .any(|r| r.path == "/auth/v2/enroll");
+    assert!(activation);
+    let codes = qr_on_screen(&state);
+    assert_eq!(codes.len(), 1);
+    assert!(codes[0].starts_with("duo://"), "{codes:?}");
+
+    // What the app's 3-second timer does: poll until the phone is active.
+    assert!(state.polling());
+    let poll = |h: &mut Harness, state: &mut wizard::State| {
+        let actions = wizard::update(state, Message::Poll);
+        h.perform(state, actions);
+    };
+    poll(&mut h, &mut state);
+    assert!(h.sees(&state, "Activate Duo Mobile"), "still waiting");
+    poll(&mut h, &mut state);
+    assert!(h.sees(&state, "Confirm your phone"), "{:?}", state.step);
+    assert!(h.sees(
+        &state,
+        "Never approve a Duo request you did not start yourself."
+    ));
+    assert!(!state.polling());
+
+    h.round(&mut state, |ui| {
+        ui.click("Send a Duo Push").unwrap();
+    });
+    assert!(h.sees(&state, "Approve the request in Duo Mobile on your phone."));
+    assert!(state.polling());
+    poll(&mut h, &mut state);
+    poll(&mut h, &mut state);
+    assert!(
+        h.sees(&state, "Save your recovery codes"),
+        "{:?}",
+        state.step
+    );
+    h.round(&mut state, |ui| {
+        ui.click("I have saved my recovery codes").unwrap();
+    });
+    h.round(&mut state, |ui| {
+        ui.click("Continue").unwrap();
+    });
+    assert_eq!(
+        h.opened,
+        vec![GUIDE.to_owned()],
+        "the guide opens by itself"
+    );
+    h.round(&mut state, |ui| {
+        ui.click("I have read and understand the setup instructions")
+            .unwrap();
+    });
+    h.round(&mut state, |ui| {
+        ui.click("Finish").unwrap();
+    });
+    assert!(h.sees(&state, "Setup complete. You may close this window."));
+
+    let paths = server.paths();
+    for path in [
+        "/auth/v2/ping",
+        "/auth/v2/check",
+        "/auth/v2/preauth",
+        "/auth/v2/enroll",
+        "/auth/v2/enroll_status",
+        "/auth/v2/auth",
+        "/auth/v2/auth_status",
+    ] {
+        assert!(
+            paths.iter().any(|p| p == path),
+            "{path} never asked: {paths:?}"
+        );
+    }
+    assert!(
+        server
+            .requests()
+            .iter()
+            .all(|r| r.signature_ok != Some(false))
+    );
 }
