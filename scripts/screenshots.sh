@@ -7,9 +7,15 @@
 # the code typed is computed from the issued secret by examples/totp_now.rs,
 # as the phone would. No traffic leaves 127.0.0.1.
 #
+# With --duo, the policy names Duo and the app's agent talks HTTPS to the
+# Duo-protocol test server (tests/examples/duo_server.rs) on loopback; the
+# Duo screens are saved as duo-*.png.
+#
 # Needs: xvfb, xdotool, imagemagick, chrony, python3.
-# Usage: scripts/screenshots.sh            (KEEP=1 keeps the work dir)
+# Usage: scripts/screenshots.sh [--duo]     (KEEP=1 keeps the work dir)
 set -euo pipefail
+DUO=
+[[ ${1:-} == --duo ]] && DUO=1
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 OUT=$ROOT/docs/screenshots
@@ -17,6 +23,7 @@ TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
 DISPLAY_NUM=${DISPLAY_NUM:-:93}
 
 cargo build --quiet -p rampart --bin rampart --example totp_now
+[[ -z $DUO ]] || cargo build --quiet -p rampart-tests --example duo_server
 APP=$TARGET/debug/rampart
 TOTP=$TARGET/debug/examples/totp_now
 
@@ -39,11 +46,21 @@ export HOME=$WORK/home XDG_CONFIG_HOME=$WORK/home/.config XDG_STATE_HOME=$WORK/h
 unset RAMPART_SOCKET
 mkdir -p "$XDG_CONFIG_HOME/rampart" "$HOME/Documents" "$XDG_RUNTIME_DIR"
 chmod 700 "$XDG_RUNTIME_DIR"
+PROVIDER='{"kind": "totp"}'
+EXTRA_CA=
+if [[ -n $DUO ]]; then
+    mkfifo "$WORK/duo.out"
+    "$TARGET/debug/examples/duo_server" "$WORK" "$(id -un)" >"$WORK/duo.out" &
+    PIDS+=($!)
+    read -r DUO_HOST DUO_CA DUO_KEY <"$WORK/duo.out"
+    PROVIDER="{\"kind\": \"duo\", \"api_host\": \"$DUO_HOST\", \"integration_key\": \"DIWJ8X6AEYOR5OMC6TQ1\", \"secret_key_file\": \"$DUO_KEY\"}"
+    EXTRA_CA=", \"extra_ca_file\": \"$DUO_CA\""
+fi
 cat >"$XDG_CONFIG_HOME/rampart/agent.json" <<JSON
-{"device_id": "screenshots", "allow_unsigned_local_policy": true}
+{"device_id": "screenshots", "allow_unsigned_local_policy": true$EXTRA_CA}
 JSON
 cat >"$XDG_CONFIG_HOME/rampart/policy.json" <<JSON
-{"schema": 1, "serial": 1, "organization": "ACME Corp", "mfa": {"required": true},
+{"schema": 1, "serial": 1, "organization": "ACME Corp", "mfa": {"required": true, "provider": $PROVIDER},
  "clock": {"ntp_servers": ["127.0.0.1:$NTP_PORT"]},
  "links": {"offline_guide_url": "https://127.0.0.1:$GUIDE_PORT/offline-access",
            "support_url": "https://127.0.0.1:$GUIDE_PORT/support"}}
@@ -96,6 +113,16 @@ sleep 2 # the agent's first clock and network checks
 shot 1-before-you-begin
 
 click 84 362 # Get started
+if [[ -n $DUO ]]; then
+    shot duo-1-activate 1.5
+    sleep 7 # the app polls every 3 s; the phone activates on the third poll
+    shot duo-2-confirm
+    click 104 160 # Send a Duo Push
+    shot duo-3-push-waiting 1
+    sleep 14 # the phone approves on the fourth poll, 12 s after the push
+    shot duo-4-approved
+    exit 0
+fi
 shot 2-pair
 
 click 60 520 # Next
