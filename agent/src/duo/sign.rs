@@ -14,18 +14,8 @@ pub fn date_header(t: DateTime<Utc>) -> String {
 }
 
 /// Percent-encodes all but `A-Z a-z 0-9 - . _ ~` (RFC 3986 unreserved),
-/// upper-case hex; a space is `%20`.
-pub fn encode(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for b in text.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
+/// upper-case hex; a space is `%20`: the encoding otpauth URIs use too.
+use rampart_shared::totp::percent_encode as encode;
 
 /// `k=v` pairs, each side encoded, sorted by encoded key then value, joined
 /// by `&`: the same string is the signed parameters, the query string of a

@@ -4,8 +4,8 @@
 //! the agent every 3 s whether the phone is done.
 
 use chrono::{DateTime, Local, Utc};
-use iced::widget::{column, container, qr_code, row, text};
-use iced::{Color, Element, Fill};
+use iced::widget::{column, qr_code, row, text};
+use iced::{Element, Fill};
 use rampart_shared::mfa::DuoPrompt;
 
 use crate::screen::{Outcome, action, note, secondary};
@@ -202,14 +202,7 @@ fn activate_view<'a>(
             .into();
     }
     let code: Element<'a, Message> = match qr {
-        // Black on white whatever the theme: some scanners reject inverted codes.
-        Some(data) => container(qr_code(data).cell_size(5).style(|_| qr_code::Style {
-            cell: Color::BLACK,
-            background: Color::WHITE,
-        }))
-        .padding(20) // the quiet zone scanners need: four cells
-        .style(|_| container::Style::default().background(Color::WHITE))
-        .into(),
+        Some(data) => super::pair::scannable(data),
         None => note(
             text("The QR code could not be drawn. Open the link below on your phone instead."),
             Outcome::Fail,
