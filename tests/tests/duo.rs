@@ -410,3 +410,127 @@ fn a_clock_duo_refuses_is_named_with_its_figure() {
     assert!(message.contains("slow compared with Duo's"), "{message}");
     assert_eq!(view["step"], "not_set_up");
 }
+
+/// Waits until the agent's status satisfies `done`.
+fn wait_for_status(client: &mut RawClient, mut id: u64, done: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let s = status(client, id);
+        if done(&s) {
+            return s;
+        }
+        assert!(Instant::now() < deadline, "status never changed: {s:#}");
+        id += 1;
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn refresh_asks_duo_again_and_the_status_follows_preauth() {
+    let server = DuoServer::start();
+    let user = login_name();
+    let mut script = UserScript::new(Preauth::Auth);
+    script.passcode = Some("246810");
+    server.add_user(&user, script);
+    let dir = tempfile::tempdir().unwrap();
+    let agent = start_agent(&server, dir.path());
+    let mut c = RawClient::greeted(&agent.socket);
+
+    // An existing Duo user: confirm with a passcode, then the shared steps.
+    let view = mfa(&mut c, 1, json!({"type": "start_enrollment"}));
+    assert_eq!(view["duo"]["type"], "confirm", "{view}");
+    assert!(
+        !server.paths().iter().any(|p| p == "/auth/v2/enroll"),
+        "a user Duo knows is not enrolled again"
+    );
+    mfa(&mut c, 2, json!({"type": "verify_code", "code": "246810"}));
+    mfa(&mut c, 3, json!({"type": "confirm_recovery_codes_saved"}));
+    let view = mfa(
+        &mut c,
+        4,
+        json!({"type": "acknowledge_offline_guide", "guide_url": "https://127.0.0.1:9/offline-access"}),
+    );
+    assert_eq!(view["step"], "enrolled", "{view}");
+
+    // IT removes the phone in Duo; the refresh button asks Duo again.
+    server.add_user(&user, UserScript::new(Preauth::Enroll { exists: true }));
+    let asked = server.requests().len();
+    let accepted = c.call(5, json!({"type": "refresh", "check": "all"}));
+    assert_eq!(
+        accepted["reply"]["response"]["type"], "accepted",
+        "{accepted}"
+    );
+    let s = wait_for_status(&mut c, 6, |s| s["mfa"]["state"] == "error");
+    assert_eq!(
+        s["mfa"]["detail"],
+        "Duo no longer has a phone for this account; run MFA setup again"
+    );
+    assert!(
+        server.paths()[asked..]
+            .iter()
+            .any(|p| p == "/auth/v2/preauth")
+    );
+
+    // Setting up again goes through Duo's portal (Duo has the user).
+    let view = mfa(&mut c, 100, json!({"type": "start_enrollment"}));
+    assert_eq!(view["duo"]["type"], "portal", "{view}");
+    let url = view["duo"]["url"].as_str().unwrap();
+    assert!(
+        url.starts_with(&format!("https://{}/", server.api_host())),
+        "{url}"
+    );
+}
+
+#[test]
+fn doctor_checks_the_duo_keys_and_names_the_cause() {
+    let server = DuoServer::start();
+    let dir = rampart_tests::short_tempdir();
+    let key = server.write_secret_key_file(dir.path());
+    rampart_tests::agent::write_install_config_with(
+        dir.path(),
+        &server.policy(&key),
+        &json!({"extra_ca_file": server.ca_file()}),
+    );
+    let doctor = |dir: &Path| {
+        let config = dir.join("etc").join("agent.json");
+        let out = rampart_tests::agent::cli_with_socket(
+            &[
+                "doctor",
+                "--json",
+                "--dev",
+                "--config",
+                config.to_str().unwrap(),
+            ],
+            &dir.join("none.sock"),
+            dir,
+        );
+        let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+        report["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == "Duo keys")
+            .cloned()
+            .unwrap_or_else(|| panic!("no Duo check: {report:#}"))
+    };
+    // No agent runs: doctor reads the managed policy and asks Duo itself.
+    let good = doctor(dir.path());
+    assert_eq!(good["result"], "PASS", "{good:#}");
+    assert!(
+        good["figure"]
+            .as_str()
+            .unwrap()
+            .starts_with("accepted; this clock is"),
+        "{good:#}"
+    );
+
+    // A wrong secret key: Duo refuses, and the clock is not the cause.
+    std::fs::write(&key, "z".repeat(40)).unwrap();
+    let bad = doctor(dir.path());
+    assert_eq!(bad["result"], "FAIL", "{bad:#}");
+    assert!(bad["figure"].as_str().unwrap().contains("40103"), "{bad:#}");
+    assert!(
+        bad["fix"].as_str().unwrap().contains("integration_key"),
+        "{bad:#}"
+    );
+}
