@@ -20,8 +20,8 @@ use chrono::{DateTime, Utc};
 
 pub use client::{DuoClient, DuoConfig};
 
-/// `/preauth`'s answer for one user.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// `/preauth`'s answer for one user. `Debug` hides the portal link.
+#[derive(Clone, PartialEq, Eq)]
 pub enum Preauth {
     /// Enrolled: these devices can confirm.
     Auth { devices: Vec<Device> },
@@ -32,6 +32,29 @@ pub enum Preauth {
     Allow { status_msg: String },
     /// IT (or Duo policy) denies this user.
     Deny { status_msg: String },
+}
+
+impl fmt::Debug for Preauth {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Auth { devices } => f.debug_struct("Auth").field("devices", devices).finish(),
+            Self::Enroll { enroll_portal_url } => f
+                .debug_struct("Enroll")
+                .field(
+                    "enroll_portal_url",
+                    &enroll_portal_url.as_ref().map(|_| "***"),
+                )
+                .finish(),
+            Self::Allow { status_msg } => f
+                .debug_struct("Allow")
+                .field("status_msg", status_msg)
+                .finish(),
+            Self::Deny { status_msg } => f
+                .debug_struct("Deny")
+                .field("status_msg", status_msg)
+                .finish(),
+        }
+    }
 }
 
 /// A device from `/preauth`.

@@ -170,8 +170,9 @@ impl std::fmt::Debug for DuoCall {
     }
 }
 
-/// What Duo answered to a [`DuoCall`].
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// What Duo answered to a [`DuoCall`]. `Debug` hides the portal link (it
+/// signs the user up) as [`Activation`]'s hides the activation.
+#[derive(Clone, PartialEq, Eq)]
 pub enum DuoReply {
     Preauth(Preauth),
     Activation(Activation),
@@ -185,6 +186,20 @@ pub enum DuoReply {
     },
     Auth(AuthStatus),
     Failed(DuoFailure),
+}
+
+impl std::fmt::Debug for DuoReply {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Preauth(p) => f.debug_tuple("Preauth").field(p).finish(),
+            Self::Activation(a) => f.debug_tuple("Activation").field(a).finish(),
+            Self::Portal { .. } => f.write_str("Portal { url: *** }"),
+            Self::EnrollStatus(s) => f.debug_tuple("EnrollStatus").field(s).finish(),
+            Self::PushSent { txid } => f.debug_struct("PushSent").field("txid", txid).finish(),
+            Self::Auth(a) => f.debug_tuple("Auth").field(a).finish(),
+            Self::Failed(e) => f.debug_tuple("Failed").field(e).finish(),
+        }
+    }
 }
 
 /// A call that failed, with what the user needs to hear about it.
