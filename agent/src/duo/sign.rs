@@ -19,7 +19,11 @@ use rampart_shared::totp::percent_encode as encode;
 
 /// `k=v` pairs, each side encoded, sorted by encoded key then value, joined
 /// by `&`: the same string is the signed parameters, the query string of a
-/// GET and the body of a POST.
+/// GET and the body of a POST. (duo_client_python sorts the encoded forms,
+/// as OAuth 1.0 does; duo_api_golang sorts before encoding. The orders
+/// differ only where encoding reorders characters, e.g. `/` against `.`;
+/// Rampart's parameter names are fixed unreserved ASCII and never repeat,
+/// so both clients would send what this sends.)
 pub fn canon_params(params: &[(&str, &str)]) -> String {
     let mut pairs: Vec<(String, String)> =
         params.iter().map(|(k, v)| (encode(k), encode(v))).collect();
@@ -130,6 +134,42 @@ mod tests {
                 "Basic {}",
                 BASE64.encode(format!("test_ikey:{digest}").as_bytes())
             )
+        );
+    }
+
+    #[test]
+    fn duo_api_golang_vectors_agree() {
+        // duo_api_golang duo_test.go: TestCanonicalize (repeated keys,
+        // unreserved characters left as they are) and TestSign.
+        let canon = canonical(
+            "5",
+            "post",
+            "API-XXX.duosecurity.COM",
+            "/auth/v2/ping",
+            &canon_params(&[
+                ("username", "H ell?o"),
+                ("password", "H-._~i"),
+                ("password", "A(!'*)"),
+            ]),
+        );
+        assert_eq!(
+            canon,
+            "5\nPOST\napi-xxx.duosecurity.com\n/auth/v2/ping\npassword=A%28%21%27%2A%29&password=H-._~i&username=H%20ell%3Fo"
+        );
+        let canon = canonical(
+            "Tue, 21 Aug 2012 17:29:18 -0000",
+            "POST",
+            "api-XXXXXXXX.duosecurity.com",
+            "/accounts/v1/account/list",
+            &canon_params(&[("realname", "First Last"), ("username", "root")]),
+        );
+        assert_eq!(
+            authorization(
+                "DIWJ8X6AEYOR5OMC6TQ1",
+                b"Zh5eGmUq9zpfQnyUIu5OL9iWoMMv5ZNmk3zLJ4Ep",
+                &canon
+            ),
+            "Basic RElXSjhYNkFFWU9SNU9NQzZUUTE6MWJmZmI4OTI0MzQ4ZjdkYjdkYTllN2Q3ZDc0OWRlZDkzYWFmZDAyZDhlOTA0OTYwZGE3Yjk2YzU3NTEwMjIwMTg1YTY0YTI4MjdlZThmMjRhYzVkMzA4MDJhOWVlOTdlNTlkZTQ0YjMwNGIxODI0MmYwZDU5NmQxNWE4MTIyYWY="
         );
     }
 
