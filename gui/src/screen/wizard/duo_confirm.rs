@@ -91,8 +91,10 @@ impl State {
         self.chosen.is_some() && !self.busy && !self.waiting() && self.wait_left == 0
     }
 
+    /// Duo Mobile shows 6 digits, a text message brings 7, and a bypass
+    /// code from IT has 9.
     fn can_submit(&self) -> bool {
-        (6..=8).contains(&self.passcode.len()) && !self.busy && self.wait_left == 0
+        (6..=9).contains(&self.passcode.len()) && !self.busy && self.wait_left == 0
     }
 
     /// The agent refused (a wrong passcode, Duo unreachable, a throttle).
@@ -124,7 +126,7 @@ pub fn update(state: &mut State, message: Message) -> Option<Event> {
             }
         }),
         Message::PasscodeChanged(input) => {
-            state.passcode = input.chars().filter(char::is_ascii_digit).take(8).collect();
+            state.passcode = input.chars().filter(char::is_ascii_digit).take(9).collect();
             None
         }
         Message::SubmitPasscode => state.can_submit().then(|| {
@@ -301,6 +303,13 @@ mod tests {
         assert_eq!(
             update(&mut state, Message::SubmitPasscode),
             Some(Event::Passcode("123456".into()))
+        );
+        state.failed(); // the agent answered
+        update(&mut state, Message::PasscodeChanged("123 456 789 0".into()));
+        assert_eq!(
+            update(&mut state, Message::SubmitPasscode),
+            Some(Event::Passcode("123456789".into())),
+            "a 9-digit bypass code from IT"
         );
         state.refused(MfaErrorView {
             code: MfaErrorCode::Throttled,
