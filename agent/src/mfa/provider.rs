@@ -1,7 +1,7 @@
 //! The provider seam: what differs between the built-in TOTP provider and
-//! Duo. The state machine asks the backend to begin pairing, to check the
-//! user's proof, and to complete enrollment; everything else (steps, recovery
-//! codes, evidence, throttling) is the same for every provider.
+//! Duo. The state machine asks the backend to begin pairing and to check the
+//! user's proof; everything else (steps, recovery codes, evidence,
+//! throttling) is the same for every provider.
 //!
 //! Duo pairs and confirms over the network, so its path is planned in
 //! [`super::duo`] and never reaches these methods; they refuse for Duo so
@@ -72,12 +72,5 @@ impl Backend {
             .map_err(MfaError::Code),
             Self::Duo => Err(MfaError::ProviderUnavailable(ProviderKind::Duo)),
         }
-    }
-
-    /// Anything the provider must confirm after the offline guide: nothing
-    /// for either (Duo confirmed the phone before recovery codes were
-    /// issued).
-    pub fn complete(self) -> Result<(), MfaError> {
-        Ok(())
     }
 }

@@ -5,8 +5,7 @@
 
 use iced::widget::{column, pick_list, row, text, text_input};
 use iced::{Element, Fill};
-use rampart_shared::mfa::{DuoDevice, MfaErrorCode, MfaErrorView, PushState};
-use rampart_shared::status::human_duration;
+use rampart_shared::mfa::{DuoDevice, MfaErrorView, PushState};
 
 use crate::screen::{Outcome, action, note, secondary};
 
@@ -100,10 +99,7 @@ impl State {
     /// The agent refused (a wrong passcode, Duo unreachable, a throttle).
     pub fn refused(&mut self, error: MfaErrorView) {
         self.busy = false;
-        self.wait_left = match error.code {
-            MfaErrorCode::Throttled => error.retry_after_secs.unwrap_or(30),
-            _ => 0,
-        };
+        self.wait_left = super::verify::wait_after_refusal(&error);
         self.error = Some(error);
     }
 
@@ -232,14 +228,10 @@ pub fn view(state: &State) -> Element<'_, Message> {
         .spacing(6),
     );
     if let Some(error) = &state.error {
-        let mut body = column![text(&error.message)].spacing(6);
-        if state.wait_left > 0 {
-            body = body.push(text(format!(
-                "You can try again in {}.",
-                human_duration(state.wait_left * 1000)
-            )));
-        }
-        content = content.push(note(body, Outcome::Fail));
+        content = content.push(note(
+            super::verify::refusal(error, state.wait_left),
+            Outcome::Fail,
+        ));
     }
     content.width(Fill).into()
 }
@@ -247,6 +239,7 @@ pub fn view(state: &State) -> Element<'_, Message> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rampart_shared::mfa::MfaErrorCode;
 
     fn phone(id: &str, push: bool) -> DuoDevice {
         DuoDevice {

@@ -1,7 +1,7 @@
 //! Step 3, "Enter the code": the 6-digit code from the phone. The agent's
 //! error is shown as it wrote it; a throttle shows a live countdown.
 
-use iced::widget::{column, row, text, text_input};
+use iced::widget::{Column, column, row, text, text_input};
 use iced::{Element, Fill};
 use rampart_shared::mfa::{MfaErrorCode, MfaErrorView};
 use rampart_shared::status::human_duration;
@@ -46,10 +46,7 @@ impl State {
     /// The agent refused the code.
     pub fn refused(&mut self, error: MfaErrorView) {
         self.submitting = false;
-        self.wait_left = match error.code {
-            MfaErrorCode::Throttled => error.retry_after_secs.unwrap_or(30),
-            _ => 0,
-        };
+        self.wait_left = wait_after_refusal(&error);
         self.error = Some(error);
     }
 
@@ -57,6 +54,27 @@ impl State {
     pub fn failed(&mut self) {
         self.submitting = false;
     }
+}
+
+/// Seconds before another code is checked: the throttle's wait, else none.
+/// The TOTP code and the Duo passcode share it.
+pub fn wait_after_refusal(error: &MfaErrorView) -> u64 {
+    match error.code {
+        MfaErrorCode::Throttled => error.retry_after_secs.unwrap_or(30),
+        _ => 0,
+    }
+}
+
+/// The agent's words on a refused code, with the countdown while one runs.
+pub fn refusal<'a, M: 'a>(error: &'a MfaErrorView, wait_left: u64) -> Column<'a, M> {
+    let mut body = column![text(&error.message)].spacing(6);
+    if wait_left > 0 {
+        body = body.push(text(format!(
+            "You can try again in {}.",
+            human_duration(wait_left * 1000)
+        )));
+    }
+    body
 }
 
 pub fn update(state: &mut State, message: Message) -> Option<Event> {
@@ -100,13 +118,7 @@ pub fn view(state: &State) -> Element<'_, Message> {
     ]
     .spacing(14);
     if let Some(error) = &state.error {
-        let mut body = column![text(&error.message)].spacing(6);
-        if state.wait_left > 0 {
-            body = body.push(text(format!(
-                "You can try again in {}.",
-                human_duration(state.wait_left * 1000)
-            )));
-        }
+        let mut body = refusal(error, state.wait_left);
         if error.code == MfaErrorCode::PhoneClockSkew {
             body = body.push(
                 text("On your phone, turn on automatic date and time, then use a new code.")
