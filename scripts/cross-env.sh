@@ -11,13 +11,14 @@
 #      package, downloaded with a private apt list for sid (nothing from sid is
 #      installed system-wide) and linked into the nightly sysroot.
 #
-# Exports: CROSS_CARGO (a cargo command line to prefix), CARGO_TARGET_DIR for
-# cross builds (a cache outside the clone), CROSS_CACHE.
+# Exports: CROSS_CARGO (a cargo command line to prefix, with the cross target
+# dir in it), CROSS_TARGET_DIR (a cache outside the clone, so that the host's
+# target/ stays the host's), CROSS_CACHE.
 
 CROSS_CACHE=${RAMPART_CROSS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/rampart-cross}
 mkdir -p "$CROSS_CACHE"
 export CROSS_CACHE
-export CARGO_TARGET_DIR=${RAMPART_CROSS_TARGET_DIR:-$CROSS_CACHE/target}
+export CROSS_TARGET_DIR=${RAMPART_CROSS_TARGET_DIR:-$CROSS_CACHE/target}
 
 cross_sudo=""
 [[ $(id -u) == 0 ]] || cross_sudo="sudo"
@@ -50,7 +51,7 @@ cross_targets_installed() {
 }
 
 if cross_targets_installed; then
-    CROSS_CARGO="cargo"
+    CROSS_CARGO="env CARGO_TARGET_DIR=$CROSS_TARGET_DIR cargo"
     CROSS_MODE="rustup targets"
 else
     nightly_sysroot=$(rustup run nightly rustc --print sysroot 2>/dev/null) || {
@@ -76,7 +77,7 @@ else
         mkdir -p "$(dirname "$src_link")"
         ln -sfn "$src_root" "$src_link"
     fi
-    CROSS_CARGO="cargo +nightly -Zbuild-std=std,panic_abort"
+    CROSS_CARGO="env CARGO_TARGET_DIR=$CROSS_TARGET_DIR cargo +nightly -Zbuild-std=std,panic_abort"
     CROSS_MODE="nightly -Zbuild-std ($(readlink "$src_link" | sed 's|.*/||'))"
 fi
 export CROSS_CARGO CROSS_MODE

@@ -2,9 +2,14 @@
 # Installs what the tests need and runs every test: the README's test command,
 # and what CI runs (.ci/run). Idempotent; installs only what is missing.
 #
-# Real peers (chronyd, libfaketime, minisign, setpriv, systemd-analyze, python3) are required here:
-# RAMPART_REQUIRE_REAL_SERVERS=1 turns a missing peer into a failure instead
-# of a skip. All test traffic stays on 127.0.0.0/8 and ::1.
+# Real peers (chronyd, libfaketime, minisign, setpriv, systemd-analyze,
+# python3; Wine, Xvfb, ImageMagick and xdotool for the Windows build) are
+# required here: RAMPART_REQUIRE_REAL_SERVERS=1 turns a missing peer into a
+# failure instead of a skip. All test traffic stays on 127.0.0.0/8 and ::1.
+#
+# Besides Linux, every run builds for Windows and type-checks for macOS
+# (scripts/cross.sh), and the Wine tests (tests/tests/wine.rs) run the
+# Windows binaries it built.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,6 +21,11 @@ declare -A wanted=(
     # The installer's unit and plists are checked by the tools that read them.
     [systemd-analyze]=systemd
     [python3]=python3
+    # The Windows build under Wine: the app's window on a virtual display,
+    # found and photographed like a user's.
+    [Xvfb]=xvfb
+    [xdotool]=xdotool
+    [import]=imagemagick
 )
 missing=()
 for cmd in "${!wanted[@]}"; do
@@ -38,4 +48,14 @@ export ICED_TEST_BACKEND=tiny-skia
 
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --quiet -- -D warnings
+
+# Windows and macOS: build, type-check and clippy (the toolchain and the
+# mingw linker are set up on first use), then Wine for the Wine tests.
+RAMPART_WINDOWS_BIN_DIR=$(./scripts/cross.sh | tail -n 1)
+export RAMPART_WINDOWS_BIN_DIR
+# shellcheck source=scripts/cross-env.sh
+source scripts/cross-env.sh
+# shellcheck source=scripts/wine-env.sh
+source scripts/wine-env.sh
+
 cargo test --workspace --no-fail-fast

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use rampart_shared::platform::Os;
 use rampart_shared::policy::Policy;
 use rampart_shared::status::{
     AgentMode, AgentStatus, ClockSection, ClockState, MfaState, PolicySource, UpdateState,
@@ -228,7 +229,10 @@ pub fn evaluate(f: &Facts) -> Vec<CheckResult> {
             "agent reachable",
             Verdict::Fail,
             format!("{socket}: {why}"),
-            "start it: `sudo systemctl start rampart-agent` (service) or `rampart-agent run --dev`",
+            format!(
+                "start it: {} (service) or `rampart-agent run --dev`",
+                Os::current().start_service()
+            ),
         ),
     });
     out.push(socket_check(f));
@@ -306,7 +310,10 @@ pub fn evaluate(f: &Facts) -> Vec<CheckResult> {
             "log dir",
             Verdict::Warn,
             format!("{}: {why}", f.log_dir.display()),
-            "run doctor as the agent's user (root for the service), or fix the directory's owner",
+            format!(
+                "run doctor as the agent's user ({} for the service), or fix the directory's owner",
+                Os::current().administrator()
+            ),
         ),
     });
     out
@@ -321,7 +328,10 @@ fn duo_check(probe: &DuoProbe) -> CheckResult {
             NAME,
             Verdict::Fail,
             why.clone(),
-            "run doctor as root (the key file is root's), or reinstall with `rampart-installer install --duo-secret-key FILE`",
+            format!(
+                "run doctor as {admin} (the key file is {admin}'s only), or reinstall with `rampart-installer install --duo-secret-key FILE`",
+                admin = Os::current().administrator()
+            ),
         ),
         DuoProbe::Unreachable(why) => check(
             NAME,

@@ -164,7 +164,10 @@ fn socket_exists(path: &Path) -> bool {
     std::fs::metadata(path).is_ok_and(|m| m.file_type().is_socket())
 }
 
+/// A named pipe is there unless opening it says "not found": every other
+/// answer (connected, busy, access denied) means an agent owns the name.
+/// `Path::exists` is wrong here: it reports a busy pipe as missing.
 #[cfg(windows)]
 fn socket_exists(path: &Path) -> bool {
-    path.exists()
+    !matches!(path.try_exists(), Ok(false))
 }

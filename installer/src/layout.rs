@@ -356,7 +356,7 @@ pub fn install_plan(layout: &Layout, opts: &InstallOptions, config: Option<Vec<u
                     "start=",
                     "auto",
                     "DisplayName=",
-                    "Rampart Agent",
+                    render::WINDOWS_SERVICE_DISPLAY_NAME,
                 ],
                 true,
             ));

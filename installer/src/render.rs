@@ -3,13 +3,10 @@
 
 use std::path::Path;
 
-/// The systemd unit's name.
-pub const SYSTEMD_UNIT: &str = "rampart-agent.service";
-/// launchd labels.
-pub const LAUNCHD_AGENT_LABEL: &str = "dev.rampart.agent";
-pub const LAUNCHD_APP_LABEL: &str = "dev.rampart.app";
-/// The Windows service's name (what `sc.exe` and the agent's dispatcher use).
-pub const WINDOWS_SERVICE: &str = "RampartAgent";
+pub use rampart_shared::platform::{
+    LAUNCHD_AGENT_LABEL, LAUNCHD_APP_LABEL, SYSTEMD_UNIT, WINDOWS_SERVICE,
+    WINDOWS_SERVICE_DISPLAY_NAME,
+};
 
 /// No version in it: the packaged copies would change with every release.
 const HEADER: &str =

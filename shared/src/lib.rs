@@ -9,6 +9,7 @@
 pub mod ipc;
 pub mod links;
 pub mod mfa;
+pub mod platform;
 pub mod policy;
 pub mod report;
 pub mod status;

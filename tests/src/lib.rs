@@ -10,6 +10,7 @@ pub mod chrony;
 pub mod duo;
 pub mod http;
 pub mod ipc;
+pub mod wine;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -2,6 +2,7 @@
 //! doctor's checks, the policy in force, the install config, recent logs,
 //! versions and OS facts. Never a secret: see `crate::diagnose`.
 
+use rampart_shared::platform::Os;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -283,7 +284,8 @@ fn known_secrets(paths: &AgentPaths, policy: Option<&Policy>) -> anyhow::Result<
     let mfa_dir = paths.state_dir.join("mfa");
     let secrets = crate::mfa::stored_secrets(&mfa_dir).map_err(|e| {
         anyhow::anyhow!(
-            "cannot read the MFA state to check the bundle for secrets ({e}); run diagnose as the agent's user (sudo for the service). Nothing was written"
+            "cannot read the MFA state to check the bundle for secrets ({e}); run diagnose as the agent's user: for the service, {}. Nothing was written",
+            Os::current().elevated("rampart-agent diagnose")
         )
     })?;
     for (label, secret) in &secrets {

@@ -193,6 +193,9 @@ fn cycle_log_level_on_sigusr2(_control: LogControl) -> anyhow::Result<()> {
 /// The level last set through the log control (info until then).
 static CURRENT_LEVEL: std::sync::Mutex<LogLevel> = std::sync::Mutex::new(LogLevel::Info);
 
+// Only SIGUSR2 steps from the current level; Windows has no such signal
+// (support changes the level over IPC with `rampart-agent log-level`).
+#[cfg(unix)]
 fn current_level() -> LogLevel {
     CURRENT_LEVEL.lock().map_or(LogLevel::Info, |l| *l)
 }

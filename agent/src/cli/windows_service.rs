@@ -17,8 +17,8 @@ use windows_service::{define_windows_service, service_dispatcher};
 
 use crate::service::AgentConfig;
 
-/// The service's name, as the installer registers it.
-pub const SERVICE_NAME: &str = "RampartAgent";
+/// The service's name, as the installer and the MSI register it.
+pub const SERVICE_NAME: &str = rampart_shared::platform::WINDOWS_SERVICE;
 
 /// ERROR_SERVICE_SPECIFIC_ERROR would need a second code; a plain Win32
 /// failure code is what the SCM's recovery actions look at.

@@ -8,6 +8,7 @@ use rampart_shared::ipc::{
     ClientFrame, Event, FrameSplitter, IpcError, PROTOCOL_VERSION, Request, Response, ServerFrame,
     decode_server_frame, encode_frame,
 };
+use rampart_shared::platform::Os;
 use rampart_shared::status::{AgentMode, AgentStatus};
 use rampart_shared::version::Version;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -23,8 +24,9 @@ pub const MFA_REQUEST_TIMEOUT: Duration = Duration::from_secs(40);
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
     #[error(
-        "the Rampart agent is not running (nothing is listening on {}). Start it with `rampart-agent run --dev` (as yourself) or `sudo systemctl start rampart-agent` (installed service), or open the Rampart app",
-        .path.display()
+        "the Rampart agent is not running (nothing is listening on {}). Start it with {} (installed service) or `rampart-agent run --dev` (as yourself), or open the Rampart app",
+        .path.display(),
+        Os::current().start_service()
     )]
     NotRunning { path: PathBuf },
     #[error("cannot connect to the Rampart agent at {}: {source}", .path.display())]
