@@ -7,9 +7,10 @@
 #        rustup target add x86_64-pc-windows-gnu aarch64-apple-darwin x86_64-apple-darwin
 #      plus Debian's gcc-mingw-w64-x86-64 as the Windows linker.
 #   2. No targets (this project's CI): the nightly toolchain builds the standard
-#      library from source (-Zbuild-std). Its source comes from Debian's rust-src
-#      package, downloaded with a private apt list for sid (nothing from sid is
-#      installed system-wide) and linked into the nightly sysroot.
+#      library from source (-Zbuild-std), once per target, into its own sysroot.
+#      The source comes from Debian's rust-src package, downloaded with a private
+#      apt list for sid (nothing from sid is installed system-wide) and linked
+#      into the nightly sysroot.
 #
 # Exports: CROSS_CARGO (a cargo command line to prefix, with the cross target
 # dir in it), CROSS_TARGET_DIR (a cache outside the clone, so that the host's
@@ -41,6 +42,28 @@ cross_apt_install() {
 cross_apt_install <<'EOF'
 gcc-mingw-w64-x86-64 /usr/bin/x86_64-w64-mingw32-gcc
 EOF
+
+# macOS: nothing is linked, so ring's C and assembly only need to "compile".
+# A stand-in compiler writes empty objects and answers cc's probes.
+fake_cc="$CROSS_CACHE/fake-cc"
+cat >"$fake_cc" <<'EOF'
+#!/bin/sh
+# Stand-in C compiler for type-checking macOS targets on Linux: writes an
+# empty object wherever -o/-Fo says and answers cc-rs's preprocessor probe.
+out=""
+prev=""
+for a in "$@"; do
+    case "$prev" in -o) out="$a" ;; esac
+    case "$a" in -Fo*) out="${a#-Fo}" ;; -E) echo "clang" ; exit 0 ;; esac
+    prev="$a"
+done
+[ -n "$out" ] && : >"$out"
+exit 0
+EOF
+chmod +x "$fake_cc"
+for t in aarch64_apple_darwin x86_64_apple_darwin; do
+    export "CC_$t=$fake_cc" "AR_$t=ar"
+done
 
 cross_targets_installed() {
     local installed
@@ -77,30 +100,30 @@ else
         mkdir -p "$(dirname "$src_link")"
         ln -sfn "$src_root" "$src_link"
     fi
-    CROSS_CARGO="env CARGO_TARGET_DIR=$CROSS_TARGET_DIR cargo +nightly -Zbuild-std=std,panic_abort"
-    CROSS_MODE="nightly -Zbuild-std ($(readlink "$src_link" | sed 's|.*/||'))"
+    # `cargo clippy -Zbuild-std` cannot find `core` (clippy-driver and the
+    # std built on the fly disagree), so std is built once per target, the
+    # way rustup ships it, and installed into the nightly sysroot: then
+    # build, check, clippy and test all work as with `rustup target add`.
+    std_stamp="$(readlink "$src_link" | sed 's|.*/||')-$(rustup run nightly rustc --version | tr -c 'a-z0-9.\n' -)"
+    for target in x86_64-pc-windows-gnu aarch64-apple-darwin x86_64-apple-darwin; do
+        dest="$nightly_sysroot/lib/rustlib/$target/lib"
+        [[ $(cat "$dest/.rampart-std" 2>/dev/null) == "$std_stamp" ]] && continue
+        echo "cross-env: building the standard library for $target (once)" >&2
+        stub="$CROSS_CACHE/std-build"
+        mkdir -p "$stub/src"
+        printf '[package]\nname = "std-build"\nversion = "0.0.0"\nedition = "2024"\n[workspace]\n' >"$stub/Cargo.toml"
+        : >"$stub/src/lib.rs"
+        (cd "$stub" && CARGO_TARGET_DIR="$stub/target" cargo +nightly build --quiet --release \
+            -Zbuild-std=std,panic_abort,panic_unwind,test --target "$target")
+        rm -rf "$dest"
+        mkdir -p "$dest"
+        find "$stub/target/$target/release/deps" -name '*.rlib' ! -name 'libstd_build-*' \
+            -exec cp {} "$dest/" \;
+        echo "$std_stamp" >"$dest/.rampart-std"
+    done
+    CROSS_CARGO="env CARGO_TARGET_DIR=$CROSS_TARGET_DIR cargo +nightly"
+    CROSS_MODE="nightly with a standard library built from Debian's rust-src ($(readlink "$src_link" | sed 's|.*/||'))"
 fi
 export CROSS_CARGO CROSS_MODE
 export CARGO_TARGET_X86_64_PC_WINDOWS_GNU_LINKER=x86_64-w64-mingw32-gcc
 
-# macOS: nothing is linked, so ring's C and assembly only need to "compile".
-# A stand-in compiler writes empty objects and answers cc's probes.
-fake_cc="$CROSS_CACHE/fake-cc"
-cat >"$fake_cc" <<'EOF'
-#!/bin/sh
-# Stand-in C compiler for type-checking macOS targets on Linux: writes an
-# empty object wherever -o/-Fo says and answers cc-rs's preprocessor probe.
-out=""
-prev=""
-for a in "$@"; do
-    case "$prev" in -o) out="$a" ;; esac
-    case "$a" in -Fo*) out="${a#-Fo}" ;; -E) echo "clang" ; exit 0 ;; esac
-    prev="$a"
-done
-[ -n "$out" ] && : >"$out"
-exit 0
-EOF
-chmod +x "$fake_cc"
-for t in aarch64_apple_darwin x86_64_apple_darwin; do
-    export "CC_$t=$fake_cc" "AR_$t=ar"
-done

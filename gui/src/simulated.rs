@@ -408,6 +408,7 @@ fn qr_code_as_drawn_decodes_to_the_otpauth_uri_in_any_theme() {
 /// The Duo path, clicked through the real widgets, against a real agent
 /// that talks HTTPS to the Duo-protocol test server: activation QR, the
 /// 3-second polls, the push, then the shared steps to the end.
+#[cfg(unix)]
 #[test]
 fn duo_wizard_end_to_end_in_the_simulator() {
     use rampart_tests::duo::{DuoServer, Preauth, UserScript};

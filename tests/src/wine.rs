@@ -24,11 +24,13 @@ use tempfile::TempDir;
 use crate::agent::write_install_config;
 use crate::real_servers_required;
 
+#[derive(Clone)]
 pub struct Wine {
     loader: PathBuf,
     prefix: PathBuf,
     bin_dir: PathBuf,
     isolate_network: bool,
+    env: Vec<(String, String)>,
 }
 
 impl Wine {
@@ -36,7 +38,11 @@ impl Wine {
     /// message) when there is none.
     pub fn find() -> Option<Self> {
         let env = |name: &str| std::env::var_os(name).map(PathBuf::from);
-        let found = match (env("RAMPART_WINDOWS_BIN_DIR"), env("WINE"), env("WINEPREFIX")) {
+        let found = match (
+            env("RAMPART_WINDOWS_BIN_DIR"),
+            env("WINE"),
+            env("WINEPREFIX"),
+        ) {
             (Some(bin_dir), Some(loader), Some(prefix))
                 if loader.is_file() && bin_dir.join("rampart-agent.exe").is_file() =>
             {
@@ -45,6 +51,7 @@ impl Wine {
                     prefix,
                     bin_dir,
                     isolate_network: rustix::process::geteuid().is_root(),
+                    env: Vec::new(),
                 })
             }
             _ => None,
@@ -59,6 +66,13 @@ impl Wine {
             eprintln!("\n!!!! SKIPPED: {msg} !!!!\n");
         }
         found
+    }
+
+    /// This Wine with `name=value` in every program's environment.
+    pub fn with_env(&self, name: &str, value: &str) -> Self {
+        let mut wine = self.clone();
+        wine.env.push((name.to_owned(), value.to_owned()));
+        wine
     }
 
     pub fn exe(&self, name: &str) -> PathBuf {
@@ -82,6 +96,7 @@ impl Wine {
             .env("NO_COLOR", "1")
             .env("RAMPART_LOG", "info")
             .env_remove("RAMPART_SOCKET")
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null());
         cmd
     }
@@ -110,11 +125,57 @@ impl Wine {
         child.wait_with_output().expect("collect output")
     }
 
+    /// A copy of this Wine prefix, with a Wine session of its own. Wine's
+    /// desktop process (explorer.exe) starts with the first program of a
+    /// session and keeps that program's display for good; a test that draws
+    /// windows needs a session whose every program has its display.
+    pub fn private_session(&self) -> PrivateWine {
+        let dir = tempfile::Builder::new()
+            .prefix("rampart-wine-")
+            .tempdir()
+            .expect("a directory for a Wine prefix");
+        let prefix = dir.path().join("prefix");
+        let status = Command::new("cp")
+            .arg("-a")
+            .arg(&self.prefix)
+            .arg(&prefix)
+            .status()
+            .expect("copy the Wine prefix");
+        assert!(status.success(), "copying the Wine prefix failed");
+        PrivateWine {
+            wine: Self {
+                loader: self.loader.clone(),
+                prefix,
+                bin_dir: self.bin_dir.clone(),
+                isolate_network: self.isolate_network,
+                env: self.env.clone(),
+            },
+            _dir: dir,
+        }
+    }
+
     /// Tests that use the default pipe names (the service's, or the one a
     /// dev agent takes for this user) hold this: one Wine prefix, one name.
     pub fn default_pipe_lock() -> MutexGuard<'static, ()> {
         static LOCK: Mutex<()> = Mutex::new(());
         LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// A Wine prefix of one test's own; its Wine session ends and the copy is
+/// deleted on drop.
+pub struct PrivateWine {
+    pub wine: Wine,
+    _dir: TempDir,
+}
+
+impl Drop for PrivateWine {
+    fn drop(&mut self) {
+        let wineserver = self.wine.loader.with_file_name("wineserver");
+        let _ = Command::new(wineserver)
+            .arg("-k")
+            .env("WINEPREFIX", &self.wine.prefix)
+            .status();
     }
 }
 
@@ -175,11 +236,10 @@ impl WineAgent {
     fn wait_until_listening(&mut self) -> String {
         let deadline = Instant::now() + Duration::from_secs(60);
         while Instant::now() < deadline {
-            if let Some(pipe) = self
-                .log()
-                .lines()
-                .find_map(|l| l.split_once("listening on ").map(|(_, p)| p.trim().to_owned()))
-            {
+            if let Some(pipe) = self.log().lines().find_map(|l| {
+                l.split_once("listening on ")
+                    .map(|(_, p)| p.trim().to_owned())
+            }) {
                 return pipe;
             }
             if let Some(status) = self.child.try_wait().expect("wait for the agent") {
@@ -187,7 +247,10 @@ impl WineAgent {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        panic!("rampart-agent.exe did not listen within 60 s:\n{}", self.log());
+        panic!(
+            "rampart-agent.exe did not listen within 60 s:\n{}",
+            self.log()
+        );
     }
 }
 
@@ -247,7 +310,9 @@ impl PipeSession {
         let mut line = json!({"id": id, "request": request}).to_string();
         line.push('\n');
         let stdin = self.stdin.as_mut().expect("session open");
-        stdin.write_all(line.as_bytes()).expect("write to the relay");
+        stdin
+            .write_all(line.as_bytes())
+            .expect("write to the relay");
         stdin.flush().expect("flush the relay");
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
@@ -257,7 +322,8 @@ impl PipeSession {
                 .recv_timeout(left)
                 .unwrap_or_else(|_| panic!("no answer to request {id} within 60 s"));
             let frame: Value = serde_json::from_str(&line).expect("the agent sends JSON frames");
-            if frame["reply"]["id"] == id {
+            // Replies are {"reply": {"id", ...}}, refusals {"error": {"id", ...}}.
+            if frame["reply"]["id"] == id || frame["error"]["id"] == id {
                 return frame;
             }
         }

@@ -211,7 +211,8 @@ fn a_whole_totp_enrollment_through_the_named_pipe() {
     }
 }
 
-/// Xvfb on a free display number; killed on drop.
+/// Xvfb on a display number it picks itself (`-displayfd`: no race with
+/// another test run choosing the same one); killed on drop.
 struct Xvfb {
     child: std::process::Child,
     display: String,
@@ -219,24 +220,34 @@ struct Xvfb {
 
 impl Xvfb {
     fn start() -> Self {
-        let number = (100..200)
-            .find(|n| !Path::new(&format!("/tmp/.X11-unix/X{n}")).exists())
-            .expect("a free X display");
-        let display = format!(":{number}");
-        let child = Command::new("Xvfb")
-            .args([&display, "-screen", "0", "1280x900x24", "-nolisten", "tcp"])
-            .stdout(Stdio::null())
+        use std::io::BufRead;
+        let mut child = Command::new("Xvfb")
+            .args([
+                "-displayfd",
+                "1",
+                "-screen",
+                "0",
+                "1280x900x24",
+                "-nolisten",
+                "tcp",
+            ])
+            .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
             .expect("start Xvfb");
-        let socket = format!("/tmp/.X11-unix/X{number}");
-        for _ in 0..100 {
-            if Path::new(&socket).exists() {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(50));
+        // Xvfb writes the display number once it accepts clients.
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().expect("Xvfb stdout"))
+            .read_line(&mut line)
+            .expect("read Xvfb's display number");
+        let number: u32 = line
+            .trim()
+            .parse()
+            .expect("Xvfb printed its display number");
+        Self {
+            child,
+            display: format!(":{number}"),
         }
-        Self { child, display }
     }
 }
 
@@ -277,16 +288,20 @@ fn screenshot(display: &str, window: &str, file: &Path) -> u64 {
 
 #[test]
 fn the_app_draws_its_status_window_and_the_setup_wizard_under_xvfb() {
-    let Some(wine) = Wine::find() else { return };
+    let Some(shared) = Wine::find() else { return };
+    let x = Xvfb::start();
+    // Every program of this session, the agent first, gets the display:
+    // Wine's desktop process takes the first one's.
+    let private = shared.private_session();
+    let wine = private.wine.with_env("DISPLAY", &x.display);
     let pipe = format!(r"\\.\pipe\rampart-test-{}-app", std::process::id());
     let agent = WineAgent::start(&wine, &["--dev"], Some(&pipe));
-    let x = Xvfb::start();
+    let app_log = std::fs::File::create(agent.dir.path().join("app.log")).unwrap();
     let mut app = wine
         .command("rampart", &[])
-        .env("DISPLAY", &x.display)
         .env("RAMPART_SOCKET", &agent.pipe)
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(agent.dir.path().join("app.log")).unwrap())
+        .stdout(app_log.try_clone().unwrap())
+        .stderr(app_log)
         .spawn()
         .expect("start rampart.exe under Wine");
 
@@ -313,6 +328,12 @@ fn the_app_draws_its_status_window_and_the_setup_wizard_under_xvfb() {
     let out_dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("wine-screenshots");
     std::fs::create_dir_all(&out_dir).unwrap();
     let wizard_colours = screenshot(&x.display, &wizard, &out_dir.join("wizard.png"));
+    // The wizard opened over the status window: bring that one forward.
+    let _ = Command::new("xdotool")
+        .args(["windowraise", &status])
+        .env("DISPLAY", &x.display)
+        .status();
+    std::thread::sleep(Duration::from_secs(2));
     let status_colours = screenshot(&x.display, &status, &out_dir.join("status.png"));
     let _ = app.kill();
     let _ = app.wait();
