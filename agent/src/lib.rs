@@ -17,6 +17,7 @@ pub mod policy;
 pub mod report;
 pub mod service;
 pub mod update;
+pub mod winsec;
 
 pub use service::{AgentConfig, AgentError, RunningAgent, StopReason, start};
 

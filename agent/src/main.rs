@@ -22,7 +22,7 @@ enum Command {
     Run(cli::run::RunArgs),
     /// Ask the running agent how this device is doing.
     Status(cli::status::StatusArgs),
-    /// Change the running agent's log level (root or the agent's user).
+    /// Change the running agent's log level (an administrator or the agent's user).
     LogLevel(cli::log_level::LogLevelArgs),
     /// Policy: what is in force, and IT's tools to write and sign it.
     #[command(subcommand)]

@@ -29,7 +29,7 @@ use crate::clock::{self, ClockReport, KodBackoff};
 use crate::config::InstallConfig;
 use crate::fsutil::{self, FsError};
 use crate::ipc::server::{IpcCommand, IpcTimeouts, PolicyInForce, ServerContext};
-use crate::ipc::{self, Peer, current_uid, user_name};
+use crate::ipc::{self, Peer, current_user, user_name};
 use crate::mfa::{self, MfaEngine, UserKey};
 use crate::network;
 use crate::paths::AgentPaths;
@@ -145,7 +145,7 @@ pub struct DuoJob {
 impl std::fmt::Debug for DuoJob {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("DuoJob")
-            .field("owner", &self.owner.uid)
+            .field("owner", &self.owner.id)
             .field("command", &self.command)
             .field("call", &self.call)
             .finish_non_exhaustive()
@@ -201,6 +201,14 @@ impl RunningAgent {
 /// current tokio runtime. Returns once the socket accepts connections.
 pub async fn start(config: AgentConfig) -> Result<RunningAgent, AgentError> {
     fsutil::ensure_private_dir(&config.paths.state_dir)?;
+    #[cfg(windows)]
+    if config.mode == AgentMode::System {
+        crate::winsec::enforce(
+            &config.paths.config_dir,
+            &config.paths.state_dir,
+            &config.paths.log_dir,
+        );
+    }
     let listener = ipc::bind(&config.paths.socket, config.mode == AgentMode::System).await?;
     let socket = listener.path().to_owned();
     if let Some(error) = &config.install_error {
@@ -214,9 +222,9 @@ pub async fn start(config: AgentConfig) -> Result<RunningAgent, AgentError> {
         // In dev and embedded mode the agent runs as the person at the
         // screen: theirs is the enrollment. The system service learns its
         // owner from the first user who enrolls.
-        AgentMode::Dev | AgentMode::Embedded => current_uid().map(|uid| UserKey {
-            uid,
-            name: user_name(uid),
+        AgentMode::Dev | AgentMode::Embedded => current_user().map(|id| UserKey {
+            name: user_name(&id),
+            id,
         }),
         AgentMode::System => None,
     };
@@ -258,7 +266,7 @@ pub async fn start(config: AgentConfig) -> Result<RunningAgent, AgentError> {
         status: status_rx,
         policy: policy_rx,
         commands: commands_tx,
-        agent_uid: current_uid(),
+        agent_user: current_user(),
         mode,
         started: Instant::now(),
         timeouts: shell.config.ipc_timeouts,
@@ -495,7 +503,7 @@ impl Shell {
         to: ReplyTo,
         events: &mpsc::Sender<Event>,
     ) -> Option<ReadyReply> {
-        let Some(uid) = peer.uid else {
+        let Some(id) = peer.user else {
             return Some((
                 to,
                 Err(IpcError::new(
@@ -505,8 +513,9 @@ impl Shell {
             ));
         };
         let peer = mfa::Peer {
-            uid,
-            user_name: user_name(uid),
+            user_name: user_name(&id),
+            id,
+            admin: peer.admin,
         };
         let Some(owner) = self.mfa_owner(Some(&peer)) else {
             return Some((
@@ -678,8 +687,10 @@ impl Shell {
             return;
         };
         let job = DuoJob {
+            // The agent asks on the owner's behalf; no command runs.
             peer: mfa::Peer {
-                uid: owner.uid,
+                id: owner.id.clone(),
+                admin: false,
                 user_name: owner.name.clone(),
             },
             owner,

@@ -421,7 +421,7 @@ fn duo_wizard_end_to_end_in_the_simulator() {
         &server.policy(&key).to_string(),
         &format!(r#""extra_ca_file": "{}""#, ca.display()),
     );
-    let login = rampart_agent::ipc::user_name(rampart_agent::ipc::current_uid().unwrap());
+    let login = rampart_agent::ipc::user_name(&rampart_agent::ipc::current_user().unwrap());
     let mut script = UserScript::new(Preauth::Enroll { exists: false });
     script.enroll_statuses = vec!["waiting", "success"];
     script.push_results = vec![("waiting", "pushed"), ("allow", "allow")];

@@ -114,6 +114,16 @@ pub fn execute(
                     Err(e) => return Err(io_err("cannot remove", &p)(e)),
                 }
             }
+            Step::Acl { path, sddl } => {
+                if target.root.is_some() {
+                    // A staged tree belongs to whoever staged it; SYSTEM and
+                    // Administrators only would lock them out of it.
+                    note(format!("staged: not setting the ACL of {}", path.display()));
+                    continue;
+                }
+                set_acl(path, sddl)?;
+                note(format!("set the ACL of {}", path.display()));
+            }
         }
     }
     Ok(())
@@ -165,6 +175,19 @@ fn run(argv: &[String]) -> Result<(), String> {
         let stderr = String::from_utf8_lossy(&output.stderr);
         Err(format!("{}: {}", output.status, stderr.trim()))
     }
+}
+
+#[cfg(windows)]
+fn set_acl(path: &Path, sddl: &str) -> Result<(), ExecError> {
+    rampart_agent::winsec::ffi::set_dacl(path, sddl)
+        .map_err(|e| io_err("cannot set the ACL of", path)(e.source))
+}
+
+#[cfg(not(windows))]
+fn set_acl(path: &Path, _sddl: &str) -> Result<(), ExecError> {
+    Err(io_err("cannot set the ACL of", path)(io::Error::other(
+        "Windows ACLs are set only on Windows",
+    )))
 }
 
 #[cfg(unix)]

@@ -3,6 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use rampart_agent::config::{InstallConfig, UpdateSource};
+use rampart_agent::winsec;
 
 use crate::plan::{Owner, Plan, Step, When};
 use crate::render::{self, SystemdUnit};
@@ -307,6 +308,28 @@ pub fn install_plan(layout: &Layout, opts: &InstallOptions, config: Option<Vec<u
     }
     steps.push(dir(&layout.state_dir, 0o700));
     steps.push(dir(&layout.log_dir, 0o750));
+    if layout.os == TargetOs::Windows {
+        // ProgramData's inherited ACL lets users create and read files; the
+        // agent's data gets its own (the running agent checks it too).
+        let wrote_config = steps
+            .iter()
+            .any(|s| matches!(s, Step::File { path, .. } if *path == layout.config_file));
+        let config_files: Vec<PathBuf> = wrote_config
+            .then(|| layout.config_file.clone())
+            .into_iter()
+            .collect();
+        for g in winsec::data_layout(
+            &layout.config_dir,
+            &config_files,
+            &layout.state_dir,
+            &layout.log_dir,
+        ) {
+            steps.push(Step::Acl {
+                path: g.path,
+                sddl: g.sddl,
+            });
+        }
+    }
 
     let exec = layout.agent_exec();
     let app_exec = vec![s(&layout.app_bin)];

@@ -6,8 +6,9 @@ use std::fmt;
 use std::path::PathBuf;
 
 /// Who owns a created file or directory. Applied only when installing for
-/// real (not under `--root`) and only on Unix; on Windows the ACLs of
-/// `Program Files` and `ProgramData` are inherited.
+/// real (not under `--root`) and only on Unix; on Windows `Program Files`'s
+/// ACL is inherited and the data directory gets explicit ACLs
+/// ([`Step::Acl`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Owner {
     pub user: &'static str,
@@ -78,6 +79,9 @@ pub enum Step {
     Remove { path: PathBuf },
     /// Remove a directory and everything in it (`--purge` only).
     RemoveTree { path: PathBuf },
+    /// Windows: replace the DACL of a file or directory with this SDDL,
+    /// protected from inheritance. Not done under `--root`.
+    Acl { path: PathBuf, sddl: &'static str },
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -143,6 +147,7 @@ impl fmt::Display for Step {
             Self::RemoveTree { path } => {
                 write!(f, "purge  {} (and everything in it)", path.display())
             }
+            Self::Acl { path, sddl } => write!(f, "acl    {} {sddl}", path.display()),
         }
     }
 }

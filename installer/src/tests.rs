@@ -228,6 +228,35 @@ fn windows_plan_creates_a_service_and_a_run_key() {
         r"reg.exe add HKLM\Software\Microsoft\Windows\CurrentVersion\Run /v Rampart"
     )));
     assert_eq!(cmds.last().unwrap(), "sc.exe start RampartAgent");
+    let acls: Vec<String> = plan
+        .steps
+        .iter()
+        .filter(|s| matches!(s, Step::Acl { .. }))
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(
+        acls,
+        [
+            r"acl    C:\ProgramData\Rampart D:P(A;OICI;FA;;;SY)(A;OICI;FA;;;BA)(A;;FRFX;;;BU)",
+            r"acl    C:\ProgramData\Rampart\state D:P(A;OICI;FA;;;SY)(A;OICI;FA;;;BA)",
+            r"acl    C:\ProgramData\Rampart\logs D:P(A;OICI;FA;;;SY)(A;OICI;FA;;;BA)",
+        ]
+    );
+    // The ACLs come after the directories exist.
+    let first_acl = plan
+        .steps
+        .iter()
+        .position(|s| matches!(s, Step::Acl { .. }));
+    let last_dir = plan
+        .steps
+        .iter()
+        .rposition(|s| matches!(s, Step::Dir { .. }));
+    assert!(first_acl > last_dir);
+    let with_config = install_plan(&layout, &opts, Some(b"{}".to_vec()));
+    assert!(with_config.steps.contains(&Step::Acl {
+        path: r"C:\ProgramData\Rampart\agent.json".into(),
+        sddl: rampart_agent::winsec::CONFIG_FILE_SDDL,
+    }));
     let un: Vec<String> = uninstall_plan(&layout, false)
         .commands()
         .map(|c| c.join(" "))

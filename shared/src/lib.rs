@@ -14,6 +14,7 @@ pub mod policy;
 pub mod report;
 pub mod status;
 pub mod totp;
+pub mod user;
 pub mod version;
 
 /// The version of this build of Rampart, shared by all of its binaries.

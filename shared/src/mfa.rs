@@ -17,6 +17,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::policy::ProviderKind;
+use crate::user::UserId;
 use crate::version::Version;
 
 /// Where a user's enrollment stands. Enrollment moves strictly forward
@@ -279,7 +280,9 @@ impl fmt::Debug for PairingInfo {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Evidence {
     pub acknowledged_at: DateTime<Utc>,
-    pub uid: u32,
+    /// `"uid": 1000` or, on Windows, `"sid": "S-1-5-21-…"`.
+    #[serde(flatten)]
+    pub user_id: UserId,
     pub user: String,
     pub guide_url: String,
     pub policy_serial: u64,
@@ -451,7 +454,7 @@ mod tests {
             enrolled_at: Some(at(1_795_000_000)),
             evidence: Some(Evidence {
                 acknowledged_at: at(1_795_000_000),
-                uid: 1000,
+                user_id: UserId::Uid(1000),
                 user: "jane".into(),
                 guide_url: "https://g.example/offline".into(),
                 policy_serial: 7,
@@ -471,6 +474,15 @@ mod tests {
                 "error": null, "duo": null
             })
         );
+        let back: EnrollmentView =
+            serde_json::from_value(serde_json::to_value(&view).unwrap()).unwrap();
+        assert_eq!(back, view);
+        let mut windows = view.evidence.clone().unwrap();
+        windows.user_id = UserId::Sid("S-1-5-21-1-2-3-1001".into());
+        let text = serde_json::to_value(&windows).unwrap();
+        assert_eq!(text["sid"], "S-1-5-21-1-2-3-1001");
+        assert!(text.get("uid").is_none());
+        assert_eq!(serde_json::from_value::<Evidence>(text).unwrap(), windows);
         let minimal: EnrollmentView =
             serde_json::from_value(json!({"step": "not_set_up", "provider": "duo"})).unwrap();
         assert_eq!(minimal.step, EnrollmentStep::NotSetUp);

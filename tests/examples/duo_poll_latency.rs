@@ -39,7 +39,7 @@ fn main() {
     )
     .unwrap();
     std::fs::write(etc.join("policy.json"), server.policy(&key).to_string()).unwrap();
-    let login = rampart_agent::ipc::user_name(rampart_agent::ipc::current_uid().unwrap());
+    let login = rampart_agent::ipc::user_name(&rampart_agent::ipc::current_user().unwrap());
     let mut script = UserScript::new(Preauth::Enroll { exists: false });
     // The phone never activates: every poll asks Duo.
     script.enroll_statuses = vec!["waiting"];

@@ -8,42 +8,98 @@ pub mod client;
 mod platform;
 pub mod server;
 
-pub use platform::{BindError, Listener, bind, current_uid, user_name};
+pub use platform::{BindError, Listener, bind, current_uid, current_user, user_name};
 #[cfg(windows)]
 pub use platform::{DEFAULT_PIPE_NAME, user_pipe_name};
+use rampart_shared::user::UserId;
 
 /// Who is on the other end of a connection, as the OS vouches for it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Peer {
-    /// `None` where the platform cannot tell (then only unprivileged requests
+    /// `None` where the OS could not say (then only unprivileged requests
     /// are served).
-    pub uid: Option<u32>,
-    pub pid: Option<i32>,
+    pub user: Option<UserId>,
+    /// Root on Unix; on Windows LocalSystem, or a token whose Administrators
+    /// group is enabled (an elevated admin, not a UAC-filtered one).
+    pub admin: bool,
+    pub pid: Option<u32>,
 }
 
 impl Peer {
-    pub fn is_root(&self) -> bool {
-        self.uid == Some(0)
-    }
+    /// A peer the OS could not identify.
+    pub const UNKNOWN: Self = Self {
+        user: None,
+        admin: false,
+        pid: None,
+    };
 }
 
-/// Whether `peer` may make a privileged request to an agent running as
-/// `agent_uid`: root, or the agent's own user (dev mode).
-pub fn may_administer(peer: Peer, agent_uid: Option<u32>) -> bool {
-    peer.is_root() || (peer.uid.is_some() && peer.uid == agent_uid)
+/// The access rules, the same on every OS. Any local user who can connect
+/// reads status; these say who may do more.
+///
+/// Whether `peer` may make a privileged request (`set_log_level`) to an
+/// agent running as `agent_user`: an administrator, or the agent's own user
+/// (dev mode).
+pub fn may_administer(peer: &Peer, agent_user: Option<&UserId>) -> bool {
+    peer.admin || (peer.user.is_some() && peer.user.as_ref() == agent_user)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn peer(user: Option<UserId>, admin: bool) -> Peer {
+        Peer {
+            user,
+            admin,
+            pid: None,
+        }
+    }
+
     #[test]
-    fn only_root_and_the_agents_own_user_administer() {
-        let peer = |uid| Peer { uid, pid: None };
-        assert!(may_administer(peer(Some(0)), Some(998)));
-        assert!(may_administer(peer(Some(1000)), Some(1000)));
-        assert!(!may_administer(peer(Some(1001)), Some(1000)));
-        assert!(!may_administer(peer(None), Some(1000)));
-        assert!(!may_administer(peer(None), None));
+    fn only_admins_and_the_agents_own_user_administer() {
+        let uid = |u| Some(UserId::Uid(u));
+        let agent = UserId::Uid(1000);
+        assert!(may_administer(&peer(uid(0), true), Some(&UserId::Uid(998))));
+        assert!(may_administer(&peer(uid(1000), false), Some(&agent)));
+        assert!(!may_administer(&peer(uid(1001), false), Some(&agent)));
+        assert!(!may_administer(&peer(None, false), Some(&agent)));
+        assert!(!may_administer(&peer(None, false), None));
+        assert!(!may_administer(&Peer::UNKNOWN, None));
+    }
+
+    #[test]
+    fn the_same_rule_holds_for_sids() {
+        let sid = |s: &str| UserId::Sid(s.into());
+        let jane = sid("S-1-5-21-1-2-3-1001");
+        let system = sid("S-1-5-18");
+        // The system service runs as LocalSystem; an elevated admin's token
+        // comes with `admin` set by the platform layer.
+        assert!(may_administer(
+            &peer(Some(system.clone()), true),
+            Some(&system)
+        ));
+        assert!(may_administer(
+            &peer(Some(sid("S-1-5-21-1-2-3-500")), true),
+            Some(&system)
+        ));
+        assert!(!may_administer(
+            &peer(Some(jane.clone()), false),
+            Some(&system)
+        ));
+        // Dev mode: the agent's own user, admin or not.
+        assert!(may_administer(
+            &peer(Some(jane.clone()), false),
+            Some(&jane)
+        ));
+        assert!(!may_administer(
+            &peer(Some(sid("S-1-5-21-1-2-3-1002")), false),
+            Some(&jane)
+        ));
+        // A uid never equals a SID, even with the same digits.
+        assert!(!may_administer(
+            &peer(Some(UserId::Uid(18)), false),
+            Some(&sid("S-1-5-18"))
+        ));
     }
 }

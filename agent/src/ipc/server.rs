@@ -18,6 +18,7 @@ use rampart_shared::ipc::{
 };
 use rampart_shared::policy::Policy;
 use rampart_shared::status::{AgentMode, AgentStatus, PolicySource};
+use rampart_shared::user::UserId;
 use rampart_shared::version::Version;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{Semaphore, mpsc, oneshot, watch};
@@ -119,7 +120,8 @@ pub struct ServerContext {
     pub status: watch::Receiver<Arc<AgentStatus>>,
     pub policy: watch::Receiver<Arc<PolicyInForce>>,
     pub commands: mpsc::Sender<IpcCommand>,
-    pub agent_uid: Option<u32>,
+    /// Who the agent runs as (its own user may administer a dev agent).
+    pub agent_user: Option<UserId>,
     pub mode: AgentMode,
     pub started: Instant,
     pub timeouts: IpcTimeouts,
@@ -168,7 +170,7 @@ pub async fn serve_connection<S>(stream: S, peer: Peer, cx: ServerContext)
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    debug!(uid = ?peer.uid, pid = ?peer.pid, "IPC client connected");
+    debug!(user = ?peer.user, admin = peer.admin, pid = ?peer.pid, "IPC client connected");
     let mut conn = Connection {
         stream,
         peer,
@@ -251,7 +253,7 @@ where
             }
         }
     }
-    debug!(uid = ?conn.peer.uid, "IPC client disconnected");
+    debug!(user = ?conn.peer.user, "IPC client disconnected");
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
@@ -334,16 +336,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
                 ),
             ));
         }
-        if request.is_privileged() && !may_administer(self.peer, self.cx.agent_uid) {
-            warn!(uid = ?self.peer.uid, request = request.name(), "refused a privileged request");
+        if request.is_privileged() && !may_administer(&self.peer, self.cx.agent_user.as_ref()) {
+            warn!(user = ?self.peer.user, request = request.name(), "refused a privileged request");
             return Err(IpcError::new(
                 ErrorCode::PermissionDenied,
                 format!(
-                    "\"{}\" may only be asked by root or the agent's own user{}",
+                    "\"{}\" may only be asked by an administrator or the agent's own user{}",
                     request.name(),
                     self.peer
-                        .uid
-                        .map(|u| format!(", not uid {u}"))
+                        .user
+                        .as_ref()
+                        .map(|u| format!(", not {u}"))
                         .unwrap_or_default()
                 ),
             ));
@@ -379,7 +382,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         self.cx
             .commands
             .send(IpcCommand {
-                peer: self.peer,
+                peer: self.peer.clone(),
                 request,
                 reply,
             })

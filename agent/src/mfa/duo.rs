@@ -658,7 +658,7 @@ mod tests {
     fn jane() -> Enrollment {
         Enrollment::new(
             UserKey {
-                uid: 1000,
+                id: rampart_shared::user::UserId::Uid(1000),
                 name: "jane".into(),
             },
             ProviderKind::Duo,
@@ -1147,7 +1147,7 @@ mod tests {
         p.mfa.provider = Provider::Totp;
         let e = Enrollment::new(
             UserKey {
-                uid: 1000,
+                id: rampart_shared::user::UserId::Uid(1000),
                 name: "jane".into(),
             },
             ProviderKind::Totp,

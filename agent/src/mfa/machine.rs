@@ -11,6 +11,7 @@ use chrono::{DateTime, Duration, Utc};
 use rampart_shared::mfa::{EnrollmentStep, EnrollmentView, Evidence, MfaCommand, PairingInfo};
 use rampart_shared::policy::{Policy, ProviderKind};
 use rampart_shared::totp::{self, Params, Secret};
+use rampart_shared::user::UserId;
 use rampart_shared::version::Version;
 
 use super::duo::DuoState;
@@ -18,11 +19,11 @@ use super::error::MfaError;
 use super::provider::Backend;
 use super::recovery::{self, HashCost, RecoveryHash};
 
-/// Whose enrollment: both the uid (what the socket's peer credentials prove)
-/// and the login name (the authenticator app's account label).
+/// Whose enrollment: both the user id (uid or SID: what the OS says about
+/// the IPC peer) and the login name (the authenticator app's account label).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct UserKey {
-    pub uid: u32,
+    pub id: UserId,
     pub name: String,
 }
 
@@ -33,8 +34,6 @@ pub struct Ctx<'a> {
     pub policy: &'a Policy,
     pub agent_version: Version,
 }
-
-pub const ROOT_UID: u32 = 0;
 
 /// Wrong codes allowed before waits begin.
 pub const FREE_FAILURES: u32 = 5;
@@ -69,14 +68,20 @@ pub struct Outcome {
     pub recovery_codes: Option<Vec<String>>,
 }
 
-/// Only the enrollment's owner or root may drive it; only root may reset.
-pub fn authorize(peer_uid: u32, owner_uid: u32, command: &MfaCommand) -> Result<(), MfaError> {
+/// Only the enrollment's owner or an administrator (root, LocalSystem, an
+/// elevated Windows admin) may drive it; only an administrator may reset it.
+pub fn authorize(
+    peer: &UserId,
+    peer_admin: bool,
+    owner: &UserId,
+    command: &MfaCommand,
+) -> Result<(), MfaError> {
     match command {
-        _ if peer_uid == ROOT_UID => Ok(()),
+        _ if peer_admin => Ok(()),
         MfaCommand::ResetEnrollment => Err(MfaError::Forbidden(
             "Only an administrator can reset an MFA setup.",
         )),
-        _ if peer_uid == owner_uid => Ok(()),
+        _ if peer == owner => Ok(()),
         _ => Err(MfaError::Forbidden(
             "Only the person whose MFA this is, or an administrator, can change it.",
         )),
@@ -150,7 +155,7 @@ impl Enrollment {
                 }
                 self.evidence = Some(Evidence {
                     acknowledged_at: ctx.now,
-                    uid: self.owner.uid,
+                    user_id: self.owner.id.clone(),
                     user: self.owner.name.clone(),
                     guide_url: guide_url.clone(),
                     policy_serial: ctx.policy.serial,
@@ -342,7 +347,7 @@ mod tests {
     fn jane() -> Enrollment {
         Enrollment::new(
             UserKey {
-                uid: 1000,
+                id: UserId::Uid(1000),
                 name: "jane".into(),
             },
             ProviderKind::Totp,
@@ -423,7 +428,7 @@ mod tests {
             e.evidence,
             Some(Evidence {
                 acknowledged_at: at(T0 + 10),
-                uid: 1000,
+                user_id: UserId::Uid(1000),
                 user: "jane".into(),
                 guide_url: "https://it.acme.example/offline".into(),
                 policy_serial: 7,
@@ -604,15 +609,39 @@ mod tests {
     }
 
     #[test]
-    fn only_owner_or_root_and_reset_is_root_only() {
+    fn only_owner_or_admin_and_reset_is_admin_only() {
         let verify = MfaCommand::VerifyCode { code: "1".into() };
-        assert!(authorize(1000, 1000, &verify).is_ok());
-        assert!(authorize(ROOT_UID, 1000, &verify).is_ok());
-        let other = authorize(1001, 1000, &verify).unwrap_err();
+        let reset = MfaCommand::ResetEnrollment;
+        let check = |peer: u32, owner: u32, command: &MfaCommand| {
+            authorize(&UserId::Uid(peer), peer == 0, &UserId::Uid(owner), command)
+        };
+        assert!(check(1000, 1000, &verify).is_ok());
+        assert!(check(0, 1000, &verify).is_ok());
+        let other = check(1001, 1000, &verify).unwrap_err();
         assert_eq!(other.code(), MfaErrorCode::Forbidden);
-        assert!(authorize(1000, 1000, &MfaCommand::ResetEnrollment).is_err());
-        assert!(authorize(1001, 1000, &MfaCommand::ResetEnrollment).is_err());
-        assert!(authorize(ROOT_UID, 1000, &MfaCommand::ResetEnrollment).is_ok());
+        assert!(check(1000, 1000, &reset).is_err());
+        assert!(check(1001, 1000, &reset).is_err());
+        assert!(check(0, 1000, &reset).is_ok());
+    }
+
+    #[test]
+    fn the_same_rules_for_windows_sids() {
+        let sid = |s: &str| UserId::Sid(s.into());
+        let jane = sid("S-1-5-21-1-2-3-1001");
+        let bob = sid("S-1-5-21-1-2-3-1002");
+        let verify = MfaCommand::VerifyCode { code: "1".into() };
+        let reset = MfaCommand::ResetEnrollment;
+        assert!(authorize(&jane, false, &jane, &verify).is_ok());
+        assert!(authorize(&bob, false, &jane, &verify).is_err());
+        // An administrator's own SID is not the owner's, and need not be.
+        assert!(authorize(&bob, true, &jane, &verify).is_ok());
+        assert!(authorize(&sid("S-1-5-18"), true, &jane, &reset).is_ok());
+        assert!(authorize(&jane, false, &jane, &reset).is_err());
+        // A UAC-filtered admin token arrives with `admin` false: it is just
+        // another user.
+        assert!(authorize(&bob, false, &jane, &reset).is_err());
+        // Equal digits in another kind of id are another user.
+        assert!(authorize(&UserId::Uid(1001), false, &sid("1001"), &verify).is_err());
     }
 
     #[test]

@@ -14,7 +14,7 @@
 //! MfaEngine::section(&self, owner: &UserKey, policy: &Policy) -> MfaSection
 //! MfaEngine::users(&self) -> impl Iterator<Item = &UserKey>
 //! section::summary(&MfaSection) -> String     // "Setup in progress: verify a code"
-//! machine::authorize(peer_uid, owner_uid, &MfaCommand) -> Result<(), MfaError>
+//! machine::authorize(&peer_id, peer_admin, &owner_id, &MfaCommand) -> Result<(), MfaError>
 //! ```
 //!
 //! `owner` names whose enrollment the command is for: for a user's own window
@@ -49,6 +49,7 @@ use chrono::{DateTime, Utc};
 use rampart_shared::mfa::{EnrollmentStep, EnrollmentView, MfaCommand};
 use rampart_shared::policy::Policy;
 use rampart_shared::status::MfaSection;
+use rampart_shared::user::UserId;
 
 pub use error::MfaError;
 pub use machine::{Ctx, Enrollment, UserKey};
@@ -60,7 +61,9 @@ use crate::fsutil::{self, FsError};
 /// Who is asking, as the socket's peer credentials and the OS say.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Peer {
-    pub uid: u32,
+    pub id: UserId,
+    /// See [`crate::ipc::Peer::admin`].
+    pub admin: bool,
     pub user_name: String,
 }
 
@@ -68,7 +71,7 @@ impl Peer {
     /// The enrollment this peer drives from its own window.
     pub fn key(&self) -> UserKey {
         UserKey {
-            uid: self.uid,
+            id: self.id.clone(),
             name: self.user_name.clone(),
         }
     }
@@ -118,7 +121,7 @@ impl MfaEngine {
                 Ok(Some(enrollment)) => Slot::Loaded(Box::new(enrollment)),
                 Ok(None) => continue,
                 Err(e) => {
-                    tracing::error!(uid = owner.uid, error = %e, "MFA state file unreadable");
+                    tracing::error!(user = %owner.id, error = %e, "MFA state file unreadable");
                     Slot::Broken(match e {
                         LoadError::Corrupt { reason, .. } => reason,
                         other => other.to_string(),
@@ -146,7 +149,7 @@ impl MfaEngine {
         command: &MfaCommand,
         ctx: &Ctx<'_>,
     ) -> Result<EnrollmentView, MfaError> {
-        machine::authorize(peer.uid, owner.uid, command)?;
+        machine::authorize(&peer.id, peer.admin, &owner.id, command)?;
         let current = match self.users.get(owner) {
             Some(Slot::Broken(_)) if *command == MfaCommand::ResetEnrollment => None,
             Some(Slot::Broken(reason)) => {
@@ -173,15 +176,15 @@ impl MfaEngine {
         }
         match &result {
             Ok(_) => tracing::info!(
-                uid = owner.uid,
-                peer_uid = peer.uid,
+                user = %owner.id,
+                peer = %peer.id,
                 command = command.name(),
                 step = ?next.step,
                 "MFA command applied"
             ),
             Err(e) => tracing::warn!(
-                uid = owner.uid,
-                peer_uid = peer.uid,
+                user = %owner.id,
+                peer = %peer.id,
                 command = command.name(),
                 code = ?e.code(),
                 "MFA command refused"
@@ -237,7 +240,7 @@ impl MfaEngine {
             Ok(Some(call)) => Plan::Duo(call),
             Ok(None) => Plan::Reply(Box::new(self.reply(peer, owner, command, ctx))),
             Err(error) => {
-                tracing::warn!(uid = owner.uid, peer_uid = peer.uid, command = command.name(),
+                tracing::warn!(user = %owner.id, peer = %peer.id, command = command.name(),
                     code = ?error.code(), "MFA command refused");
                 Plan::Reply(Box::new(self.error_view(owner, &error, ctx)))
             }
@@ -251,7 +254,7 @@ impl MfaEngine {
         command: &MfaCommand,
         ctx: &Ctx<'_>,
     ) -> Result<Option<duo::DuoCall>, MfaError> {
-        machine::authorize(peer.uid, owner.uid, command)?;
+        machine::authorize(&peer.id, peer.admin, &owner.id, command)?;
         match self.users.get(owner) {
             Some(Slot::Broken(_)) => Ok(None),
             Some(Slot::Loaded(e)) => duo::plan(e, command, ctx),
@@ -309,7 +312,7 @@ impl MfaEngine {
         let name = command.map_or("status_refresh", MfaCommand::name);
         if !still_applies {
             tracing::info!(
-                uid = owner.uid,
+                user = %owner.id,
                 call = call.name(),
                 "Duo answer dropped: the setup moved on"
             );
@@ -325,9 +328,9 @@ impl MfaEngine {
                 .insert(owner.clone(), Slot::Loaded(Box::new(next.clone())));
         }
         match &result {
-            Ok(_) => tracing::info!(uid = owner.uid, peer_uid = peer.uid, command = name,
+            Ok(_) => tracing::info!(user = %owner.id, peer = %peer.id, command = name,
                 call = call.name(), step = ?next.step, "Duo answer applied"),
-            Err(e) => tracing::warn!(uid = owner.uid, peer_uid = peer.uid, command = name,
+            Err(e) => tracing::warn!(user = %owner.id, peer = %peer.id, command = name,
                 call = call.name(), code = ?e.code(), "Duo answer refused the command"),
         }
         result.map(|outcome| next.view(ctx.policy, outcome.recovery_codes))
@@ -354,7 +357,7 @@ impl MfaEngine {
         code: &str,
         now: DateTime<Utc>,
     ) -> Result<u32, MfaError> {
-        if peer.uid != machine::ROOT_UID && peer.uid != owner.uid {
+        if !peer.admin && peer.id != owner.id {
             return Err(MfaError::Forbidden(
                 "Only the person whose MFA this is, or an administrator, can use its recovery codes.",
             ));
@@ -414,7 +417,7 @@ pub fn stored_secrets(state_dir: &Path) -> Result<Vec<(String, StoredSecret)>, S
             Ok(Some(e)) => {
                 if let Some(secret) = e.secret {
                     out.push((
-                        format!("TOTP secret of uid {}", owner.uid),
+                        format!("TOTP secret of {}", owner.id),
                         StoredSecret::Totp(secret),
                     ));
                 }
@@ -424,7 +427,7 @@ pub fn stored_secrets(state_dir: &Path) -> Result<Vec<(String, StoredSecret)>, S
                     ..
                 }) = e.duo.map(|d| d.phase)
                 {
-                    let label = format!("Duo activation of uid {}", owner.uid);
+                    let label = format!("Duo activation of {}", owner.id);
                     out.push((label.clone(), StoredSecret::Text(activation_code)));
                     out.push((label, StoredSecret::Text(activation_url)));
                 }

@@ -1,5 +1,7 @@
-//! The per-user state file: `mfa-<uid>-<login name, percent-encoded>.json`,
-//! 0600 in a 0700 directory, replaced atomically on every change.
+//! The per-user state file: `mfa-<uid>-<login name, percent-encoded>.json`
+//! on Unix, `mfa-<SID>@<login name, percent-encoded>.json` on Windows (a SID
+//! has dashes of its own; the encoding always escapes `@`), 0600 in a 0700
+//! directory, replaced atomically on every change.
 //!
 //! Architecture invariant: [`StoredSecret`] is the only type whose `Serialize`
 //! writes the TOTP secret, and it is private to this module; the file is the
@@ -11,6 +13,7 @@ use chrono::{DateTime, Utc};
 use rampart_shared::mfa::{EnrollmentStep, Evidence};
 use rampart_shared::policy::ProviderKind;
 use rampart_shared::totp::{Secret, percent_encode};
+use rampart_shared::user::UserId;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use zeroize::Zeroize;
 
@@ -35,19 +38,28 @@ pub enum LoadError {
 }
 
 pub fn file_name(owner: &UserKey) -> String {
-    format!(
-        "{PREFIX}{}-{}{SUFFIX}",
-        owner.uid,
-        percent_encode(&owner.name)
-    )
+    let name = percent_encode(&owner.name);
+    match &owner.id {
+        UserId::Uid(uid) => format!("{PREFIX}{uid}-{name}{SUFFIX}"),
+        UserId::Sid(sid) => format!("{PREFIX}{sid}@{name}{SUFFIX}"),
+    }
 }
 
 /// The owner a state file's name claims, if it is one of ours.
 pub fn owner_from_file_name(name: &str) -> Option<UserKey> {
     let rest = name.strip_prefix(PREFIX)?.strip_suffix(SUFFIX)?;
-    let (uid, encoded) = rest.split_once('-')?;
+    let (id, encoded) = if rest.starts_with("S-") {
+        let (sid, encoded) = rest.split_once('@')?;
+        if !UserId::is_sid_text(sid) {
+            return None;
+        }
+        (UserId::Sid(sid.to_owned()), encoded)
+    } else {
+        let (uid, encoded) = rest.split_once('-')?;
+        (UserId::Uid(uid.parse().ok()?), encoded)
+    };
     Some(UserKey {
-        uid: uid.parse().ok()?,
+        id,
         name: percent_decode(encoded)?,
     })
 }
@@ -93,7 +105,9 @@ impl<'de> Deserialize<'de> for StoredSecret {
 #[derive(Serialize, Deserialize)]
 struct StateFile {
     version: u32,
-    uid: u32,
+    /// `"uid": 1000`, or on Windows `"sid": "S-1-5-21-…"`.
+    #[serde(flatten)]
+    id: UserId,
     user: String,
     provider: ProviderKind,
     step: EnrollmentStep,
@@ -127,7 +141,7 @@ struct StoredHash {
 pub fn save(dir: &Path, e: &Enrollment) -> Result<(), FsError> {
     let file = StateFile {
         version: STATE_VERSION,
-        uid: e.owner.uid,
+        id: e.owner.id.clone(),
         user: e.owner.name.clone(),
         provider: e.provider,
         step: e.step,
@@ -194,10 +208,10 @@ fn parse(path: &Path, bytes: &[u8], owner: &UserKey) -> Result<Enrollment, LoadE
     // A bad secret reports only that it is not base32 (see StoredSecret),
     // so this message, which ends up in status, cannot carry it.
     let file: StateFile = serde_json::from_value(value).map_err(|e| corrupt(e.to_string()))?;
-    if (file.uid, file.user.as_str()) != (owner.uid, owner.name.as_str()) {
+    if (&file.id, file.user.as_str()) != (&owner.id, owner.name.as_str()) {
         return Err(corrupt(format!(
-            "it belongs to uid {} ({}), not to its file name's user",
-            file.uid, file.user
+            "it belongs to {} ({}), not to its file name's user",
+            file.id, file.user
         )));
     }
     // Duo keeps the phone's secret itself.
@@ -251,16 +265,111 @@ mod tests {
 
     #[test]
     fn file_names_round_trip_odd_login_names() {
-        for name in ["jane", "jane.doe", "ACME\\jane", "../etc", "zoë smith"] {
-            let owner = UserKey {
-                uid: 1000,
-                name: name.into(),
-            };
-            let file = file_name(&owner);
-            assert!(!file.contains(['/', '\\', ' ']), "{file}");
-            assert_eq!(owner_from_file_name(&file), Some(owner));
+        let ids = [
+            UserId::Uid(1000),
+            UserId::Sid("S-1-5-21-3623811015-3361044348-30300820-1013".into()),
+        ];
+        for id in ids {
+            for name in [
+                "jane",
+                "jane.doe",
+                "ACME\\jane",
+                "../etc",
+                "zoë smith",
+                "42-x@y",
+            ] {
+                let owner = UserKey {
+                    id: id.clone(),
+                    name: name.into(),
+                };
+                let file = file_name(&owner);
+                assert!(!file.contains(['/', '\\', ' ']), "{file}");
+                assert_eq!(owner_from_file_name(&file), Some(owner));
+            }
         }
         assert_eq!(owner_from_file_name("policy.json"), None);
         assert_eq!(owner_from_file_name("mfa-x-jane.json"), None);
+        assert_eq!(owner_from_file_name("mfa-S-1-5-x@jane.json"), None);
+        assert_eq!(owner_from_file_name("mfa-S-1-5-18-jane.json"), None);
+    }
+
+    /// A state file exactly as agents before Windows identities wrote it
+    /// (TOTP, enrolled, with evidence) still loads, and saves back with the
+    /// same fields.
+    #[test]
+    fn an_old_state_file_still_loads() {
+        let old = r#"{
+  "version": 1,
+  "uid": 1000,
+  "user": "jane",
+  "provider": "totp",
+  "step": "enrolled",
+  "issuer": "Acme",
+  "secret": "JBSWY3DPEHPK3PXP",
+  "last_accepted_step": 59833333,
+  "consecutive_failures": 0,
+  "locked_until": null,
+  "recovery_codes": [
+    {"m_kib": 8, "t": 1, "p": 1, "salt": "00112233", "hash": "aabbccdd", "used_at": null}
+  ],
+  "verified_at": "2026-11-18T11:06:40Z",
+  "enrolled_at": "2026-11-18T11:07:40Z",
+  "evidence": {
+    "acknowledged_at": "2026-11-18T11:07:40Z",
+    "uid": 1000,
+    "user": "jane",
+    "guide_url": "https://it.acme.example/offline",
+    "policy_serial": 7,
+    "agent_version": "0.1.0"
+  }
+}"#;
+        let tmp = tempfile::tempdir().unwrap();
+        let owner = owner_from_file_name("mfa-1000-jane.json").unwrap();
+        assert_eq!(owner.id, UserId::Uid(1000));
+        std::fs::write(tmp.path().join("mfa-1000-jane.json"), old).unwrap();
+        let e = load(tmp.path(), &owner).unwrap().unwrap();
+        assert_eq!(e.step, EnrollmentStep::Enrolled);
+        assert_eq!(
+            e.secret.as_ref().map(Secret::to_base32).as_deref(),
+            Some("JBSWY3DPEHPK3PXP")
+        );
+        let evidence = e.evidence.clone().unwrap();
+        assert_eq!(evidence.user_id, UserId::Uid(1000));
+        assert_eq!(evidence.policy_serial, 7);
+
+        save(tmp.path(), &e).unwrap();
+        let again: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(tmp.path().join("mfa-1000-jane.json")).unwrap())
+                .unwrap();
+        let before: serde_json::Value = serde_json::from_str(old).unwrap();
+        assert_eq!(again, before);
+    }
+
+    #[test]
+    fn a_windows_state_file_names_its_sid() {
+        let tmp = tempfile::tempdir().unwrap();
+        let owner = UserKey {
+            id: UserId::Sid("S-1-5-21-1-2-3-1001".into()),
+            name: r"ACME\jane".into(),
+        };
+        let e = Enrollment::new(owner.clone(), ProviderKind::Totp);
+        save(tmp.path(), &e).unwrap();
+        let name = file_name(&owner);
+        assert_eq!(name, "mfa-S-1-5-21-1-2-3-1001@ACME%5Cjane.json");
+        let text: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(tmp.path().join(&name)).unwrap()).unwrap();
+        assert_eq!(text["sid"], "S-1-5-21-1-2-3-1001");
+        assert!(text.get("uid").is_none());
+        assert_eq!(load(tmp.path(), &owner).unwrap(), Some(e));
+        // The same file under another user's name is refused.
+        let other = UserKey {
+            id: UserId::Sid("S-1-5-21-1-2-3-1002".into()),
+            name: owner.name.clone(),
+        };
+        std::fs::copy(tmp.path().join(&name), tmp.path().join(file_name(&other))).unwrap();
+        assert!(matches!(
+            load(tmp.path(), &other),
+            Err(LoadError::Corrupt { .. })
+        ));
     }
 }

@@ -38,14 +38,16 @@ fn ctx(policy: &Policy, now: i64) -> Ctx<'_> {
 
 fn jane() -> Peer {
     Peer {
-        uid: 1000,
+        id: UserId::Uid(1000),
+        admin: false,
         user_name: "jane".into(),
     }
 }
 
 fn root() -> Peer {
     Peer {
-        uid: 0,
+        id: UserId::ROOT,
+        admin: true,
         user_name: "root".into(),
     }
 }
@@ -228,7 +230,7 @@ fn corrupt_state_is_an_error_for_that_user_only_and_root_can_reset_it() {
         "{summary}"
     );
     let bob = UserKey {
-        uid: 1001,
+        id: UserId::Uid(1001),
         name: "bob".into(),
     };
     let bob_section = engine.section(&bob, &p);
@@ -260,7 +262,8 @@ fn another_uid_is_refused_and_sees_no_pairing() {
     let mut engine = open(tmp.path());
     cmd(&mut engine, &jane(), &p, T0, MfaCommand::StartEnrollment).unwrap();
     let mallory = Peer {
-        uid: 1002,
+        id: UserId::Uid(1002),
+        admin: false,
         user_name: "mallory".into(),
     };
     for c in [

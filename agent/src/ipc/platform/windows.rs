@@ -1,0 +1,191 @@
+//! Named pipes. Every instance carries an explicit security descriptor
+//! (`winsec::pipe_sddl`) and rejects remote clients; the first is created
+//! with FILE_FLAG_FIRST_PIPE_INSTANCE so that a pipe someone else made first
+//! is never joined. The peer is identified by the client's process token
+//! (GetNamedPipeClientProcessId, then OpenProcess / OpenProcessToken).
+use std::io;
+use std::path::{Path, PathBuf};
+
+use rampart_shared::user::UserId;
+use tokio::net::windows::named_pipe::{
+    ClientOptions, NamedPipeClient, NamedPipeServer, ServerOptions,
+};
+use tokio::sync::Mutex;
+
+use super::super::Peer;
+use crate::winsec::{self, ffi};
+
+pub const DEFAULT_PIPE_NAME: &str = r"\\.\pipe\rampart-agent";
+
+pub fn user_pipe_name() -> String {
+    let user = std::env::var("USERNAME").unwrap_or_else(|_| "user".to_owned());
+    format!(r"\\.\pipe\rampart-agent-{user}")
+}
+
+pub struct Listener {
+    next: Mutex<NamedPipeServer>,
+    path: PathBuf,
+    sd: ffi::SecurityDescriptor,
+}
+
+pub enum Stream {
+    Server(NamedPipeServer),
+    Client(NamedPipeClient),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BindError {
+    #[error("another Rampart agent is already listening on {0}")]
+    InUse(PathBuf),
+    #[error("cannot listen on {path}: {source}")]
+    Listen { path: PathBuf, source: io::Error },
+    #[error("cannot build the pipe's security descriptor: {0}")]
+    Security(#[from] ffi::Win32Error),
+}
+
+fn instance_options(first: bool) -> ServerOptions {
+    let mut options = ServerOptions::new();
+    options
+        .first_pipe_instance(first)
+        .reject_remote_clients(true);
+    options
+}
+
+/// Binds the agent's pipe. `world_connectable`: every authenticated local
+/// user may connect (the system agent; authorization is per request);
+/// otherwise only the agent's own user (dev and embedded mode).
+pub async fn bind(path: &Path, world_connectable: bool) -> Result<Listener, BindError> {
+    let own = ffi::current_identity()?;
+    let sd =
+        ffi::SecurityDescriptor::from_sddl(&winsec::pipe_sddl(world_connectable, &own.user_sid))?;
+    let first =
+        ffi::create_pipe(&instance_options(true), path, &sd).map_err(|source| {
+            match source.kind() {
+                io::ErrorKind::PermissionDenied => BindError::InUse(path.to_owned()),
+                _ => BindError::Listen {
+                    path: path.to_owned(),
+                    source,
+                },
+            }
+        })?;
+    Ok(Listener {
+        next: Mutex::new(first),
+        path: path.to_owned(),
+        sd,
+    })
+}
+
+/// The user behind a connected client. Unidentified (only unprivileged
+/// requests) when the OS will not say.
+fn identify(pipe: &NamedPipeServer) -> Peer {
+    let pid = match ffi::pipe_client_pid(pipe) {
+        Ok(pid) => pid,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot tell which process connected");
+            return Peer::UNKNOWN;
+        }
+    };
+    match ffi::process_identity(pid) {
+        Ok(token) => Peer {
+            admin: winsec::token_is_admin(&token.user_sid, &token.groups),
+            user: Some(UserId::Sid(token.user_sid)),
+            pid: Some(pid),
+        },
+        Err(e) => {
+            tracing::warn!(pid, error = %e, "cannot tell which user connected");
+            Peer {
+                pid: Some(pid),
+                ..Peer::UNKNOWN
+            }
+        }
+    }
+}
+
+impl Listener {
+    pub async fn accept(&self) -> io::Result<(Stream, Peer)> {
+        let mut next = self.next.lock().await;
+        next.connect().await?;
+        let fresh = ffi::create_pipe(&instance_options(false), &self.path, &self.sd)?;
+        let connected = std::mem::replace(&mut *next, fresh);
+        let peer = identify(&connected);
+        Ok((Stream::Server(connected), peer))
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+pub async fn connect(path: &Path) -> io::Result<Stream> {
+    Ok(Stream::Client(ClientOptions::new().open(path)?))
+}
+
+/// Windows has no uid; file ownership checks that want one are skipped.
+pub fn current_uid() -> Option<u32> {
+    None
+}
+
+pub fn current_user() -> Option<UserId> {
+    match ffi::current_identity() {
+        Ok(token) => Some(UserId::Sid(token.user_sid)),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read this process's own SID");
+            None
+        }
+    }
+}
+
+/// The account name of `user` (without its domain: the authenticator label
+/// and the name Duo knows); the SID itself when it has none.
+pub fn user_name(user: &UserId) -> String {
+    match user {
+        UserId::Sid(sid) => ffi::account_name(sid).unwrap_or_else(|_| sid.clone()),
+        other => other.to_string(),
+    }
+}
+
+impl tokio::io::AsyncRead for Stream {
+    fn poll_read(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Server(s) => std::pin::Pin::new(s).poll_read(cx, buf),
+            Stream::Client(s) => std::pin::Pin::new(s).poll_read(cx, buf),
+        }
+    }
+}
+
+impl tokio::io::AsyncWrite for Stream {
+    fn poll_write(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Stream::Server(s) => std::pin::Pin::new(s).poll_write(cx, buf),
+            Stream::Client(s) => std::pin::Pin::new(s).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Server(s) => std::pin::Pin::new(s).poll_flush(cx),
+            Stream::Client(s) => std::pin::Pin::new(s).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Server(s) => std::pin::Pin::new(s).poll_shutdown(cx),
+            Stream::Client(s) => std::pin::Pin::new(s).poll_shutdown(cx),
+        }
+    }
+}

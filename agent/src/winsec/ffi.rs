@@ -1,0 +1,385 @@
+//! The Win32 calls behind Windows identity and ACLs: the one module of the
+//! workspace that opts into `unsafe` (see the workspace's Cargo.toml). Every
+//! function here is a safe wrapper: handles are owned and closed, buffers
+//! sized by the OS, `LocalAlloc`ed results freed.
+#![allow(unsafe_code)]
+
+use std::ffi::{OsStr, c_void};
+use std::io;
+use std::os::windows::ffi::OsStrExt;
+use std::os::windows::io::{AsRawHandle, FromRawHandle, OwnedHandle};
+use std::path::Path;
+use std::ptr;
+
+use tokio::net::windows::named_pipe::{NamedPipeServer, ServerOptions};
+use windows_sys::Win32::Foundation::{
+    ERROR_INSUFFICIENT_BUFFER, GetLastError, HANDLE, HLOCAL, LocalFree,
+};
+use windows_sys::Win32::Security::Authorization::{
+    ConvertSecurityDescriptorToStringSecurityDescriptorW, ConvertSidToStringSidW,
+    ConvertStringSecurityDescriptorToSecurityDescriptorW, ConvertStringSidToSidW,
+    GetNamedSecurityInfoW, SDDL_REVISION_1, SE_FILE_OBJECT, SetNamedSecurityInfoW,
+};
+use windows_sys::Win32::Security::{
+    ACL, DACL_SECURITY_INFORMATION, GetSecurityDescriptorDacl, GetTokenInformation,
+    LookupAccountSidW, PROTECTED_DACL_SECURITY_INFORMATION, PSECURITY_DESCRIPTOR, PSID,
+    SECURITY_ATTRIBUTES, SID_AND_ATTRIBUTES, SID_NAME_USE, TOKEN_GROUPS, TOKEN_QUERY, TOKEN_USER,
+    TokenGroups, TokenUser,
+};
+use windows_sys::Win32::System::Pipes::GetNamedPipeClientProcessId;
+use windows_sys::Win32::System::Threading::{
+    GetCurrentProcess, OpenProcess, OpenProcessToken, PROCESS_QUERY_LIMITED_INFORMATION,
+};
+
+/// A Win32 call that failed, with the OS's own error.
+#[derive(Debug, thiserror::Error)]
+#[error("{call} failed: {source}")]
+pub struct Win32Error {
+    pub call: &'static str,
+    #[source]
+    pub source: io::Error,
+}
+
+impl Win32Error {
+    fn last(call: &'static str) -> Self {
+        Self {
+            call,
+            source: io::Error::last_os_error(),
+        }
+    }
+
+    fn code(call: &'static str, code: u32) -> Self {
+        Self {
+            call,
+            source: io::Error::from_raw_os_error(code as i32),
+        }
+    }
+}
+
+/// Who a token says it is: the user SID and each group SID with its
+/// attributes (`SE_GROUP_*`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenIdentity {
+    pub user_sid: String,
+    pub groups: Vec<(String, u32)>,
+}
+
+fn wide(text: &OsStr) -> Vec<u16> {
+    text.encode_wide().chain(Some(0)).collect()
+}
+
+/// Memory the OS allocated with `LocalAlloc` for us to free.
+struct Local(*mut c_void);
+
+impl Drop for Local {
+    fn drop(&mut self) {
+        if !self.0.is_null() {
+            // SAFETY: the pointer came from an API documented to return
+            // LocalAlloc'ed memory, and is freed once, here.
+            unsafe { LocalFree(self.0 as HLOCAL) };
+        }
+    }
+}
+
+/// A NUL-terminated UTF-16 string the OS wrote.
+///
+/// # Safety
+/// `p` must point at a readable, NUL-terminated UTF-16 string.
+unsafe fn from_wide_ptr(p: *const u16) -> String {
+    let mut len = 0;
+    // SAFETY: the caller promises a NUL terminator within the allocation.
+    while unsafe { *p.add(len) } != 0 {
+        len += 1;
+    }
+    // SAFETY: `len` units were just read from `p`.
+    String::from_utf16_lossy(unsafe { std::slice::from_raw_parts(p, len) })
+}
+
+fn sid_to_string(sid: PSID) -> Result<String, Win32Error> {
+    let mut text: *mut u16 = ptr::null_mut();
+    // SAFETY: `sid` points into a token-information buffer that is alive for
+    // this call; `text` receives a LocalAlloc'ed string.
+    if unsafe { ConvertSidToStringSidW(sid, &mut text) } == 0 {
+        return Err(Win32Error::last("ConvertSidToStringSidW"));
+    }
+    let _free = Local(text.cast());
+    // SAFETY: the call succeeded, so `text` is a NUL-terminated string.
+    Ok(unsafe { from_wide_ptr(text) })
+}
+
+/// One `GetTokenInformation` class into an 8-aligned buffer of the size the
+/// OS asks for.
+fn token_information(token: &OwnedHandle, class: i32) -> Result<Vec<u64>, Win32Error> {
+    let handle = token.as_raw_handle() as HANDLE;
+    let mut needed = 0u32;
+    // SAFETY: a size query: no buffer, `needed` receives the size.
+    let ok = unsafe { GetTokenInformation(handle, class, ptr::null_mut(), 0, &mut needed) };
+    // SAFETY: reads the calling thread's last error, nothing else.
+    if ok == 0 && unsafe { GetLastError() } != ERROR_INSUFFICIENT_BUFFER {
+        return Err(Win32Error::last("GetTokenInformation"));
+    }
+    let mut buffer = vec![0u64; (needed as usize).div_ceil(8)];
+    let len = u32::try_from(buffer.len() * 8).unwrap_or(u32::MAX);
+    // SAFETY: `buffer` is writable for `len` bytes and outlives the call.
+    if unsafe { GetTokenInformation(handle, class, buffer.as_mut_ptr().cast(), len, &mut needed) }
+        == 0
+    {
+        return Err(Win32Error::last("GetTokenInformation"));
+    }
+    Ok(buffer)
+}
+
+fn token_identity(token: &OwnedHandle) -> Result<TokenIdentity, Win32Error> {
+    let user = token_information(token, TokenUser)?;
+    // SAFETY: the buffer holds a TOKEN_USER (aligned to 8) whose SID points
+    // inside the same buffer, which is alive while it is read.
+    let user_sid = sid_to_string(unsafe { (*user.as_ptr().cast::<TOKEN_USER>()).User.Sid })?;
+    let groups = token_information(token, TokenGroups)?;
+    let header = groups.as_ptr().cast::<TOKEN_GROUPS>();
+    // SAFETY: the buffer holds a TOKEN_GROUPS followed by `GroupCount`
+    // entries (the struct declares one; the OS wrote them all).
+    let entries: &[SID_AND_ATTRIBUTES] = unsafe {
+        std::slice::from_raw_parts(
+            ptr::addr_of!((*header).Groups).cast::<SID_AND_ATTRIBUTES>(),
+            (*header).GroupCount as usize,
+        )
+    };
+    let groups = entries
+        .iter()
+        .map(|g| Ok((sid_to_string(g.Sid)?, g.Attributes)))
+        .collect::<Result<_, Win32Error>>()?;
+    Ok(TokenIdentity { user_sid, groups })
+}
+
+fn process_token(process: HANDLE) -> Result<OwnedHandle, Win32Error> {
+    let mut token: HANDLE = ptr::null_mut();
+    // SAFETY: `process` is a live process handle; `token` receives a new one.
+    if unsafe { OpenProcessToken(process, TOKEN_QUERY, &mut token) } == 0 {
+        return Err(Win32Error::last("OpenProcessToken"));
+    }
+    // SAFETY: a handle the call just opened, owned from here on.
+    Ok(unsafe { OwnedHandle::from_raw_handle(token.cast()) })
+}
+
+/// The identity of this process's token.
+pub fn current_identity() -> Result<TokenIdentity, Win32Error> {
+    // SAFETY: a pseudo-handle that needs no closing.
+    let token = process_token(unsafe { GetCurrentProcess() })?;
+    token_identity(&token)
+}
+
+/// The process id of the client connected to this pipe instance.
+pub fn pipe_client_pid(pipe: &NamedPipeServer) -> Result<u32, Win32Error> {
+    let mut pid = 0u32;
+    // SAFETY: `pipe` is a live server handle; `pid` receives the id.
+    if unsafe { GetNamedPipeClientProcessId(pipe.as_raw_handle() as HANDLE, &mut pid) } == 0 {
+        return Err(Win32Error::last("GetNamedPipeClientProcessId"));
+    }
+    Ok(pid)
+}
+
+/// The identity of the primary token of process `pid`.
+pub fn process_identity(pid: u32) -> Result<TokenIdentity, Win32Error> {
+    // SAFETY: opens a handle (or null) that is owned below.
+    let process = unsafe { OpenProcess(PROCESS_QUERY_LIMITED_INFORMATION, 0, pid) };
+    if process.is_null() {
+        return Err(Win32Error::last("OpenProcess"));
+    }
+    // SAFETY: a handle the call just opened, owned from here on.
+    let process = unsafe { OwnedHandle::from_raw_handle(process.cast()) };
+    let token = process_token(process.as_raw_handle() as HANDLE)?;
+    token_identity(&token)
+}
+
+/// The account name (without its domain) a SID belongs to.
+pub fn account_name(sid: &str) -> Result<String, Win32Error> {
+    let text = wide(OsStr::new(sid));
+    let mut psid: PSID = ptr::null_mut();
+    // SAFETY: `text` is NUL-terminated; `psid` receives a LocalAlloc'ed SID.
+    if unsafe { ConvertStringSidToSidW(text.as_ptr(), &mut psid) } == 0 {
+        return Err(Win32Error::last("ConvertStringSidToSidW"));
+    }
+    let _free = Local(psid);
+    let (mut name_len, mut domain_len, mut kind) = (0u32, 0u32, 0 as SID_NAME_USE);
+    // SAFETY: a size query: null buffers with zero lengths.
+    unsafe {
+        LookupAccountSidW(
+            ptr::null(),
+            psid,
+            ptr::null_mut(),
+            &mut name_len,
+            ptr::null_mut(),
+            &mut domain_len,
+            &mut kind,
+        )
+    };
+    if name_len == 0 {
+        return Err(Win32Error::last("LookupAccountSidW"));
+    }
+    let mut name = vec![0u16; name_len as usize];
+    let mut domain = vec![0u16; domain_len.max(1) as usize];
+    domain_len = u32::try_from(domain.len()).unwrap_or(u32::MAX);
+    // SAFETY: both buffers are writable for the lengths passed.
+    if unsafe {
+        LookupAccountSidW(
+            ptr::null(),
+            psid,
+            name.as_mut_ptr(),
+            &mut name_len,
+            domain.as_mut_ptr(),
+            &mut domain_len,
+            &mut kind,
+        )
+    } == 0
+    {
+        return Err(Win32Error::last("LookupAccountSidW"));
+    }
+    // On success `name_len` is the length without the NUL.
+    Ok(String::from_utf16_lossy(&name[..name_len as usize]))
+}
+
+/// A self-relative security descriptor built from SDDL, freed on drop.
+pub struct SecurityDescriptor {
+    sd: Local,
+}
+
+// SAFETY: the descriptor is immutable after construction and only ever
+// passed to the OS by pointer for reading; LocalFree may run on any thread.
+unsafe impl Send for SecurityDescriptor {}
+// SAFETY: as above: shared references only read it.
+unsafe impl Sync for SecurityDescriptor {}
+
+impl SecurityDescriptor {
+    pub fn from_sddl(sddl: &str) -> Result<Self, Win32Error> {
+        let text = wide(OsStr::new(sddl));
+        let mut sd: PSECURITY_DESCRIPTOR = ptr::null_mut();
+        // SAFETY: `text` is NUL-terminated; `sd` receives a LocalAlloc'ed
+        // descriptor.
+        let ok = unsafe {
+            ConvertStringSecurityDescriptorToSecurityDescriptorW(
+                text.as_ptr(),
+                SDDL_REVISION_1,
+                &mut sd,
+                ptr::null_mut(),
+            )
+        };
+        if ok == 0 {
+            return Err(Win32Error::last(
+                "ConvertStringSecurityDescriptorToSecurityDescriptorW",
+            ));
+        }
+        Ok(Self { sd: Local(sd) })
+    }
+
+    fn dacl(&self) -> Result<*mut ACL, Win32Error> {
+        let (mut present, mut defaulted) = (0, 0);
+        let mut dacl: *mut ACL = ptr::null_mut();
+        // SAFETY: `self.sd` is a valid descriptor; the DACL pointer points
+        // into it and is used only while `self` lives.
+        if unsafe { GetSecurityDescriptorDacl(self.sd.0, &mut present, &mut dacl, &mut defaulted) }
+            == 0
+        {
+            return Err(Win32Error::last("GetSecurityDescriptorDacl"));
+        }
+        if present == 0 || dacl.is_null() {
+            return Err(Win32Error {
+                call: "GetSecurityDescriptorDacl",
+                source: io::Error::other("the descriptor has no DACL"),
+            });
+        }
+        Ok(dacl)
+    }
+}
+
+/// Creates one instance of a named pipe server with this security
+/// descriptor on it.
+pub fn create_pipe(
+    options: &ServerOptions,
+    path: &Path,
+    sd: &SecurityDescriptor,
+) -> io::Result<NamedPipeServer> {
+    let mut attributes = SECURITY_ATTRIBUTES {
+        nLength: u32::try_from(size_of::<SECURITY_ATTRIBUTES>()).unwrap_or(u32::MAX),
+        lpSecurityDescriptor: sd.sd.0,
+        bInheritHandle: 0,
+    };
+    // SAFETY: `attributes` is a valid SECURITY_ATTRIBUTES whose descriptor
+    // outlives the call (the pipe keeps its own copy of it).
+    unsafe {
+        options.create_with_security_attributes_raw(
+            path.as_os_str(),
+            ptr::addr_of_mut!(attributes).cast(),
+        )
+    }
+}
+
+/// Replaces the DACL of a file or directory with the one in `sddl`,
+/// protected from inheritance. Inheritable ACEs propagate to children that
+/// do not protect their own.
+pub fn set_dacl(path: &Path, sddl: &str) -> Result<(), Win32Error> {
+    let sd = SecurityDescriptor::from_sddl(sddl)?;
+    let dacl = sd.dacl()?;
+    let name = wide(path.as_os_str());
+    // SAFETY: `name` is NUL-terminated; `dacl` points into `sd`, alive for
+    // the call; owner, group and SACL are left as they are (null).
+    let code = unsafe {
+        SetNamedSecurityInfoW(
+            name.as_ptr(),
+            SE_FILE_OBJECT,
+            DACL_SECURITY_INFORMATION | PROTECTED_DACL_SECURITY_INFORMATION,
+            ptr::null_mut(),
+            ptr::null_mut(),
+            dacl,
+            ptr::null(),
+        )
+    };
+    if code != 0 {
+        return Err(Win32Error::code("SetNamedSecurityInfoW", code));
+    }
+    Ok(())
+}
+
+/// The DACL of a file or directory, as SDDL (`D:P(A;OICI;FA;;;SY)…`).
+pub fn read_dacl(path: &Path) -> Result<String, Win32Error> {
+    let name = wide(path.as_os_str());
+    let mut sd: PSECURITY_DESCRIPTOR = ptr::null_mut();
+    let mut dacl: *mut ACL = ptr::null_mut();
+    // SAFETY: `name` is NUL-terminated; `sd` receives a LocalAlloc'ed
+    // descriptor that `dacl` points into; the other outputs are not asked.
+    let code = unsafe {
+        GetNamedSecurityInfoW(
+            name.as_ptr(),
+            SE_FILE_OBJECT,
+            DACL_SECURITY_INFORMATION,
+            ptr::null_mut(),
+            ptr::null_mut(),
+            &mut dacl,
+            ptr::null_mut(),
+            &mut sd,
+        )
+    };
+    if code != 0 {
+        return Err(Win32Error::code("GetNamedSecurityInfoW", code));
+    }
+    let sd = Local(sd);
+    let mut text: *mut u16 = ptr::null_mut();
+    // SAFETY: `sd.0` is the descriptor just read; `text` receives a
+    // LocalAlloc'ed string.
+    let ok = unsafe {
+        ConvertSecurityDescriptorToStringSecurityDescriptorW(
+            sd.0,
+            SDDL_REVISION_1,
+            DACL_SECURITY_INFORMATION,
+            &mut text,
+            ptr::null_mut(),
+        )
+    };
+    if ok == 0 {
+        return Err(Win32Error::last(
+            "ConvertSecurityDescriptorToStringSecurityDescriptorW",
+        ));
+    }
+    let _free = Local(text.cast());
+    // SAFETY: the call succeeded, so `text` is a NUL-terminated string.
+    Ok(unsafe { from_wide_ptr(text) })
+}
