@@ -612,6 +612,8 @@ mod tests {
         assert!(DuoClient::new(config("http://127.0.0.1.evil.example")).is_err());
     }
 
+    // File modes are Unix's; Windows has no 0600 to check.
+    #[cfg(unix)]
     #[test]
     fn the_secret_key_file_must_be_private_and_is_never_printed() {
         use std::os::unix::fs::PermissionsExt;

@@ -26,6 +26,7 @@ use windows_sys::Win32::Security::{
     SECURITY_ATTRIBUTES, SID_AND_ATTRIBUTES, SID_NAME_USE, TOKEN_GROUPS, TOKEN_QUERY, TOKEN_USER,
     TokenGroups, TokenUser,
 };
+use windows_sys::Win32::System::LibraryLoader::{GetModuleHandleW, GetProcAddress};
 use windows_sys::Win32::System::Pipes::GetNamedPipeClientProcessId;
 use windows_sys::Win32::System::Threading::{
     GetCurrentProcess, OpenProcess, OpenProcessToken, PROCESS_QUERY_LIMITED_INFORMATION,
@@ -382,4 +383,20 @@ pub fn read_dacl(path: &Path) -> Result<String, Win32Error> {
     let _free = Local(text.cast());
     // SAFETY: the call succeeded, so `text` is a NUL-terminated string.
     Ok(unsafe { from_wide_ptr(text) })
+}
+
+/// Whether this process runs under Wine (whose ntdll exports
+/// `wine_get_version`), where file DACLs are mapped to Unix mode bits
+/// rather than kept, so tests know what they can expect to read back.
+pub fn running_under_wine() -> bool {
+    let ntdll = wide(OsStr::new("ntdll.dll"));
+    // SAFETY: `ntdll` is NUL-terminated; ntdll is loaded in every process
+    // and the handle needs no release.
+    let module = unsafe { GetModuleHandleW(ntdll.as_ptr()) };
+    if module.is_null() {
+        return false;
+    }
+    // SAFETY: `module` is a loaded module and the name is NUL-terminated;
+    // the address is only compared, never called.
+    unsafe { GetProcAddress(module, c"wine_get_version".as_ptr().cast()) }.is_some()
 }

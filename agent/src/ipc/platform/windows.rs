@@ -189,3 +189,95 @@ impl tokio::io::AsyncWrite for Stream {
         }
     }
 }
+
+/// Windows only (run under Wine in this project's checks).
+#[cfg(test)]
+mod tests {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    use super::*;
+
+    fn pipe_name(tag: &str) -> PathBuf {
+        PathBuf::from(format!(
+            r"\\.\pipe\rampart-test-{tag}-{}",
+            std::process::id()
+        ))
+    }
+
+    async fn identify_over(world_connectable: bool) {
+        let path = pipe_name(if world_connectable { "system" } else { "dev" });
+        let listener = bind(&path, world_connectable).await.unwrap();
+        // FILE_FLAG_FIRST_PIPE_INSTANCE: a second agent cannot join.
+        let second = bind(&path, world_connectable).await;
+        if ffi::running_under_wine() {
+            // Wine 8 creates the second instance anyway: it does not honour
+            // the flag. Say so rather than fail; Windows must refuse.
+            eprintln!(
+                "Wine: a second first-instance bind gave {:?}",
+                second.as_ref().err()
+            );
+        } else {
+            assert!(
+                matches!(second, Err(BindError::InUse(_))),
+                "{:?}",
+                second.err()
+            );
+        }
+        drop(second);
+        let server = tokio::spawn(async move {
+            let (mut stream, peer) = listener.accept().await.unwrap();
+            let mut byte = [0u8; 1];
+            stream.read_exact(&mut byte).await.unwrap();
+            stream.write_all(&byte).await.unwrap();
+            (peer, listener)
+        });
+        let mut client = connect(&path).await.unwrap();
+        client.write_all(b"x").await.unwrap();
+        let mut byte = [0u8; 1];
+        client.read_exact(&mut byte).await.unwrap();
+        let (peer, listener) = server.await.unwrap();
+        let me = current_user().unwrap();
+        eprintln!("world_connectable={world_connectable}: peer {peer:?}, this process {me:?}");
+        assert_eq!(peer.user.as_ref(), Some(&me));
+        assert_eq!(peer.pid, Some(std::process::id()));
+        let token = ffi::current_identity().unwrap();
+        assert_eq!(
+            peer.admin,
+            winsec::token_is_admin(&token.user_sid, &token.groups)
+        );
+        assert!(!user_name(&me).is_empty());
+        eprintln!("user name of {me}: {}", user_name(&me));
+        // The next instance got the same descriptor and still serves.
+        let next = tokio::spawn(async move { listener.accept().await.map(|(_, p)| p) });
+        let _again = connect(&path).await.unwrap();
+        assert_eq!(next.await.unwrap().unwrap().user, Some(me));
+    }
+
+    /// Whether the OS checks a pipe's DACL at all: one that admits nobody.
+    #[tokio::test]
+    async fn a_pipe_that_admits_nobody_refuses_a_client() {
+        let path = pipe_name("nobody");
+        let sd = ffi::SecurityDescriptor::from_sddl("D:P").unwrap();
+        let _server = ffi::create_pipe(&instance_options(true), &path, &sd).unwrap();
+        let client = connect(&path).await;
+        if ffi::running_under_wine() {
+            eprintln!(
+                "Wine: connecting through an empty DACL gave {:?}",
+                client.as_ref().err()
+            );
+        } else {
+            let err = client.err().expect("an empty DACL admits nobody");
+            assert_eq!(err.kind(), io::ErrorKind::PermissionDenied, "{err}");
+        }
+    }
+
+    #[tokio::test]
+    async fn the_dev_pipe_identifies_its_client() {
+        identify_over(false).await;
+    }
+
+    #[tokio::test]
+    async fn the_system_pipe_identifies_its_client() {
+        identify_over(true).await;
+    }
+}
