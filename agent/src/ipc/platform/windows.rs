@@ -116,8 +116,26 @@ impl Listener {
     }
 }
 
+/// `ERROR_PIPE_BUSY`: every instance is taken; the server makes the next one
+/// as soon as it has accepted (a probe such as `Path::exists` takes one too).
+const ERROR_PIPE_BUSY: i32 = 231;
+/// How long a client waits for a free instance before giving up.
+const BUSY_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
 pub async fn connect(path: &Path) -> io::Result<Stream> {
-    Ok(Stream::Client(ClientOptions::new().open(path)?))
+    let deadline = tokio::time::Instant::now() + BUSY_WAIT;
+    loop {
+        match ClientOptions::new().open(path) {
+            Ok(client) => return Ok(Stream::Client(client)),
+            Err(e)
+                if e.raw_os_error() == Some(ERROR_PIPE_BUSY)
+                    && tokio::time::Instant::now() < deadline =>
+            {
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+            Err(e) => return Err(e),
+        }
+    }
 }
 
 /// Windows has no uid; file ownership checks that want one are skipped.
