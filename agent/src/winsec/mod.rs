@@ -132,6 +132,18 @@ pub fn enforce(config_dir: &Path, state_dir: &Path, log_dir: &Path) {
             "ACL too open; setting Rampart's");
         if let Err(e) = ffi::set_dacl(&g.path, g.sddl) {
             tracing::error!(path = %g.path.display(), error = %e, "cannot set the ACL");
+            continue;
+        }
+        // A file system without ACLs (FAT, or Wine, which maps a DACL to
+        // Unix mode bits) accepts the call and keeps nothing: say so.
+        match ffi::read_dacl(&g.path) {
+            Ok(now) if !too_open(&now, g.users_read).is_empty() => {
+                tracing::warn!(path = %g.path.display(), dacl = %now,
+                    "ACL set, but the file system did not keep it");
+            }
+            Ok(_) => tracing::info!(path = %g.path.display(), "ACL set"),
+            Err(e) => tracing::warn!(path = %g.path.display(), error = %e,
+                "ACL set, but cannot be read back"),
         }
     }
 }
