@@ -11,9 +11,10 @@ use std::os::windows::io::{AsRawHandle, FromRawHandle, OwnedHandle};
 use std::path::Path;
 use std::ptr;
 
-use tokio::net::windows::named_pipe::{NamedPipeServer, ServerOptions};
+use tokio::net::windows::named_pipe::{NamedPipeClient, NamedPipeServer, ServerOptions};
 use windows_sys::Win32::Foundation::{
-    ERROR_INSUFFICIENT_BUFFER, GetLastError, HANDLE, HLOCAL, LocalFree,
+    ERROR_INSUFFICIENT_BUFFER, GENERIC_READ, GetLastError, HANDLE, HLOCAL, INVALID_HANDLE_VALUE,
+    LocalFree,
 };
 use windows_sys::Win32::Security::Authorization::{
     ConvertSecurityDescriptorToStringSecurityDescriptorW, ConvertSidToStringSidW,
@@ -25,6 +26,10 @@ use windows_sys::Win32::Security::{
     LookupAccountSidW, PROTECTED_DACL_SECURITY_INFORMATION, PSECURITY_DESCRIPTOR, PSID,
     SECURITY_ATTRIBUTES, SID_AND_ATTRIBUTES, SID_NAME_USE, TOKEN_GROUPS, TOKEN_QUERY, TOKEN_USER,
     TokenGroups, TokenUser,
+};
+use windows_sys::Win32::Storage::FileSystem::{
+    CreateFileW, FILE_FLAG_OVERLAPPED, FILE_WRITE_ATTRIBUTES, FILE_WRITE_DATA, OPEN_EXISTING,
+    SECURITY_IDENTIFICATION, SECURITY_SQOS_PRESENT,
 };
 use windows_sys::Win32::System::LibraryLoader::{GetModuleHandleW, GetProcAddress};
 use windows_sys::Win32::System::Pipes::GetNamedPipeClientProcessId;
@@ -312,6 +317,38 @@ pub fn create_pipe(
             ptr::addr_of_mut!(attributes).cast(),
         )
     }
+}
+
+/// What a client opens the agent's pipe with: read, write data and
+/// attributes. Not GENERIC_WRITE: that maps to FILE_GENERIC_WRITE, whose
+/// FILE_APPEND_DATA is the pipe's FILE_CREATE_PIPE_INSTANCE, which the
+/// pipe's DACL rightly does not grant clients (`winsec::pipe_sddl`).
+pub const PIPE_CLIENT_ACCESS: u32 = GENERIC_READ | FILE_WRITE_DATA | FILE_WRITE_ATTRIBUTES;
+
+/// Opens the client end of a named pipe with [`PIPE_CLIENT_ACCESS`],
+/// overlapped (for tokio), and letting the server identify the user but not
+/// impersonate them (a rogue server learns nothing it could act with).
+pub fn open_pipe_client(path: &Path) -> io::Result<NamedPipeClient> {
+    let name = wide(path.as_os_str());
+    // SAFETY: `name` is NUL-terminated; no security attributes or template.
+    let handle = unsafe {
+        CreateFileW(
+            name.as_ptr(),
+            PIPE_CLIENT_ACCESS,
+            0,
+            ptr::null(),
+            OPEN_EXISTING,
+            FILE_FLAG_OVERLAPPED | SECURITY_SQOS_PRESENT | SECURITY_IDENTIFICATION,
+            ptr::null_mut(),
+        )
+    };
+    if handle == INVALID_HANDLE_VALUE {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: a handle the call just opened, overlapped as tokio requires
+    // and owned by nothing else: tokio takes it over (and closes it, also
+    // when registering it with the runtime fails).
+    unsafe { NamedPipeClient::from_raw_handle(handle.cast()) }
 }
 
 /// Replaces the DACL of a file or directory with the one in `sddl`,

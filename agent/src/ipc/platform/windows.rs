@@ -7,9 +7,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use rampart_shared::user::UserId;
-use tokio::net::windows::named_pipe::{
-    ClientOptions, NamedPipeClient, NamedPipeServer, ServerOptions,
-};
+use tokio::net::windows::named_pipe::{NamedPipeClient, NamedPipeServer, ServerOptions};
 use tokio::sync::Mutex;
 
 use super::super::Peer;
@@ -125,7 +123,7 @@ const BUSY_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 pub async fn connect(path: &Path) -> io::Result<Stream> {
     let deadline = tokio::time::Instant::now() + BUSY_WAIT;
     loop {
-        match ClientOptions::new().open(path) {
+        match ffi::open_pipe_client(path) {
             Ok(client) => return Ok(Stream::Client(client)),
             Err(e)
                 if e.raw_os_error() == Some(ERROR_PIPE_BUSY)
