@@ -3,6 +3,18 @@
 //! with FILE_FLAG_FIRST_PIPE_INSTANCE so that a pipe someone else made first
 //! is never joined. The peer is identified by the client's process token
 //! (GetNamedPipeClientProcessId, then OpenProcess / OpenProcessToken).
+//!
+//! Why not impersonation (ImpersonateNamedPipeClient / OpenThreadToken),
+//! which names the token that actually opened the pipe and has no pid to
+//! reuse? It only works after the server has read from the pipe
+//! (ERROR_CANNOT_IMPERSONATE before), so the peer would be known only after
+//! `hello`, not at accept as on Unix; and it switches a tokio worker thread's
+//! identity, which a missed RevertToSelf would leave in place. The pid route
+//! is what the OS vouches for at connect: the pipe file system records the
+//! client's pid and only the kernel sets it. Its gap: a client that hands
+//! its connection to another process and exits before the agent looks could
+//! be judged by whichever process reuses the pid; the agent looks at once,
+//! and an admin's pid must come up in that window to gain anything.
 use std::io;
 use std::path::{Path, PathBuf};
 
