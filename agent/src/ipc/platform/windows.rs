@@ -10,11 +10,12 @@
 //! (ERROR_CANNOT_IMPERSONATE before), so the peer would be known only after
 //! `hello`, not at accept as on Unix; and it switches a tokio worker thread's
 //! identity, which a missed RevertToSelf would leave in place. The pid route
-//! is what the OS vouches for at connect: the pipe file system records the
-//! client's pid and only the kernel sets it. Its gap: a client that hands
-//! its connection to another process and exits before the agent looks could
-//! be judged by whichever process reuses the pid; the agent looks at once,
-//! and an admin's pid must come up in that window to gain anything.
+//! answers at accept from what the pipe file system recorded at connect.
+//! Its gap: a client that hands its connection to another process and exits
+//! before the agent looks could be judged by whichever process reuses the
+//! pid; the agent looks at once, and an admin's process must take that pid
+//! in that window to gain anything. Moving to impersonation after `hello`
+//! closes it (see the project's issue 13 notes).
 use std::io;
 use std::path::{Path, PathBuf};
 
