@@ -14,8 +14,8 @@
 //! Its gap: a client that hands its connection to another process and exits
 //! before the agent looks could be judged by whichever process reuses the
 //! pid; the agent looks at once, and an admin's process must take that pid
-//! in that window to gain anything. Moving to impersonation after `hello`
-//! closes it (see the project's issue 13 notes).
+//! in that window to gain anything; identifying by impersonation after
+//! `hello` would close it.
 use std::io;
 use std::path::{Path, PathBuf};
 
