@@ -38,17 +38,16 @@ pub fn token_is_admin(user_sid: &str, groups: &[(String, u32)]) -> bool {
 const PIPE_CLIENT_RIGHTS: &str = "0x12019b";
 
 /// The pipe's DACL. Protected (nothing inherited); network logons denied
-/// first; LocalSystem and Administrators full control. The system agent
-/// admits every authenticated local user (the request rules decide the
-/// rest); a dev or embedded agent only its own user.
+/// first; LocalSystem, Administrators and the agent's own user full control
+/// (its own user needs FILE_CREATE_PIPE_INSTANCE for every later instance,
+/// also when a system-mode agent runs as someone else, as in a test). The
+/// system agent admits every authenticated local user (the request rules
+/// decide the rest); a dev or embedded agent only its own user.
 pub fn pipe_sddl(system: bool, own_sid: &str) -> String {
     let clients = if system { "AU" } else { own_sid };
-    let owner = if system {
-        String::new()
-    } else {
-        format!("(A;;GA;;;{own_sid})")
-    };
-    format!("D:P(D;;GA;;;NU)(A;;GA;;;SY)(A;;GA;;;BA){owner}(A;;{PIPE_CLIENT_RIGHTS};;;{clients})")
+    format!(
+        "D:P(D;;GA;;;NU)(A;;GA;;;SY)(A;;GA;;;BA)(A;;GA;;;{own_sid})(A;;{PIPE_CLIENT_RIGHTS};;;{clients})"
+    )
 }
 
 /// The top of the data directory (`%ProgramData%\Rampart`): SYSTEM and
@@ -318,7 +317,7 @@ mod tests {
     fn pipe_descriptors() {
         assert_eq!(
             pipe_sddl(true, "S-1-5-18"),
-            "D:P(D;;GA;;;NU)(A;;GA;;;SY)(A;;GA;;;BA)(A;;0x12019b;;;AU)"
+            "D:P(D;;GA;;;NU)(A;;GA;;;SY)(A;;GA;;;BA)(A;;GA;;;S-1-5-18)(A;;0x12019b;;;AU)"
         );
         let dev = pipe_sddl(false, "S-1-5-21-1-2-3-1001");
         assert_eq!(
