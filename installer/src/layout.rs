@@ -288,6 +288,31 @@ pub fn install_plan(layout: &Layout, opts: &InstallOptions, config: Option<Vec<u
         });
     }
     steps.push(dir(&layout.config_dir, 0o755));
+    // Windows: ProgramData's inherited ACL lets users read and create files.
+    // The data directory's own goes on before any file is written in it (the
+    // Duo key must never be readable by users, not even for a moment); the
+    // running agent checks them too.
+    let mut acls = Vec::new();
+    if layout.os == TargetOs::Windows {
+        let config_files: Vec<PathBuf> = config
+            .is_some()
+            .then(|| layout.config_file.clone())
+            .into_iter()
+            .collect();
+        acls = winsec::data_layout(
+            &layout.config_dir,
+            &config_files,
+            &layout.state_dir,
+            &layout.log_dir,
+        )
+        .into_iter()
+        .map(|g| Step::Acl {
+            path: g.path,
+            sddl: g.sddl,
+        })
+        .collect();
+        steps.push(acls.remove(0));
+    }
     if let Some(config) = config {
         // Public keys and URLs only: readable by all, like the unit itself.
         steps.push(Step::File {
@@ -308,28 +333,8 @@ pub fn install_plan(layout: &Layout, opts: &InstallOptions, config: Option<Vec<u
     }
     steps.push(dir(&layout.state_dir, 0o700));
     steps.push(dir(&layout.log_dir, 0o750));
-    if layout.os == TargetOs::Windows {
-        // ProgramData's inherited ACL lets users create and read files; the
-        // agent's data gets its own (the running agent checks it too).
-        let wrote_config = steps
-            .iter()
-            .any(|s| matches!(s, Step::File { path, .. } if *path == layout.config_file));
-        let config_files: Vec<PathBuf> = wrote_config
-            .then(|| layout.config_file.clone())
-            .into_iter()
-            .collect();
-        for g in winsec::data_layout(
-            &layout.config_dir,
-            &config_files,
-            &layout.state_dir,
-            &layout.log_dir,
-        ) {
-            steps.push(Step::Acl {
-                path: g.path,
-                sddl: g.sddl,
-            });
-        }
-    }
+    // The rest of the Windows ACLs, once what they guard exists.
+    steps.extend(acls);
 
     let exec = layout.agent_exec();
     let app_exec = vec![s(&layout.app_bin)];

@@ -242,21 +242,42 @@ fn windows_plan_creates_a_service_and_a_run_key() {
             r"acl    C:\ProgramData\Rampart\logs D:P(A;OICI;FA;;;SY)(A;OICI;FA;;;BA)",
         ]
     );
-    // The ACLs come after the directories exist.
-    let first_acl = plan
-        .steps
-        .iter()
-        .position(|s| matches!(s, Step::Acl { .. }));
+    // The data root's ACL goes on right after it is made, before any file is
+    // written in it (the Duo key); each other ACL after what it guards.
+    let opts = InstallOptions {
+        duo_secret_key: Some(zeroize::Zeroizing::new("secret".into())),
+        ..opts
+    };
+    let plan = install_plan(&layout, &opts, Some(b"{}".to_vec()));
+    let at = |want: &dyn Fn(&Step) -> bool| plan.steps.iter().position(want).unwrap();
+    let root_dir = at(
+        &|s| matches!(s, Step::Dir { path, .. } if path.as_os_str() == r"C:\ProgramData\Rampart"),
+    );
+    let root_acl = at(
+        &|s| matches!(s, Step::Acl { sddl, .. } if *sddl == rampart_agent::winsec::DATA_ROOT_SDDL),
+    );
+    let first_file = at(&|s| matches!(s, Step::File { .. }));
+    assert_eq!(root_acl, root_dir + 1);
+    assert!(root_acl < first_file);
+    let config_acl = at(&|s| {
+        *s == Step::Acl {
+            path: r"C:\ProgramData\Rampart\agent.json".into(),
+            sddl: rampart_agent::winsec::CONFIG_FILE_SDDL,
+        }
+    });
+    let config_file = at(
+        &|s| matches!(s, Step::File { path, .. } if path.as_os_str() == r"C:\ProgramData\Rampart\agent.json"),
+    );
+    assert!(config_acl > config_file);
     let last_dir = plan
         .steps
         .iter()
-        .rposition(|s| matches!(s, Step::Dir { .. }));
-    assert!(first_acl > last_dir);
-    let with_config = install_plan(&layout, &opts, Some(b"{}".to_vec()));
-    assert!(with_config.steps.contains(&Step::Acl {
-        path: r"C:\ProgramData\Rampart\agent.json".into(),
-        sddl: rampart_agent::winsec::CONFIG_FILE_SDDL,
-    }));
+        .rposition(|s| matches!(s, Step::Dir { .. }))
+        .unwrap();
+    let state_acl = at(
+        &|s| matches!(s, Step::Acl { path, .. } if path.as_os_str() == r"C:\ProgramData\Rampart\state"),
+    );
+    assert!(state_acl > last_dir);
     let un: Vec<String> = uninstall_plan(&layout, false)
         .commands()
         .map(|c| c.join(" "))
