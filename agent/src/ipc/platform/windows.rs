@@ -130,8 +130,11 @@ impl Listener {
 /// `ERROR_PIPE_BUSY`: every instance is taken; the server makes the next one
 /// as soon as it has accepted (a probe such as `Path::exists` takes one too).
 const ERROR_PIPE_BUSY: i32 = 231;
-/// How long a client waits for a free instance before giving up.
-const BUSY_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+/// How long a client waits for a free instance before giving up: the
+/// server makes the next one right after an accept, but a loaded machine
+/// (or Wine, where every pipe call is a round trip to wineserver) may take
+/// seconds to schedule it.
+const BUSY_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 pub async fn connect(path: &Path) -> io::Result<Stream> {
     let deadline = tokio::time::Instant::now() + BUSY_WAIT;
