@@ -63,33 +63,10 @@ pub struct Client {
     hello: AgentHello,
 }
 
-/// A named pipe serves one client per instance, and the agent opens the
-/// next instance only once a client has taken the last: a client arriving
-/// in between is told ERROR_PIPE_BUSY. Waiting a moment is the documented
-/// answer (the Win32 client pattern is WaitNamedPipe and retry); a Unix
-/// socket never says so, and the loop ends at the first answer.
-async fn connect_when_free(path: &Path) -> io::Result<Stream> {
-    const ERROR_PIPE_BUSY: i32 = 231;
-    const PATIENCE: Duration = Duration::from_secs(2);
-    let deadline = tokio::time::Instant::now() + PATIENCE;
-    loop {
-        match platform::connect(path).await {
-            Err(e)
-                if e.raw_os_error() == Some(ERROR_PIPE_BUSY)
-                    && cfg!(windows)
-                    && tokio::time::Instant::now() < deadline =>
-            {
-                tokio::time::sleep(Duration::from_millis(10)).await;
-            }
-            other => return other,
-        }
-    }
-}
-
 impl Client {
     /// Connects and completes the handshake.
     pub async fn connect(path: &Path, client_name: &str) -> Result<Self, ClientError> {
-        let stream = connect_when_free(path)
+        let stream = platform::connect(path)
             .await
             .map_err(|source| match source.kind() {
                 io::ErrorKind::NotFound | io::ErrorKind::ConnectionRefused => {

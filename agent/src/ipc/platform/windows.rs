@@ -115,9 +115,15 @@ fn identify(pipe: &NamedPipeServer) -> Peer {
 impl Listener {
     pub async fn accept(&self) -> io::Result<(Stream, Peer)> {
         let mut next = self.next.lock().await;
-        next.connect().await?;
+        let connected = next.connect().await;
+        // Replace the instance whatever happened: one whose client left
+        // before the connect completed (ERROR_NO_DATA) never connects
+        // again, and keeping it would refuse every later client: a local
+        // user could end the agent's service with one open-and-close.
         let fresh = ffi::create_pipe(&instance_options(false), &self.path, &self.sd)?;
-        let connected = std::mem::replace(&mut *next, fresh);
+        let used = std::mem::replace(&mut *next, fresh);
+        connected?;
+        let connected = used;
         let peer = identify(&connected);
         Ok((Stream::Server(connected), peer))
     }
