@@ -216,7 +216,9 @@ fn decode_qr(path: &Path) -> Vec<String> {
         .collect()
 }
 
-/// Draws the wizard as it is now and decodes the QR codes on screen.
+/// Draws the wizard as it is now and decodes the QR codes on screen (the
+/// Duo test's; that test is Unix-only).
+#[cfg(unix)]
 fn qr_on_screen(state: &wizard::State) -> Vec<String> {
     let dir = tempfile::tempdir().unwrap();
     let mut ui = simulator(wizard::view(state));
