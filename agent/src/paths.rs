@@ -164,10 +164,9 @@ fn socket_exists(path: &Path) -> bool {
     std::fs::metadata(path).is_ok_and(|m| m.file_type().is_socket())
 }
 
-/// A named pipe is there unless opening it says "not found": every other
-/// answer (connected, busy, access denied) means an agent owns the name.
-/// `Path::exists` is wrong here: it reports a busy pipe as missing.
+/// Asked without connecting: a probe that connects takes the agent's
+/// listening instance from the client that follows it.
 #[cfg(windows)]
 fn socket_exists(path: &Path) -> bool {
-    !matches!(path.try_exists(), Ok(false))
+    crate::winsec::ffi::pipe_exists(path)
 }

@@ -32,7 +32,7 @@ use windows_sys::Win32::Storage::FileSystem::{
     SECURITY_IDENTIFICATION, SECURITY_SQOS_PRESENT,
 };
 use windows_sys::Win32::System::LibraryLoader::{GetModuleHandleW, GetProcAddress};
-use windows_sys::Win32::System::Pipes::GetNamedPipeClientProcessId;
+use windows_sys::Win32::System::Pipes::{GetNamedPipeClientProcessId, WaitNamedPipeW};
 use windows_sys::Win32::System::Threading::{
     GetCurrentProcess, OpenProcess, OpenProcessToken, PROCESS_QUERY_LIMITED_INFORMATION,
 };
@@ -182,6 +182,23 @@ pub fn pipe_client_pid(pipe: &NamedPipeServer) -> Result<u32, Win32Error> {
         return Err(Win32Error::last("GetNamedPipeClientProcessId"));
     }
     Ok(pid)
+}
+
+/// Whether a named pipe of this name exists, without connecting to it:
+/// opening the pipe (as `Path::exists` does) would take the server's one
+/// listening instance from the client that comes next.
+pub fn pipe_exists(path: &Path) -> bool {
+    const ERROR_FILE_NOT_FOUND: u32 = 2;
+    let name = wide(path.as_os_str());
+    // SAFETY: `name` is a NUL-terminated UTF-16 string that outlives the
+    // call; a 1 ms wait returns at once when no such pipe exists.
+    if unsafe { WaitNamedPipeW(name.as_ptr(), 1) } != 0 {
+        return true;
+    }
+    // SAFETY: reads this thread's last error, set by the call above.
+    // Busy (ERROR_SEM_TIMEOUT) or refused: an agent owns the name.
+    let error = unsafe { GetLastError() };
+    error != ERROR_FILE_NOT_FOUND
 }
 
 /// The identity of the primary token of process `pid`.
