@@ -55,10 +55,7 @@ impl AgentPaths {
 
     #[cfg(windows)]
     pub fn system() -> Self {
-        let base = std::env::var_os("ProgramData")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from(r"C:\ProgramData"))
-            .join("Rampart");
+        let base = program_data().join("Rampart");
         Self {
             config_dir: base.clone(),
             state_dir: base.join("state"),
@@ -128,6 +125,18 @@ impl AgentPaths {
     pub fn install_config(&self) -> PathBuf {
         self.config_dir.join("agent.json")
     }
+}
+
+/// The machine's ProgramData folder as the shell resolves it
+/// (FOLDERID_ProgramData), the folder the MSI's `CommonAppDataFolder` and the
+/// installer write to. The `ProgramData` variable is only what the parent
+/// process passed down: Wine 8's service manager, for one, gives services
+/// `C:\users\Public`, so the service and its installer disagreed.
+#[cfg(windows)]
+fn program_data() -> PathBuf {
+    dirs_sys::known_folder(windows_sys::Win32::UI::Shell::FOLDERID_ProgramData)
+        .or_else(|| std::env::var_os("ProgramData").map(PathBuf::from))
+        .unwrap_or_else(|| PathBuf::from(r"C:\ProgramData"))
 }
 
 #[cfg(unix)]

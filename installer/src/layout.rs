@@ -115,13 +115,26 @@ impl Layout {
         }
     }
 
-    /// The service's command line.
+    /// The layout of the machine the installer runs on. Config, state and
+    /// logs are taken from the agent itself, so that the installer writes
+    /// where the service reads even when Windows' ProgramData is not on C:.
+    pub fn host() -> Self {
+        let mut layout = Self::for_os(TargetOs::host());
+        let agent = rampart_agent::paths::AgentPaths::system();
+        layout.config_file = agent.install_config();
+        layout.config_dir = agent.config_dir;
+        layout.state_dir = agent.state_dir;
+        layout.log_dir = agent.log_dir;
+        layout
+    }
+
     /// Where the installer writes the Duo secret key; policies name this
     /// path as `mfa.provider.secret_key_file`.
     pub fn duo_key_file(&self) -> PathBuf {
         self.config_dir.join("duo.key")
     }
 
+    /// The service's command line.
     pub fn agent_exec(&self) -> Vec<String> {
         let mut argv = vec![s(&self.agent_bin), "run".into()];
         if self.os == TargetOs::Windows {
@@ -164,7 +177,8 @@ pub struct InstallOptions {
 }
 
 impl InstallOptions {
-    fn sets_config(&self) -> bool {
+    /// Whether any flag names something that goes in the install config.
+    pub fn sets_config(&self) -> bool {
         self.policy_url.is_some()
             || !self.public_keys.is_empty()
             || self.device_id.is_some()
@@ -433,6 +447,41 @@ pub fn install_plan(layout: &Layout, opts: &InstallOptions, config: Option<Vec<u
         }
     }
     Plan { steps }
+}
+
+/// The steps of `rampart-installer configure`: the install config alone,
+/// for a package that installs the binaries and the service itself (the MSI
+/// runs it as a deferred custom action with its public properties). `None`
+/// changes nothing.
+pub fn configure_plan(layout: &Layout, config: Option<Vec<u8>>) -> Plan {
+    let Some(contents) = config else {
+        return Plan::default();
+    };
+    Plan {
+        steps: vec![
+            Step::Dir {
+                path: layout.config_dir.clone(),
+                mode: 0o755,
+                owner: layout.owner.clone(),
+            },
+            Step::File {
+                path: layout.config_file.clone(),
+                mode: 0o644,
+                owner: layout.owner.clone(),
+                contents,
+            },
+        ],
+    }
+}
+
+/// `configure --remove`: the install config goes, everything else in the
+/// config directory (MDM's policy file, the Duo key) stays.
+pub fn unconfigure_plan(layout: &Layout) -> Plan {
+    Plan {
+        steps: vec![Step::Remove {
+            path: layout.config_file.clone(),
+        }],
+    }
 }
 
 /// The steps that remove what [`install_plan`] installed; `purge` also

@@ -15,7 +15,8 @@ use std::path::{Path, PathBuf};
 
 pub use exec::{ExecError, Target, execute};
 pub use layout::{
-    InstallOptions, Layout, PlanError, TargetOs, install_config, install_plan, uninstall_plan,
+    InstallOptions, Layout, PlanError, TargetOs, configure_plan, install_config, install_plan,
+    unconfigure_plan, uninstall_plan,
 };
 pub use plan::{Owner, Plan, Step, When};
 
@@ -39,19 +40,38 @@ pub fn plan_install(
     target: &Target,
     opts: &InstallOptions,
 ) -> Result<Plan, InstallError> {
-    let existing_path = target_path(target, &layout.config_file);
-    let existing = match std::fs::read(&existing_path) {
-        Ok(bytes) => Some(bytes),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-        Err(source) => {
-            return Err(InstallError::Read {
-                path: existing_path,
-                source,
-            });
-        }
-    };
+    let existing = read_existing_config(layout, target)?;
     let config = install_config(opts, existing.as_deref(), &default_device_id())?;
     Ok(install_plan(layout, opts, config))
+}
+
+/// The plan of `configure`: the install config from `opts` merged into the
+/// existing one. No flag with a value changes nothing, not even on a first
+/// install: an MSI deployed without properties leaves the config to GPO or
+/// MDM, and the agent runs on its built-in policy until one arrives.
+pub fn plan_configure(
+    layout: &Layout,
+    target: &Target,
+    opts: &InstallOptions,
+) -> Result<Plan, InstallError> {
+    if !opts.sets_config() {
+        return Ok(Plan::default());
+    }
+    let existing = read_existing_config(layout, target)?;
+    let config = install_config(opts, existing.as_deref(), &default_device_id())?;
+    Ok(configure_plan(layout, config))
+}
+
+fn read_existing_config(layout: &Layout, target: &Target) -> Result<Option<Vec<u8>>, InstallError> {
+    let existing_path = target_path(target, &layout.config_file);
+    match std::fs::read(&existing_path) {
+        Ok(bytes) => Ok(Some(bytes)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(source) => Err(InstallError::Read {
+            path: existing_path,
+            source,
+        }),
+    }
 }
 
 /// `path` as it is seen through `target` (under its root, if any).

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use rampart_agent::config::{UpdateSource, UpdateSourceKind};
-use rampart_installer::{InstallOptions, Layout, Target, TargetOs};
+use rampart_installer::{InstallOptions, Layout, Target};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -29,6 +29,10 @@ enum Command {
     Install(InstallArgs),
     /// Remove what `install` put in place; `--purge` also removes state.
     Uninstall(UninstallArgs),
+    /// Write only the install config (agent.json), for packages that put the
+    /// binaries and the service in place themselves: the MSI runs this with
+    /// its POLICY_URL, POLICY_PUBKEY and DEVICE_ID properties.
+    Configure(ConfigureArgs),
     /// Show which installed files are present.
     Status(RootArg),
 }
@@ -90,6 +94,35 @@ struct UninstallArgs {
     dry_run: bool,
 }
 
+/// Every value may be empty, meaning "not given": an MSI passes each of
+/// its public properties whether or not the deployer set it.
+#[derive(Debug, clap::Args)]
+struct ConfigureArgs {
+    #[command(flatten)]
+    root: RootArg,
+    /// Print the plan and change nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// Where the agent fetches its signed policy.
+    #[arg(long, value_name = "URL")]
+    policy_url: Option<String>,
+    /// A minisign public key, the base64 line of its `.pub` file; several
+    /// separated by `;` (one MSI property holds the old and the new key
+    /// while rotating). Repeatable.
+    #[arg(long = "pubkey-text", value_name = "KEY[;KEY]")]
+    pubkey_texts: Vec<String>,
+    /// This device's id in reports (default: the host name).
+    #[arg(long, value_name = "ID")]
+    device_id: Option<String>,
+    /// Remove the install config instead (the MSI's uninstall).
+    #[arg(long, conflicts_with_all = ["policy_url", "pubkey_texts", "device_id"])]
+    remove: bool,
+}
+
+fn non_empty(value: Option<String>) -> Option<String> {
+    value.map(|v| v.trim().to_owned()).filter(|v| !v.is_empty())
+}
+
 fn parse_update_source(s: &str) -> Result<UpdateSource, String> {
     let (kind, url) = s
         .split_once('=')
@@ -134,7 +167,7 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
-    let layout = Layout::for_os(TargetOs::host());
+    let layout = Layout::host();
     let mut note = |line: String| eprintln!("{line}");
     match cli.command {
         Command::Install(args) => {
@@ -205,6 +238,39 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
             rampart_installer::execute(&plan, &target, &mut note)?;
             eprintln!("uninstalled");
+        }
+        Command::Configure(args) => {
+            let target = Target {
+                root: args.root.root,
+            };
+            let plan = if args.remove {
+                rampart_installer::unconfigure_plan(&layout)
+            } else {
+                let opts = InstallOptions {
+                    policy_url: non_empty(args.policy_url),
+                    public_keys: args
+                        .pubkey_texts
+                        .iter()
+                        .flat_map(|t| t.split(';'))
+                        .map(str::trim)
+                        .filter(|k| !k.is_empty())
+                        .map(str::to_owned)
+                        .collect(),
+                    device_id: non_empty(args.device_id),
+                    ..InstallOptions::default()
+                };
+                rampart_installer::plan_configure(&layout, &target, &opts)?
+            };
+            if args.dry_run {
+                print!("{plan}");
+                return Ok(());
+            }
+            if plan.steps.is_empty() {
+                eprintln!("nothing to configure: the install config is left as it is");
+                return Ok(());
+            }
+            rampart_installer::execute(&plan, &target, &mut note)?;
+            eprintln!("configured");
         }
         Command::Status(args) => {
             let target = Target { root: args.root };

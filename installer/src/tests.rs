@@ -609,3 +609,80 @@ fn the_duo_secret_key_is_written_for_root_alone_and_kept_on_upgrade() {
     s.install(&s.opts());
     assert_eq!(fs::read_to_string(&file).unwrap(), format!("{key}\n"));
 }
+
+/// What the MSI's custom action runs: `configure` with each public property,
+/// set or not.
+#[test]
+fn configure_writes_only_the_install_config_and_merges_on_upgrade() {
+    let s = staged();
+    let layout = Layout::for_os(TargetOs::Linux);
+    let configure = |opts: &InstallOptions| {
+        let plan = plan_configure(&layout, &s.target(), opts).unwrap();
+        execute(&plan, &s.target(), &mut |_| {}).unwrap();
+    };
+    // No property set: nothing written, not even a default config.
+    configure(&InstallOptions::default());
+    assert!(s.tree().is_empty(), "{:?}", s.tree());
+
+    configure(&InstallOptions {
+        policy_url: Some("https://p.example.com/policy.json".into()),
+        public_keys: vec![KEY.into()],
+        ..InstallOptions::default()
+    });
+    assert_eq!(s.files(), ["etc/rampart/agent.json"]);
+    let load = || {
+        rampart_agent::config::InstallConfig::load(&s.path("/etc/rampart/agent.json"))
+            .unwrap()
+            .unwrap()
+    };
+    let first = load();
+    assert_eq!(
+        first.policy_url.as_deref(),
+        Some("https://p.example.com/policy.json")
+    );
+    assert_eq!(first.public_keys, [KEY]);
+    assert_eq!(first.device_id, default_device_id());
+
+    // An upgrade that sets only the device id keeps the URL and the key.
+    configure(&InstallOptions {
+        device_id: Some("LAPTOP-0042".into()),
+        ..InstallOptions::default()
+    });
+    let second = load();
+    assert_eq!(second.device_id, "LAPTOP-0042");
+    assert_eq!(second.policy_url, first.policy_url);
+    assert_eq!(second.public_keys, first.public_keys);
+
+    // Uninstall removes the install config and nothing the installer did
+    // not write.
+    fs::write(s.path("/etc/rampart/policy.json"), b"{managed}").unwrap();
+    execute(&unconfigure_plan(&layout), &s.target(), &mut |_| {}).unwrap();
+    assert_eq!(s.files(), ["etc/rampart/policy.json"]);
+}
+
+#[test]
+fn configure_refuses_what_the_agent_would_refuse() {
+    let s = staged();
+    let err = plan_configure(
+        &Layout::for_os(TargetOs::Linux),
+        &s.target(),
+        &InstallOptions {
+            policy_url: Some("http://p.example.com/policy.json".into()),
+            public_keys: vec![KEY.into()],
+            ..InstallOptions::default()
+        },
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("policy_url"), "{err}");
+    assert!(s.tree().is_empty());
+}
+
+#[test]
+fn the_host_layout_uses_the_agents_system_paths() {
+    let host = Layout::host();
+    let agent = rampart_agent::paths::AgentPaths::system();
+    assert_eq!(host, Layout::for_os(TargetOs::host()));
+    assert_eq!(host.config_file, agent.install_config());
+    assert_eq!(host.state_dir, agent.state_dir);
+}
