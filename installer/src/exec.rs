@@ -154,7 +154,9 @@ fn write_atomic(
     let result = (|| {
         fill(&tmp)?;
         set_mode(&tmp, mode)?;
-        fs::File::open(&tmp)?.sync_all()?;
+        // Opened for writing: Windows refuses to flush (FlushFileBuffers) a
+        // handle opened read-only.
+        fs::OpenOptions::new().write(true).open(&tmp)?.sync_all()?;
         fs::rename(&tmp, path)
     })();
     if result.is_err() {
