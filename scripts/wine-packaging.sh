@@ -257,7 +257,7 @@ for tool in wixl msiinfo minisign python3 unshare; do
 done
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/rampart-wine-pkg.XXXXXX")
-trap 'rm -rf "$work"' EXIT
+trap '[[ -n ${RAMPART_KEEP_WORK:-} ]] || rm -rf "$work"' EXIT
 
 # Stripped copies: the debug builds are 200-400 MB each, and the MSI need not
 # carry their symbols.

@@ -1,12 +1,21 @@
 #!/usr/bin/env bash
-# Builds Rampart.pkg on a Mac (recipe; not run by CI).
+# Builds Rampart-VERSION.pkg on a Mac (recipe; CI has no Mac and does not run
+# it: scripts/wine-packaging.sh is the Windows counterpart).
 #
 #   packaging/macos/build-pkg.sh [VERSION]
 #
-# Stages the install with the installer itself (`--root`), so the .pkg holds
-# exactly the files, modes and plists `rampart-installer install` would put
-# in place; the postinstall script then does what the installer's plan runs
-# (launchctl bootstrap). Sign with `productsign` / notarise separately.
+# Needs Xcode's command line tools (lipo, pkgbuild, productbuild) and both
+# Rust targets: rustup target add aarch64-apple-darwin x86_64-apple-darwin
+#
+# One universal package for Apple silicon and Intel Macs: the app and the
+# agent are built for both and joined with `lipo -create`. The install is
+# staged by the installer itself (`--root`), so the .pkg holds exactly the
+# files, modes and plists `rampart-installer install` would put in place; the
+# postinstall script (packaging/macos/scripts/postinstall) then loads the
+# agent's LaunchDaemon and the app's LaunchAgent for whoever is logged in at
+# the console. packaging/macos/uninstall.sh ships inside as
+# /Library/Application Support/Rampart/uninstall.sh.
+# Sign with `productsign` and notarise separately.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -16,20 +25,30 @@ target=${CARGO_TARGET_DIR:-$root/target}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
-(cd "$root" && cargo build --release -p rampart -p rampart-agent -p rampart-installer)
-"$target/release/rampart-installer" install --root "$work/root" --from "$target/release"
+arches=(aarch64-apple-darwin x86_64-apple-darwin)
+for t in "${arches[@]}"; do
+    (cd "$root" && cargo build --release --target "$t" -p rampart -p rampart-agent)
+done
+# The installer only stages files here: the build machine's own build does.
+(cd "$root" && cargo build --release -p rampart-installer)
+
+mkdir -p "$work/universal"
+for bin in rampart rampart-agent; do
+    lipo -create -output "$work/universal/$bin" \
+        "$target/aarch64-apple-darwin/release/$bin" "$target/x86_64-apple-darwin/release/$bin"
+    lipo "$work/universal/$bin" -verify_arch arm64 x86_64
+done
+
+"$target/release/rampart-installer" install --root "$work/root" --from "$work/universal"
 # No install config in the package: IT's MDM profile or a later
-# `rampart-installer install --policy-url ... --pubkey ...` provides it.
+# `rampart-installer install --policy-url ... --pubkey ...` provides it, and
+# an upgrade must not overwrite the one in place.
 rm -f "$work/root/Library/Application Support/Rampart/agent.json"
+install -m 755 "$root/packaging/macos/uninstall.sh" \
+    "$work/root/Library/Application Support/Rampart/uninstall.sh"
 
 mkdir -p "$work/scripts"
-cat > "$work/scripts/postinstall" <<'SH'
-#!/bin/sh
-launchctl bootout system/dev.rampart.agent 2>/dev/null || true
-launchctl bootstrap system /Library/LaunchDaemons/dev.rampart.agent.plist
-exit 0
-SH
-chmod 755 "$work/scripts/postinstall"
+install -m 755 "$root/packaging/macos/scripts/postinstall" "$work/scripts/postinstall"
 
 pkgbuild --root "$work/root" --scripts "$work/scripts" \
     --identifier dev.rampart.agent --version "$version" \
