@@ -13,8 +13,11 @@
 #      Run key, agent.json written from the properties, the agent fetching its
 #      signed policy from POLICY_URL; then `msiexec /x`: all gone but state.
 #
-#   scripts/wine-packaging.sh                      build, then test
-#   RAMPART_WIN_BIN=DIR scripts/wine-packaging.sh  test the .exe files in DIR
+#   scripts/wine-packaging.sh    build, then test
+#   RAMPART_WINDOWS_BIN_DIR=DIR scripts/wine-packaging.sh
+#                                test the .exe files in DIR (the directory
+#                                scripts/cross.sh prints; scripts/test.sh
+#                                exports it)
 #
 # Each run uses a fresh copy of the Wine prefix and a network namespace that
 # has only loopback (`unshare -n`: root, or unprivileged user namespaces).
@@ -135,7 +138,7 @@ sys.exit(0 if s["agent"]["mode"] == "system" and s["policy"]["source"] == "remot
     grep -q '^ran `sc.exe create RampartAgent' <<<"$out" || fail "install did not run sc.exe create: $out"
     [[ -f "$pf/rampart-agent.exe" && -f "$pf/rampart.exe" ]] || fail "binaries not in Program Files\\Rampart: $out"
     [[ $(json_field "$pd/agent.json" policy_url) == "$url" ]] || fail "agent.json: $(cat "$pd/agent.json")"
-    w reg.exe query "$svc_key" /v ImagePath | grep -q 'rampart-agent.exe" run --windows-service --config' ||
+    grep -q 'rampart-agent.exe" run --windows-service --config' <<<"$(w reg.exe query "$svc_key" /v ImagePath)" ||
         fail "service command line: $(w reg.exe query "$svc_key")"
     ok "install copied the binaries, wrote agent.json ($url) and ran sc.exe create RampartAgent"
     if [[ $installed == yes ]]; then
@@ -215,7 +218,7 @@ sys.exit(0 if s["agent"]["mode"] == "system" and s["policy"]["source"] == "remot
         $(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["public_keys"][0])' "$pd/agent.json") == "$pubkey" ]] ||
         fail "agent.json does not hold the properties: $(cat "$pd/agent.json")"
     ok "agent.json from the MSI properties: policy_url, public_keys, device_id"
-    w reg.exe query 'HKLM\Software\Microsoft\Windows\CurrentVersion\Run' /v Rampart | grep -q 'rampart.exe' ||
+    grep -q 'rampart.exe' <<<"$(w reg.exe query 'HKLM\Software\Microsoft\Windows\CurrentVersion\Run' /v Rampart)" ||
         fail "no Run key for the app"
     ok "HKLM\\...\\Run\\Rampart starts the app at login"
     wait_state RUNNING || fail "service state $(service_state) after msiexec /i, wanted RUNNING"
@@ -262,14 +265,14 @@ trap '[[ -n ${RAMPART_KEEP_WORK:-} ]] || rm -rf "$work"' EXIT
 # Stripped copies: the debug builds are 200-400 MB each, and the MSI need not
 # carry their symbols.
 mkdir -p "$work/bin"
-if [[ -n ${RAMPART_WIN_BIN:-} ]]; then
-    bin=$RAMPART_WIN_BIN
+if [[ -n ${RAMPART_WINDOWS_BIN_DIR:-} ]]; then
+    bin=$RAMPART_WINDOWS_BIN_DIR
 else
     echo "== building for x86_64-pc-windows-gnu ($CROSS_MODE)"
     # shellcheck disable=SC2086 # CROSS_CARGO is a command line
     (cd "$root" && $CROSS_CARGO build --quiet --target x86_64-pc-windows-gnu \
         -p rampart-agent -p rampart -p rampart-installer)
-    bin=$CARGO_TARGET_DIR/x86_64-pc-windows-gnu/debug
+    bin=$CROSS_TARGET_DIR/x86_64-pc-windows-gnu/debug
 fi
 for exe in rampart-agent rampart rampart-installer; do
     x86_64-w64-mingw32-strip -o "$work/bin/$exe.exe" "$bin/$exe.exe"
@@ -285,10 +288,12 @@ version=$(cd "$root" && cargo metadata --no-deps --format-version 1 |
     { cat "$work/wixl.log" >&2; echo "FAIL  wixl" >&2; exit 1; }
 grep -v -e '^$' -e "has no property named '\(Secure\|Platform\|Permanent\)'" "$work/wixl.log" >&2 || true
 [[ -s $work/Rampart.msi ]] || { echo "FAIL  wixl built no Rampart.msi" >&2; exit 1; }
-msiinfo export "$work/Rampart.msi" ServiceInstall | grep -q $'\tRampartAgent\tRampart Agent\t16\t2\t1\t.*\tLocalSystem\t\trun --windows-service\t' ||
-    { echo "FAIL  ServiceInstall table: $(msiinfo export "$work/Rampart.msi" ServiceInstall)" >&2; exit 1; }
-msiinfo export "$work/Rampart.msi" CustomAction | grep -q '^WriteInstallConfig' ||
-    { echo "FAIL  no WriteInstallConfig custom action" >&2; exit 1; }
+# Read whole, then searched: `msiinfo | grep -q` fails under pipefail
+# whenever grep stops reading first.
+tables=$(msiinfo export "$work/Rampart.msi" ServiceInstall; msiinfo export "$work/Rampart.msi" CustomAction)
+grep -q $'\tRampartAgent\tRampart Agent\t16\t2\t1\t.*\tLocalSystem\t\trun --windows-service\t' <<<"$tables" ||
+    { echo "FAIL  ServiceInstall table: $tables" >&2; exit 1; }
+grep -q '^WriteInstallConfig' <<<"$tables" || { echo "FAIL  no WriteInstallConfig custom action: $tables" >&2; exit 1; }
 echo "ok    wixl built Rampart.msi ($(du -h "$work/Rampart.msi" | cut -f1)): ServiceInstall, ServiceControl, custom actions"
 
 # The signing key for the test's policy; the agent pins its public half.
