@@ -451,27 +451,56 @@ pub fn install_plan(layout: &Layout, opts: &InstallOptions, config: Option<Vec<u
 
 /// The steps of `rampart-installer configure`: the install config alone,
 /// for a package that installs the binaries and the service itself (the MSI
-/// runs it as a deferred custom action with its public properties). `None`
-/// changes nothing.
+/// runs it as a deferred custom action with its public properties). On
+/// Windows it also puts the data directory's ACLs in place, which the MSI
+/// does not; elsewhere `None` changes nothing.
 pub fn configure_plan(layout: &Layout, config: Option<Vec<u8>>) -> Plan {
-    let Some(contents) = config else {
+    let windows = layout.os == TargetOs::Windows;
+    if config.is_none() && !windows {
         return Plan::default();
-    };
-    Plan {
-        steps: vec![
-            Step::Dir {
-                path: layout.config_dir.clone(),
-                mode: 0o755,
-                owner: layout.owner.clone(),
-            },
-            Step::File {
-                path: layout.config_file.clone(),
-                mode: 0o644,
-                owner: layout.owner.clone(),
-                contents,
-            },
-        ],
     }
+    let dir = |path: &Path, mode| Step::Dir {
+        path: path.to_owned(),
+        mode,
+        owner: layout.owner.clone(),
+    };
+    let mut steps = vec![dir(&layout.config_dir, 0o755)];
+    let mut acls: Vec<Step> = Vec::new();
+    if windows {
+        let written: Vec<PathBuf> = config
+            .is_some()
+            .then(|| layout.config_file.clone())
+            .into_iter()
+            .collect();
+        acls = winsec::data_layout(
+            &layout.config_dir,
+            &written,
+            &layout.state_dir,
+            &layout.log_dir,
+        )
+        .into_iter()
+        .map(|g| Step::Acl {
+            path: g.path,
+            sddl: g.sddl,
+        })
+        .collect();
+        // As in `install_plan`: the root's ACL before any file in it.
+        steps.push(acls.remove(0));
+    }
+    if let Some(contents) = config {
+        steps.push(Step::File {
+            path: layout.config_file.clone(),
+            mode: 0o644,
+            owner: layout.owner.clone(),
+            contents,
+        });
+    }
+    if windows {
+        steps.push(dir(&layout.state_dir, 0o700));
+        steps.push(dir(&layout.log_dir, 0o750));
+        steps.extend(acls);
+    }
+    Plan { steps }
 }
 
 /// `configure --remove`: the install config goes, everything else in the

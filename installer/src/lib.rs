@@ -46,19 +46,20 @@ pub fn plan_install(
 }
 
 /// The plan of `configure`: the install config from `opts` merged into the
-/// existing one. No flag with a value changes nothing, not even on a first
-/// install: an MSI deployed without properties leaves the config to GPO or
-/// MDM, and the agent runs on its built-in policy until one arrives.
+/// existing one. No flag with a value writes no config, not even on a first
+/// install: an MSI deployed without properties leaves it to GPO or MDM, and
+/// the agent runs on its built-in policy until one arrives.
 pub fn plan_configure(
     layout: &Layout,
     target: &Target,
     opts: &InstallOptions,
 ) -> Result<Plan, InstallError> {
-    if !opts.sets_config() {
-        return Ok(Plan::default());
-    }
-    let existing = read_existing_config(layout, target)?;
-    let config = install_config(opts, existing.as_deref(), &default_device_id())?;
+    let config = if opts.sets_config() {
+        let existing = read_existing_config(layout, target)?;
+        install_config(opts, existing.as_deref(), &default_device_id())?
+    } else {
+        None
+    };
     Ok(configure_plan(layout, config))
 }
 

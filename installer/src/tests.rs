@@ -686,3 +686,37 @@ fn the_host_layout_uses_the_agents_system_paths() {
     assert_eq!(host.config_file, agent.install_config());
     assert_eq!(host.state_dir, agent.state_dir);
 }
+
+/// The MSI creates the data directories but sets no ACL: `configure` does,
+/// root first, with or without a config to write.
+#[test]
+fn configure_on_windows_puts_the_data_acls_in_place() {
+    let layout = Layout::for_os(TargetOs::Windows);
+    let acls = |plan: &Plan| -> Vec<String> {
+        plan.steps
+            .iter()
+            .filter_map(|s| match s {
+                Step::Acl { path, .. } => Some(path.display().to_string()),
+                _ => None,
+            })
+            .collect()
+    };
+    let bare = configure_plan(&layout, None);
+    assert_eq!(
+        acls(&bare),
+        [
+            r"C:\ProgramData\Rampart",
+            r"C:\ProgramData\Rampart\state",
+            r"C:\ProgramData\Rampart\logs"
+        ]
+    );
+    assert!(bare.file(r"C:\ProgramData\Rampart\agent.json").is_none());
+    let with = configure_plan(&layout, Some(b"{}\n".to_vec()));
+    assert_eq!(acls(&with)[1], r"C:\ProgramData\Rampart\agent.json");
+    let at = |want: &dyn Fn(&Step) -> bool| with.steps.iter().position(want).unwrap();
+    let root_acl = at(
+        &|s| matches!(s, Step::Acl { path, .. } if path.as_os_str() == r"C:\ProgramData\Rampart"),
+    );
+    let file = at(&|s| matches!(s, Step::File { .. }));
+    assert!(root_acl < file);
+}
