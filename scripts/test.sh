@@ -3,7 +3,7 @@
 # and what CI runs (.ci/run). Idempotent; installs only what is missing.
 #
 # Real peers (chronyd, libfaketime, minisign, setpriv, systemd-analyze,
-# python3; Wine, Xvfb, ImageMagick and xdotool for the Windows build) are
+# python3; Wine, Xvfb, ImageMagick, xdotool and msitools for the Windows build) are
 # required here: RAMPART_REQUIRE_REAL_SERVERS=1 turns a missing peer into a
 # failure instead of a skip. All test traffic stays on 127.0.0.0/8 and ::1.
 #
@@ -26,6 +26,9 @@ declare -A wanted=(
     [Xvfb]=xvfb
     [xdotool]=xdotool
     [import]=imagemagick
+    # The MSI, built from packaging/windows/rampart.wxs and read back.
+    [wixl]=wixl
+    [msiinfo]=msitools
 )
 missing=()
 for cmd in "${!wanted[@]}"; do
@@ -57,5 +60,14 @@ export RAMPART_WINDOWS_BIN_DIR
 source scripts/cross-env.sh
 # shellcheck source=scripts/wine-env.sh
 source scripts/wine-env.sh
+
+# The Windows build's own unit tests (libraries and the app), run by Wine.
+# shellcheck disable=SC2086 # CROSS_CARGO is a command line
+CARGO_TARGET_X86_64_PC_WINDOWS_GNU_RUNNER=$WINE $CROSS_CARGO test --quiet \
+    --target x86_64-pc-windows-gnu -p rampart-shared -p rampart-agent -p rampart-installer -p rampart \
+    --lib --bins
+
+# The service (sc.exe, net start) and Rampart.msi (msiexec /i, /x) under Wine.
+./scripts/wine-packaging.sh
 
 cargo test --workspace --no-fail-fast

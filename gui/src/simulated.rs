@@ -32,6 +32,30 @@ struct Harness {
     /// Links the wizard asked the app to open.
     opened: Vec<String>,
     _dir: tempfile::TempDir,
+    /// Released after the agent has stopped (fields drop after `drop`).
+    _one_at_a_time: OneAtATime,
+}
+
+/// Under Wine, two agents in one process, each with its own runtime and
+/// pipe, hang: both accept their first client, one never answers it (seen
+/// with Wine 8 every time, never with one harness at a time, never on
+/// Linux). The product never runs two agents in a process, so the Windows
+/// harnesses take turns.
+#[cfg(windows)]
+type OneAtATime = std::sync::MutexGuard<'static, ()>;
+#[cfg(unix)]
+struct OneAtATime;
+
+#[cfg(windows)]
+fn one_at_a_time() -> OneAtATime {
+    static TURN: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    // A failed test poisons the lock; the next harness still gets its turn.
+    TURN.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+#[cfg(unix)]
+fn one_at_a_time() -> OneAtATime {
+    OneAtATime
 }
 
 impl Harness {
@@ -42,6 +66,7 @@ impl Harness {
     /// An agent with `policy` as its managed policy; `install_extra` is
     /// added to the install config's fields (`"extra_ca_file": …`).
     fn start_with(policy: &str, install_extra: &str) -> Self {
+        let turn = one_at_a_time();
         let rt = tokio::runtime::Runtime::new().unwrap();
         // A short path: Unix socket paths are limited to about 100 bytes.
         let dir = tempfile::Builder::new()
@@ -65,7 +90,7 @@ impl Harness {
             config_dir: etc,
             state_dir: dir.path().join("state"),
             log_dir: dir.path().join("log"),
-            socket: dir.path().join("a.sock"),
+            socket: agent_socket(dir.path()),
         };
         let agent = rt
             .block_on(rampart_agent::start(AgentConfig::new(
@@ -79,6 +104,7 @@ impl Harness {
             agent: Some(agent),
             opened: Vec::new(),
             _dir: dir,
+            _one_at_a_time: turn,
         }
     }
 
@@ -214,6 +240,21 @@ fn decode_qr(path: &Path) -> Vec<String> {
         .iter()
         .map(|grid| grid.decode().unwrap().1)
         .collect()
+}
+
+/// Where the test's agent listens: a socket in its directory, or on Windows
+/// (these tests also run under Wine) a named pipe of its own.
+#[cfg(unix)]
+fn agent_socket(dir: &std::path::Path) -> std::path::PathBuf {
+    dir.join("a.sock")
+}
+
+#[cfg(windows)]
+fn agent_socket(_dir: &std::path::Path) -> std::path::PathBuf {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    format!(r"\\.\pipe\rampart-sim-{}-{n}", std::process::id()).into()
 }
 
 /// Draws the wizard as it is now and decodes the QR codes on screen (the

@@ -4,6 +4,13 @@
 //! Wine, lets them speak the IPC protocol themselves (tests/tests/wine.rs),
 //! so the agent is checked by a client that shares none of its code.
 //!
+//! It opens the pipe read-write the way tokio does (`GENERIC_WRITE`), which
+//! the pipe's DACL would refuse an ordinary user on real Windows (it asks for
+//! `FILE_CREATE_PIPE_INSTANCE`; the product's client asks only for
+//! `winsec::ffi::PIPE_CLIENT_ACCESS`). Wine enforces no DACL, and the narrow
+//! open needs `unsafe`, which only the agent's winsec module may use: the
+//! relay is for Wine alone.
+//!
 //! Exit codes: 0 when a side ended, 2 when the pipe could not be opened
 //! (the message names the OS error), 3 on a copy error.
 
