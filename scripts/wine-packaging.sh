@@ -124,6 +124,16 @@ sys.exit(0 if s["agent"]["mode"] == "system" and s["policy"]["source"] == "remot
         mkdir -p "$pd"
         cp "$work/managed/policy.json" "$work/managed/policy.json.minisig" "$pd/"
     }
+    # A deleted service's key goes when the SCM lets go of it, which may be
+    # a moment after the command that deleted it returned (a stop pending).
+    service_gone() {
+        local i
+        for ((i = 0; i < 40; i++)); do
+            w reg.exe query "$svc_key" >/dev/null || return 0
+            sleep 0.5
+        done
+        return 1
+    }
     json_field() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$1" "$2"; }
 
     echo "== rampart-installer.exe install: the installer's Windows plan"
@@ -148,7 +158,7 @@ sys.exit(0 if s["agent"]["mode"] == "system" and s["policy"]["source"] == "remot
         echo "note  install stopped at \`sc.exe config\`: Wine 8's sc.exe has no config subcommand"
     fi
     w 'C:\rampart-dist\rampart-installer.exe' uninstall >/dev/null || fail "uninstall: $(cat "$work/w.out")"
-    w reg.exe query "$svc_key" >/dev/null && fail "service still registered after uninstall"
+    service_gone || fail "service still registered after uninstall: $(cat "$work/w.out")"
     [[ ! -e "$pf/rampart-agent.exe" && ! -e "$pd/agent.json" ]] ||
         fail "after uninstall: $(ls -R "$pf" "$pd" 2>&1)"
     ok "rampart-installer.exe uninstall: sc.exe delete, binaries and agent.json removed"
@@ -184,7 +194,7 @@ sys.exit(0 if s["agent"]["mode"] == "system" and s["policy"]["source"] == "remot
     w sc.exe stop RampartAgent >/dev/null || fail "sc stop: $(cat "$work/w.out")"
     wait_state STOPPED || fail "service state $(service_state) after the second sc stop"
     w sc.exe delete RampartAgent >/dev/null || fail "sc delete: $(cat "$work/w.out")"
-    w reg.exe query "$svc_key" >/dev/null && fail "service still registered after sc delete"
+    service_gone || fail "service still registered after sc delete: $(cat "$work/w.out")"
     ok "sc stop, sc delete: service gone"
 
     echo "== Rampart.msi through msiexec"
@@ -232,7 +242,7 @@ sys.exit(0 if s["agent"]["mode"] == "system" and s["policy"]["source"] == "remot
     w msiexec.exe /x 'C:\rampart-dist\Rampart.msi' /qn /l*v 'C:\msi-uninstall.log' >/dev/null ||
         fail "msiexec /x exited $?"
     ok "msiexec /x Rampart.msi /qn"
-    w reg.exe query "$svc_key" >/dev/null && fail "service still registered after msiexec /x"
+    service_gone || fail "service still registered after msiexec /x: $(cat "$work/w.out")"
     ok "service deleted"
     [[ ! -e "$pf/rampart-agent.exe" && ! -e "$pf/rampart.exe" && ! -e "$pf/rampart-installer.exe" ]] ||
         fail "binaries left after msiexec /x: $(ls "$pf")"

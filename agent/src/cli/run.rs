@@ -103,7 +103,7 @@ where
         .worker_threads(2)
         .enable_all()
         .build()?;
-    runtime.block_on(async move {
+    let result = runtime.block_on(async move {
         // Handlers first: a SIGTERM that arrives as soon as the socket is up
         // must still mean a clean stop.
         let shutdown = shutdown()?;
@@ -128,8 +128,17 @@ where
             }
         }
         anyhow::Ok(())
-    })
+    });
+    // Dropping the runtime would wait for every blocking task (a name lookup
+    // or a write to a stalled disk) without limit, and a Windows service is
+    // "running" to the SCM until this returns: seen under Wine as `sc stop`
+    // never reaching STOPPED although the agent had stopped.
+    runtime.shutdown_timeout(SHUTDOWN_GRACE);
+    result
 }
+
+/// How long blocking tasks may run on after the agent has stopped.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
 
 /// Registers for SIGTERM and SIGINT now; the future resolves on either.
 #[cfg(unix)]

@@ -84,6 +84,13 @@ fn run_service() -> anyhow::Result<()> {
     let result = super::run::serve(config, move || {
         Ok(async move {
             let _ = stop_rx.wait_for(|stop| *stop).await;
+            // The SCM shows "stopping" (and waits the hint) rather than
+            // "running" while the agent saves its state and lets go of
+            // the pipe.
+            if let Err(error) = report(ServiceState::StopPending, ServiceControlAccept::empty(), 0)
+            {
+                tracing::warn!(%error, "cannot tell the service manager the agent is stopping");
+            }
         })
     });
     let code = if result.is_ok() {
