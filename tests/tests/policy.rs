@@ -468,6 +468,25 @@ fn keygen_sign_verify_and_lint_through_the_binary() {
     let unsigned = agent(&["policy", "sign", "bad.json", "--key", "k.key"], dir);
     assert_eq!(unsigned.status.code(), Some(1), "{}", text(&unsigned));
     assert!(!dir.join("bad.json.minisig").exists());
+
+    // A key given twice: serde_json alone would read the last one and say ok.
+    write(
+        dir,
+        "twice.json",
+        r#"{"schema": 1, "serial": 17, "mfa": {"required": true, "provider": {"kind": "totp", "x": 1, "x": 2}}, "serial": 50}"#,
+    );
+    let lint = agent(&["policy", "lint", "twice.json"], dir);
+    assert_eq!(lint.status.code(), Some(1), "{}", text(&lint));
+    let stdout = String::from_utf8_lossy(&lint.stdout);
+    for want in [
+        "twice.json: serial: appears more than once in the same object",
+        "twice.json: mfa.provider.x: appears more than once in the same object",
+    ] {
+        assert!(stdout.contains(want), "{want}\n{stdout}");
+    }
+    let refused = agent(&["policy", "sign", "twice.json", "--key", "k.key"], dir);
+    assert_eq!(refused.status.code(), Some(1), "{}", text(&refused));
+    assert!(!dir.join("twice.json.minisig").exists());
 }
 
 #[test]
