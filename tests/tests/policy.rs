@@ -568,3 +568,54 @@ fn interop_with_the_stock_minisign_tool() {
         .unwrap();
     assert!(!tampered.status.success(), "{}", text(&tampered));
 }
+
+/// `rampart-agent policy lint FILE | head -1`, with the reader already gone
+/// before the first write: the command must end quietly (exit 0, nothing on
+/// stderr), not panic with exit 101.
+#[test]
+fn commands_end_quietly_when_the_reader_closed_the_pipe() {
+    let dir = short_tempdir();
+    let d = dir.path();
+    write(d, "ok.json", &policy_doc(3, "Acme"));
+    write(
+        d,
+        "bad.json",
+        r#"{"schema": 1, "serial": -1, "mfa": {"requried": true}}"#,
+    );
+    let closed_port = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let closed = closed_port.local_addr().unwrap().to_string();
+    drop(closed_port);
+    for args in [
+        &["policy", "lint", "ok.json"][..],
+        &["policy", "lint", "bad.json"][..],
+        &["check-clock", "--server", &closed, "--timeout", "300"][..],
+        &[
+            "check-clock",
+            "--json",
+            "--server",
+            &closed,
+            "--timeout",
+            "300",
+        ][..],
+    ] {
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let out = Command::new(workspace_bin("rampart-agent"))
+            .args(args)
+            .current_dir(d)
+            .stdout(writer)
+            .stderr(std::process::Stdio::piped())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(
+            (out.status.code(), stderr.as_ref()),
+            (Some(0), ""),
+            "rampart-agent {args:?}"
+        );
+    }
+
+    // The same commands with a reader still report their findings by exit code.
+    let lint = agent(&["policy", "lint", "bad.json"], d);
+    assert_eq!(lint.status.code(), Some(1), "{}", text(&lint));
+}
