@@ -710,13 +710,15 @@ impl Shell {
                 if self.in_flight.clock {
                     return;
                 }
-                let servers = self
-                    .kod
-                    .allowed(&self.policy.in_force().0.clock.ntp_servers, now.into_std());
+                let configured = self.policy.in_force().0.clock.ntp_servers.clone();
+                let servers = self.kod.allowed(&configured, now.into_std());
+                let skipped = self.kod.skipped(&configured, now.into_std());
                 self.in_flight.clock = true;
                 let events = events.clone();
                 tokio::spawn(async move {
-                    let report = clock::query_servers(&servers, CLOCK_TIMEOUT).await;
+                    let report = clock::query_servers(&servers, CLOCK_TIMEOUT)
+                        .await
+                        .with_skipped(skipped, &configured);
                     let _ = events.send(Event::ClockChecked(report)).await;
                 });
             }
