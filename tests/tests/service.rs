@@ -233,3 +233,52 @@ fn enrollment_over_ipc_survives_a_crash_and_keeps_its_secret_out_of_status_and_l
         assert!(!log.contains(planted), "log leaks {planted}");
     }
 }
+
+/// A kill -9 between a temporary file's creation and its rename leaves
+/// `.NAME.tmp-PID` behind (issue 15, finding 8). The next start removes
+/// those of writers that are gone, in every directory the agent writes, and
+/// nothing else.
+#[test]
+fn stale_temporary_files_are_removed_at_start() {
+    let mut agent = AgentProcess::start_dev(&[]);
+    let crashed = agent.pid();
+    agent.kill();
+    let state = agent.dir.path().join("state");
+    let plant = |path: std::path::PathBuf| {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, b"half a write").unwrap();
+        path
+    };
+    let stale = [
+        plant(state.join(format!(".policy-lkg.json.tmp-{crashed}"))),
+        plant(
+            state
+                .join("mfa")
+                .join(format!(".mfa-1000.json.tmp-{crashed}")),
+        ),
+        plant(state.join("reports").join(format!(".cursor.tmp-{crashed}"))),
+    ];
+    // A writer that is still running keeps its file.
+    let mut writer = std::process::Command::new("sleep")
+        .arg("30")
+        .spawn()
+        .unwrap();
+    let live = plant(state.join(format!(".update-floor.json.tmp-{}", writer.id())));
+    let unrelated = plant(state.join("notes.tmp-1"));
+
+    agent.crash_and_restart();
+    for path in &stale {
+        assert!(!path.exists(), "{} is still there", path.display());
+    }
+    assert!(live.exists(), "a live writer's file was removed");
+    assert!(unrelated.exists());
+    let log = agent.log();
+    assert_eq!(
+        log.matches("removed a temporary file left by an interrupted write")
+            .count(),
+        3,
+        "{log}"
+    );
+    let _ = writer.kill();
+    let _ = writer.wait();
+}
