@@ -1036,6 +1036,7 @@ impl Core {
             serial: policy.serial,
             fetched_at: None,
             error: None,
+            fetch_error: None,
             mfa_required: policy.mfa.required,
             provider: policy.mfa.provider.kind(),
         };
