@@ -498,7 +498,13 @@ fn clock_check(f: &Facts, agent: Option<&AgentFacts>) -> CheckResult {
             "clock",
             Verdict::Warn,
             figure,
-            "no time server answered: check UDP port 123 to the policy's NTP servers",
+            if section.detail.starts_with(crate::clock::DISAGREE) {
+                "IT: fix or remove the wrong NTP server in the policy"
+            } else if section.detail.contains(crate::clock::BACK_OFF) {
+                "wait until the server may be asked again, or ask IT to add another NTP server to the policy"
+            } else {
+                "no time server answered: check UDP port 123 to the policy's NTP servers"
+            },
         ),
     }
 }
@@ -811,6 +817,30 @@ mod tests {
             .clone();
         assert!(status_line.ends_with(&poll.figure), "{status_line}");
         assert_eq!(exit_code(&checks), 1);
+    }
+
+    #[test]
+    fn an_unknown_clock_gets_advice_for_its_cause() {
+        let mut f = facts();
+        let mut fix_for = |detail: &str| {
+            if let Ok(a) = &mut f.agent {
+                a.status.clock.state = ClockState::Unknown;
+                a.status.clock.detail = detail.to_owned();
+            }
+            get(&evaluate(&f), "clock").fix.clone()
+        };
+        assert!(
+            fix_for("no time server gave a usable answer: 127.0.0.1:9 timed out after 2 s")
+                .contains("UDP port 123")
+        );
+        assert!(
+            fix_for("time servers disagree by more than the 30 s allowed (…)")
+                .starts_with("IT: fix or remove the wrong NTP server")
+        );
+        assert!(fix_for(
+            "no time server gave a usable answer: 127.0.0.1:123 asked Rampart to back off (kiss-of-death RATE)"
+        )
+        .starts_with("wait until the server may be asked again"));
     }
 
     #[test]

@@ -15,7 +15,7 @@ mod target;
 pub use backoff::KodBackoff;
 pub use query::query_servers;
 pub use report::{
-    AddrResult, ClockReport, Estimate, NoEstimate, QueryError, Sample, estimate, state_of,
-    to_section,
+    AddrResult, BACK_OFF, ClockReport, DISAGREE, Estimate, NoEstimate, QueryError, Sample,
+    estimate, state_of, to_section,
 };
 pub use target::{NTP_PORT, Target, TargetError, parse_target};

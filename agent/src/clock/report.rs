@@ -7,6 +7,11 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use rampart_shared::status::{ClockSection, ClockState, describe_offset, human_duration};
 
+/// How a clock detail says the servers disagree, and that one asked Rampart
+/// to back off: `doctor` picks its advice by them.
+pub const DISAGREE: &str = "time servers disagree";
+pub const BACK_OFF: &str = "asked Rampart to back off";
+
 /// Answers that count: the median of this many (the best by round trip)
 /// outvotes one server that is simply wrong.
 const BEST_N: usize = 3;
@@ -240,7 +245,7 @@ fn disagree_detail(answers: &[(String, f64)], max_skew_ms: u64) -> String {
         .map(|(label, offset)| format!("{label}: {}", describe_offset(offset.round() as i64)))
         .collect();
     format!(
-        "time servers disagree by more than the {} allowed ({}), so the clock cannot be \
+        "{DISAGREE} by more than the {} allowed ({}), so the clock cannot be \
          checked: IT should fix or remove the wrong server in the policy",
         human_duration(max_skew_ms),
         each.join("; ")
@@ -420,6 +425,18 @@ mod tests {
         ));
         // One server alone cannot disagree with anyone.
         assert!(estimate(&two[..1], SKEW).is_ok());
+    }
+
+    #[test]
+    fn the_words_doctor_looks_for_are_the_ones_written() {
+        let kiss = QueryError::KissOfDeath("RATE".into()).to_string();
+        let later = QueryError::BackingOff {
+            code: "RATE".into(),
+            retry_in_ms: 1,
+        }
+        .to_string();
+        assert!(kiss.starts_with(BACK_OFF) && later.starts_with(BACK_OFF));
+        assert!(disagree_detail(&[], 30_000).starts_with(DISAGREE));
     }
 
     #[test]
