@@ -50,6 +50,12 @@ pub const NETWORK_INTERVAL: Duration = Duration::from_secs(15 * 60);
 /// How often the release feed is asked (the first time: after the first
 /// clock check).
 pub const UPDATE_INTERVAL: Duration = Duration::from_secs(6 * 60 * 60);
+/// The directories under the state directory that `fsutil::write_atomic`
+/// writes (`""` is the state directory itself: the policy copy, the update
+/// floor; then MFA state and the report queue), swept at start for the
+/// temporary files of writes a crash interrupted.
+const STATE_DIRS_WRITTEN: [&str; 3] = ["", "mfa", "reports"];
+
 /// How often the managed policy file and policy expiry are looked at.
 pub const HOUSEKEEPING_INTERVAL: Duration = Duration::from_secs(60);
 
@@ -209,8 +215,15 @@ pub async fn start(config: AgentConfig) -> Result<RunningAgent, AgentError> {
             &config.paths.log_dir,
         );
     }
+    let started = std::time::SystemTime::now();
     let listener = ipc::bind(&config.paths.socket, config.mode == AgentMode::System).await?;
     let socket = listener.path().to_owned();
+    // Only once the socket is ours: another agent on the same state
+    // directory would have refused the bind, so no writer of these files is
+    // running but this one.
+    for dir in STATE_DIRS_WRITTEN {
+        fsutil::remove_stale_temps(&config.paths.state_dir.join(dir), started);
+    }
     if let Some(error) = &config.install_error {
         warn!(%error, "install config ignored");
     }
@@ -710,13 +723,15 @@ impl Shell {
                 if self.in_flight.clock {
                     return;
                 }
-                let servers = self
-                    .kod
-                    .allowed(&self.policy.in_force().0.clock.ntp_servers, now.into_std());
+                let configured = self.policy.in_force().0.clock.ntp_servers.clone();
+                let servers = self.kod.allowed(&configured, now.into_std());
+                let skipped = self.kod.skipped(&configured, now.into_std());
                 self.in_flight.clock = true;
                 let events = events.clone();
                 tokio::spawn(async move {
-                    let report = clock::query_servers(&servers, CLOCK_TIMEOUT).await;
+                    let report = clock::query_servers(&servers, CLOCK_TIMEOUT)
+                        .await
+                        .with_skipped(skipped, &configured);
                     let _ = events.send(Event::ClockChecked(report)).await;
                 });
             }
@@ -1021,6 +1036,7 @@ impl Core {
             serial: policy.serial,
             fetched_at: None,
             error: None,
+            fetch_error: None,
             mfa_required: policy.mfa.required,
             provider: policy.mfa.provider.kind(),
         };

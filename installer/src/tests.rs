@@ -126,6 +126,10 @@ fn systemd_unit_has_the_service_settings_and_quotes_its_arguments() {
         "NoNewPrivileges=yes",
         "PrivateTmp=yes",
         "RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6 AF_NETLINK",
+        "CapabilityBoundingSet=",
+        "SystemCallFilter=@system-service",
+        "SystemCallFilter=~@privileged",
+        "UMask=0077",
         "ReadWritePaths=/opt/rampart/bin",
         "WantedBy=multi-user.target",
     ] {

@@ -72,9 +72,41 @@ pub struct PolicySection {
     /// When the policy in force was obtained (`None` for the built-in one).
     pub fetched_at: Option<DateTime<Utc>>,
     /// Why the newest candidate was rejected; the policy in force stays.
+    /// A later poll that gets no document at all clears a rejection it made
+    /// (the server no longer serves that document, as far as the agent
+    /// knows) and says why in `fetch_error` instead.
     pub error: Option<String>,
+    /// Protocol 1, added with issue 15 (older agents leave it out: read as
+    /// `None`). Why the latest poll of the policy URL got no document
+    /// (network, HTTP status, size, timeout), and when; `None` once a poll
+    /// succeeds. Kept apart from `error`, which is about documents. Does not
+    /// move `overall`: the policy in force stays, and a network that is the
+    /// cause shows in the network section.
+    #[serde(default)]
+    pub fetch_error: Option<FetchFailure>,
     pub mfa_required: bool,
     pub provider: ProviderKind,
+}
+
+/// A poll of the policy URL that got no document.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FetchFailure {
+    /// Plain words: "the server answered HTTP 404 for https://…".
+    pub message: String,
+    /// When the poll failed.
+    pub at: DateTime<Utc>,
+}
+
+impl FetchFailure {
+    /// "last policy poll failed at 2026-11-23 12:00 UTC: …": the words
+    /// `status`, `doctor` and the app all use.
+    pub fn summary(&self) -> String {
+        format!(
+            "last policy poll failed at {}: {}",
+            self.at.format("%Y-%m-%d %H:%M UTC"),
+            self.message
+        )
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -281,6 +313,9 @@ pub fn section_lines(status: &AgentStatus) -> Vec<(&'static str, String)> {
     if let Some(error) = &status.policy.error {
         policy.push_str(&format!("; latest policy rejected: {error}"));
     }
+    if let Some(failure) = &status.policy.fetch_error {
+        policy.push_str(&format!("; {}", failure.summary()));
+    }
     let agent = format!(
         "Rampart {} ({} mode), up {}, pid {}",
         status.agent.version,
@@ -349,6 +384,7 @@ mod tests {
                 serial: 0,
                 fetched_at: None,
                 error: None,
+                fetch_error: None,
                 mfa_required: true,
                 provider: ProviderKind::Totp,
             },
@@ -426,6 +462,15 @@ mod tests {
                 Overall::ActionNeeded,
             ),
             (
+                |s| {
+                    s.policy.fetch_error = Some(FetchFailure {
+                        message: "the server answered HTTP 404".into(),
+                        at: DateTime::from_timestamp(1_795_000_000, 0).unwrap(),
+                    })
+                },
+                Overall::Healthy,
+            ),
+            (
                 |s| s.update.state = UpdateState::UpdateRequired,
                 Overall::ActionNeeded,
             ),
@@ -469,6 +514,44 @@ mod tests {
             "built-in default, serial 0, MFA required (authenticator app (TOTP)); latest policy rejected: signature does not match"
         );
         assert_eq!(lines[4].1, "Rampart 0.1.0 (dev mode), up 5 s, pid 42");
+
+        s.policy.error = None;
+        s.policy.fetch_error = Some(FetchFailure {
+            message: "the server answered HTTP 404 for https://it.example/policy.json".into(),
+            at: DateTime::from_timestamp(1_795_000_000, 0).unwrap(),
+        });
+        assert_eq!(
+            section_lines(&s)[3].1,
+            "built-in default, serial 0, MFA required (authenticator app (TOTP)); \
+             last policy poll failed at 2026-11-18 11:06 UTC: \
+             the server answered HTTP 404 for https://it.example/policy.json"
+        );
+    }
+
+    /// Status JSON is a protocol: what an agent from before `fetch_error`
+    /// sent still decodes, and the new field has a fixed shape.
+    #[test]
+    fn policy_section_without_fetch_error_still_decodes() {
+        let old: PolicySection = serde_json::from_str(
+            r#"{"source": "remote", "serial": 14, "fetched_at": "2026-11-18T11:06:40Z",
+                "error": null, "mfa_required": true, "provider": "totp"}"#,
+        )
+        .unwrap();
+        assert_eq!(old.fetch_error, None);
+        assert_eq!((old.source, old.serial), (PolicySource::Remote, 14));
+
+        let new: PolicySection = serde_json::from_str(
+            r#"{"source": "remote", "serial": 14, "fetched_at": null, "error": null,
+                "fetch_error": {"message": "the server answered HTTP 404", "at": "2026-11-18T11:06:40Z"},
+                "mfa_required": true, "provider": "totp"}"#,
+        )
+        .unwrap();
+        let failure = new.fetch_error.unwrap();
+        assert_eq!(failure.message, "the server answered HTTP 404");
+        assert_eq!(
+            failure.at,
+            DateTime::from_timestamp(1_795_000_000, 0).unwrap()
+        );
     }
 
     #[test]
@@ -492,7 +575,7 @@ mod tests {
                 "agent": {"version": "0.1.0", "mode": "dev", "pid": 42,
                           "started_at": "2026-11-18T11:06:40Z", "uptime_secs": 5},
                 "policy": {"source": "builtin", "serial": 0, "fetched_at": null, "error": null,
-                           "mfa_required": true, "provider": "totp"},
+                           "fetch_error": null, "mfa_required": true, "provider": "totp"},
                 "clock": {"state": "synced", "offset_ms": 12, "uncertainty_ms": 1, "max_skew_ms": 30000,
                           "server": "127.0.0.1:123", "checked_at": "2026-11-18T11:06:41Z",
                           "detail": "clock is 12 ms fast"},

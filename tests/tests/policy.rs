@@ -468,6 +468,25 @@ fn keygen_sign_verify_and_lint_through_the_binary() {
     let unsigned = agent(&["policy", "sign", "bad.json", "--key", "k.key"], dir);
     assert_eq!(unsigned.status.code(), Some(1), "{}", text(&unsigned));
     assert!(!dir.join("bad.json.minisig").exists());
+
+    // A key given twice: serde_json alone would read the last one and say ok.
+    write(
+        dir,
+        "twice.json",
+        r#"{"schema": 1, "serial": 17, "mfa": {"required": true, "provider": {"kind": "totp", "x": 1, "x": 2}}, "serial": 50}"#,
+    );
+    let lint = agent(&["policy", "lint", "twice.json"], dir);
+    assert_eq!(lint.status.code(), Some(1), "{}", text(&lint));
+    let stdout = String::from_utf8_lossy(&lint.stdout);
+    for want in [
+        "twice.json: serial: appears more than once in the same object",
+        "twice.json: mfa.provider.x: appears more than once in the same object",
+    ] {
+        assert!(stdout.contains(want), "{want}\n{stdout}");
+    }
+    let refused = agent(&["policy", "sign", "twice.json", "--key", "k.key"], dir);
+    assert_eq!(refused.status.code(), Some(1), "{}", text(&refused));
+    assert!(!dir.join("twice.json.minisig").exists());
 }
 
 #[test]
@@ -548,4 +567,55 @@ fn interop_with_the_stock_minisign_tool() {
         .output()
         .unwrap();
     assert!(!tampered.status.success(), "{}", text(&tampered));
+}
+
+/// `rampart-agent policy lint FILE | head -1`, with the reader already gone
+/// before the first write: the command must end quietly (exit 0, nothing on
+/// stderr), not panic with exit 101.
+#[test]
+fn commands_end_quietly_when_the_reader_closed_the_pipe() {
+    let dir = short_tempdir();
+    let d = dir.path();
+    write(d, "ok.json", &policy_doc(3, "Acme"));
+    write(
+        d,
+        "bad.json",
+        r#"{"schema": 1, "serial": -1, "mfa": {"requried": true}}"#,
+    );
+    let closed_port = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let closed = closed_port.local_addr().unwrap().to_string();
+    drop(closed_port);
+    for args in [
+        &["policy", "lint", "ok.json"][..],
+        &["policy", "lint", "bad.json"][..],
+        &["check-clock", "--server", &closed, "--timeout", "300"][..],
+        &[
+            "check-clock",
+            "--json",
+            "--server",
+            &closed,
+            "--timeout",
+            "300",
+        ][..],
+    ] {
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let out = Command::new(workspace_bin("rampart-agent"))
+            .args(args)
+            .current_dir(d)
+            .stdout(writer)
+            .stderr(std::process::Stdio::piped())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(
+            (out.status.code(), stderr.as_ref()),
+            (Some(0), ""),
+            "rampart-agent {args:?}"
+        );
+    }
+
+    // The same commands with a reader still report their findings by exit code.
+    let lint = agent(&["policy", "lint", "bad.json"], d);
+    assert_eq!(lint.status.code(), Some(1), "{}", text(&lint));
 }

@@ -2,7 +2,6 @@
 //! sign policy. Keys and signatures are in the minisign format, so IT may use
 //! the stock `minisign` tool instead for any step.
 
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -84,7 +83,7 @@ pub fn run(command: PolicyCommand) -> anyhow::Result<ExitCode> {
         PolicyCommand::Show(args) => show(args),
         PolicyCommand::Keygen(args) => keygen(&args),
         PolicyCommand::Sign(args) => sign(&args),
-        PolicyCommand::Verify(args) => Ok(verify(&args)),
+        PolicyCommand::Verify(args) => verify(&args),
         PolicyCommand::Lint(args) => lint(&args),
     }
 }
@@ -130,17 +129,12 @@ fn keygen(args: &KeygenArgs) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("cannot chmod {}", pub_path.display()))?;
     let base64 = pair.pk.to_base64();
     let id = PinnedKey::parse(&base64).map_err(anyhow::Error::msg)?.id();
-    let mut out = std::io::stdout().lock();
-    writeln!(
-        out,
+    outln!(
         "Wrote {} (public key {id}) and {}.",
         pub_path.display(),
         key_path.display()
     )?;
-    writeln!(
-        out,
-        "Add the public key to the install config's \"public_keys\": \"{base64}\""
-    )?;
+    outln!("Add the public key to the install config's \"public_keys\": \"{base64}\"")?;
     eprintln!(
         "warning: {} is not password-protected: keep it offline or in a secrets vault, never on a policy server",
         key_path.display()
@@ -188,11 +182,11 @@ fn sign(args: &SignArgs) -> anyhow::Result<ExitCode> {
     fsutil::write_atomic(&sig_path, signature.as_bytes())?;
     fsutil::set_mode(&sig_path, 0o644)
         .with_context(|| format!("cannot chmod {}", sig_path.display()))?;
-    println!("Wrote {}", sig_path.display());
+    outln!("Wrote {}", sig_path.display())?;
     Ok(ExitCode::SUCCESS)
 }
 
-fn verify(args: &VerifyArgs) -> ExitCode {
+fn verify(args: &VerifyArgs) -> anyhow::Result<ExitCode> {
     let sig_path = args
         .sig
         .clone()
@@ -208,12 +202,12 @@ fn verify(args: &VerifyArgs) -> ExitCode {
     })();
     match result {
         Ok(message) => {
-            println!("{message}");
-            ExitCode::SUCCESS
+            outln!("{message}")?;
+            Ok(ExitCode::SUCCESS)
         }
         Err(e) => {
             eprintln!("{}: signature NOT good: {e:#}", args.file.display());
-            ExitCode::FAILURE
+            Ok(ExitCode::FAILURE)
         }
     }
 }
@@ -223,10 +217,10 @@ fn lint(args: &LintArgs) -> anyhow::Result<ExitCode> {
         Ok(Some(d)) => d,
         Ok(None) => bail!("{} does not exist", args.file.display()),
         Err(fsutil::FsError::TooLarge { size, .. }) => {
-            println!(
+            outln!(
                 "{}: larger than {MAX_POLICY_BYTES} bytes ({size} bytes)",
                 args.file.display()
-            );
+            )?;
             return Ok(ExitCode::FAILURE);
         }
         Err(e) => return Err(e.into()),
@@ -234,18 +228,18 @@ fn lint(args: &LintArgs) -> anyhow::Result<ExitCode> {
     match parse_policy(&document) {
         Ok(policy) => {
             if let Some(expires_at) = policy.expires_at.filter(|t| *t <= chrono::Utc::now()) {
-                println!(
+                outln!(
                     "{}: expires_at: {expires_at} is already past",
                     args.file.display()
-                );
+                )?;
                 return Ok(ExitCode::FAILURE);
             }
-            println!("{}: ok (serial {})", args.file.display(), policy.serial);
+            outln!("{}: ok (serial {})", args.file.display(), policy.serial)?;
             Ok(ExitCode::SUCCESS)
         }
         Err(e) => {
             for problem in e.problems() {
-                println!("{}: {problem}", args.file.display());
+                outln!("{}: {problem}", args.file.display())?;
             }
             Ok(ExitCode::FAILURE)
         }
@@ -268,17 +262,17 @@ fn show(args: ShowArgs) -> anyhow::Result<ExitCode> {
         Err(err) => return Err(err.into()),
     };
     if args.json {
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(&json!({"source": source, "policy": policy}))?
-        );
+        )?;
     } else {
-        println!(
+        outln!(
             "Policy in force: {} (serial {})",
             source.label(),
             policy.serial
-        );
-        println!("{}", serde_json::to_string_pretty(&policy)?);
+        )?;
+        outln!("{}", serde_json::to_string_pretty(&policy)?)?;
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -11,6 +11,7 @@ use tokio::net::UdpSocket;
 use tokio::task::JoinSet;
 use tokio::time::{Instant, timeout_at};
 
+use super::packet::{NTP_PACKET_LEN, check_answer};
 use super::report::{AddrResult, ClockReport, QueryError, Sample};
 use super::target::{Target, parse_target};
 
@@ -117,6 +118,7 @@ async fn query_addr(
         sntpc::Error::Network => socket.take_error(),
         other => from_sntpc(other),
     })?;
+    check_answer(&socket.last_answer())?;
     let sample = Sample {
         // sntpc's offset is true time minus local time, in microseconds.
         offset_ms: -(result.offset() as f64) / 1000.0,
@@ -164,10 +166,12 @@ fn from_sntpc(err: sntpc::Error) -> QueryError {
 /// A UDP socket connected to one server, so that the kernel drops datagrams
 /// from anyone else and reports ICMP port unreachable as "refused" at once
 /// rather than after the timeout. sntpc's adapters (sntpc-net-tokio) map
-/// every I/O error to `Error::Network`; this one keeps the cause.
+/// every I/O error to `Error::Network`; this one keeps the cause, and the
+/// raw answer for the checks sntpc does not make.
 struct ConnectedSocket {
     socket: UdpSocket,
     last_error: Mutex<Option<io::Error>>,
+    last_answer: Mutex<Vec<u8>>,
 }
 
 impl ConnectedSocket {
@@ -182,6 +186,7 @@ impl ConnectedSocket {
         Ok(Self {
             socket,
             last_error: Mutex::new(None),
+            last_answer: Mutex::new(Vec::new()),
         })
     }
 
@@ -190,6 +195,14 @@ impl ConnectedSocket {
             *slot = Some(err);
         }
         sntpc::Error::Network
+    }
+
+    /// The bytes of the last datagram received (empty if none was).
+    fn last_answer(&self) -> Vec<u8> {
+        self.last_answer
+            .lock()
+            .map(|answer| answer.clone())
+            .unwrap_or_default()
     }
 
     fn take_error(&self) -> QueryError {
@@ -214,6 +227,10 @@ impl NtpUdpSocket for ConnectedSocket {
 
     async fn recv_from(&self, buf: &mut [u8]) -> sntpc::Result<(usize, SocketAddr)> {
         let n = self.socket.recv(buf).await.map_err(|e| self.remember(e))?;
+        if let Ok(mut answer) = self.last_answer.lock() {
+            answer.clear();
+            answer.extend_from_slice(&buf[..n.min(buf.len()).min(NTP_PACKET_LEN)]);
+        }
         let peer = self.socket.peer_addr().map_err(|e| self.remember(e))?;
         Ok((n, peer))
     }

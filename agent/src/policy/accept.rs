@@ -275,6 +275,25 @@ mod tests {
     }
 
     #[test]
+    fn a_signed_document_with_a_duplicate_key_is_refused() {
+        // Issue 15: signed with "serial": 17 and "serial": 50, it was taken as
+        // 50 and then refused 19 and 20 for good.
+        let c = Case::new();
+        let twice = br#"{"schema": 1, "serial": 17, "mfa": {"required": true}, "serial": 50}"#;
+        let r = reason(c.remote(twice, None, 0));
+        assert!(
+            r.starts_with("policy from the server rejected: policy has 1 problem(s):"),
+            "{r}"
+        );
+        assert!(r.contains("serial: appears more than once"), "{r}");
+        // Nothing was accepted, so serial 19 still is.
+        assert!(matches!(
+            c.remote(&doc(19, ""), None, 0),
+            Decision::Accept { .. }
+        ));
+    }
+
+    #[test]
     fn signatures_are_required_and_checked() {
         let c = Case::new();
         let d = doc(2, "");

@@ -52,7 +52,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use rampart_shared::policy::{MAX_POLICY_BYTES, Policy};
-use rampart_shared::status::{PolicySection, PolicySource};
+use rampart_shared::status::{FetchFailure, PolicySection, PolicySource};
 use serde::{Deserialize, Serialize};
 
 use crate::config::InstallConfig;
@@ -157,7 +157,14 @@ pub struct PolicyStore {
     persisted: PersistedPolicy,
     in_force: InForce,
     error: Option<String>,
+    /// `error` is the rejection of a document a poll brought: a later poll
+    /// that brings none clears it (it is no longer what the server serves,
+    /// as far as the agent knows). Other errors (install config, managed
+    /// file, expiry) stay until their own source changes.
+    error_from_poll: bool,
     fetch_error: Option<FetchError>,
+    /// When `fetch_error` happened.
+    fetch_failed_at: Option<DateTime<Utc>>,
     consecutive_errors: u32,
     rng: fastrand::Rng,
 }
@@ -235,7 +242,9 @@ impl PolicyStore {
             persisted,
             in_force: InForce::builtin(),
             error: None,
+            error_from_poll: false,
             fetch_error: None,
+            fetch_failed_at: None,
             consecutive_errors: 0,
             rng: fastrand::Rng::new(),
         };
@@ -313,6 +322,14 @@ impl PolicyStore {
             serial: policy.serial,
             fetched_at: self.in_force.fetched_at,
             error: self.error.clone(),
+            fetch_error: self
+                .fetch_error
+                .as_ref()
+                .zip(self.fetch_failed_at)
+                .map(|(e, at)| FetchFailure {
+                    message: e.to_string(),
+                    at,
+                }),
             mfa_required: policy.mfa.required,
             provider: policy.mfa.provider.kind(),
         }
@@ -395,8 +412,10 @@ impl PolicyStore {
             FetchOutcome::NotConfigured => return applied,
             FetchOutcome::NotModified => {
                 self.fetch_error = None;
+                self.fetch_failed_at = None;
                 self.consecutive_errors = 0;
                 self.error = None;
+                self.error_from_poll = false;
                 if self.in_force.source == PolicySource::LastKnownGood {
                     self.in_force.source = PolicySource::Remote;
                     applied.changed = true;
@@ -405,10 +424,16 @@ impl PolicyStore {
             FetchOutcome::Failed(e) => {
                 tracing::warn!("policy poll failed: {e}");
                 self.fetch_error = Some(e);
+                self.fetch_failed_at = Some(now);
+                if self.error_from_poll {
+                    self.error = None;
+                    self.error_from_poll = false;
+                }
                 self.consecutive_errors = self.consecutive_errors.saturating_add(1);
             }
             FetchOutcome::Fetched(fetched) => {
                 self.fetch_error = None;
+                self.fetch_failed_at = None;
                 let record = AcceptedRecord {
                     document: String::from_utf8_lossy(&fetched.document).into_owned(),
                     signature: Some(fetched.signature.clone()),
@@ -425,6 +450,7 @@ impl PolicyStore {
                     source: PolicySource::Remote,
                 };
                 self.take_decision(candidate, record, now, &mut applied);
+                self.error_from_poll = applied.rejected.is_some();
                 if applied.rejected.is_some() {
                     self.consecutive_errors = self.consecutive_errors.saturating_add(1);
                 } else {
@@ -471,6 +497,7 @@ impl PolicyStore {
             Err(e) => {
                 let why = format!("managed policy file rejected: {e}");
                 self.error = Some(why.clone());
+                self.error_from_poll = false;
                 applied.rejected = Some(why);
                 return applied;
             }
@@ -486,6 +513,7 @@ impl PolicyStore {
             Err(e) => {
                 let why = format!("managed policy file rejected: {e}");
                 self.error = Some(why.clone());
+                self.error_from_poll = false;
                 applied.rejected = Some(why);
                 return applied;
             }
@@ -527,6 +555,7 @@ impl PolicyStore {
         self.in_force = InForce::builtin();
         self.reload_managed(now);
         self.error = Some(why);
+        self.error_from_poll = false;
         true
     }
 
@@ -548,6 +577,7 @@ impl PolicyStore {
             Decision::Reject(why) => {
                 tracing::warn!("policy: {why}");
                 self.error = Some(why.clone());
+                self.error_from_poll = false;
                 applied.rejected = Some(why);
             }
             Decision::Accept { policy, signed_by } => {

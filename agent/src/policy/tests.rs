@@ -231,3 +231,63 @@ fn an_expired_policy_in_force_is_dropped() {
     );
     assert_eq!(store.persisted().highest_serial, 3);
 }
+
+/// Issue 15, finding 6: a 404 or an oversized body after a rejection left
+/// the rejection's reason in `status.policy.error`, and the failure itself
+/// nowhere in the status.
+#[test]
+fn a_failed_poll_is_kept_apart_from_rejections() {
+    let env = Env::new();
+    let mut store = env.start(&env.config(true, false));
+    store.apply(env.fetched(doc(5)), now());
+    let rejected = store.apply(env.fetched(doc(4)), now()).rejected.unwrap();
+    assert_eq!(store.section().error.as_deref(), Some(rejected.as_str()));
+    assert_eq!(store.section().fetch_error, None);
+
+    let later = now() + chrono::Duration::minutes(10);
+    for failure in [
+        FetchError::Status {
+            url: "http://127.0.0.1:9/policy.json".into(),
+            status: 404,
+        },
+        FetchError::TooLarge {
+            url: "http://127.0.0.1:9/policy.json".into(),
+            max: MAX_POLICY_BYTES,
+        },
+    ] {
+        let message = failure.to_string();
+        store.apply(FetchOutcome::Failed(failure), later);
+        let section = store.section();
+        assert_eq!(section.error, None, "the old rejection is gone");
+        assert_eq!(
+            section.fetch_error,
+            Some(FetchFailure { message, at: later })
+        );
+        assert_eq!(section.serial, 5, "the policy in force stays");
+    }
+
+    // A document again: the failure is over, the new rejection is shown.
+    store.apply(env.fetched(doc(3)), later);
+    assert_eq!(store.section().fetch_error, None);
+    assert!(store.section().error.unwrap().contains("serial 3 is lower"));
+}
+
+#[test]
+fn a_failed_poll_does_not_hide_what_is_not_about_the_poll() {
+    let env = Env::new();
+    let mut store = env.start(&env.config(true, false));
+    let expiring = br#"{"schema": 1, "serial": 3, "mfa": {"required": false}, "expires_at": "2026-11-24T00:00:00Z"}"#;
+    store.apply(env.fetched(expiring.to_vec()), now());
+    let later = now() + chrono::Duration::days(1);
+    assert!(store.check_expiry(later));
+    let expired = store.section().error.unwrap();
+    store.apply(
+        FetchOutcome::Failed(FetchError::Status {
+            url: "u".into(),
+            status: 404,
+        }),
+        later,
+    );
+    assert_eq!(store.section().error, Some(expired));
+    assert!(store.section().fetch_error.is_some());
+}

@@ -157,6 +157,9 @@ pub fn sections(s: &AgentStatus) -> Vec<Section> {
         if let Some(e) = &s.policy.error {
             figure.push_str(&format!("; {e}"));
         }
+        if let Some(failure) = &s.policy.fetch_error {
+            figure.push_str(&format!("; {}", failure.summary()));
+        }
         Section {
             name: "Policy",
             state: state.into(),

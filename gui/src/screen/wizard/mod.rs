@@ -626,6 +626,7 @@ pub(crate) mod tests {
                 serial: 0,
                 fetched_at: None,
                 error: None,
+                fetch_error: None,
                 mfa_required: true,
                 provider: ProviderKind::Totp,
             },
