@@ -13,7 +13,7 @@ mod report;
 mod target;
 
 pub use backoff::KodBackoff;
-pub use query::query_servers;
+pub use query::{judge_answer, query_servers};
 pub use report::{
     AddrResult, BACK_OFF, ClockReport, DISAGREE, Estimate, NoEstimate, QueryError, Sample,
     estimate, state_of, to_section,

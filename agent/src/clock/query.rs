@@ -114,20 +114,30 @@ async fn query_addr(
     let answer = timeout_at(deadline, sntpc::get_time(addr, &socket, context))
         .await
         .map_err(|_| timed_out())?;
-    let result = answer.map_err(|err| match err {
-        sntpc::Error::Network => socket.take_error(),
-        other => from_sntpc(other),
-    })?;
-    check_answer(&socket.last_answer())?;
-    let sample = Sample {
+    if let Err(sntpc::Error::Network) = answer {
+        return Err(socket.take_error());
+    }
+    let sample = judge_answer(answer, &socket.last_answer())?;
+    tracing::debug!(%addr, ?sample, "time server answered");
+    Ok(sample)
+}
+
+/// What one exchange means: sntpc's verdict and the raw answer it read, to a
+/// sample or the reason the answer does not count. Pure, so the fuzzer
+/// (fuzz/fuzz_targets/sntp_answer.rs) drives it with sntpc on hostile bytes.
+pub fn judge_answer(
+    answer: sntpc::Result<sntpc::NtpResult>,
+    raw: &[u8],
+) -> Result<Sample, QueryError> {
+    let result = answer.map_err(from_sntpc)?;
+    check_answer(raw)?;
+    Ok(Sample {
         // sntpc's offset is true time minus local time, in microseconds.
         offset_ms: -(result.offset() as f64) / 1000.0,
         rtt_ms: result.roundtrip() as f64 / 1000.0,
         stratum: result.stratum(),
         leap_indicator: result.leap_indicator(),
-    };
-    tracing::debug!(%addr, ?sample, "time server answered");
-    Ok(sample)
+    })
 }
 
 fn ms(d: Duration) -> u64 {
