@@ -305,11 +305,8 @@ mod tests {
     fn a_flood_rolls_over_by_size_and_stays_within_the_cap() {
         let dir = tempfile::tempdir().unwrap();
         let mut files = LogFiles::open(dir.path()).unwrap();
-        let line = [b'x'; 1023]
-            .iter()
-            .copied()
-            .chain([b'\n'])
-            .collect::<Vec<u8>>();
+        let mut line = vec![b'x'; 1023];
+        line.push(b'\n');
         // 80 MiB of lines.
         for _ in 0..(80 * 1024) {
             files.write_all(&line).unwrap();
