@@ -10,6 +10,7 @@ pub mod doctor;
 pub mod duo;
 pub mod fsutil;
 pub mod ipc;
+pub mod logging;
 pub mod mfa;
 pub mod network;
 pub mod paths;

@@ -19,6 +19,7 @@ use rampart_shared::status::{
     AgentMode, AgentSection, AgentStatus, ClockSection, ClockState, MfaSection, NetworkSection,
     NetworkState, PolicySection, STATUS_SCHEMA, UpdateSection, UpdateState, assess,
 };
+use rampart_shared::user::UserId;
 use rampart_shared::version::Version;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
@@ -272,6 +273,7 @@ pub async fn start(config: AgentConfig) -> Result<RunningAgent, AgentError> {
     let mode = shell.config.mode;
     let (status_tx, status_rx) = watch::channel(Arc::new(shell.status()));
     let (policy_tx, policy_rx) = watch::channel(Arc::new(shell.policy_in_force()));
+    let (owner_tx, owner_rx) = watch::channel(shell.mfa_owner(None).map(|o| o.id));
     let (commands_tx, commands_rx) = mpsc::channel(64);
     let (shutdown_tx, shutdown_rx) = oneshot::channel();
 
@@ -280,6 +282,7 @@ pub async fn start(config: AgentConfig) -> Result<RunningAgent, AgentError> {
         policy: policy_rx,
         commands: commands_tx,
         agent_user: current_user(),
+        owner: owner_rx,
         mode,
         started: Instant::now(),
         timeouts: shell.config.ipc_timeouts,
@@ -291,6 +294,7 @@ pub async fn start(config: AgentConfig) -> Result<RunningAgent, AgentError> {
         let publisher = Publisher {
             status: status_tx,
             policy: policy_tx,
+            owner: owner_tx,
         };
         let reason = run_loop(shell, commands_rx, shutdown_rx, publisher).await;
         // Aborting the server drops the listener, which removes the socket.
@@ -310,6 +314,8 @@ pub async fn start(config: AgentConfig) -> Result<RunningAgent, AgentError> {
 struct Publisher {
     status: watch::Sender<Arc<AgentStatus>>,
     policy: watch::Sender<Arc<PolicyInForce>>,
+    /// The enrollment owner, for whom the IPC server keeps slots.
+    owner: watch::Sender<Option<UserId>>,
 }
 
 impl Publisher {
@@ -328,6 +334,14 @@ impl Publisher {
             let changed = **current != policy;
             if changed {
                 *current = Arc::new(policy);
+            }
+            changed
+        });
+        let owner = shell.mfa_owner(None).map(|o| o.id);
+        self.owner.send_if_modified(|current| {
+            let changed = *current != owner;
+            if changed {
+                *current = owner;
             }
             changed
         });

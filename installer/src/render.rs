@@ -89,8 +89,13 @@ pub fn systemd_unit(unit: &SystemdUnit<'_>) -> String {
          # A refused call fails with EPERM, which the agent reports, rather than\n\
          # killing it with SIGSYS in a restart loop.\n\
          SystemCallErrorNumber=EPERM\n\
-         # Files it creates without an explicit mode (logs) are root's alone; the\n\
-         # socket (0666) and a self-updated binary (0755) are chmodded explicitly.\n\
+         # Open files: up to 1024 IPC connections (per-user limits in\n\
+         # agent/src/ipc/admission.rs) plus the agent's own files and sockets; the\n\
+         # agent also raises its soft limit to this hard one at start.\n\
+         LimitNOFILE=65536\n\
+         # Log files are created 0600 anyway; anything else it creates without an\n\
+         # explicit mode is root's alone; the socket (0666) and a self-updated\n\
+         # binary (0755) are chmodded explicitly.\n\
          UMask=0077\n\
          # Not set, on purpose: PrivateUsers= would map every peer's uid to\n\
          # nobody (authorization is by peer uid); PrivateNetwork= and\n\

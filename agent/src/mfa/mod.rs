@@ -182,13 +182,17 @@ impl MfaEngine {
                 step = ?next.step,
                 "MFA command applied"
             ),
-            Err(e) => tracing::warn!(
-                user = %owner.id,
-                peer = %peer.id,
-                command = command.name(),
-                code = ?e.code(),
-                "MFA command refused"
-            ),
+            Err(e) => {
+                if crate::logging::first_refusal(Some(&peer.id)) {
+                    tracing::warn!(
+                        user = %owner.id,
+                        peer = %peer.id,
+                        command = command.name(),
+                        code = ?e.code(),
+                        "MFA command refused (further refusals from this user are summarised once a minute)"
+                    );
+                }
+            }
         }
         result.map(|outcome| next.view(ctx.policy, outcome.recovery_codes))
     }
@@ -240,8 +244,11 @@ impl MfaEngine {
             Ok(Some(call)) => Plan::Duo(call),
             Ok(None) => Plan::Reply(Box::new(self.reply(peer, owner, command, ctx))),
             Err(error) => {
-                tracing::warn!(user = %owner.id, peer = %peer.id, command = command.name(),
-                    code = ?error.code(), "MFA command refused");
+                if crate::logging::first_refusal(Some(&peer.id)) {
+                    tracing::warn!(user = %owner.id, peer = %peer.id, command = command.name(),
+                        code = ?error.code(),
+                        "MFA command refused (further refusals from this user are summarised once a minute)");
+                }
                 Plan::Reply(Box::new(self.error_view(owner, &error, ctx)))
             }
         }
