@@ -766,6 +766,9 @@ impl Shell {
                 self.due.housekeeping = Some(now + HOUSEKEEPING_INTERVAL);
                 let now_utc = Utc::now();
                 let mut changed = self.policy.check_expiry(now_utc);
+                if let Some(applied) = self.policy.take_reset_request(now_utc) {
+                    changed |= applied.changed;
+                }
                 let mtime = std::fs::metadata(self.config.paths.managed_policy())
                     .and_then(|m| m.modified())
                     .ok();
@@ -1037,6 +1040,7 @@ impl Core {
             fetched_at: None,
             error: None,
             fetch_error: None,
+            kept: None,
             mfa_required: policy.mfa.required,
             provider: policy.mfa.provider.kind(),
         };

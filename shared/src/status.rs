@@ -84,8 +84,23 @@ pub struct PolicySection {
     /// cause shows in the network section.
     #[serde(default)]
     pub fetch_error: Option<FetchFailure>,
+    /// Protocol 1, added with issue 15 (older agents leave it out: read as
+    /// `None`). Set when the policy in force is a kept copy because its
+    /// source no longer offers a usable document (the managed file was
+    /// deleted or rejected): the serial never goes down on its own.
+    #[serde(default)]
+    pub kept: Option<KeptPolicy>,
     pub mfa_required: bool,
     pub provider: ProviderKind,
+}
+
+/// Why a policy stays in force that its source no longer offers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeptPolicy {
+    /// The serial kept in force.
+    pub serial: u64,
+    /// Plain words: "managed file rejected: keeping serial 5".
+    pub message: String,
 }
 
 /// A poll of the policy URL that got no document.
@@ -313,6 +328,9 @@ pub fn section_lines(status: &AgentStatus) -> Vec<(&'static str, String)> {
     if let Some(error) = &status.policy.error {
         policy.push_str(&format!("; latest policy rejected: {error}"));
     }
+    if let Some(kept) = &status.policy.kept {
+        policy.push_str(&format!("; {}", kept.message));
+    }
     if let Some(failure) = &status.policy.fetch_error {
         policy.push_str(&format!("; {}", failure.summary()));
     }
@@ -385,6 +403,7 @@ mod tests {
                 fetched_at: None,
                 error: None,
                 fetch_error: None,
+                kept: None,
                 mfa_required: true,
                 provider: ProviderKind::Totp,
             },
@@ -538,6 +557,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(old.fetch_error, None);
+        assert_eq!(old.kept, None);
         assert_eq!((old.source, old.serial), (PolicySource::Remote, 14));
 
         let new: PolicySection = serde_json::from_str(
@@ -551,6 +571,35 @@ mod tests {
         assert_eq!(
             failure.at,
             DateTime::from_timestamp(1_795_000_000, 0).unwrap()
+        );
+    }
+
+    /// Status JSON from an agent before `kept` decodes (as `None`), and the
+    /// field has a fixed shape and its own words in the Policy line.
+    #[test]
+    fn policy_section_with_and_without_kept() {
+        let old: PolicySection = serde_json::from_str(
+            r#"{"source": "managed_file", "serial": 5, "fetched_at": null, "error": null,
+                "fetch_error": null, "mfa_required": true, "provider": "totp"}"#,
+        )
+        .unwrap();
+        assert_eq!(old.kept, None);
+
+        let new: PolicySection = serde_json::from_str(
+            r#"{"source": "last_known_good", "serial": 5, "fetched_at": null, "error": null,
+                "fetch_error": null,
+                "kept": {"serial": 5, "message": "managed file rejected: keeping serial 5"},
+                "mfa_required": true, "provider": "totp"}"#,
+        )
+        .unwrap();
+        let kept = new.kept.clone().unwrap();
+        assert_eq!(kept.serial, 5);
+        let mut s = sample();
+        s.policy = new;
+        assert_eq!(
+            section_lines(&s)[3].1,
+            "last known good copy, serial 5, MFA required (authenticator app (TOTP)); \
+             managed file rejected: keeping serial 5"
         );
     }
 
@@ -575,7 +624,7 @@ mod tests {
                 "agent": {"version": "0.1.0", "mode": "dev", "pid": 42,
                           "started_at": "2026-11-18T11:06:40Z", "uptime_secs": 5},
                 "policy": {"source": "builtin", "serial": 0, "fetched_at": null, "error": null,
-                           "fetch_error": null, "mfa_required": true, "provider": "totp"},
+                           "fetch_error": null, "kept": null, "mfa_required": true, "provider": "totp"},
                 "clock": {"state": "synced", "offset_ms": 12, "uncertainty_ms": 1, "max_skew_ms": 30000,
                           "server": "127.0.0.1:123", "checked_at": "2026-11-18T11:06:41Z",
                           "detail": "clock is 12 ms fast"},

@@ -79,6 +79,20 @@ impl AgentProcess {
         self.wait_until_listening();
     }
 
+    /// Stops the agent cleanly (SIGTERM) and starts it again on the same
+    /// directory, socket and arguments: a reboot, or `systemctl restart`.
+    pub fn restart(&mut self) {
+        let status = self.terminate();
+        assert!(status.success(), "rampart-agent exited with {status}");
+        self.child = spawn_agent(&self.args, self.dir.path());
+        self.wait_until_listening();
+    }
+
+    /// The state directory given with `--state-dir`.
+    pub fn state_dir(&self) -> PathBuf {
+        self.dir.path().join("state")
+    }
+
     /// Everything the agent has logged so far (all runs).
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("agent.log")).unwrap_or_default()

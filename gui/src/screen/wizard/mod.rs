@@ -627,6 +627,7 @@ pub(crate) mod tests {
                 fetched_at: None,
                 error: None,
                 fetch_error: None,
+                kept: None,
                 mfa_required: true,
                 provider: ProviderKind::Totp,
             },
