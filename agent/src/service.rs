@@ -17,7 +17,7 @@ use rampart_shared::mfa::MfaCommand;
 use rampart_shared::policy::Policy;
 use rampart_shared::status::{
     AgentMode, AgentSection, AgentStatus, ClockSection, ClockState, MfaSection, NetworkSection,
-    NetworkState, PolicySection, STATUS_SCHEMA, UpdateSection, UpdateState, assess,
+    NetworkState, PolicySection, STATUS_SCHEMA, StorageSection, UpdateSection, UpdateState, assess,
 };
 use rampart_shared::version::Version;
 use tokio::sync::{mpsc, oneshot, watch};
@@ -401,7 +401,19 @@ impl Shell {
             Some(outcome) => update::section(Version::current(), policy.agent.min_version, outcome),
             None => update_section(Version::current(), policy.agent.min_version),
         };
-        self.core.status(policy_section, mfa, update)
+        let storage = StorageSection {
+            failures: [
+                self.mfa.storage_failure(),
+                self.policy.storage_failure(),
+                self.reporter.storage_failure(),
+            ]
+            .into_iter()
+            .flatten()
+            .cloned()
+            .collect(),
+            reports_not_queued: self.reporter.not_queued(),
+        };
+        self.core.status(policy_section, mfa, update, storage)
     }
 
     /// The self-update request, when this agent updates itself at all: the
@@ -769,6 +781,13 @@ impl Shell {
                 if let Some(applied) = self.policy.take_reset_request(now_utc) {
                     changed |= applied.changed;
                 }
+                self.policy.retry_save();
+                if self.reporting().is_some() {
+                    let status = self.status();
+                    let owner = self.mfa_owner(None);
+                    let enrollment = owner.as_ref().and_then(|o| self.mfa.enrollment(o));
+                    self.reporter.retry_lost(&status, enrollment);
+                }
                 let mtime = std::fs::metadata(self.config.paths.managed_policy())
                     .and_then(|m| m.modified())
                     .ok();
@@ -1009,6 +1028,7 @@ impl Core {
         policy_section: PolicySection,
         mfa: MfaSection,
         update: UpdateSection,
+        storage: StorageSection,
     ) -> AgentStatus {
         let mut status = AgentStatus {
             schema: STATUS_SCHEMA,
@@ -1025,6 +1045,7 @@ impl Core {
             network: self.network.clone(),
             mfa,
             update,
+            storage,
         };
         status.overall = assess(&status).overall;
         status
@@ -1046,7 +1067,12 @@ impl Core {
         };
         let mfa = mfa::section::section(None, &policy);
         let update = update_section(Version::current(), policy.agent.min_version);
-        Self::new(mode, policy.clock.max_skew_secs, now).status(section, mfa, update)
+        Self::new(mode, policy.clock.max_skew_secs, now).status(
+            section,
+            mfa,
+            update,
+            StorageSection::default(),
+        )
     }
 }
 

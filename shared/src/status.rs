@@ -25,6 +25,36 @@ pub struct AgentStatus {
     pub network: NetworkSection,
     pub mfa: MfaSection,
     pub update: UpdateSection,
+    /// Protocol 1, added with issue 15 (older agents leave it out: read as
+    /// empty). State the agent could not write.
+    #[serde(default)]
+    pub storage: StorageSection,
+}
+
+/// Failed writes of the agent's state: each kind of state shows its latest
+/// failure until a write of that kind succeeds again.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StorageSection {
+    #[serde(default)]
+    pub failures: Vec<StorageFailure>,
+    /// Reports to IT that could not be queued since the last one that was;
+    /// the next queued report carries the count in `dropped_reports`.
+    #[serde(default)]
+    pub reports_not_queued: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StorageFailure {
+    /// What could not be saved: `mfa_state`, `policy_copy` or `report_queue`
+    /// (readers must accept others).
+    pub state: String,
+    /// The file the agent was writing.
+    pub path: String,
+    /// Plain words: what was lost, why, and the next step.
+    pub message: String,
+    /// The OS error as the OS reported it.
+    pub details: String,
+    pub at: DateTime<Utc>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -294,6 +324,11 @@ pub fn assess(status: &AgentStatus) -> Assessment {
         UpdateState::Failed => add(Overall::Error, status.update.detail.clone()),
         _ => {}
     }
+    // State that is not saved is lost at the next restart: broken until the
+    // disk (or whoever fills it) is dealt with.
+    for failure in &status.storage.failures {
+        add(Overall::Error, failure.message.clone());
+    }
 
     reasons.sort_by_key(|r| std::cmp::Reverse(r.0));
     let overall = reasons.first().map_or(Overall::Healthy, |r| r.0);
@@ -345,14 +380,31 @@ pub fn section_lines(status: &AgentStatus) -> Vec<(&'static str, String)> {
         human_duration(status.agent.uptime_secs.saturating_mul(1000)),
         status.agent.pid,
     );
-    vec![
+    let mut lines = vec![
         ("MFA", mfa),
         ("Clock", clock),
         ("Network", network),
         ("Policy", policy),
         ("Agent", agent),
         ("Update", status.update.detail.clone()),
-    ]
+    ];
+    // Only when something failed: a healthy disk is not news.
+    let storage = &status.storage;
+    if !storage.failures.is_empty() || storage.reports_not_queued > 0 {
+        let mut words: Vec<String> = storage
+            .failures
+            .iter()
+            .map(|f| format!("{} (details: {})", f.message, f.details))
+            .collect();
+        if storage.reports_not_queued > 0 {
+            words.push(format!(
+                "{} report(s) to IT could not be queued; the next one that is tells IT how many",
+                storage.reports_not_queued
+            ));
+        }
+        lines.push(("Storage", words.join("; ")));
+    }
+    lines
 }
 
 /// "4 min 12 s", "90 s", "2 h 5 min": a duration as a person says it.
@@ -432,6 +484,7 @@ mod tests {
                 min_version: None,
                 detail: "meets the policy".into(),
             },
+            storage: StorageSection::default(),
         }
     }
 
@@ -603,6 +656,46 @@ mod tests {
         );
     }
 
+    /// Status JSON from an agent before `storage` decodes (as empty); a
+    /// failed write makes the verdict `error` and has its own line.
+    #[test]
+    fn storage_failures_decode_move_the_verdict_and_have_a_line() {
+        let mut json = serde_json::to_value(sample()).unwrap();
+        json.as_object_mut().unwrap().remove("storage");
+        let old: AgentStatus = serde_json::from_value(json).unwrap();
+        assert_eq!(old.storage, StorageSection::default());
+        assert_eq!(
+            section_lines(&old).len(),
+            6,
+            "no Storage line when all is well"
+        );
+
+        let new: StorageSection = serde_json::from_str(
+            r#"{"failures": [{"state": "mfa_state", "path": "/var/lib/rampart/mfa/u1000.json",
+                "message": "Rampart could not save the MFA setup: the disk is full.",
+                "details": "No space left on device (os error 28)",
+                "at": "2026-11-18T11:06:40Z"}],
+                "reports_not_queued": 2}"#,
+        )
+        .unwrap();
+        let mut s = sample();
+        s.storage = new;
+        let a = assess(&s);
+        assert_eq!(a.overall, Overall::Error);
+        assert_eq!(
+            a.reasons[0].1,
+            "Rampart could not save the MFA setup: the disk is full."
+        );
+        let lines = section_lines(&s);
+        assert_eq!(lines[6].0, "Storage");
+        assert_eq!(
+            lines[6].1,
+            "Rampart could not save the MFA setup: the disk is full. \
+             (details: No space left on device (os error 28)); \
+             2 report(s) to IT could not be queued; the next one that is tells IT how many"
+        );
+    }
+
     #[test]
     fn offsets_in_words() {
         assert_eq!(describe_offset(252_000), "clock is 4 min 12 s fast");
@@ -631,7 +724,8 @@ mod tests {
                 "network": {"state": "online", "checked_at": null, "detail": "online"},
                 "mfa": {"state": "enrolled", "provider": "totp", "detail": null},
                 "update": {"state": "not_checked", "current_version": "0.1.0", "min_version": null,
-                           "detail": "meets the policy"}
+                           "detail": "meets the policy"},
+                "storage": {"failures": [], "reports_not_queued": 0}
             })
         );
     }

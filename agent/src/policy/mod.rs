@@ -59,6 +59,7 @@ use serde::{Deserialize, Serialize};
 use crate::config::InstallConfig;
 use crate::fsutil;
 use crate::paths::AgentPaths;
+use crate::storage::{LastFailure, StateKind};
 use accept::{AcceptedRecord, Candidate, Decision, Trust};
 use continuity::{Held, ManagedOffer};
 pub use fetch::{FetchError, FetchOutcome, FetchTimeouts, Fetched, Fetcher};
@@ -185,6 +186,8 @@ pub struct PolicyStore {
     /// as far as the agent knows). Other errors (install config, managed
     /// file, expiry) stay until their own source changes.
     error_from_poll: bool,
+    /// The latest failed write of `policy-lkg.json`, until one succeeds.
+    save_failure: LastFailure,
     fetch_error: Option<FetchError>,
     /// When `fetch_error` happened.
     fetch_failed_at: Option<DateTime<Utc>>,
@@ -267,6 +270,7 @@ impl PolicyStore {
             kept: None,
             error: None,
             error_from_poll: false,
+            save_failure: LastFailure::default(),
             fetch_error: None,
             fetch_failed_at: None,
             consecutive_errors: 0,
@@ -360,6 +364,11 @@ impl PolicyStore {
             mfa_required: policy.mfa.required,
             provider: policy.mfa.provider.kind(),
         }
+    }
+
+    /// The latest failed save of the policy copy, until one succeeds.
+    pub fn storage_failure(&self) -> Option<&rampart_shared::status::StorageFailure> {
+        self.save_failure.get()
     }
 
     /// Why the last poll failed (network, HTTP status, size, timeout), if it
@@ -621,7 +630,7 @@ impl PolicyStore {
         self.kept = None;
         self.error = None;
         self.error_from_poll = false;
-        let persist_error = self.save_as("the built-in default policy (reset)");
+        let persist_error = self.save();
         let mut applied = self.reload_managed(now);
         applied.changed = true;
         applied.persist_error = applied.persist_error.or(persist_error);
@@ -728,26 +737,29 @@ impl PolicyStore {
         }
     }
 
-    fn save(&self) -> Option<String> {
-        self.save_as("the accepted policy")
+    /// After a failed save: tries again (housekeeping), so that the copy is
+    /// on disk once space returns, not only at the next accepted policy.
+    pub fn retry_save(&mut self) {
+        if self.save_failure.get().is_some() {
+            self.save();
+        }
     }
 
-    fn save_as(&self, what: &str) -> Option<String> {
-        let result = serde_json::to_vec_pretty(&self.persisted)
-            .map_err(|e| e.to_string())
-            .and_then(|bytes| {
-                fsutil::ensure_private_dir(&self.state_dir).map_err(|e| e.to_string())?;
-                fsutil::write_atomic(&self.lkg_path, &bytes).map_err(|e| e.to_string())
-            });
-        match result {
-            Ok(()) => None,
+    /// Writes `policy-lkg.json`; a failure is logged, kept for the status
+    /// (`storage`) and returned in words.
+    fn save(&mut self) -> Option<String> {
+        let bytes = match serde_json::to_vec_pretty(&self.persisted) {
+            Ok(bytes) => bytes,
             Err(e) => {
-                tracing::error!(
-                    "{what} is in force but not saved, so a restart will not know it: {e}"
-                );
-                Some(e)
+                tracing::error!("the policy copy cannot be encoded, so it is not saved: {e}");
+                return Some(e.to_string());
             }
-        }
+        };
+        let result = fsutil::ensure_private_dir(&self.state_dir)
+            .and_then(|()| fsutil::write_atomic(&self.lkg_path, &bytes));
+        self.save_failure
+            .record(StateKind::PolicyCopy, &result, Utc::now());
+        result.err().map(|e| e.to_string())
     }
 }
 

@@ -656,6 +656,7 @@ pub(crate) mod tests {
                 min_version: None,
                 detail: "Rampart 0.1.0; policy sets no minimum version".into(),
             },
+            storage: Default::default(),
         }
     }
 
