@@ -467,6 +467,14 @@ fn policy_check(f: &Facts, agent: Option<&AgentFacts>) -> Vec<CheckResult> {
     } else {
         check("policy", Verdict::Pass, figure, "")
     });
+    if let Some(kept) = &p.kept {
+        out.push(check(
+            "policy source",
+            Verdict::Warn,
+            kept.message.clone(),
+            "IT: put a signed policy.json with a serial of at least this one back in place; to withdraw the policy on purpose, run `rampart-agent policy reset` as an administrator",
+        ));
+    }
     if let Some(failure) = &p.fetch_error {
         out.push(check(
             "policy poll",
@@ -790,6 +798,29 @@ mod tests {
             "{p:?}"
         );
         assert_eq!(exit_code(&c), 1);
+    }
+
+    #[test]
+    fn a_kept_policy_is_its_own_warning_in_the_words_of_status() {
+        let mut f = facts();
+        let kept = rampart_shared::status::KeptPolicy {
+            serial: 5,
+            message: "managed file missing: keeping serial 5".into(),
+        };
+        if let Ok(a) = &mut f.agent {
+            a.status.policy.source = PolicySource::LastKnownGood;
+            a.status.policy.serial = 5;
+            a.status.policy.kept = Some(kept);
+        }
+        let checks = evaluate(&f);
+        assert_eq!(get(&checks, "policy").result, Verdict::Pass, "no rejection");
+        let source = get(&checks, "policy source");
+        assert_eq!(source.result, Verdict::Warn);
+        assert_eq!(source.figure, "managed file missing: keeping serial 5");
+        assert!(
+            source.fix.contains("rampart-agent policy reset"),
+            "{source:?}"
+        );
     }
 
     #[test]

@@ -23,6 +23,28 @@ pub enum FsError {
     TooLarge { path: PathBuf, size: u64, max: u64 },
 }
 
+impl FsError {
+    /// The file or directory concerned.
+    pub fn path(&self) -> &Path {
+        match self {
+            Self::CreateDir { path, .. }
+            | Self::Write { path, .. }
+            | Self::Read { path, .. }
+            | Self::TooLarge { path, .. } => path,
+        }
+    }
+
+    /// The OS error behind it, if there was one.
+    pub fn io_error(&self) -> Option<&io::Error> {
+        match self {
+            Self::CreateDir { source, .. }
+            | Self::Write { source, .. }
+            | Self::Read { source, .. } => Some(source),
+            Self::TooLarge { .. } => None,
+        }
+    }
+}
+
 /// Creates `dir` (and parents) and makes `dir` itself private (0700).
 pub fn ensure_private_dir(dir: &Path) -> Result<(), FsError> {
     let err = |source| FsError::CreateDir {

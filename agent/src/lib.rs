@@ -17,6 +17,7 @@ pub mod paths;
 pub mod policy;
 pub mod report;
 pub mod service;
+pub mod storage;
 pub mod update;
 pub mod winsec;
 

@@ -17,7 +17,7 @@ use rampart_shared::mfa::MfaCommand;
 use rampart_shared::policy::Policy;
 use rampart_shared::status::{
     AgentMode, AgentSection, AgentStatus, ClockSection, ClockState, MfaSection, NetworkSection,
-    NetworkState, PolicySection, STATUS_SCHEMA, UpdateSection, UpdateState, assess,
+    NetworkState, PolicySection, STATUS_SCHEMA, StorageSection, UpdateSection, UpdateState, assess,
 };
 use rampart_shared::user::UserId;
 use rampart_shared::version::Version;
@@ -415,7 +415,19 @@ impl Shell {
             Some(outcome) => update::section(Version::current(), policy.agent.min_version, outcome),
             None => update_section(Version::current(), policy.agent.min_version),
         };
-        self.core.status(policy_section, mfa, update)
+        let storage = StorageSection {
+            failures: [
+                self.mfa.storage_failure(),
+                self.policy.storage_failure(),
+                self.reporter.storage_failure(),
+            ]
+            .into_iter()
+            .flatten()
+            .cloned()
+            .collect(),
+            reports_not_queued: self.reporter.not_queued(),
+        };
+        self.core.status(policy_section, mfa, update, storage)
     }
 
     /// The self-update request, when this agent updates itself at all: the
@@ -780,6 +792,16 @@ impl Shell {
                 self.due.housekeeping = Some(now + HOUSEKEEPING_INTERVAL);
                 let now_utc = Utc::now();
                 let mut changed = self.policy.check_expiry(now_utc);
+                if let Some(applied) = self.policy.take_reset_request(now_utc) {
+                    changed |= applied.changed;
+                }
+                self.policy.retry_save();
+                if self.reporting().is_some() {
+                    let status = self.status();
+                    let owner = self.mfa_owner(None);
+                    let enrollment = owner.as_ref().and_then(|o| self.mfa.enrollment(o));
+                    self.reporter.retry_lost(&status, enrollment);
+                }
                 let mtime = std::fs::metadata(self.config.paths.managed_policy())
                     .and_then(|m| m.modified())
                     .ok();
@@ -1020,6 +1042,7 @@ impl Core {
         policy_section: PolicySection,
         mfa: MfaSection,
         update: UpdateSection,
+        storage: StorageSection,
     ) -> AgentStatus {
         let mut status = AgentStatus {
             schema: STATUS_SCHEMA,
@@ -1036,6 +1059,7 @@ impl Core {
             network: self.network.clone(),
             mfa,
             update,
+            storage,
         };
         status.overall = assess(&status).overall;
         status
@@ -1051,12 +1075,18 @@ impl Core {
             fetched_at: None,
             error: None,
             fetch_error: None,
+            kept: None,
             mfa_required: policy.mfa.required,
             provider: policy.mfa.provider.kind(),
         };
         let mfa = mfa::section::section(None, &policy);
         let update = update_section(Version::current(), policy.agent.min_version);
-        Self::new(mode, policy.clock.max_skew_secs, now).status(section, mfa, update)
+        Self::new(mode, policy.clock.max_skew_secs, now).status(
+            section,
+            mfa,
+            update,
+            StorageSection::default(),
+        )
     }
 }
 

@@ -154,6 +154,9 @@ pub fn sections(s: &AgentStatus) -> Vec<Section> {
             },
             s.policy.provider.label()
         );
+        if let Some(kept) = &s.policy.kept {
+            figure.push_str(&format!("; {}", kept.message));
+        }
         if let Some(e) = &s.policy.error {
             figure.push_str(&format!("; {e}"));
         }

@@ -627,6 +627,7 @@ pub(crate) mod tests {
                 fetched_at: None,
                 error: None,
                 fetch_error: None,
+                kept: None,
                 mfa_required: true,
                 provider: ProviderKind::Totp,
             },
@@ -655,6 +656,7 @@ pub(crate) mod tests {
                 min_version: None,
                 detail: "Rampart 0.1.0; policy sets no minimum version".into(),
             },
+            storage: Default::default(),
         }
     }
 
