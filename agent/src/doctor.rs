@@ -467,6 +467,22 @@ fn policy_check(f: &Facts, agent: Option<&AgentFacts>) -> Vec<CheckResult> {
     } else {
         check("policy", Verdict::Pass, figure, "")
     });
+    if let Some(kept) = &p.kept {
+        out.push(check(
+            "policy source",
+            Verdict::Warn,
+            kept.message.clone(),
+            "IT: put a signed policy.json with a serial of at least this one back in place; to withdraw the policy on purpose, run `rampart-agent policy reset` as an administrator",
+        ));
+    }
+    if let Some(failure) = &p.fetch_error {
+        out.push(check(
+            "policy poll",
+            Verdict::Warn,
+            failure.summary(),
+            "IT: make the policy URL in the install config serve the signed policy; the one in force stays",
+        ));
+    }
     out
 }
 
@@ -490,7 +506,13 @@ fn clock_check(f: &Facts, agent: Option<&AgentFacts>) -> CheckResult {
             "clock",
             Verdict::Warn,
             figure,
-            "no time server answered: check UDP port 123 to the policy's NTP servers",
+            if section.detail.starts_with(crate::clock::DISAGREE) {
+                "IT: fix or remove the wrong NTP server in the policy"
+            } else if section.detail.contains(crate::clock::BACK_OFF) {
+                "wait until the server may be asked again, or ask IT to add another NTP server to the policy"
+            } else {
+                "no time server answered: check UDP port 123 to the policy's NTP servers"
+            },
         ),
     }
 }
@@ -776,6 +798,80 @@ mod tests {
             "{p:?}"
         );
         assert_eq!(exit_code(&c), 1);
+    }
+
+    #[test]
+    fn a_kept_policy_is_its_own_warning_in_the_words_of_status() {
+        let mut f = facts();
+        let kept = rampart_shared::status::KeptPolicy {
+            serial: 5,
+            message: "managed file missing: keeping serial 5".into(),
+        };
+        if let Ok(a) = &mut f.agent {
+            a.status.policy.source = PolicySource::LastKnownGood;
+            a.status.policy.serial = 5;
+            a.status.policy.kept = Some(kept);
+        }
+        let checks = evaluate(&f);
+        assert_eq!(get(&checks, "policy").result, Verdict::Pass, "no rejection");
+        let source = get(&checks, "policy source");
+        assert_eq!(source.result, Verdict::Warn);
+        assert_eq!(source.figure, "managed file missing: keeping serial 5");
+        assert!(
+            source.fix.contains("rampart-agent policy reset"),
+            "{source:?}"
+        );
+    }
+
+    #[test]
+    fn a_failed_poll_is_its_own_warning_in_the_words_of_status() {
+        let mut f = facts();
+        let failure = rampart_shared::status::FetchFailure {
+            message: "the server answered HTTP 404 for https://it.example/policy.json".into(),
+            at: f.now,
+        };
+        if let Ok(a) = &mut f.agent {
+            a.status.policy.fetch_error = Some(failure.clone());
+        }
+        let checks = evaluate(&f);
+        assert_eq!(get(&checks, "policy").result, Verdict::Pass, "no rejection");
+        let poll = get(&checks, "policy poll");
+        assert_eq!(poll.result, Verdict::Warn);
+        assert_eq!(
+            poll.figure,
+            "last policy poll failed at 2026-11-18 11:06 UTC: \
+             the server answered HTTP 404 for https://it.example/policy.json"
+        );
+        let Ok(a) = &f.agent else { unreachable!() };
+        let status_line = rampart_shared::status::section_lines(&a.status)[3]
+            .1
+            .clone();
+        assert!(status_line.ends_with(&poll.figure), "{status_line}");
+        assert_eq!(exit_code(&checks), 1);
+    }
+
+    #[test]
+    fn an_unknown_clock_gets_advice_for_its_cause() {
+        let mut f = facts();
+        let mut fix_for = |detail: &str| {
+            if let Ok(a) = &mut f.agent {
+                a.status.clock.state = ClockState::Unknown;
+                a.status.clock.detail = detail.to_owned();
+            }
+            get(&evaluate(&f), "clock").fix.clone()
+        };
+        assert!(
+            fix_for("no time server gave a usable answer: 127.0.0.1:9 timed out after 2 s")
+                .contains("UDP port 123")
+        );
+        assert!(
+            fix_for("time servers disagree by more than the 30 s allowed (…)")
+                .starts_with("IT: fix or remove the wrong NTP server")
+        );
+        assert!(fix_for(
+            "no time server gave a usable answer: 127.0.0.1:123 asked Rampart to back off (kiss-of-death RATE)"
+        )
+        .starts_with("wait until the server may be asked again"));
     }
 
     #[test]

@@ -5,9 +5,11 @@
 //! any moment leaves either the old file or the new one, never a torn one.
 //! Files are 0600 and their directories 0700 on Unix.
 
+use std::ffi::{OsStr, OsString};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use std::time::SystemTime;
 
 #[derive(Debug, thiserror::Error)]
 pub enum FsError {
@@ -19,6 +21,28 @@ pub enum FsError {
     Read { path: PathBuf, source: io::Error },
     #[error("{path} is {size} bytes, more than the {max} this file may have")]
     TooLarge { path: PathBuf, size: u64, max: u64 },
+}
+
+impl FsError {
+    /// The file or directory concerned.
+    pub fn path(&self) -> &Path {
+        match self {
+            Self::CreateDir { path, .. }
+            | Self::Write { path, .. }
+            | Self::Read { path, .. }
+            | Self::TooLarge { path, .. } => path,
+        }
+    }
+
+    /// The OS error behind it, if there was one.
+    pub fn io_error(&self) -> Option<&io::Error> {
+        match self {
+            Self::CreateDir { source, .. }
+            | Self::Write { source, .. }
+            | Self::Read { source, .. } => Some(source),
+            Self::TooLarge { .. } => None,
+        }
+    }
 }
 
 /// Creates `dir` (and parents) and makes `dir` itself private (0700).
@@ -44,10 +68,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), FsError> {
     let file_name = path
         .file_name()
         .ok_or_else(|| err(io::Error::new(io::ErrorKind::InvalidInput, "no file name")))?;
-    let mut tmp_name = std::ffi::OsString::from(".");
-    tmp_name.push(file_name);
-    tmp_name.push(format!(".tmp-{}", std::process::id()));
-    let tmp = dir.join(tmp_name);
+    let tmp = dir.join(temp_name(file_name, std::process::id()));
 
     let result = (|| {
         let mut file = create_private(&tmp)?;
@@ -62,6 +83,108 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), FsError> {
         let _ = fs::remove_file(&tmp);
     }
     result.map_err(err)
+}
+
+/// Where [`write_atomic`] writes `file_name` first, in process `pid`:
+/// `.NAME.tmp-PID`. [`stale_temp_pid`] must recognise exactly these.
+fn temp_name(file_name: &OsStr, pid: u32) -> OsString {
+    let mut name = OsString::from(".");
+    name.push(file_name);
+    name.push(format!("{TEMP_MARK}{pid}"));
+    name
+}
+
+const TEMP_MARK: &str = ".tmp-";
+
+/// The writer's pid if `name` is one of [`write_atomic`]'s temporary names
+/// (`.NAME.tmp-PID`, NAME not empty), `None` for any other file.
+pub fn temp_file_pid(name: &str) -> Option<u32> {
+    let rest = name.strip_prefix('.')?;
+    let (target, pid) = rest.rsplit_once(TEMP_MARK)?;
+    if target.is_empty() || pid.is_empty() || !pid.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    pid.parse().ok()
+}
+
+/// Whether a temporary file found at start was left by an interrupted write:
+/// only [`write_atomic`]'s names, never this process's own, only files last
+/// written before `started` (a writer that began after it is alive), and
+/// only if the writer is gone (`writer_alive`, where the OS can tell).
+pub fn is_stale_temp(
+    name: &str,
+    modified: SystemTime,
+    started: SystemTime,
+    own_pid: u32,
+    writer_alive: impl FnOnce(u32) -> bool,
+) -> bool {
+    match temp_file_pid(name) {
+        Some(pid) => pid != own_pid && modified < started && !writer_alive(pid),
+        None => false,
+    }
+}
+
+/// Removes the temporary files that interrupted writes (a crash, a kill, a
+/// power cut between create and rename) left in `dir`, which must be a
+/// directory only the agent writes. Returns the files removed; a file that
+/// cannot be removed is logged and left. Not recursive.
+pub fn remove_stale_temps(dir: &Path, started: SystemTime) -> Vec<PathBuf> {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let own_pid = std::process::id();
+    let mut removed = Vec::new();
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        // symlink_metadata: a planted link is judged, and removed, as itself.
+        let Ok(meta) = entry.path().symlink_metadata() else {
+            continue;
+        };
+        let Ok(modified) = meta.modified() else {
+            continue;
+        };
+        if !meta.is_file() || !is_stale_temp(name, modified, started, own_pid, process_alive) {
+            continue;
+        }
+        let path = entry.path();
+        match fs::remove_file(&path) {
+            Ok(()) => {
+                tracing::info!(path = %path.display(), "removed a temporary file left by an interrupted write");
+                removed.push(path);
+            }
+            Err(error) => tracing::warn!(
+                path = %path.display(),
+                %error,
+                "cannot remove a temporary file left by an interrupted write"
+            ),
+        }
+    }
+    removed
+}
+
+/// Whether process `pid` exists. On Unix signal 0 asks without sending
+/// anything; EPERM means it exists under another user.
+#[cfg(unix)]
+fn process_alive(pid: u32) -> bool {
+    let Some(pid) = i32::try_from(pid)
+        .ok()
+        .and_then(rustix::process::Pid::from_raw)
+    else {
+        return false;
+    };
+    !matches!(
+        rustix::process::test_kill_process(pid),
+        Err(rustix::io::Errno::SRCH)
+    )
+}
+
+/// Windows: no cheap, race-free check here; the file's age (older than the
+/// agent's start) and a pid that is not ours decide alone. A write takes
+/// milliseconds, so a live writer's file is younger than the start.
+#[cfg(not(unix))]
+fn process_alive(_pid: u32) -> bool {
+    false
 }
 
 /// Reads a whole file, refusing files larger than `max` bytes so that a
@@ -203,6 +326,46 @@ mod tests {
     }
 
     #[test]
+    fn stale_temporary_files_are_removed_and_nothing_else() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
+        let past = SystemTime::now() - std::time::Duration::from_secs(60);
+        let plant = |name: &str| {
+            let path = dir.join(name);
+            let file = File::create(&path).unwrap();
+            file.set_modified(past).unwrap();
+            path
+        };
+        // A writer that has exited, as after a kill -9 between create and rename.
+        let mut gone = std::process::Command::new("true").spawn().unwrap();
+        gone.wait().unwrap();
+        let stale = plant(&format!(".policy-lkg.json.tmp-{}", gone.id()));
+        // A writer that is still running (pid 1 always is), and this process.
+        let live = plant(".update-floor.json.tmp-1");
+        let own = plant(&format!(".mfa.json.tmp-{}", std::process::id()));
+        let unrelated = plant("policy-lkg.json");
+        let lookalike = plant(&format!("notes.tmp-{}", gone.id()));
+        fs::create_dir(dir.join(format!(".d.tmp-{}", gone.id()))).unwrap();
+        let young = dir.join(format!(".queue.tmp-{}", gone.id()));
+        let started = SystemTime::now();
+        File::create(&young)
+            .unwrap()
+            .set_modified(started + std::time::Duration::from_secs(1))
+            .unwrap();
+
+        assert_eq!(
+            remove_stale_temps(dir, started),
+            std::slice::from_ref(&stale)
+        );
+        assert!(!stale.exists());
+        for kept in [&live, &own, &unrelated, &lookalike, &young] {
+            assert!(kept.exists(), "{} was removed", kept.display());
+        }
+        assert!(dir.join(format!(".d.tmp-{}", gone.id())).is_dir());
+        assert!(remove_stale_temps(&dir.join("absent"), started).is_empty());
+    }
+
+    #[test]
     fn read_capped_refuses_large_files_and_tolerates_missing_ones() {
         let tmp = tempfile::tempdir().unwrap();
         let file = tmp.path().join("big");
@@ -213,5 +376,50 @@ mod tests {
         ));
         assert_eq!(read_capped(&file, 100).unwrap().unwrap().len(), 100);
         assert_eq!(read_capped(&tmp.path().join("absent"), 10).unwrap(), None);
+    }
+}
+
+#[cfg(test)]
+mod temp_tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn only_write_atomic_names_are_temporary_files() {
+        let ours = temp_name(OsStr::new("policy-lkg.json"), 4242);
+        assert_eq!(ours, ".policy-lkg.json.tmp-4242");
+        assert_eq!(temp_file_pid(ours.to_str().unwrap()), Some(4242));
+        assert_eq!(temp_file_pid(".a.tmp-b.tmp-7"), Some(7));
+        for other in [
+            "policy-lkg.json",
+            "policy-lkg.json.tmp-4242", // no leading dot: not ours
+            ".tmp-4242",                // no target name
+            ".policy-lkg.json.tmp-",
+            ".policy-lkg.json.tmp-42x",
+            ".policy-lkg.json.tmp--1",
+            ".policy-lkg.json.tmp-99999999999",
+            ".policy-lkg.json.swp",
+        ] {
+            assert_eq!(temp_file_pid(other), None, "{other}");
+        }
+    }
+
+    #[test]
+    fn stale_means_another_dead_writer_before_the_start() {
+        let start = SystemTime::UNIX_EPOCH + Duration::from_secs(1_795_000_000);
+        let before = start - Duration::from_secs(1);
+        let name = ".mfa-1000.json.tmp-77";
+        let dead = |_| false;
+        assert!(is_stale_temp(name, before, start, 1, dead));
+        assert!(!is_stale_temp(name, before, start, 77, dead), "our own");
+        assert!(
+            !is_stale_temp(name, start, start, 1, dead),
+            "not older than the start"
+        );
+        assert!(
+            !is_stale_temp(name, before, start, 1, |pid| pid == 77),
+            "its writer is alive"
+        );
+        assert!(!is_stale_temp("mfa-1000.json", before, start, 1, dead));
     }
 }

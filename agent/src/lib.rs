@@ -10,12 +10,14 @@ pub mod doctor;
 pub mod duo;
 pub mod fsutil;
 pub mod ipc;
+pub mod logging;
 pub mod mfa;
 pub mod network;
 pub mod paths;
 pub mod policy;
 pub mod report;
 pub mod service;
+pub mod storage;
 pub mod update;
 pub mod winsec;
 

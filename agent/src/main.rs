@@ -51,6 +51,7 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(code) => code,
+        Err(err) if cli::is_broken_pipe(&err) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("rampart-agent: {err:#}");
             ExitCode::from(cli::EXIT_FAILURE)

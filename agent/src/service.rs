@@ -17,8 +17,9 @@ use rampart_shared::mfa::MfaCommand;
 use rampart_shared::policy::Policy;
 use rampart_shared::status::{
     AgentMode, AgentSection, AgentStatus, ClockSection, ClockState, MfaSection, NetworkSection,
-    NetworkState, PolicySection, STATUS_SCHEMA, UpdateSection, UpdateState, assess,
+    NetworkState, PolicySection, STATUS_SCHEMA, StorageSection, UpdateSection, UpdateState, assess,
 };
+use rampart_shared::user::UserId;
 use rampart_shared::version::Version;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
@@ -50,6 +51,12 @@ pub const NETWORK_INTERVAL: Duration = Duration::from_secs(15 * 60);
 /// How often the release feed is asked (the first time: after the first
 /// clock check).
 pub const UPDATE_INTERVAL: Duration = Duration::from_secs(6 * 60 * 60);
+/// The directories under the state directory that `fsutil::write_atomic`
+/// writes (`""` is the state directory itself: the policy copy, the update
+/// floor; then MFA state and the report queue), swept at start for the
+/// temporary files of writes a crash interrupted.
+const STATE_DIRS_WRITTEN: [&str; 3] = ["", "mfa", "reports"];
+
 /// How often the managed policy file and policy expiry are looked at.
 pub const HOUSEKEEPING_INTERVAL: Duration = Duration::from_secs(60);
 
@@ -209,8 +216,15 @@ pub async fn start(config: AgentConfig) -> Result<RunningAgent, AgentError> {
             &config.paths.log_dir,
         );
     }
+    let started = std::time::SystemTime::now();
     let listener = ipc::bind(&config.paths.socket, config.mode == AgentMode::System).await?;
     let socket = listener.path().to_owned();
+    // Only once the socket is ours: another agent on the same state
+    // directory would have refused the bind, so no writer of these files is
+    // running but this one.
+    for dir in STATE_DIRS_WRITTEN {
+        fsutil::remove_stale_temps(&config.paths.state_dir.join(dir), started);
+    }
     if let Some(error) = &config.install_error {
         warn!(%error, "install config ignored");
     }
@@ -259,6 +273,7 @@ pub async fn start(config: AgentConfig) -> Result<RunningAgent, AgentError> {
     let mode = shell.config.mode;
     let (status_tx, status_rx) = watch::channel(Arc::new(shell.status()));
     let (policy_tx, policy_rx) = watch::channel(Arc::new(shell.policy_in_force()));
+    let (owner_tx, owner_rx) = watch::channel(shell.mfa_owner(None).map(|o| o.id));
     let (commands_tx, commands_rx) = mpsc::channel(64);
     let (shutdown_tx, shutdown_rx) = oneshot::channel();
 
@@ -267,6 +282,7 @@ pub async fn start(config: AgentConfig) -> Result<RunningAgent, AgentError> {
         policy: policy_rx,
         commands: commands_tx,
         agent_user: current_user(),
+        owner: owner_rx,
         mode,
         started: Instant::now(),
         timeouts: shell.config.ipc_timeouts,
@@ -278,6 +294,7 @@ pub async fn start(config: AgentConfig) -> Result<RunningAgent, AgentError> {
         let publisher = Publisher {
             status: status_tx,
             policy: policy_tx,
+            owner: owner_tx,
         };
         let reason = run_loop(shell, commands_rx, shutdown_rx, publisher).await;
         // Aborting the server drops the listener, which removes the socket.
@@ -297,6 +314,8 @@ pub async fn start(config: AgentConfig) -> Result<RunningAgent, AgentError> {
 struct Publisher {
     status: watch::Sender<Arc<AgentStatus>>,
     policy: watch::Sender<Arc<PolicyInForce>>,
+    /// The enrollment owner, for whom the IPC server keeps slots.
+    owner: watch::Sender<Option<UserId>>,
 }
 
 impl Publisher {
@@ -315,6 +334,14 @@ impl Publisher {
             let changed = **current != policy;
             if changed {
                 *current = Arc::new(policy);
+            }
+            changed
+        });
+        let owner = shell.mfa_owner(None).map(|o| o.id);
+        self.owner.send_if_modified(|current| {
+            let changed = *current != owner;
+            if changed {
+                *current = owner;
             }
             changed
         });
@@ -388,7 +415,19 @@ impl Shell {
             Some(outcome) => update::section(Version::current(), policy.agent.min_version, outcome),
             None => update_section(Version::current(), policy.agent.min_version),
         };
-        self.core.status(policy_section, mfa, update)
+        let storage = StorageSection {
+            failures: [
+                self.mfa.storage_failure(),
+                self.policy.storage_failure(),
+                self.reporter.storage_failure(),
+            ]
+            .into_iter()
+            .flatten()
+            .cloned()
+            .collect(),
+            reports_not_queued: self.reporter.not_queued(),
+        };
+        self.core.status(policy_section, mfa, update, storage)
     }
 
     /// The self-update request, when this agent updates itself at all: the
@@ -710,13 +749,15 @@ impl Shell {
                 if self.in_flight.clock {
                     return;
                 }
-                let servers = self
-                    .kod
-                    .allowed(&self.policy.in_force().0.clock.ntp_servers, now.into_std());
+                let configured = self.policy.in_force().0.clock.ntp_servers.clone();
+                let servers = self.kod.allowed(&configured, now.into_std());
+                let skipped = self.kod.skipped(&configured, now.into_std());
                 self.in_flight.clock = true;
                 let events = events.clone();
                 tokio::spawn(async move {
-                    let report = clock::query_servers(&servers, CLOCK_TIMEOUT).await;
+                    let report = clock::query_servers(&servers, CLOCK_TIMEOUT)
+                        .await
+                        .with_skipped(skipped, &configured);
                     let _ = events.send(Event::ClockChecked(report)).await;
                 });
             }
@@ -751,6 +792,16 @@ impl Shell {
                 self.due.housekeeping = Some(now + HOUSEKEEPING_INTERVAL);
                 let now_utc = Utc::now();
                 let mut changed = self.policy.check_expiry(now_utc);
+                if let Some(applied) = self.policy.take_reset_request(now_utc) {
+                    changed |= applied.changed;
+                }
+                self.policy.retry_save();
+                if self.reporting().is_some() {
+                    let status = self.status();
+                    let owner = self.mfa_owner(None);
+                    let enrollment = owner.as_ref().and_then(|o| self.mfa.enrollment(o));
+                    self.reporter.retry_lost(&status, enrollment);
+                }
                 let mtime = std::fs::metadata(self.config.paths.managed_policy())
                     .and_then(|m| m.modified())
                     .ok();
@@ -991,6 +1042,7 @@ impl Core {
         policy_section: PolicySection,
         mfa: MfaSection,
         update: UpdateSection,
+        storage: StorageSection,
     ) -> AgentStatus {
         let mut status = AgentStatus {
             schema: STATUS_SCHEMA,
@@ -1007,6 +1059,7 @@ impl Core {
             network: self.network.clone(),
             mfa,
             update,
+            storage,
         };
         status.overall = assess(&status).overall;
         status
@@ -1021,12 +1074,19 @@ impl Core {
             serial: policy.serial,
             fetched_at: None,
             error: None,
+            fetch_error: None,
+            kept: None,
             mfa_required: policy.mfa.required,
             provider: policy.mfa.provider.kind(),
         };
         let mfa = mfa::section::section(None, &policy);
         let update = update_section(Version::current(), policy.agent.min_version);
-        Self::new(mode, policy.clock.max_skew_secs, now).status(section, mfa, update)
+        Self::new(mode, policy.clock.max_skew_secs, now).status(
+            section,
+            mfa,
+            update,
+            StorageSection::default(),
+        )
     }
 }
 

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use iced::futures::channel::mpsc;
 use iced::futures::{SinkExt, Stream, StreamExt};
-use rampart_agent::ipc::client::{Client, ClientError};
+use rampart_agent::ipc::client::{Client, ClientError, KEEPALIVE_INTERVAL};
 use rampart_agent::paths::{AgentPaths, default_client_socket};
 use rampart_agent::{AgentConfig, RunningAgent};
 use rampart_shared::ipc::{Check, Event as AgentEvent, Request, Response};
@@ -87,12 +87,24 @@ async fn session(
             status: Box::new(status),
         })
         .await;
+    // The agent may close a subscription that stays quiet past its idle
+    // limit; a ping now and then says this one is alive.
+    let mut keepalive = tokio::time::interval(KEEPALIVE_INTERVAL);
+    keepalive.tick().await;
     loop {
-        match client.next_event().await {
-            Ok(AgentEvent::StatusChanged { status }) => {
-                let _ = output.send(Event::StatusChanged(status)).await;
+        tokio::select! {
+            event = client.next_event() => match event {
+                Ok(AgentEvent::StatusChanged { status }) => {
+                    let _ = output.send(Event::StatusChanged(status)).await;
+                }
+                Err(e) => return Err(format!("lost the connection to the agent: {e}")),
+            },
+            _ = keepalive.tick() => {
+                client
+                    .send_ping()
+                    .await
+                    .map_err(|e| format!("lost the connection to the agent: {e}"))?;
             }
-            Err(e) => return Err(format!("lost the connection to the agent: {e}")),
         }
     }
 }

@@ -52,7 +52,55 @@ pub fn systemd_unit(unit: &SystemdUnit<'_>) -> String {
          ProtectHome=read-only\n\
          NoNewPrivileges=yes\n\
          PrivateTmp=yes\n\
-         RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6 AF_NETLINK\n",
+         # The socket (AF_UNIX), SNTP, HTTPS and TCP checks (AF_INET, AF_INET6);\n\
+         # getaddrinfo asks the kernel for the host's addresses (AF_NETLINK).\n\
+         RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6 AF_NETLINK\n\
+         # The sandbox, checked against what the agent does (ARCHITECTURE.md;\n\
+         # `systemd-analyze security` scores it OK, a test keeps it there). It\n\
+         # runs as root only to own /var/lib/rampart, read the 0600 Duo key and\n\
+         # serve every user; it needs no capability: every file it reads or\n\
+         # writes is root's own (no DAC override), it never sets the clock, binds\n\
+         # no privileged port, changes no owner, and learns a peer's uid from\n\
+         # SO_PEERCRED, which needs none. (A kill(pid, 0) refused for lack of\n\
+         # CAP_KILL counts as \"alive\" in the start-up sweep: the safe side.)\n\
+         CapabilityBoundingSet=\n\
+         # No device but the standard pseudo-devices: randomness is getrandom().\n\
+         PrivateDevices=yes\n\
+         ProtectKernelTunables=yes\n\
+         ProtectKernelModules=yes\n\
+         ProtectKernelLogs=yes\n\
+         ProtectControlGroups=yes\n\
+         # It measures the clock, never sets it; it reads the host name only.\n\
+         ProtectClock=yes\n\
+         ProtectHostname=yes\n\
+         # /proc/self only (current_exe for self-update); no other process is read.\n\
+         ProtectProc=invisible\n\
+         ProcSubset=pid\n\
+         RestrictNamespaces=yes\n\
+         RestrictRealtime=yes\n\
+         RestrictSUIDSGID=yes\n\
+         LockPersonality=yes\n\
+         # No JIT anywhere (ring is ahead-of-time assembly).\n\
+         MemoryDenyWriteExecute=yes\n\
+         PrivateMounts=yes\n\
+         SystemCallArchitectures=native\n\
+         SystemCallFilter=@system-service\n\
+         SystemCallFilter=~@privileged\n\
+         # A refused call fails with EPERM, which the agent reports, rather than\n\
+         # killing it with SIGSYS in a restart loop.\n\
+         SystemCallErrorNumber=EPERM\n\
+         # Open files: up to 1024 IPC connections (per-user limits in\n\
+         # agent/src/ipc/admission.rs) plus the agent's own files and sockets; the\n\
+         # agent also raises its soft limit to this hard one at start.\n\
+         LimitNOFILE=65536\n\
+         # Log files are created 0600 anyway; anything else it creates without an\n\
+         # explicit mode is root's alone; the socket (0666) and a self-updated\n\
+         # binary (0755) are chmodded explicitly.\n\
+         UMask=0077\n\
+         # Not set, on purpose: PrivateUsers= would map every peer's uid to\n\
+         # nobody (authorization is by peer uid); PrivateNetwork= and\n\
+         # IPAddressDeny= would cut off the policy server, NTP, Duo and the\n\
+         # report collector, whose addresses IT chooses.\n",
         systemd_exec(unit.exec)
     );
     if let Some(dir) = unit.self_update_dir {

@@ -126,6 +126,13 @@ fn systemd_unit_has_the_service_settings_and_quotes_its_arguments() {
         "NoNewPrivileges=yes",
         "PrivateTmp=yes",
         "RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6 AF_NETLINK",
+        "CapabilityBoundingSet=",
+        "SystemCallFilter=@system-service",
+        "SystemCallFilter=~@privileged",
+        "UMask=0077",
+        // Issue 15, finding 1: a soft limit of 1024 let one user's
+        // connections fail the owner's MFA save.
+        "LimitNOFILE=65536",
         "ReadWritePaths=/opt/rampart/bin",
         "WantedBy=multi-user.target",
     ] {

@@ -50,6 +50,11 @@ pub enum Request {
     SetLogLevel { level: LogLevel },
     /// v1. Drive the MFA enrollment. The enrollment's owner or root.
     Mfa { command: MfaCommand },
+    /// v1, added after its first release (an older agent answers
+    /// `unknown_request` and keeps the connection). A keepalive: a subscriber
+    /// that sends nothing for the agent's subscriber idle limit may be closed
+    /// while its user holds many connections. Answered with `pong`.
+    Ping,
 }
 
 impl Request {
@@ -68,6 +73,7 @@ impl Request {
             Self::Refresh { .. } => "refresh",
             Self::SetLogLevel { .. } => "set_log_level",
             Self::Mfa { .. } => "mfa",
+            Self::Ping => "ping",
         }
     }
 }
@@ -146,6 +152,8 @@ pub enum Response {
     /// answered here too, with `view.error` set and the step unchanged, so
     /// that the app always knows where the user stands.
     Enrollment { view: Box<EnrollmentView> },
+    /// v1, added with `ping`: only a client that pings receives it.
+    Pong,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -271,6 +279,7 @@ const KNOWN_REQUESTS: &[&str] = &[
     "refresh",
     "set_log_level",
     "mfa",
+    "ping",
 ];
 
 /// Decodes one agent frame (without its newline).
@@ -404,6 +413,10 @@ mod tests {
                 command: MfaCommand::StartEnrollment
             }
         );
+        assert_eq!(
+            client(json!({"id": 9, "request": {"type": "ping"}})).request,
+            Request::Ping
+        );
         // And the encoder writes exactly this shape.
         assert_eq!(
             encode_frame(&ClientFrame {
@@ -443,6 +456,14 @@ mod tests {
             })
             .unwrap(),
             json!({"reply": {"id": 3, "response": {"type": "accepted"}}})
+        );
+        assert_eq!(
+            serde_json::to_value(ServerFrame::Reply {
+                id: 4,
+                response: Response::Pong
+            })
+            .unwrap(),
+            json!({"reply": {"id": 4, "response": {"type": "pong"}}})
         );
         let decoded = decode_server_frame(
             br#"{"error":{"id":null,"error":{"code":"frame_too_large","message":"x"}}}"#,

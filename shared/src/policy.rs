@@ -214,14 +214,135 @@ impl PolicyError {
     }
 }
 
-/// Parses and validates an untrusted policy document.
+/// Parses and validates an untrusted policy document. A key given twice in
+/// one object is a problem at its path, like any other: `serde_json` would
+/// silently keep the last one, so a signed `"serial": 17, …, "serial": 50`
+/// would mean 50 to the agent while a reviewer (or another parser) read 17.
 pub fn parse_policy(bytes: &[u8]) -> Result<Policy, PolicyError> {
     if bytes.len() > MAX_POLICY_BYTES {
         return Err(PolicyError::TooLarge(bytes.len()));
     }
-    let value: Value =
-        serde_json::from_slice(bytes).map_err(|e| PolicyError::Json(e.to_string()))?;
-    policy_from_value(&value)
+    let mut duplicates = Vec::new();
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let value = serde::de::DeserializeSeed::deserialize(
+        dupcheck::Seed {
+            path: String::new(),
+            duplicates: &mut duplicates,
+        },
+        &mut de,
+    )
+    .and_then(|value| de.end().map(|()| value))
+    .map_err(|e| PolicyError::Json(e.to_string()))?;
+    match (policy_from_value(&value), duplicates.is_empty()) {
+        (result, true) => result,
+        (result, false) => {
+            let mut problems = duplicates;
+            problems.extend(result.err().map(|e| e.problems()).unwrap_or_default());
+            Err(PolicyError::Invalid(problems))
+        }
+    }
+}
+
+/// Builds a [`Value`] like `serde_json` does, noting every key that an
+/// object gives more than once (with its JSON path) instead of letting the
+/// last one win unseen.
+mod dupcheck {
+    use std::fmt;
+
+    use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
+    use serde_json::{Map, Number, Value};
+
+    use super::{Problem, join};
+
+    pub(super) struct Seed<'a> {
+        pub path: String,
+        pub duplicates: &'a mut Vec<Problem>,
+    }
+
+    impl<'de> DeserializeSeed<'de> for Seed<'_> {
+        type Value = Value;
+
+        fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+            d.deserialize_any(self)
+        }
+    }
+
+    impl<'de> Visitor<'de> for Seed<'_> {
+        type Value = Value;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("any JSON value")
+        }
+
+        fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+            Ok(Value::Bool(v))
+        }
+
+        fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+            Ok(Value::from(v))
+        }
+
+        fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+            Ok(Value::from(v))
+        }
+
+        fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
+            // JSON has no NaN or infinity, so this is always a number.
+            Ok(Number::from_f64(v).map_or(Value::Null, Value::Number))
+        }
+
+        fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+            Ok(Value::String(v.to_owned()))
+        }
+
+        fn visit_string<E>(self, v: String) -> Result<Value, E> {
+            Ok(Value::String(v))
+        }
+
+        fn visit_unit<E>(self) -> Result<Value, E> {
+            Ok(Value::Null)
+        }
+
+        fn visit_none<E>(self) -> Result<Value, E> {
+            Ok(Value::Null)
+        }
+
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+            let mut items = Vec::new();
+            loop {
+                let seed = Seed {
+                    path: format!("{}[{}]", self.path, items.len()),
+                    duplicates: &mut *self.duplicates,
+                };
+                match seq.next_element_seed(seed)? {
+                    Some(item) => items.push(item),
+                    None => return Ok(Value::Array(items)),
+                }
+            }
+        }
+
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+            let mut out = Map::new();
+            while let Some(key) = map.next_key::<String>()? {
+                let path = join(&self.path, &key);
+                let value = map.next_value_seed(Seed {
+                    path: path.clone(),
+                    duplicates: &mut *self.duplicates,
+                })?;
+                if out.insert(key, value).is_some()
+                    && !self.duplicates.iter().any(|p| p.path == path)
+                {
+                    self.duplicates.push(Problem {
+                        path,
+                        message: "appears more than once in the same object; keep only one \
+                                  (JSON readers disagree on which one counts)"
+                            .to_owned(),
+                    });
+                }
+            }
+            Ok(Value::Object(out))
+        }
+    }
 }
 
 /// Validates a JSON value as a policy document.
@@ -916,6 +1037,75 @@ mod tests {
         );
         let err = parse_policy(b"{\"schema\": 1,").unwrap_err();
         assert!(matches!(err, PolicyError::Json(_)), "{err}");
+    }
+
+    #[test]
+    fn duplicate_keys_are_refused_with_their_path() {
+        // The attack in issue 15: signed as 17, read as 50.
+        let doc = br#"{"schema": 1, "serial": 17, "mfa": {"required": true}, "serial": 50}"#;
+        let err = parse_policy(doc).unwrap_err();
+        assert_eq!(
+            err.problems()
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>(),
+            [
+                "serial: appears more than once in the same object; keep only one (JSON readers disagree on which one counts)"
+            ]
+        );
+        assert!(
+            err.to_string().contains("serial: appears more than once"),
+            "{err}"
+        );
+
+        let nested = br#"{"schema": 1, "serial": 2, "mfa": {"required": true,
+            "provider": {"kind": "totp", "x": 1, "x": 2}},
+            "clock": {"ntp_servers": ["a.example"], "ntp_servers": ["b.example"]}}"#;
+        let got: Vec<String> = parse_policy(nested)
+            .unwrap_err()
+            .problems()
+            .iter()
+            .map(|p| p.path.clone())
+            .collect();
+        // `mfa.provider.x` is also unknown; both are reported.
+        assert_eq!(
+            got,
+            ["mfa.provider.x", "clock.ntp_servers", "mfa.provider.x"]
+        );
+        let unknown = parse_policy(nested).unwrap_err().problems();
+        assert!(
+            unknown[2].message.starts_with("unknown field"),
+            "{unknown:?}"
+        );
+
+        // Inside arrays, and three times over: one problem per path.
+        let in_array = br#"{"schema": 1, "serial": 3, "mfa": {"required": false},
+            "clock": {"ntp_servers": [{"h": 1, "h": 2, "h": 3}]}}"#;
+        let problems = parse_policy(in_array).unwrap_err().problems();
+        assert_eq!(problems[0].path, "clock.ntp_servers[0].h");
+        assert_eq!(
+            problems.iter().filter(|p| p.path.ends_with(".h")).count(),
+            1
+        );
+    }
+
+    #[test]
+    fn the_duplicate_check_reads_documents_like_serde_json() {
+        let doc = br#"{"schema": 1, "serial": 9007199254740993, "organization": "Caf\u00e9 \"A\"",
+            "expires_at": null, "mfa": {"required": true},
+            "clock": {"ntp_servers": ["[::1]:123", "10.0.0.1"], "max_skew_secs": 30}} "#;
+        let via_check = parse_policy(doc).unwrap();
+        let plain: Value = serde_json::from_slice(doc).unwrap();
+        assert_eq!(via_check, policy_from_value(&plain).unwrap());
+        assert_eq!(via_check.serial, 9_007_199_254_740_993, "no float rounding");
+        assert_eq!(via_check.organization, "Caf\u{e9} \"A\"");
+        // Trailing garbage and deep nesting stay errors, as with serde_json.
+        assert!(matches!(parse_policy(b"{} {}"), Err(PolicyError::Json(_))));
+        let deep = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000));
+        assert!(matches!(
+            parse_policy(deep.as_bytes()),
+            Err(PolicyError::Json(_))
+        ));
     }
 
     #[test]

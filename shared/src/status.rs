@@ -25,6 +25,36 @@ pub struct AgentStatus {
     pub network: NetworkSection,
     pub mfa: MfaSection,
     pub update: UpdateSection,
+    /// Protocol 1, added with issue 15 (older agents leave it out: read as
+    /// empty). State the agent could not write.
+    #[serde(default)]
+    pub storage: StorageSection,
+}
+
+/// Failed writes of the agent's state: each kind of state shows its latest
+/// failure until a write of that kind succeeds again.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StorageSection {
+    #[serde(default)]
+    pub failures: Vec<StorageFailure>,
+    /// Reports to IT that could not be queued since the last one that was;
+    /// the next queued report carries the count in `dropped_reports`.
+    #[serde(default)]
+    pub reports_not_queued: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StorageFailure {
+    /// What could not be saved: `mfa_state`, `policy_copy` or `report_queue`
+    /// (readers must accept others).
+    pub state: String,
+    /// The file the agent was writing.
+    pub path: String,
+    /// Plain words: what was lost, why, and the next step.
+    pub message: String,
+    /// The OS error as the OS reported it.
+    pub details: String,
+    pub at: DateTime<Utc>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -72,9 +102,56 @@ pub struct PolicySection {
     /// When the policy in force was obtained (`None` for the built-in one).
     pub fetched_at: Option<DateTime<Utc>>,
     /// Why the newest candidate was rejected; the policy in force stays.
+    /// A later poll that gets no document at all clears a rejection it made
+    /// (the server no longer serves that document, as far as the agent
+    /// knows) and says why in `fetch_error` instead.
     pub error: Option<String>,
+    /// Protocol 1, added with issue 15 (older agents leave it out: read as
+    /// `None`). Why the latest poll of the policy URL got no document
+    /// (network, HTTP status, size, timeout), and when; `None` once a poll
+    /// succeeds. Kept apart from `error`, which is about documents. Does not
+    /// move `overall`: the policy in force stays, and a network that is the
+    /// cause shows in the network section.
+    #[serde(default)]
+    pub fetch_error: Option<FetchFailure>,
+    /// Protocol 1, added with issue 15 (older agents leave it out: read as
+    /// `None`). Set when the policy in force is a kept copy because its
+    /// source no longer offers a usable document (the managed file was
+    /// deleted or rejected): the serial never goes down on its own.
+    #[serde(default)]
+    pub kept: Option<KeptPolicy>,
     pub mfa_required: bool,
     pub provider: ProviderKind,
+}
+
+/// Why a policy stays in force that its source no longer offers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeptPolicy {
+    /// The serial kept in force.
+    pub serial: u64,
+    /// Plain words: "managed file rejected: keeping serial 5".
+    pub message: String,
+}
+
+/// A poll of the policy URL that got no document.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FetchFailure {
+    /// Plain words: "the server answered HTTP 404 for https://…".
+    pub message: String,
+    /// When the poll failed.
+    pub at: DateTime<Utc>,
+}
+
+impl FetchFailure {
+    /// "last policy poll failed at 2026-11-23 12:00 UTC: …": the words
+    /// `status`, `doctor` and the app all use.
+    pub fn summary(&self) -> String {
+        format!(
+            "last policy poll failed at {}: {}",
+            self.at.format("%Y-%m-%d %H:%M UTC"),
+            self.message
+        )
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -247,6 +324,11 @@ pub fn assess(status: &AgentStatus) -> Assessment {
         UpdateState::Failed => add(Overall::Error, status.update.detail.clone()),
         _ => {}
     }
+    // State that is not saved is lost at the next restart: broken until the
+    // disk (or whoever fills it) is dealt with.
+    for failure in &status.storage.failures {
+        add(Overall::Error, failure.message.clone());
+    }
 
     reasons.sort_by_key(|r| std::cmp::Reverse(r.0));
     let overall = reasons.first().map_or(Overall::Healthy, |r| r.0);
@@ -281,6 +363,12 @@ pub fn section_lines(status: &AgentStatus) -> Vec<(&'static str, String)> {
     if let Some(error) = &status.policy.error {
         policy.push_str(&format!("; latest policy rejected: {error}"));
     }
+    if let Some(kept) = &status.policy.kept {
+        policy.push_str(&format!("; {}", kept.message));
+    }
+    if let Some(failure) = &status.policy.fetch_error {
+        policy.push_str(&format!("; {}", failure.summary()));
+    }
     let agent = format!(
         "Rampart {} ({} mode), up {}, pid {}",
         status.agent.version,
@@ -292,14 +380,31 @@ pub fn section_lines(status: &AgentStatus) -> Vec<(&'static str, String)> {
         human_duration(status.agent.uptime_secs.saturating_mul(1000)),
         status.agent.pid,
     );
-    vec![
+    let mut lines = vec![
         ("MFA", mfa),
         ("Clock", clock),
         ("Network", network),
         ("Policy", policy),
         ("Agent", agent),
         ("Update", status.update.detail.clone()),
-    ]
+    ];
+    // Only when something failed: a healthy disk is not news.
+    let storage = &status.storage;
+    if !storage.failures.is_empty() || storage.reports_not_queued > 0 {
+        let mut words: Vec<String> = storage
+            .failures
+            .iter()
+            .map(|f| format!("{} (details: {})", f.message, f.details))
+            .collect();
+        if storage.reports_not_queued > 0 {
+            words.push(format!(
+                "{} report(s) to IT could not be queued; the next one that is tells IT how many",
+                storage.reports_not_queued
+            ));
+        }
+        lines.push(("Storage", words.join("; ")));
+    }
+    lines
 }
 
 /// "4 min 12 s", "90 s", "2 h 5 min": a duration as a person says it.
@@ -349,6 +454,8 @@ mod tests {
                 serial: 0,
                 fetched_at: None,
                 error: None,
+                fetch_error: None,
+                kept: None,
                 mfa_required: true,
                 provider: ProviderKind::Totp,
             },
@@ -377,6 +484,7 @@ mod tests {
                 min_version: None,
                 detail: "meets the policy".into(),
             },
+            storage: StorageSection::default(),
         }
     }
 
@@ -426,6 +534,15 @@ mod tests {
                 Overall::ActionNeeded,
             ),
             (
+                |s| {
+                    s.policy.fetch_error = Some(FetchFailure {
+                        message: "the server answered HTTP 404".into(),
+                        at: DateTime::from_timestamp(1_795_000_000, 0).unwrap(),
+                    })
+                },
+                Overall::Healthy,
+            ),
+            (
                 |s| s.update.state = UpdateState::UpdateRequired,
                 Overall::ActionNeeded,
             ),
@@ -469,6 +586,114 @@ mod tests {
             "built-in default, serial 0, MFA required (authenticator app (TOTP)); latest policy rejected: signature does not match"
         );
         assert_eq!(lines[4].1, "Rampart 0.1.0 (dev mode), up 5 s, pid 42");
+
+        s.policy.error = None;
+        s.policy.fetch_error = Some(FetchFailure {
+            message: "the server answered HTTP 404 for https://it.example/policy.json".into(),
+            at: DateTime::from_timestamp(1_795_000_000, 0).unwrap(),
+        });
+        assert_eq!(
+            section_lines(&s)[3].1,
+            "built-in default, serial 0, MFA required (authenticator app (TOTP)); \
+             last policy poll failed at 2026-11-18 11:06 UTC: \
+             the server answered HTTP 404 for https://it.example/policy.json"
+        );
+    }
+
+    /// Status JSON is a protocol: what an agent from before `fetch_error`
+    /// sent still decodes, and the new field has a fixed shape.
+    #[test]
+    fn policy_section_without_fetch_error_still_decodes() {
+        let old: PolicySection = serde_json::from_str(
+            r#"{"source": "remote", "serial": 14, "fetched_at": "2026-11-18T11:06:40Z",
+                "error": null, "mfa_required": true, "provider": "totp"}"#,
+        )
+        .unwrap();
+        assert_eq!(old.fetch_error, None);
+        assert_eq!(old.kept, None);
+        assert_eq!((old.source, old.serial), (PolicySource::Remote, 14));
+
+        let new: PolicySection = serde_json::from_str(
+            r#"{"source": "remote", "serial": 14, "fetched_at": null, "error": null,
+                "fetch_error": {"message": "the server answered HTTP 404", "at": "2026-11-18T11:06:40Z"},
+                "mfa_required": true, "provider": "totp"}"#,
+        )
+        .unwrap();
+        let failure = new.fetch_error.unwrap();
+        assert_eq!(failure.message, "the server answered HTTP 404");
+        assert_eq!(
+            failure.at,
+            DateTime::from_timestamp(1_795_000_000, 0).unwrap()
+        );
+    }
+
+    /// Status JSON from an agent before `kept` decodes (as `None`), and the
+    /// field has a fixed shape and its own words in the Policy line.
+    #[test]
+    fn policy_section_with_and_without_kept() {
+        let old: PolicySection = serde_json::from_str(
+            r#"{"source": "managed_file", "serial": 5, "fetched_at": null, "error": null,
+                "fetch_error": null, "mfa_required": true, "provider": "totp"}"#,
+        )
+        .unwrap();
+        assert_eq!(old.kept, None);
+
+        let new: PolicySection = serde_json::from_str(
+            r#"{"source": "last_known_good", "serial": 5, "fetched_at": null, "error": null,
+                "fetch_error": null,
+                "kept": {"serial": 5, "message": "managed file rejected: keeping serial 5"},
+                "mfa_required": true, "provider": "totp"}"#,
+        )
+        .unwrap();
+        let kept = new.kept.clone().unwrap();
+        assert_eq!(kept.serial, 5);
+        let mut s = sample();
+        s.policy = new;
+        assert_eq!(
+            section_lines(&s)[3].1,
+            "last known good copy, serial 5, MFA required (authenticator app (TOTP)); \
+             managed file rejected: keeping serial 5"
+        );
+    }
+
+    /// Status JSON from an agent before `storage` decodes (as empty); a
+    /// failed write makes the verdict `error` and has its own line.
+    #[test]
+    fn storage_failures_decode_move_the_verdict_and_have_a_line() {
+        let mut json = serde_json::to_value(sample()).unwrap();
+        json.as_object_mut().unwrap().remove("storage");
+        let old: AgentStatus = serde_json::from_value(json).unwrap();
+        assert_eq!(old.storage, StorageSection::default());
+        assert_eq!(
+            section_lines(&old).len(),
+            6,
+            "no Storage line when all is well"
+        );
+
+        let new: StorageSection = serde_json::from_str(
+            r#"{"failures": [{"state": "mfa_state", "path": "/var/lib/rampart/mfa/u1000.json",
+                "message": "Rampart could not save the MFA setup: the disk is full.",
+                "details": "No space left on device (os error 28)",
+                "at": "2026-11-18T11:06:40Z"}],
+                "reports_not_queued": 2}"#,
+        )
+        .unwrap();
+        let mut s = sample();
+        s.storage = new;
+        let a = assess(&s);
+        assert_eq!(a.overall, Overall::Error);
+        assert_eq!(
+            a.reasons[0].1,
+            "Rampart could not save the MFA setup: the disk is full."
+        );
+        let lines = section_lines(&s);
+        assert_eq!(lines[6].0, "Storage");
+        assert_eq!(
+            lines[6].1,
+            "Rampart could not save the MFA setup: the disk is full. \
+             (details: No space left on device (os error 28)); \
+             2 report(s) to IT could not be queued; the next one that is tells IT how many"
+        );
     }
 
     #[test]
@@ -492,14 +717,15 @@ mod tests {
                 "agent": {"version": "0.1.0", "mode": "dev", "pid": 42,
                           "started_at": "2026-11-18T11:06:40Z", "uptime_secs": 5},
                 "policy": {"source": "builtin", "serial": 0, "fetched_at": null, "error": null,
-                           "mfa_required": true, "provider": "totp"},
+                           "fetch_error": null, "kept": null, "mfa_required": true, "provider": "totp"},
                 "clock": {"state": "synced", "offset_ms": 12, "uncertainty_ms": 1, "max_skew_ms": 30000,
                           "server": "127.0.0.1:123", "checked_at": "2026-11-18T11:06:41Z",
                           "detail": "clock is 12 ms fast"},
                 "network": {"state": "online", "checked_at": null, "detail": "online"},
                 "mfa": {"state": "enrolled", "provider": "totp", "detail": null},
                 "update": {"state": "not_checked", "current_version": "0.1.0", "min_version": null,
-                           "detail": "meets the policy"}
+                           "detail": "meets the policy"},
+                "storage": {"failures": [], "reports_not_queued": 0}
             })
         );
     }

@@ -40,6 +40,12 @@ impl AgentProcess {
         Self::start(&[], &loopback_policy(1), extra_args)
     }
 
+    /// Dev mode with `policy`; `prepare` runs on the fresh directory before
+    /// the agent starts (e.g. to mount a tiny file system as `state/`).
+    pub fn start_dev_prepared(policy: &Value, prepare: impl FnOnce(&Path)) -> Self {
+        Self::start_prepared(&["--dev"], policy, &json!({}), &[], prepare)
+    }
+
     fn start(mode_args: &[&str], policy: &Value, extra_args: &[&str]) -> Self {
         Self::start_with(mode_args, policy, &json!({}), extra_args)
     }
@@ -50,7 +56,18 @@ impl AgentProcess {
         install: &Value,
         extra_args: &[&str],
     ) -> Self {
+        Self::start_prepared(mode_args, policy, install, extra_args, |_| {})
+    }
+
+    fn start_prepared(
+        mode_args: &[&str],
+        policy: &Value,
+        install: &Value,
+        extra_args: &[&str],
+        prepare: impl FnOnce(&Path),
+    ) -> Self {
         let dir = short_tempdir();
+        prepare(dir.path());
         let socket = dir.path().join("agent.sock");
         let config = write_install_config_with(dir.path(), policy, install);
         let mut args: Vec<std::ffi::OsString> = vec!["run".into()];
@@ -77,6 +94,20 @@ impl AgentProcess {
         self.kill();
         self.child = spawn_agent(&self.args, self.dir.path());
         self.wait_until_listening();
+    }
+
+    /// Stops the agent cleanly (SIGTERM) and starts it again on the same
+    /// directory, socket and arguments: a reboot, or `systemctl restart`.
+    pub fn restart(&mut self) {
+        let status = self.terminate();
+        assert!(status.success(), "rampart-agent exited with {status}");
+        self.child = spawn_agent(&self.args, self.dir.path());
+        self.wait_until_listening();
+    }
+
+    /// The state directory given with `--state-dir`.
+    pub fn state_dir(&self) -> PathBuf {
+        self.dir.path().join("state")
     }
 
     /// Everything the agent has logged so far (all runs).

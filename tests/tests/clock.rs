@@ -185,9 +185,22 @@ struct Reply {
     leap_indicator: u8,
     stratum: u8,
     refid: [u8; 4],
+    /// Seconds by which the receive time (T2) is put after the transmit
+    /// time (T3): anything but 0 is impossible.
+    receive_after_transmit: u64,
 }
 
-/// A server that answers every request with `reply` and correct timestamps.
+impl Reply {
+    const GOOD: Self = Self {
+        leap_indicator: 0,
+        stratum: 2,
+        refid: *b"GPS\0",
+        receive_after_transmit: 0,
+    };
+}
+
+/// A server that answers every request with `reply` and correct timestamps
+/// (unless `reply` asks otherwise).
 async fn fake_server(reply: Reply) -> String {
     let socket = tokio::net::UdpSocket::bind((V4, 0)).await.unwrap();
     let addr = socket.local_addr().unwrap();
@@ -206,7 +219,8 @@ async fn fake_server(reply: Reply) -> String {
             out[12..16].copy_from_slice(&reply.refid);
             out[16..24].copy_from_slice(&(now - (1 << 32)).to_be_bytes()); // reference: 1 s ago
             out[24..32].copy_from_slice(&buf[40..48]); // origin = the client's transmit
-            out[32..40].copy_from_slice(&now.to_be_bytes());
+            let received = now + (reply.receive_after_transmit << 32);
+            out[32..40].copy_from_slice(&received.to_be_bytes());
             out[40..48].copy_from_slice(&now.to_be_bytes());
             let _ = socket.send_to(&out, peer).await;
         }
@@ -220,6 +234,7 @@ async fn kiss_of_death_is_never_synced_and_is_backed_off() {
         leap_indicator: 3,
         stratum: 0,
         refid: *b"RATE",
+        ..Reply::GOOD
     })
     .await;
     let (report, section) = check(std::slice::from_ref(&kod)).await;
@@ -238,7 +253,80 @@ async fn kiss_of_death_is_never_synced_and_is_backed_off() {
     let mut backoff = KodBackoff::default();
     backoff.observe(&report, now);
     assert!(backoff.skipped_until(&kod, now).is_some());
-    assert!(backoff.allowed(&[kod], now).is_empty());
+    assert!(backoff.allowed(std::slice::from_ref(&kod), now).is_empty());
+
+    // The next round, as the service runs it: the kissing server is left
+    // alone, and the status says so rather than "no time servers are
+    // configured" (issue 15, finding 7).
+    let configured = std::slice::from_ref(&kod);
+    let later = now + Duration::from_secs(10);
+    let report = clock::query_servers(&backoff.allowed(configured, later), TIMEOUT)
+        .await
+        .with_skipped(backoff.skipped(configured, later), configured);
+    let section = clock::to_section(&report, MAX_SKEW, chrono::Utc::now());
+    assert_eq!(section.state, ClockState::Unknown);
+    assert_eq!(
+        section.detail,
+        format!(
+            "no time server gave a usable answer: {kod} asked Rampart to back off \
+             (kiss-of-death RATE); not asked again for 50 s"
+        )
+    );
+}
+
+/// T2 after T3: the server says it received the request a minute after it
+/// answered. sntpc takes that; the agent must not (issue 15, finding 7).
+#[tokio::test]
+async fn receive_time_after_transmit_time_is_refused() {
+    let impossible = fake_server(Reply {
+        receive_after_transmit: 60,
+        ..Reply::GOOD
+    })
+    .await;
+    let (report, section) = check(std::slice::from_ref(&impossible)).await;
+    assert_eq!(
+        report.results[0].outcome,
+        Err(QueryError::BadPacket(
+            "its receive time is later than its transmit time, which is impossible".into()
+        ))
+    );
+    assert_eq!(section.state, ClockState::Unknown);
+    // The same server with honest timestamps is synced: only T2 > T3 is refused.
+    let honest = fake_server(Reply::GOOD).await;
+    let (_, section) = check(std::slice::from_ref(&honest)).await;
+    assert_eq!(section.state, ClockState::Synced, "{}", section.detail);
+}
+
+/// Two servers five minutes apart: neither can be believed, and their mean
+/// (2.5 min off) is no time at all (issue 15, finding 7).
+#[tokio::test]
+async fn two_servers_minutes_apart_are_reported_as_disagreeing() {
+    let (Some(good), Some(ahead)) = (Chronyd::start(V4, None), Chronyd::start(V4, Some("+300s")))
+    else {
+        return;
+    };
+    let (report, section) = check(&[good.server(), ahead.server()]).await;
+    assert!(
+        report.results.iter().all(|r| r.outcome.is_ok()),
+        "{report:?}"
+    );
+    assert_eq!(section.state, ClockState::Unknown);
+    assert_eq!((section.offset_ms, section.server), (None, None));
+    assert!(
+        section
+            .detail
+            .starts_with("time servers disagree by more than the 30 s allowed ("),
+        "{}",
+        section.detail
+    );
+    // "clock is 5 min slow" or "4 min 59 s": the measurement is not exact.
+    let ahead_says = format!("{}: clock is ", ahead.server());
+    let said = section.detail.split(&ahead_says).nth(1).unwrap_or_default();
+    assert!(
+        said.starts_with("5 min slow") || said.starts_with("4 min 59 s slow"),
+        "{}",
+        section.detail
+    );
 }
 
 #[tokio::test]
@@ -247,6 +335,7 @@ async fn unsynchronized_server_is_never_synced() {
         leap_indicator: 3,
         stratum: 2,
         refid: *b"GPS\0",
+        ..Reply::GOOD
     })
     .await;
     let (report, section) = check(std::slice::from_ref(&li3)).await;
@@ -270,12 +359,14 @@ async fn bad_answers_do_not_count_next_to_a_good_one() {
         leap_indicator: 3,
         stratum: 0,
         refid: *b"RATE",
+        ..Reply::GOOD
     })
     .await;
     let li3 = fake_server(Reply {
         leap_indicator: 3,
         stratum: 2,
         refid: *b"GPS\0",
+        ..Reply::GOOD
     })
     .await;
     let (_, section) = check(&[kod, li3, skewed.server()]).await;

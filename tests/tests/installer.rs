@@ -67,6 +67,64 @@ fn systemd_unit_passes_systemd_analyze_verify() {
     }
 }
 
+/// `systemd-analyze security --offline=yes`'s overall exposure (0 to 10,
+/// lower is better; up to 2.0 is "OK").
+fn exposure(analyze: &Path, unit: &Path) -> f64 {
+    let out = Command::new(analyze)
+        .args(["security", "--offline=yes", "--no-pager"])
+        .arg(unit)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text
+        .lines()
+        .find(|l| l.contains("Overall exposure level"))
+        .unwrap_or_else(|| {
+            panic!(
+                "no overall exposure from systemd-analyze security:\n{text}{}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        });
+    // "→ Overall exposure level for rampart-agent.service: 1.8 OK 🙂"
+    line.rsplit(": ")
+        .next()
+        .and_then(|tail| tail.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("cannot read the exposure in {line:?}"))
+}
+
+/// Issue 15, finding 10: the unit scored 8.6 "EXPOSED".
+#[test]
+fn systemd_units_are_sandboxed_ok_for_systemd_analyze_security() {
+    let Some(analyze) = real_peer("systemd-analyze", "systemd") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let unit = dir.path().join(render::SYSTEMD_UNIT);
+    let exec = words(&["/opt/rampart/bin/rampart-agent", "run"]);
+    let installed = render::systemd_unit(&render::SystemdUnit {
+        exec: &exec,
+        self_update_dir: Some(Path::new("/opt/rampart/bin")),
+    });
+    for (what, text) in [
+        ("installer", installed),
+        (".deb", render::deb_systemd_unit()),
+    ] {
+        fs::write(&unit, &text).unwrap();
+        let score = exposure(&analyze, &unit);
+        eprintln!("{what} unit: exposure {score}");
+        assert!(score <= 2.0, "the {what} unit scores {score}:\n{text}");
+    }
+    // The measure tells a sandbox from none: a bare unit is far above.
+    fs::write(
+        &unit,
+        "[Service]\nExecStart=/opt/rampart/bin/rampart-agent run\n",
+    )
+    .unwrap();
+    let bare = exposure(&analyze, &unit);
+    assert!(bare > 8.0, "a bare unit scores {bare}");
+}
+
 fn load_plist(python: &Path, file: &Path) -> serde_json::Value {
     let out = Command::new(python)
         .args([

@@ -1,5 +1,6 @@
 //! The real agent binary on a temporary socket, met by well-behaved and
 //! hostile clients.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::thread;
 use std::time::{Duration, Instant};
@@ -316,4 +317,259 @@ fn another_local_user_may_read_status_but_not_administer() {
         "{}",
         String::from_utf8_lossy(&allowed.stderr)
     );
+}
+
+/// Runs `program args` as `uid` (and the same gid) through `setpriv`.
+fn as_user(
+    setpriv: &std::path::Path,
+    uid: u32,
+    program: &std::path::Path,
+) -> std::process::Command {
+    let mut cmd = std::process::Command::new(setpriv);
+    cmd.arg(format!("--reuid={uid}"))
+        .arg(format!("--regid={uid}"))
+        .arg("--clear-groups")
+        .arg(program)
+        .env("HOME", "/nonexistent");
+    cmd
+}
+
+fn crowd() -> std::path::PathBuf {
+    env!("CARGO_BIN_EXE_rampart-ipc-crowd").into()
+}
+
+/// A system agent that other uids can reach, or `None` (skipped) when this
+/// test cannot act as another user.
+fn system_agent_for_other_users() -> Option<(AgentProcess, std::path::PathBuf)> {
+    if !rustix::process::geteuid().is_root() {
+        eprintln!("\n!!!! SKIPPED: acting as another local user needs root !!!!\n");
+        return None;
+    }
+    let setpriv = rampart_tests::real_peer("setpriv", "util-linux")?;
+    let agent = AgentProcess::start_system(&[]);
+    std::fs::set_permissions(
+        agent.dir.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    Some((agent, setpriv))
+}
+
+/// Issue 15, finding 1: one unprivileged user holding 1030 silent
+/// subscribers made root's `rampart-agent status` fail 5 of 5 times.
+#[test]
+fn one_user_holding_2000_connections_stops_neither_root_nor_the_owner() {
+    let Some((agent, setpriv)) = system_agent_for_other_users() else {
+        return;
+    };
+    let socket = agent.socket.to_str().unwrap().to_owned();
+    const OWNER: u32 = 65533;
+    const ATTACKER: u32 = 65534;
+    let owner_mfa = |command: &str| -> Value {
+        let out = as_user(&setpriv, OWNER, &crowd())
+            .args(["mfa", &socket, command])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    // The owner enrols first: from now on slots are kept for them.
+    let started = owner_mfa("start_enrollment");
+    assert_eq!(
+        started["reply"]["response"]["view"]["step"], "pairing",
+        "{started}"
+    );
+
+    let mut attacker = as_user(&setpriv, ATTACKER, &crowd())
+        .args(["hold", &socket, "2000"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut report = String::new();
+    {
+        use std::io::BufRead;
+        let mut lines = std::io::BufReader::new(attacker.stdout.take().unwrap());
+        lines.read_line(&mut report).unwrap();
+        let mut refusal = String::new();
+        lines.read_line(&mut refusal).unwrap();
+        eprintln!(
+            "attacker (uid {ATTACKER}), 2000 connections: {}",
+            report.trim()
+        );
+        eprintln!("what a refused client reads: {}", refusal.trim());
+        assert!(
+            refusal.contains("uid 65534 already holds 64 connections"),
+            "{refusal}"
+        );
+    }
+    let count = |word: &str| -> usize {
+        let words: Vec<&str> = report.split_whitespace().collect();
+        let at = words.iter().position(|w| *w == word).unwrap();
+        words[at + 1].parse().unwrap()
+    };
+    assert_eq!(count("held"), 64, "{report}");
+    assert_eq!(count("refused") + count("other"), 2000 - 64, "{report}");
+
+    // While the attacker holds its connections: root's status, five times.
+    let mut latencies = Vec::new();
+    for _ in 0..5 {
+        let started = Instant::now();
+        let out = agent.cli(&["status", "--json"]);
+        latencies.push(started.elapsed());
+        let json: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|_| {
+            panic!(
+                "root's status failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        });
+        assert_eq!(json["agent"]["mode"], "system");
+    }
+    eprintln!("root's `rampart-agent status` under attack, 5 of 5 answered: {latencies:?}");
+
+    // And the owner's MFA command.
+    let started = Instant::now();
+    let resumed = owner_mfa("start_enrollment");
+    eprintln!(
+        "owner's MFA command under attack answered in {:?}",
+        started.elapsed()
+    );
+    assert_eq!(
+        resumed["reply"]["response"]["view"]["step"], "pairing",
+        "{resumed}"
+    );
+    assert!(
+        resumed["reply"]["response"]["view"]["error"].is_null(),
+        "{resumed}"
+    );
+
+    // Fifteen more users, 100 connections each: together they fill every
+    // slot ordinary users may take; root and the owner still get in through
+    // the slots kept for them.
+    let mut others = Vec::new();
+    let mut held_by_others = 0;
+    for uid in 65518..=65532 {
+        let mut child = as_user(&setpriv, uid, &crowd())
+            .args(["hold", &socket, "100"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        use std::io::BufRead;
+        let mut lines = std::io::BufReader::new(child.stdout.take().unwrap());
+        lines.read_line(&mut line).unwrap();
+        // Its second line (the refusal), read so that it never dies of a
+        // closed pipe while it should be holding its connections.
+        lines.read_line(&mut String::new()).unwrap();
+        held_by_others += line
+            .split_whitespace()
+            .nth(1)
+            .unwrap()
+            .parse::<usize>()
+            .unwrap();
+        others.push(child);
+    }
+    eprintln!(
+        "16 users: {} connections held in all (1024 slots, 32 kept for root and the owner)",
+        64 + held_by_others
+    );
+    assert_eq!(64 + held_by_others, 1024 - 32);
+    let started = Instant::now();
+    let out = agent.cli(&["status", "--json"]);
+    eprintln!(
+        "root's status with every ordinary slot taken: {:?}",
+        started.elapsed()
+    );
+    assert!(
+        serde_json::from_slice::<Value>(&out.stdout).is_ok(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let started = Instant::now();
+    let again = owner_mfa("start_enrollment");
+    eprintln!(
+        "owner's MFA command with every ordinary slot taken: {:?}",
+        started.elapsed()
+    );
+    assert_eq!(
+        again["reply"]["response"]["view"]["step"], "pairing",
+        "{again}"
+    );
+
+    for mut child in others.into_iter().chain([attacker]) {
+        drop(child.stdin.take());
+        child.wait().unwrap();
+    }
+}
+
+/// Total bytes of the agent's log files.
+fn log_bytes(dir: &std::path::Path) -> u64 {
+    std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.metadata().ok())
+        .map(|m| m.len())
+        .sum()
+}
+
+/// Issue 15, finding 2: 194,600 refused requests in 20 s wrote 25.9 MB of
+/// log.
+#[test]
+fn a_flood_of_refused_requests_writes_a_bounded_log() {
+    let Some((agent, setpriv)) = system_agent_for_other_users() else {
+        return;
+    };
+    let log_dir = agent.dir.path().join("state").join("logs");
+    let stderr_before = agent.log().len();
+    let files_before = log_bytes(&log_dir);
+    const N: u64 = 20_000;
+    let out = as_user(&setpriv, 65534, &crowd())
+        .args(["flood", agent.socket.to_str().unwrap(), &N.to_string()])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(text.trim(), format!("refused {N}"));
+    // The agent's file writer runs on its own thread: let it catch up.
+    thread::sleep(Duration::from_millis(500));
+    let stderr_added = agent.log().len() - stderr_before;
+    let files_added = log_bytes(&log_dir) - files_before;
+    let lines: Vec<String> = agent
+        .log()
+        .lines()
+        .filter(|l| {
+            l.contains("refused a")
+                || l.contains("command refused")
+                || l.contains("refused requests")
+        })
+        .map(str::to_owned)
+        .collect();
+    eprintln!(
+        "{N} refused requests from uid 65534: {files_added} bytes added to the log files, \
+         {stderr_added} to stderr, {} log lines mention a refusal (before: one line each, \
+         25.9 MB for 194,600)",
+        lines.len()
+    );
+    for line in &lines {
+        eprintln!("  {line}");
+    }
+    assert!(lines.len() <= 4, "{lines:#?}");
+    assert!(files_added < 4096, "{files_added} bytes");
+
+    // The files are private.
+    for entry in std::fs::read_dir(&log_dir).unwrap().flatten() {
+        let mode =
+            std::os::unix::fs::PermissionsExt::mode(&entry.metadata().unwrap().permissions());
+        assert_eq!(mode & 0o777, 0o600, "{}", entry.path().display());
+    }
 }

@@ -12,7 +12,9 @@ use rampart_agent::config::InstallConfig;
 use rampart_agent::paths::AgentPaths;
 use rampart_agent::policy::{FetchError, FetchOutcome, FetchTimeouts, PolicyStore};
 use rampart_shared::status::PolicySource;
+use rampart_tests::agent::{AgentProcess, loopback_policy};
 use rampart_tests::http::{HttpServer, Reply, Stall};
+use rampart_tests::ipc::RawClient;
 use rampart_tests::{real_peer, short_tempdir, workspace_bin};
 
 const POLICY: &str = "/rampart/policy.json";
@@ -468,6 +470,25 @@ fn keygen_sign_verify_and_lint_through_the_binary() {
     let unsigned = agent(&["policy", "sign", "bad.json", "--key", "k.key"], dir);
     assert_eq!(unsigned.status.code(), Some(1), "{}", text(&unsigned));
     assert!(!dir.join("bad.json.minisig").exists());
+
+    // A key given twice: serde_json alone would read the last one and say ok.
+    write(
+        dir,
+        "twice.json",
+        r#"{"schema": 1, "serial": 17, "mfa": {"required": true, "provider": {"kind": "totp", "x": 1, "x": 2}}, "serial": 50}"#,
+    );
+    let lint = agent(&["policy", "lint", "twice.json"], dir);
+    assert_eq!(lint.status.code(), Some(1), "{}", text(&lint));
+    let stdout = String::from_utf8_lossy(&lint.stdout);
+    for want in [
+        "twice.json: serial: appears more than once in the same object",
+        "twice.json: mfa.provider.x: appears more than once in the same object",
+    ] {
+        assert!(stdout.contains(want), "{want}\n{stdout}");
+    }
+    let refused = agent(&["policy", "sign", "twice.json", "--key", "k.key"], dir);
+    assert_eq!(refused.status.code(), Some(1), "{}", text(&refused));
+    assert!(!dir.join("twice.json.minisig").exists());
 }
 
 #[test]
@@ -548,4 +569,213 @@ fn interop_with_the_stock_minisign_tool() {
         .output()
         .unwrap();
     assert!(!tampered.status.success(), "{}", text(&tampered));
+}
+
+/// `rampart-agent policy lint FILE | head -1`, with the reader already gone
+/// before the first write: the command must end quietly (exit 0, nothing on
+/// stderr), not panic with exit 101.
+#[test]
+fn commands_end_quietly_when_the_reader_closed_the_pipe() {
+    let dir = short_tempdir();
+    let d = dir.path();
+    write(d, "ok.json", &policy_doc(3, "Acme"));
+    write(
+        d,
+        "bad.json",
+        r#"{"schema": 1, "serial": -1, "mfa": {"requried": true}}"#,
+    );
+    let closed_port = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let closed = closed_port.local_addr().unwrap().to_string();
+    drop(closed_port);
+    for args in [
+        &["policy", "lint", "ok.json"][..],
+        &["policy", "lint", "bad.json"][..],
+        &["check-clock", "--server", &closed, "--timeout", "300"][..],
+        &[
+            "check-clock",
+            "--json",
+            "--server",
+            &closed,
+            "--timeout",
+            "300",
+        ][..],
+    ] {
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let out = Command::new(workspace_bin("rampart-agent"))
+            .args(args)
+            .current_dir(d)
+            .stdout(writer)
+            .stderr(std::process::Stdio::piped())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(
+            (out.status.code(), stderr.as_ref()),
+            (Some(0), ""),
+            "rampart-agent {args:?}"
+        );
+    }
+
+    // The same commands with a reader still report their findings by exit code.
+    let lint = agent(&["policy", "lint", "bad.json"], d);
+    assert_eq!(lint.status.code(), Some(1), "{}", text(&lint));
+}
+
+// ---- continuity across restarts, with the real agent process ----
+
+fn status(agent: &AgentProcess) -> serde_json::Value {
+    let mut client = RawClient::greeted(&agent.socket);
+    client.call(1, serde_json::json!({"type": "status"}))["reply"]["response"]["status"].clone()
+}
+
+/// Polls the status until `done` holds (housekeeping and checks run on the
+/// agent's own schedule).
+fn wait_for(
+    agent: &AgentProcess,
+    what: &str,
+    done: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let s = status(agent);
+        if done(&s) {
+            return s;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}; last status: {s:#}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Issue 15, finding 3: a managed policy file deleted or tampered with put
+/// the built-in default (serial 0, public NTP servers) back after a restart.
+/// Signed with the stock `minisign`; the agent accepts serial 5, the file is
+/// deleted, then tampered with, the agent restarted each time: serial 5 stays
+/// in force, the status says why, and only `policy reset` goes back.
+#[test]
+fn a_deleted_or_tampered_managed_file_never_lowers_the_serial_across_a_restart() {
+    let Some(minisign) = real_peer("minisign", "minisign") else {
+        return;
+    };
+    let keys = short_tempdir();
+    let k = keys.path();
+    let generated = Command::new(&minisign)
+        .args(["-G", "-W", "-p", "m.pub", "-s", "m.key"])
+        .current_dir(k)
+        .output()
+        .unwrap();
+    assert!(generated.status.success(), "{}", text(&generated));
+    let public = std::fs::read_to_string(k.join("m.pub")).unwrap();
+
+    // Only signed managed files: the first, unsigned one is refused.
+    let five = loopback_policy(5);
+    let mut agent = AgentProcess::start_dev_with_install(
+        &five,
+        &serde_json::json!({"allow_unsigned_local_policy": false, "public_keys": [public]}),
+        &[],
+    );
+    let s = wait_for(&agent, "the unsigned file's rejection", |s| {
+        !s["policy"]["error"].is_null()
+    });
+    assert_eq!(s["policy"]["serial"], 0, "{s:#}");
+
+    // Signed by minisign in another directory, then put in place signature
+    // first, so that the agent never sees the document without it.
+    let document = five.to_string();
+    write(k, "policy.json", &document);
+    let signed = Command::new(&minisign)
+        .args(["-S", "-s", "m.key", "-m", "policy.json"])
+        .current_dir(k)
+        .output()
+        .unwrap();
+    assert!(signed.status.success(), "{}", text(&signed));
+    let managed = agent.managed_policy_path();
+    let mut sig_path = managed.clone().into_os_string();
+    sig_path.push(".minisig");
+    std::fs::copy(k.join("policy.json.minisig"), &sig_path).unwrap();
+    std::fs::write(&managed, &document).unwrap();
+    RawClient::greeted(&agent.socket)
+        .call(1, serde_json::json!({"type": "refresh", "check": "policy"}));
+    let s = wait_for(&agent, "serial 5 from the managed file", |s| {
+        s["policy"]["serial"] == 5
+    });
+    assert_eq!(s["policy"]["source"], "managed_file", "{s:#}");
+    assert!(s["policy"]["kept"].is_null(), "{s:#}");
+
+    // 1. Deleted, restarted.
+    std::fs::remove_file(&managed).unwrap();
+    agent.restart();
+    let s = wait_for(&agent, "the first clock check", |s| {
+        !s["clock"]["checked_at"].is_null()
+    });
+    assert_eq!(s["policy"]["serial"], 5, "{s:#}");
+    assert_eq!(s["policy"]["source"], "last_known_good", "{s:#}");
+    assert_eq!(s["policy"]["kept"]["serial"], 5, "{s:#}");
+    let kept = s["policy"]["kept"]["message"].as_str().unwrap();
+    assert!(
+        kept.starts_with("managed file missing: keeping serial 5"),
+        "{kept}"
+    );
+    assert!(s["policy"]["error"].is_null(), "{s:#}");
+    // The kept policy's time servers, not the built-in public ones.
+    let clock = s["clock"]["detail"].as_str().unwrap();
+    assert!(clock.contains("127.0.0.1:9"), "{clock}");
+    assert!(!clock.contains("pool.ntp.org"), "{clock}");
+    let words = agent.cli(&["status"]);
+    assert!(
+        String::from_utf8_lossy(&words.stdout).contains("managed file missing: keeping serial 5"),
+        "{}",
+        text(&words)
+    );
+
+    // 2. Tampered with (the old signature beside a changed document), restarted.
+    let mut tampered = five.clone();
+    tampered["mfa"]["required"] = serde_json::json!(false);
+    std::fs::write(&managed, tampered.to_string()).unwrap();
+    agent.restart();
+    let s = status(&agent);
+    assert_eq!(s["policy"]["serial"], 5, "{s:#}");
+    assert_eq!(s["policy"]["mfa_required"], true, "{s:#}");
+    let kept = s["policy"]["kept"]["message"].as_str().unwrap();
+    assert!(
+        kept.starts_with("managed file rejected: keeping serial 5"),
+        "{kept}"
+    );
+    let error = s["policy"]["error"].as_str().unwrap();
+    assert!(error.contains("does not match the document"), "{error}");
+    let words = agent.cli(&["status"]);
+    assert!(
+        String::from_utf8_lossy(&words.stdout).contains("managed file rejected: keeping serial 5"),
+        "{}",
+        text(&words)
+    );
+
+    // 3. Going back to the default is an explicit act.
+    std::fs::remove_file(&managed).unwrap();
+    let state_dir = agent.state_dir();
+    let reset = agent.cli(&[
+        "policy",
+        "reset",
+        "--dev",
+        "--state-dir",
+        state_dir.to_str().unwrap(),
+    ]);
+    assert!(reset.status.success(), "{}", text(&reset));
+    assert!(
+        String::from_utf8_lossy(&reset.stdout)
+            .contains("Policy in force: built-in default, serial 0"),
+        "{}",
+        text(&reset)
+    );
+    agent.restart();
+    let s = status(&agent);
+    assert_eq!(
+        (&s["policy"]["source"], &s["policy"]["serial"]),
+        (&serde_json::json!("builtin"), &serde_json::json!(0)),
+        "{s:#}"
+    );
+    assert!(s["policy"]["kept"].is_null(), "{s:#}");
 }

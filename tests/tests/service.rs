@@ -233,3 +233,150 @@ fn enrollment_over_ipc_survives_a_crash_and_keeps_its_secret_out_of_status_and_l
         assert!(!log.contains(planted), "log leaks {planted}");
     }
 }
+
+/// A kill -9 between a temporary file's creation and its rename leaves
+/// `.NAME.tmp-PID` behind (issue 15, finding 8). The next start removes
+/// those of writers that are gone, in every directory the agent writes, and
+/// nothing else.
+#[test]
+fn stale_temporary_files_are_removed_at_start() {
+    let mut agent = AgentProcess::start_dev(&[]);
+    let crashed = agent.pid();
+    agent.kill();
+    let state = agent.dir.path().join("state");
+    let plant = |path: std::path::PathBuf| {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, b"half a write").unwrap();
+        path
+    };
+    let stale = [
+        plant(state.join(format!(".policy-lkg.json.tmp-{crashed}"))),
+        plant(
+            state
+                .join("mfa")
+                .join(format!(".mfa-1000.json.tmp-{crashed}")),
+        ),
+        plant(state.join("reports").join(format!(".cursor.tmp-{crashed}"))),
+    ];
+    // A writer that is still running keeps its file.
+    let mut writer = std::process::Command::new("sleep")
+        .arg("30")
+        .spawn()
+        .unwrap();
+    let live = plant(state.join(format!(".update-floor.json.tmp-{}", writer.id())));
+    let unrelated = plant(state.join("notes.tmp-1"));
+
+    agent.crash_and_restart();
+    for path in &stale {
+        assert!(!path.exists(), "{} is still there", path.display());
+    }
+    assert!(live.exists(), "a live writer's file was removed");
+    assert!(unrelated.exists());
+    let log = agent.log();
+    assert_eq!(
+        log.matches("removed a temporary file left by an interrupted write")
+            .count(),
+        3,
+        "{log}"
+    );
+    let _ = writer.kill();
+    let _ = writer.wait();
+}
+
+/// Issue 15, finding 6: after a rejected document, a poll that got a 404
+/// left the rejection's reason in `policy.error` and the 404 nowhere. Now
+/// the 404 is `policy.fetch_error` with its time, and `status` and `doctor`
+/// say it in the same words.
+#[test]
+fn a_failed_poll_is_reported_apart_from_a_rejected_policy() {
+    use rampart_tests::http::{HttpServer, Reply};
+    use rampart_tests::{short_tempdir, workspace_bin};
+
+    let keys = short_tempdir();
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(workspace_bin("rampart-agent"))
+            .args(args)
+            .current_dir(keys.path())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+    };
+    run(&["policy", "keygen", "--out", "k"]);
+    let public = std::fs::read_to_string(keys.path().join("k.pub")).unwrap();
+    let server = HttpServer::start();
+    let publish = |serial: u64| {
+        let file = keys.path().join("policy.json");
+        std::fs::write(&file, loopback_policy(serial).to_string()).unwrap();
+        run(&["policy", "sign", "policy.json", "--key", "k.key"]);
+        server.serve(
+            "/policy.json",
+            std::fs::read(&file).unwrap(),
+            "application/json",
+        );
+        server.serve(
+            "/policy.json.minisig",
+            std::fs::read(keys.path().join("policy.json.minisig")).unwrap(),
+            "text/plain",
+        );
+    };
+    publish(5);
+    let agent = AgentProcess::start_dev_with_install(
+        &loopback_policy(1),
+        &json!({"policy_url": server.url("/policy.json"), "public_keys": [public]}),
+        &[],
+    );
+    wait_for(&agent, "serial 5 from the server", |s| {
+        s["policy"]["serial"] == 5
+    });
+    let refresh = || {
+        RawClient::greeted(&agent.socket).call(1, json!({"type": "refresh", "check": "policy"}));
+    };
+
+    publish(4);
+    refresh();
+    let s = wait_for(&agent, "the rejection", |s| !s["policy"]["error"].is_null());
+    assert!(
+        s["policy"]["error"]
+            .as_str()
+            .unwrap()
+            .contains("serial 4 is lower than serial 5"),
+        "{s:#}"
+    );
+    assert!(s["policy"]["fetch_error"].is_null(), "{s:#}");
+
+    server.script("/policy.json", [Reply::new(404, "gone")]);
+    let asked = chrono::Utc::now();
+    refresh();
+    let s = wait_for(&agent, "the failed poll", |s| {
+        !s["policy"]["fetch_error"].is_null()
+    });
+    assert!(s["policy"]["error"].is_null(), "stale rejection: {s:#}");
+    let failure = &s["policy"]["fetch_error"];
+    let message = failure["message"].as_str().unwrap();
+    assert_eq!(
+        message,
+        format!(
+            "{}: the server answered HTTP 404",
+            server.url("/policy.json")
+        )
+    );
+    let at: chrono::DateTime<chrono::Utc> = failure["at"].as_str().unwrap().parse().unwrap();
+    assert!((at - asked).num_seconds().abs() < 15, "{at} vs {asked}");
+    assert_eq!(s["policy"]["serial"], 5, "the policy in force stays");
+
+    let words = format!(
+        "last policy poll failed at {}: {message}",
+        at.format("%Y-%m-%d %H:%M UTC")
+    );
+    let status = agent.cli(&["status"]);
+    let status = String::from_utf8_lossy(&status.stdout);
+    assert!(status.contains(&words), "{status}");
+    let doctor = agent.cli(&["doctor", "--dev"]);
+    let doctor = String::from_utf8_lossy(&doctor.stdout);
+    let line = doctor
+        .lines()
+        .find(|l| l.contains("policy poll"))
+        .unwrap_or_else(|| panic!("no policy poll check:\n{doctor}"));
+    assert!(line.starts_with("WARN"), "{line}");
+    assert!(line.contains(&words), "{line}");
+}

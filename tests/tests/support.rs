@@ -567,3 +567,219 @@ fn a_503_is_retried_and_the_report_arrives_with_the_same_id() {
     assert!(keys.iter().all(|k| *k == keys[0]), "{keys:?}");
     assert_eq!(queued_ids(&agent), [keys[0]]);
 }
+
+/// A tmpfs mounted for one test, unmounted (lazily: the agent may still hold
+/// a file) when dropped.
+struct Tmpfs(std::path::PathBuf);
+
+impl Tmpfs {
+    /// `None` (the test is skipped, loudly) when this process cannot mount:
+    /// not root, or no mount namespace rights. With real servers required,
+    /// root must be able to.
+    fn mount(at: &std::path::Path, size: &str) -> Option<Self> {
+        std::fs::create_dir_all(at).unwrap();
+        let out = std::process::Command::new("mount")
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={size},mode=0700"),
+                "tmpfs",
+            ])
+            .arg(at)
+            .output();
+        match out {
+            Ok(out) if out.status.success() => Some(Self(at.to_owned())),
+            other => {
+                let root = rustix::process::geteuid().is_root();
+                assert!(
+                    !(root && rampart_tests::real_servers_required()),
+                    "root cannot mount a tmpfs: {other:?}"
+                );
+                eprintln!("\n!!!! SKIPPED: cannot mount a tmpfs (needs root): {other:?} !!!!\n");
+                None
+            }
+        }
+    }
+
+    /// Writes a file until the file system is full.
+    fn fill(&self) -> std::path::PathBuf {
+        use std::io::Write;
+        let path = self.0.join("filler");
+        let mut file = std::fs::File::create(&path).unwrap();
+        let chunk = [0u8; 4096];
+        loop {
+            if let Err(e) = file.write_all(&chunk).and_then(|()| file.sync_all()) {
+                assert_eq!(e.raw_os_error(), Some(28), "ENOSPC expected: {e}");
+                return path;
+            }
+        }
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.0)
+            .status();
+    }
+}
+
+fn agent_status(agent: &AgentProcess) -> Value {
+    RawClient::greeted(&agent.socket).call(1, json!({"type": "status"}))["reply"]["response"]
+        ["status"]
+        .clone()
+}
+
+fn failure<'a>(status: &'a Value, state: &str) -> Option<&'a Value> {
+    status["storage"]["failures"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["state"] == state)
+}
+
+/// Issue 15, finding 4: with the disk full, a failed MFA save was not
+/// logged, "policy accepted but not saved" was only in the log, and 10 of 15
+/// reports were lost without being counted. A real full disk: the state
+/// directory is a 256 KiB tmpfs, filled up under the running agent.
+#[test]
+fn a_full_disk_is_shown_with_path_and_os_error_and_lost_reports_are_counted() {
+    let collector = HttpServer::start();
+    collector.serve("/collect", "ok", "text/plain");
+    let mut policy = loopback_policy(1);
+    policy["reporting"] = json!({"url": collector.url("/collect"), "interval_secs": 3600});
+    let mut tmpfs = None;
+    let agent = AgentProcess::start_dev_prepared(&policy, |dir| {
+        tmpfs = Tmpfs::mount(&dir.join("state"), "256k");
+    });
+    let Some(tmpfs) = tmpfs else {
+        return;
+    };
+    wait_until("the start report", || {
+        collector.requests_to("/collect").len() == 1
+    });
+    let before = agent_status(&agent);
+    assert_eq!(before["storage"]["failures"], json!([]), "{before:#}");
+
+    let filler = tmpfs.fill();
+
+    // 1. An MFA step that must be saved.
+    let mut client = RawClient::greeted(&agent.socket);
+    let reply = client.call(
+        2,
+        json!({"type": "mfa", "command": {"type": "start_enrollment"}}),
+    );
+    let view = &reply["reply"]["response"]["view"];
+    assert!(
+        view["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("could not be saved")),
+        "{reply:#}"
+    );
+    let s = agent_status(&agent);
+    let mfa = failure(&s, "mfa_state").unwrap_or_else(|| panic!("{s:#}"));
+    assert!(
+        mfa["path"]
+            .as_str()
+            .unwrap()
+            .starts_with(tmpfs.0.join("mfa").to_str().unwrap()),
+        "{mfa:#}"
+    );
+    assert_eq!(mfa["details"], "No space left on device (os error 28)");
+    assert!(
+        mfa["message"]
+            .as_str()
+            .unwrap()
+            .contains("the disk is full. Free some space"),
+        "{mfa:#}"
+    );
+    assert_eq!(s["overall"], "error", "{s:#}");
+    let log = agent.log();
+    assert!(
+        log.contains("Rampart could not save the MFA setup"),
+        "the failed save is logged"
+    );
+
+    // 2. A new policy: in force, but its copy cannot be saved, and the
+    //    report of the new serial cannot be queued.
+    policy["serial"] = json!(2);
+    set_policy(&agent, &policy);
+    let s = wait_for_status(&agent, "the policy copy's failure", |s| {
+        failure(s, "policy_copy").is_some() && s["storage"]["reports_not_queued"].as_u64() > Some(0)
+    });
+    assert_eq!(s["policy"]["serial"], 2);
+    let copy = failure(&s, "policy_copy").unwrap();
+    assert_eq!(
+        copy["path"],
+        tmpfs.0.join("policy-lkg.json").to_str().unwrap()
+    );
+    assert_eq!(copy["details"], "No space left on device (os error 28)");
+    let queue = failure(&s, "report_queue").unwrap_or_else(|| panic!("{s:#}"));
+    assert!(
+        queue["path"]
+            .as_str()
+            .unwrap()
+            .starts_with(tmpfs.0.join("reports").to_str().unwrap()),
+        "{queue:#}"
+    );
+    let lost = s["storage"]["reports_not_queued"].as_u64().unwrap();
+    let words = agent.cli(&["status"]);
+    let words = String::from_utf8_lossy(&words.stdout);
+    assert!(words.contains("Storage"), "{words}");
+    assert!(
+        words.contains("report(s) to IT could not be queued"),
+        "{words}"
+    );
+    assert_eq!(collector.requests_to("/collect").len(), 1, "nothing queued");
+
+    // 3. Space returns: the policy copy is saved, and the next report
+    //    tells IT how many were lost.
+    std::fs::remove_file(filler).unwrap();
+    refresh(&agent, "policy");
+    wait_until("the report after recovery", || {
+        collector.requests_to("/collect").len() >= 2
+    });
+    let received = collector.requests_to("/collect");
+    let report: Value = serde_json::from_slice(&received[1].body).unwrap();
+    assert!(
+        report["dropped_reports"].as_u64().unwrap() >= lost,
+        "{report:#} vs {lost} lost"
+    );
+    let s = agent_status(&agent);
+    assert!(failure(&s, "policy_copy").is_none(), "{s:#}");
+    assert!(failure(&s, "report_queue").is_none(), "{s:#}");
+    assert_eq!(s["storage"]["reports_not_queued"], 0);
+    let saved: Value =
+        serde_json::from_slice(&std::fs::read(tmpfs.0.join("policy-lkg.json")).unwrap()).unwrap();
+    assert_eq!(saved["highest_serial"], 2);
+
+    // The MFA step, tried again, is saved and the failure goes.
+    let reply = client.call(
+        3,
+        json!({"type": "mfa", "command": {"type": "start_enrollment"}}),
+    );
+    assert!(
+        reply["reply"]["response"]["view"]["error"].is_null(),
+        "{reply:#}"
+    );
+    let s = agent_status(&agent);
+    assert_eq!(s["storage"]["failures"], json!([]), "{s:#}");
+    drop(agent);
+}
+
+fn wait_for_status(agent: &AgentProcess, what: &str, done: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let s = agent_status(agent);
+        if done(&s) {
+            return s;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {what}; last status: {s:#}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

@@ -42,12 +42,12 @@ pub fn run(args: CheckClockArgs) -> anyhow::Result<ExitCode> {
         chrono::Utc::now(),
     );
     if args.json {
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(&JsonOutput::new(&section, &report))?
-        );
+        )?;
     } else {
-        print!("{}", human(&section, &report));
+        out!("{}", human(&section, &report))?;
     }
     Ok(ExitCode::from(match section.state {
         ClockState::Synced => 0,

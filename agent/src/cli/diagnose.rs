@@ -129,9 +129,9 @@ pub fn run(args: DiagnoseArgs) -> anyhow::Result<ExitCode> {
             chrono::Utc::now().format("%Y%m%dT%H%M%SZ")
         ))
     });
-    println!("The bundle {} contains:", output.display());
+    outln!("The bundle {} contains:", output.display())?;
     for p in &planned {
-        println!("  {:<24} {}", p.name, p.source);
+        outln!("  {:<24} {}", p.name, p.source)?;
     }
     if args.list {
         return Ok(ExitCode::SUCCESS);
@@ -186,12 +186,12 @@ pub fn run(args: DiagnoseArgs) -> anyhow::Result<ExitCode> {
     let archive = build_archive(&entries, &needles, mtime)?;
     crate::fsutil::write_atomic(&output, &archive)
         .with_context(|| format!("cannot write {}", output.display()))?;
-    println!(
+    outln!(
         "Wrote {} ({} bytes; scanned for {} secret form(s), none found). Send it to IT support.",
         output.display(),
         archive.len(),
         needles.len()
-    );
+    )?;
     Ok(ExitCode::SUCCESS)
 }
 

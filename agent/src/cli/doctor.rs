@@ -29,9 +29,9 @@ pub struct DoctorArgs {
 pub fn run(args: DoctorArgs) -> anyhow::Result<ExitCode> {
     let report = super::block_on(gather_report(&args))??;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        outln!("{}", serde_json::to_string_pretty(&report)?)?;
     } else {
-        print!("{}", report.render());
+        out!("{}", report.render())?;
     }
     Ok(ExitCode::from(report.exit))
 }

@@ -49,7 +49,7 @@ pub fn run(args: LogLevelArgs) -> anyhow::Result<ExitCode> {
     })??;
     match reply {
         Response::Accepted => {
-            println!("agent log level is now {}", level.as_str());
+            outln!("agent log level is now {}", level.as_str())?;
             Ok(ExitCode::SUCCESS)
         }
         other => bail!("unexpected reply from the agent: {other:?}"),

@@ -1,6 +1,24 @@
 //! The support CLI. Each subcommand is a module with its clap `Args` and a
 //! `run` returning the process exit code; `main.rs` only dispatches.
 
+/// `println!` that returns a failed write as a [`StdoutError`] instead of
+/// panicking: a reader that went away (`| head -1`) must end the command
+/// quietly, which `main` does (see [`is_broken_pipe`]).
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        writeln!(std::io::stdout().lock(), $($arg)*).map_err($crate::cli::StdoutError)
+    }};
+}
+
+/// `print!` that returns a failed write as a [`StdoutError`]; see [`outln!`].
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        write!(std::io::stdout().lock(), $($arg)*).map_err($crate::cli::StdoutError)
+    }};
+}
+
 pub mod check_clock;
 pub mod diagnose;
 pub mod doctor;
@@ -17,6 +35,27 @@ pub const CLIENT_NAME: &str = concat!("rampart-agent-cli/", env!("CARGO_PKG_VERS
 
 /// Exit code for "the command itself failed" (bad arguments are clap's 2).
 pub const EXIT_FAILURE: u8 = 3;
+
+/// A write to the command's standard output failed. Its own type so that
+/// only a closed stdout ends a command quietly, never a broken pipe to the
+/// agent's socket.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot write to standard output")]
+pub struct StdoutError(#[source] pub std::io::Error);
+
+/// Whether a command failed only because whoever reads its output went away
+/// (`rampart-agent policy lint FILE | head -1`). Rust ignores SIGPIPE, so the
+/// write fails with `BrokenPipe` instead; like ripgrep, the CLI then exits 0
+/// without a message: the reader took what it wanted. SIGPIPE is not reset
+/// to its default because `run` is the service in the same binary, and a
+/// client hanging up on its socket must never kill it.
+pub fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain().any(|cause| {
+        cause
+            .downcast_ref::<StdoutError>()
+            .is_some_and(|e| e.0.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
 
 /// A small current-thread runtime for commands that do a little async I/O.
 pub fn block_on<F: std::future::Future>(future: F) -> anyhow::Result<F::Output> {
@@ -92,5 +131,31 @@ impl Installation {
             .clone()
             .unwrap_or_else(|| paths.install_config());
         Ok(Resolved { paths, config_file })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Error, ErrorKind};
+
+    #[test]
+    fn only_a_closed_stdout_is_a_quiet_end() {
+        let closed = anyhow::Error::from(StdoutError(Error::from(ErrorKind::BrokenPipe)));
+        assert!(is_broken_pipe(&closed));
+        assert!(is_broken_pipe(&closed.context("printing the report")));
+        // A full disk behind a redirect is a real failure, said out loud.
+        let full = anyhow::Error::from(StdoutError(Error::from(ErrorKind::StorageFull)));
+        assert!(!is_broken_pipe(&full));
+        assert_eq!(
+            format!("{full:#}"),
+            format!(
+                "cannot write to standard output: {}",
+                Error::from(ErrorKind::StorageFull)
+            )
+        );
+        // The agent hanging up on the CLI's socket is not the reader going away.
+        let socket = anyhow::Error::from(Error::from(ErrorKind::BrokenPipe));
+        assert!(!is_broken_pipe(&socket));
     }
 }

@@ -2,18 +2,20 @@
 //! sign policy. Keys and signatures are in the minisign format, so IT may use
 //! the stock `minisign` tool instead for any step.
 
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
-use rampart_shared::ipc::{Request, Response};
+use rampart_shared::ipc::{Check, Request, Response};
+use rampart_shared::platform::Os;
 use rampart_shared::policy::{MAX_POLICY_BYTES, parse_policy};
+use rampart_shared::status::AgentMode;
 use serde_json::json;
 
 use crate::fsutil;
 use crate::ipc::client::{Client, ClientError};
-use crate::paths::default_client_socket;
+use crate::paths::{AgentPaths, default_client_socket};
+use crate::policy::RESET_REQUEST_FILE;
 use crate::policy::fetch::MAX_SIGNATURE_BYTES;
 use crate::policy::verify::{PinnedKey, PinnedKeys};
 
@@ -30,6 +32,23 @@ pub enum PolicyCommand {
     Verify(VerifyArgs),
     /// Check a policy file against the schema: every problem with its path.
     Lint(LintArgs),
+    /// Put the built-in default policy back in force (administrators only).
+    /// The last accepted policy is forgotten; the highest serial ever
+    /// accepted stays the floor for any policy that comes later.
+    Reset(ResetArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ResetArgs {
+    /// The agent of `run --dev` (your own) instead of the service.
+    #[arg(long)]
+    pub dev: bool,
+    /// The agent's state directory, if it was started with `--state-dir`.
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+    /// The agent's socket (default: the mode's).
+    #[arg(long, value_name = "PATH")]
+    pub socket: Option<PathBuf>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -84,8 +103,9 @@ pub fn run(command: PolicyCommand) -> anyhow::Result<ExitCode> {
         PolicyCommand::Show(args) => show(args),
         PolicyCommand::Keygen(args) => keygen(&args),
         PolicyCommand::Sign(args) => sign(&args),
-        PolicyCommand::Verify(args) => Ok(verify(&args)),
+        PolicyCommand::Verify(args) => verify(&args),
         PolicyCommand::Lint(args) => lint(&args),
+        PolicyCommand::Reset(args) => reset(&args),
     }
 }
 
@@ -130,17 +150,12 @@ fn keygen(args: &KeygenArgs) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("cannot chmod {}", pub_path.display()))?;
     let base64 = pair.pk.to_base64();
     let id = PinnedKey::parse(&base64).map_err(anyhow::Error::msg)?.id();
-    let mut out = std::io::stdout().lock();
-    writeln!(
-        out,
+    outln!(
         "Wrote {} (public key {id}) and {}.",
         pub_path.display(),
         key_path.display()
     )?;
-    writeln!(
-        out,
-        "Add the public key to the install config's \"public_keys\": \"{base64}\""
-    )?;
+    outln!("Add the public key to the install config's \"public_keys\": \"{base64}\"")?;
     eprintln!(
         "warning: {} is not password-protected: keep it offline or in a secrets vault, never on a policy server",
         key_path.display()
@@ -188,11 +203,11 @@ fn sign(args: &SignArgs) -> anyhow::Result<ExitCode> {
     fsutil::write_atomic(&sig_path, signature.as_bytes())?;
     fsutil::set_mode(&sig_path, 0o644)
         .with_context(|| format!("cannot chmod {}", sig_path.display()))?;
-    println!("Wrote {}", sig_path.display());
+    outln!("Wrote {}", sig_path.display())?;
     Ok(ExitCode::SUCCESS)
 }
 
-fn verify(args: &VerifyArgs) -> ExitCode {
+fn verify(args: &VerifyArgs) -> anyhow::Result<ExitCode> {
     let sig_path = args
         .sig
         .clone()
@@ -208,12 +223,12 @@ fn verify(args: &VerifyArgs) -> ExitCode {
     })();
     match result {
         Ok(message) => {
-            println!("{message}");
-            ExitCode::SUCCESS
+            outln!("{message}")?;
+            Ok(ExitCode::SUCCESS)
         }
         Err(e) => {
             eprintln!("{}: signature NOT good: {e:#}", args.file.display());
-            ExitCode::FAILURE
+            Ok(ExitCode::FAILURE)
         }
     }
 }
@@ -223,10 +238,10 @@ fn lint(args: &LintArgs) -> anyhow::Result<ExitCode> {
         Ok(Some(d)) => d,
         Ok(None) => bail!("{} does not exist", args.file.display()),
         Err(fsutil::FsError::TooLarge { size, .. }) => {
-            println!(
+            outln!(
                 "{}: larger than {MAX_POLICY_BYTES} bytes ({size} bytes)",
                 args.file.display()
-            );
+            )?;
             return Ok(ExitCode::FAILURE);
         }
         Err(e) => return Err(e.into()),
@@ -234,18 +249,18 @@ fn lint(args: &LintArgs) -> anyhow::Result<ExitCode> {
     match parse_policy(&document) {
         Ok(policy) => {
             if let Some(expires_at) = policy.expires_at.filter(|t| *t <= chrono::Utc::now()) {
-                println!(
+                outln!(
                     "{}: expires_at: {expires_at} is already past",
                     args.file.display()
-                );
+                )?;
                 return Ok(ExitCode::FAILURE);
             }
-            println!("{}: ok (serial {})", args.file.display(), policy.serial);
+            outln!("{}: ok (serial {})", args.file.display(), policy.serial)?;
             Ok(ExitCode::SUCCESS)
         }
         Err(e) => {
             for problem in e.problems() {
-                println!("{}: {problem}", args.file.display());
+                outln!("{}: {problem}", args.file.display())?;
             }
             Ok(ExitCode::FAILURE)
         }
@@ -268,17 +283,101 @@ fn show(args: ShowArgs) -> anyhow::Result<ExitCode> {
         Err(err) => return Err(err.into()),
     };
     if args.json {
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(&json!({"source": source, "policy": policy}))?
-        );
+        )?;
     } else {
-        println!(
+        outln!(
             "Policy in force: {} (serial {})",
             source.label(),
             policy.serial
-        );
-        println!("{}", serde_json::to_string_pretty(&policy)?);
+        )?;
+        outln!("{}", serde_json::to_string_pretty(&policy)?)?;
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Asks the agent for the built-in default through a request file in its
+/// state directory: only root (the agent's own user in dev mode) can write
+/// there, and the agent carries it out at its next housekeeping, or at start
+/// when it is not running.
+fn reset(args: &ResetArgs) -> anyhow::Result<ExitCode> {
+    let mode = if args.dev {
+        AgentMode::Dev
+    } else {
+        AgentMode::System
+    };
+    let paths = AgentPaths::with_overrides(
+        mode,
+        None,
+        args.state_dir.as_deref(),
+        args.socket.as_deref(),
+    )?;
+    let request = paths.state_dir.join(RESET_REQUEST_FILE);
+    let os = Os::current();
+    let stamp = format!("requested at {}\n", chrono::Utc::now().to_rfc3339());
+    if let Err(e) = fsutil::write_atomic(&request, stamp.as_bytes()) {
+        let kind = match &e {
+            fsutil::FsError::Write { source, .. } => Some(source.kind()),
+            _ => None,
+        };
+        match kind {
+            Some(std::io::ErrorKind::PermissionDenied) => bail!(
+                "Only {} may put the built-in policy back, and this account cannot write to {}. Run {}.\ndetails: {e}",
+                os.administrator(),
+                paths.state_dir.display(),
+                os.elevated("rampart-agent policy reset")
+            ),
+            Some(std::io::ErrorKind::NotFound) => bail!(
+                "No agent has ever run with the state directory {}, so there is no policy to reset. \
+                 If the agent runs with --state-dir or --dev, pass the same here.\ndetails: {e}",
+                paths.state_dir.display()
+            ),
+            _ => return Err(e).context("cannot write the reset request"),
+        }
+    }
+    let refreshed = super::block_on(async {
+        let mut client = Client::connect(&paths.socket, super::CLIENT_NAME).await?;
+        client
+            .request(Request::Refresh {
+                check: Check::Policy,
+            })
+            .await
+    })?;
+    if let Err(err) = refreshed {
+        outln!(
+            "The agent is not running ({err}); it puts the built-in policy back when it starts."
+        )?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    // The agent removes the request once the reset is saved; this is a
+    // person waiting at a prompt, not a test: poll for a little while.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    while std::fs::symlink_metadata(&request).is_ok() {
+        if std::time::Instant::now() > deadline {
+            eprintln!(
+                "The agent has not carried out the reset within 15 s: {} is still there. \
+                 Check `rampart-agent status` in a minute; the agent's log says why if it could not save its state.",
+                request.display()
+            );
+            return Ok(ExitCode::FAILURE);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let status = super::block_on(async {
+        let mut client = Client::connect(&paths.socket, super::CLIENT_NAME).await?;
+        client.status().await
+    })??;
+    let policy = &status.policy;
+    outln!(
+        "Reset done. Policy in force: {}, serial {}.",
+        policy.source.label(),
+        policy.serial
+    )?;
+    if let Some(error) = &policy.error {
+        outln!("The managed policy file was read again and refused: {error}")?;
+    }
+    outln!("A policy that comes later needs a serial higher than every one accepted before.")?;
     Ok(ExitCode::SUCCESS)
 }

@@ -57,6 +57,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     // Logging starts once the log directory is known; the guard flushes the
     // file writer when `run` returns.
     let (log_control, _log_guard) = init_logging(args.log.as_deref(), &paths.log_dir)?;
+    raise_file_limit();
     let mut config = AgentConfig::new(mode, paths);
     if let Some(file) = install_config {
         // An explicit --config must exist: a typo must not silently mean
@@ -161,11 +162,47 @@ fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
     })
 }
 
-/// How many daily log files are kept (today's included).
-pub const LOG_FILES_KEPT: usize = 7;
-/// The log files' name: `agent.YYYY-MM-DD.log` in the log directory.
-pub const LOG_FILE_PREFIX: &str = "agent";
-pub const LOG_FILE_SUFFIX: &str = "log";
+/// The soft file limit to ask for, given the current soft and hard limits
+/// (`None`: unlimited): the hard limit, or [`FILES_WHEN_UNLIMITED`] where
+/// the hard limit is "unlimited" (macOS says so, and refuses that much);
+/// `None` when the soft limit is already there.
+pub fn file_limit_target(soft: Option<u64>, hard: Option<u64>) -> Option<u64> {
+    let want = hard.unwrap_or(FILES_WHEN_UNLIMITED);
+    match soft {
+        Some(soft) if soft < want => Some(want),
+        _ => None,
+    }
+}
+
+/// macOS's OPEN_MAX, the most `setrlimit` accepts there without knowing
+/// kern.maxfilesperproc.
+pub const FILES_WHEN_UNLIMITED: u64 = 10_240;
+
+/// Raises the soft limit on open files to the hard limit: the default soft
+/// limit (1024) is what one user's connections exhausted, failing the
+/// owner's MFA save with "Too many open files". The IPC server sizes its
+/// connection limits from the result.
+#[cfg(unix)]
+fn raise_file_limit() {
+    use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
+    let before = getrlimit(Resource::Nofile);
+    let Some(target) = file_limit_target(before.current, before.maximum) else {
+        tracing::info!(soft = ?before.current, hard = ?before.maximum, "open-file limit");
+        return;
+    };
+    let raised = Rlimit {
+        current: Some(target),
+        maximum: before.maximum,
+    };
+    match setrlimit(Resource::Nofile, raised) {
+        Ok(()) => tracing::info!(from = ?before.current, to = target, "raised the open-file limit"),
+        Err(error) => tracing::warn!(%error, soft = ?before.current, hard = ?before.maximum,
+            "cannot raise the open-file limit; the agent serves fewer connections"),
+    }
+}
+
+#[cfg(not(unix))]
+fn raise_file_limit() {}
 
 /// The level SIGUSR2 moves to from `current`: info → debug → trace → info.
 pub fn next_level(current: LogLevel) -> LogLevel {
@@ -209,9 +246,10 @@ fn current_level() -> LogLevel {
     CURRENT_LEVEL.lock().map_or(LogLevel::Info, |l| *l)
 }
 
-/// Logs to stderr and to a daily-rolling file in `log_dir` (at most
-/// [`LOG_FILES_KEPT`] files), with a filter that IPC and SIGUSR2 can change
-/// at run time. A log directory that cannot be created leaves stderr only.
+/// Logs to stderr and to files in `log_dir` that roll over by day and by
+/// size within a total cap (`logging::files`), with a filter that IPC and
+/// SIGUSR2 can change at run time. A log directory that cannot be created
+/// leaves stderr only.
 fn init_logging(
     filter: Option<&str>,
     log_dir: &std::path::Path,
@@ -241,15 +279,8 @@ fn init_logging(
     let mut file_error = None;
     let (file_layer, guard) = match crate::fsutil::ensure_private_dir(log_dir)
         .map_err(|e| e.to_string())
-        .and_then(|()| {
-            tracing_appender::rolling::Builder::new()
-                .rotation(tracing_appender::rolling::Rotation::DAILY)
-                .filename_prefix(LOG_FILE_PREFIX)
-                .filename_suffix(LOG_FILE_SUFFIX)
-                .max_log_files(LOG_FILES_KEPT)
-                .build(log_dir)
-                .map_err(|e| e.to_string())
-        }) {
+        .and_then(|()| crate::logging::files::LogFiles::open(log_dir).map_err(|e| e.to_string()))
+    {
         Ok(appender) => {
             let (writer, guard) = tracing_appender::non_blocking(appender);
             let layer = tracing_subscriber::fmt::layer()
@@ -309,5 +340,17 @@ mod tests {
             ]
         );
         assert_eq!(next_level(LogLevel::Warn), LogLevel::Debug);
+    }
+
+    #[test]
+    fn the_soft_file_limit_rises_to_the_hard_one() {
+        assert_eq!(file_limit_target(Some(1024), Some(524_288)), Some(524_288));
+        assert_eq!(file_limit_target(Some(524_288), Some(524_288)), None);
+        assert_eq!(
+            file_limit_target(Some(256), None),
+            Some(FILES_WHEN_UNLIMITED)
+        );
+        assert_eq!(file_limit_target(None, None), None);
+        assert_eq!(file_limit_target(Some(20_000), None), None);
     }
 }

@@ -38,9 +38,9 @@ pub fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
         Err(err) => return Err(err.into()),
     };
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&status)?);
+        outln!("{}", serde_json::to_string_pretty(&status)?)?;
     } else {
-        print!("{}", render(&status));
+        out!("{}", render(&status))?;
     }
     Ok(ExitCode::from(exit_code(status.overall)))
 }

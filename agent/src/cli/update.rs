@@ -72,9 +72,9 @@ pub fn run(args: UpdateArgs) -> anyhow::Result<ExitCode> {
     let outcome = super::block_on(check_and_apply(request))?;
     match &outcome {
         UpdateOutcome::Decided(UpdateDecision::Update { to }) if args.check => {
-            println!("update available: {to}");
+            outln!("update available: {to}")?;
         }
-        other => println!("{other}"),
+        other => outln!("{other}")?,
     }
     Ok(match outcome {
         UpdateOutcome::Decided(UpdateDecision::UpToDate { .. } | UpdateDecision::Update { .. })

@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use super::report::{ClockReport, QueryError};
+use super::report::{AddrResult, ClockReport, QueryError};
 
 /// Servers (as configured) that sent kiss-of-death, and until when to skip
 /// them. Each further kiss doubles the wait, up to `cap`; a usable answer
@@ -20,10 +20,12 @@ pub struct KodBackoff {
     servers: HashMap<String, Entry>,
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct Entry {
     until: Instant,
     wait: Duration,
+    /// The kiss code (`RATE`, `DENY`), to say why the server is left alone.
+    code: String,
 }
 
 impl Default for KodBackoff {
@@ -42,15 +44,21 @@ impl KodBackoff {
         }
     }
 
-    /// Records a kiss from `server`; returns until when it is skipped.
-    pub fn record_kod(&mut self, server: &str, now: Instant) -> Instant {
+    /// Records a kiss (`code`) from `server`; returns until when it is skipped.
+    pub fn record_kod(&mut self, server: &str, code: &str, now: Instant) -> Instant {
         let wait = match self.servers.get(server) {
             Some(e) => (e.wait.saturating_mul(2)).min(self.cap),
             None => self.first,
         };
         let until = now + wait;
-        self.servers
-            .insert(server.to_owned(), Entry { until, wait });
+        self.servers.insert(
+            server.to_owned(),
+            Entry {
+                until,
+                wait,
+                code: code.to_owned(),
+            },
+        );
         until
     }
 
@@ -75,22 +83,44 @@ impl KodBackoff {
             .collect()
     }
 
+    /// The servers left out now, each as a result that says why and for how
+    /// long: a round in which every server is left alone must say so, not
+    /// look like a policy without servers.
+    pub fn skipped(&self, servers: &[String], now: Instant) -> Vec<AddrResult> {
+        servers
+            .iter()
+            .filter_map(|server| {
+                let entry = self.servers.get(server).filter(|e| e.until > now)?;
+                let left = entry.until - now;
+                Some(AddrResult {
+                    server: server.clone(),
+                    addr: None,
+                    outcome: Err(QueryError::BackingOff {
+                        code: entry.code.clone(),
+                        // Rounded up: "not asked again for 0 ms" would be wrong.
+                        retry_in_ms: u64::try_from(left.as_millis()).unwrap_or(u64::MAX).max(1),
+                    }),
+                })
+            })
+            .collect()
+    }
+
     /// Updates from one round: kisses are recorded, servers with a usable
     /// answer and no kiss are forgotten.
     pub fn observe(&mut self, report: &ClockReport, now: Instant) {
-        let mut kissed: Vec<&str> = Vec::new();
+        let mut kissed: Vec<(&str, &str)> = Vec::new();
         for r in &report.results {
-            if matches!(r.outcome, Err(QueryError::KissOfDeath(_)))
-                && !kissed.contains(&r.server.as_str())
+            if let Err(QueryError::KissOfDeath(code)) = &r.outcome
+                && !kissed.iter().any(|(s, _)| *s == r.server)
             {
-                kissed.push(&r.server);
+                kissed.push((&r.server, code));
             }
         }
-        for server in &kissed {
-            self.record_kod(server, now);
+        for (server, code) in &kissed {
+            self.record_kod(server, code, now);
         }
         for r in &report.results {
-            if r.usable().is_some() && !kissed.contains(&r.server.as_str()) {
+            if r.usable().is_some() && !kissed.iter().any(|(s, _)| *s == r.server) {
                 self.record_success(&r.server);
             }
         }
@@ -111,7 +141,7 @@ mod tests {
         let mut now = t0;
         let mut waits = Vec::new();
         for _ in 0..8 {
-            let until = b.record_kod("pool.example", now);
+            let until = b.record_kod("pool.example", "RATE", now);
             waits.push((until - now).as_secs());
             assert_eq!(b.skipped_until("pool.example", now), Some(until));
             assert_eq!(
@@ -133,16 +163,45 @@ mod tests {
         let now = Instant::now();
         let servers = ["a".to_owned(), "b".to_owned(), "c".to_owned()];
         let mut b = KodBackoff::default();
-        b.record_kod("b", now);
-        b.record_kod("b", now);
+        b.record_kod("b", "RATE", now);
+        b.record_kod("b", "RATE", now);
         assert_eq!(b.allowed(&servers, now), ["a", "c"]);
         assert_eq!(b.allowed(&servers, now + 2 * MIN), ["a", "b", "c"]);
         b.record_success("b");
         assert_eq!(
-            b.record_kod("b", now) - now,
+            b.record_kod("b", "RATE", now) - now,
             MIN,
             "starts over after a good answer"
         );
+    }
+
+    #[test]
+    fn skipped_servers_say_why_and_for_how_long() {
+        let now = Instant::now();
+        let servers = ["a".to_owned(), "b".to_owned()];
+        let mut b = KodBackoff::default();
+        b.record_kod("b", "DENY", now);
+        let skipped = b.skipped(&servers, now + Duration::from_secs(15));
+        assert_eq!(
+            skipped,
+            [AddrResult {
+                server: "b".into(),
+                addr: None,
+                outcome: Err(QueryError::BackingOff {
+                    code: "DENY".into(),
+                    retry_in_ms: 45_000
+                }),
+            }]
+        );
+        assert_eq!(
+            format!(
+                "{} {}",
+                skipped[0].label(),
+                skipped[0].outcome.as_ref().unwrap_err()
+            ),
+            "b asked Rampart to back off (kiss-of-death DENY); not asked again for 45 s"
+        );
+        assert!(b.skipped(&servers, now + MIN).is_empty(), "expired");
     }
 
     #[test]
@@ -161,7 +220,7 @@ mod tests {
         });
         let kod = Err(QueryError::KissOfDeath("RATE".into()));
         let mut b = KodBackoff::default();
-        b.record_kod("healed", now);
+        b.record_kod("healed", "RATE", now);
         let report = ClockReport {
             results: vec![
                 result("pool", good.clone()),

@@ -11,6 +11,7 @@ use tokio::net::UdpSocket;
 use tokio::task::JoinSet;
 use tokio::time::{Instant, timeout_at};
 
+use super::packet::{NTP_PACKET_LEN, check_answer};
 use super::report::{AddrResult, ClockReport, QueryError, Sample};
 use super::target::{Target, parse_target};
 
@@ -113,19 +114,30 @@ async fn query_addr(
     let answer = timeout_at(deadline, sntpc::get_time(addr, &socket, context))
         .await
         .map_err(|_| timed_out())?;
-    let result = answer.map_err(|err| match err {
-        sntpc::Error::Network => socket.take_error(),
-        other => from_sntpc(other),
-    })?;
-    let sample = Sample {
+    if let Err(sntpc::Error::Network) = answer {
+        return Err(socket.take_error());
+    }
+    let sample = judge_answer(answer, &socket.last_answer())?;
+    tracing::debug!(%addr, ?sample, "time server answered");
+    Ok(sample)
+}
+
+/// What one exchange means: sntpc's verdict and the raw answer it read, to a
+/// sample or the reason the answer does not count. Pure, so the fuzzer
+/// (fuzz/fuzz_targets/sntp_answer.rs) drives it with sntpc on hostile bytes.
+pub fn judge_answer(
+    answer: sntpc::Result<sntpc::NtpResult>,
+    raw: &[u8],
+) -> Result<Sample, QueryError> {
+    let result = answer.map_err(from_sntpc)?;
+    check_answer(raw)?;
+    Ok(Sample {
         // sntpc's offset is true time minus local time, in microseconds.
         offset_ms: -(result.offset() as f64) / 1000.0,
         rtt_ms: result.roundtrip() as f64 / 1000.0,
         stratum: result.stratum(),
         leap_indicator: result.leap_indicator(),
-    };
-    tracing::debug!(%addr, ?sample, "time server answered");
-    Ok(sample)
+    })
 }
 
 fn ms(d: Duration) -> u64 {
@@ -164,10 +176,12 @@ fn from_sntpc(err: sntpc::Error) -> QueryError {
 /// A UDP socket connected to one server, so that the kernel drops datagrams
 /// from anyone else and reports ICMP port unreachable as "refused" at once
 /// rather than after the timeout. sntpc's adapters (sntpc-net-tokio) map
-/// every I/O error to `Error::Network`; this one keeps the cause.
+/// every I/O error to `Error::Network`; this one keeps the cause, and the
+/// raw answer for the checks sntpc does not make.
 struct ConnectedSocket {
     socket: UdpSocket,
     last_error: Mutex<Option<io::Error>>,
+    last_answer: Mutex<Vec<u8>>,
 }
 
 impl ConnectedSocket {
@@ -182,6 +196,7 @@ impl ConnectedSocket {
         Ok(Self {
             socket,
             last_error: Mutex::new(None),
+            last_answer: Mutex::new(Vec::new()),
         })
     }
 
@@ -190,6 +205,14 @@ impl ConnectedSocket {
             *slot = Some(err);
         }
         sntpc::Error::Network
+    }
+
+    /// The bytes of the last datagram received (empty if none was).
+    fn last_answer(&self) -> Vec<u8> {
+        self.last_answer
+            .lock()
+            .map(|answer| answer.clone())
+            .unwrap_or_default()
     }
 
     fn take_error(&self) -> QueryError {
@@ -214,6 +237,10 @@ impl NtpUdpSocket for ConnectedSocket {
 
     async fn recv_from(&self, buf: &mut [u8]) -> sntpc::Result<(usize, SocketAddr)> {
         let n = self.socket.recv(buf).await.map_err(|e| self.remember(e))?;
+        if let Ok(mut answer) = self.last_answer.lock() {
+            answer.clear();
+            answer.extend_from_slice(&buf[..n.min(buf.len()).min(NTP_PACKET_LEN)]);
+        }
         let peer = self.socket.peer_addr().map_err(|e| self.remember(e))?;
         Ok((n, peer))
     }

@@ -7,6 +7,11 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use rampart_shared::status::{ClockSection, ClockState, describe_offset, human_duration};
 
+/// How a clock detail says the servers disagree, and that one asked Rampart
+/// to back off: `doctor` picks its advice by them.
+pub const DISAGREE: &str = "time servers disagree";
+pub const BACK_OFF: &str = "asked Rampart to back off";
+
 /// Answers that count: the median of this many (the best by round trip)
 /// outvotes one server that is simply wrong.
 const BEST_N: usize = 3;
@@ -15,6 +20,18 @@ const BEST_N: usize = 3;
 #[derive(Debug, Clone, PartialEq)]
 pub struct ClockReport {
     pub results: Vec<AddrResult>,
+}
+
+impl ClockReport {
+    /// Adds the servers left out of this round (`KodBackoff::skipped`), so
+    /// that the verdict names them instead of looking at an empty round;
+    /// everything in the order of `configured`.
+    pub fn with_skipped(mut self, skipped: Vec<AddrResult>, configured: &[String]) -> Self {
+        self.results.extend(skipped);
+        let position = |r: &AddrResult| configured.iter().position(|s| *s == r.server);
+        self.results.sort_by_key(position);
+        self
+    }
 }
 
 /// One address of one configured server (a name may resolve to several).
@@ -46,8 +63,15 @@ pub enum QueryError {
     #[error("could not be resolved: {0}")]
     Dns(String),
     /// The server asked to be left alone (RFC 5905 §7.4); `code` is e.g. `RATE`.
-    #[error("sent kiss-of-death {0} (asks us to stop querying it)")]
+    #[error("asked Rampart to back off (kiss-of-death {0})")]
     KissOfDeath(String),
+    /// Not asked this round: it sent kiss-of-death `code` earlier, and
+    /// [`KodBackoff`](super::KodBackoff) leaves it alone for a while.
+    #[error(
+        "asked Rampart to back off (kiss-of-death {code}); not asked again for {}",
+        human_duration(*retry_in_ms)
+    )]
+    BackingOff { code: String, retry_in_ms: u64 },
     /// LI=3 or stratum 0/16: the server does not know the time itself.
     #[error("is not synchronized itself")]
     Unsynchronized,
@@ -103,21 +127,45 @@ fn is_literal(server: &str) -> bool {
     )
 }
 
+/// Why there is no combined figure.
+#[derive(Debug, Clone, PartialEq)]
+pub enum NoEstimate {
+    /// No server gave a usable answer.
+    NoAnswer,
+    /// No majority of the best answers agrees within the allowed skew, so
+    /// which one is right cannot be told: each answer's label and offset,
+    /// by offset.
+    Disagree(Vec<(String, f64)>),
+}
+
 /// The median offset of the (up to) three usable answers with the shortest
 /// round trip: a short round trip bounds the error of an answer, the median
-/// outvotes one wrong server. `None` without any usable answer.
-pub fn estimate(results: &[AddrResult]) -> Option<Estimate> {
+/// outvotes one wrong server. Only when more than half of those answers lie
+/// within `max_skew` of each other: two servers minutes apart have no
+/// median, and their mean would be a time neither of them gave.
+pub fn estimate(results: &[AddrResult], max_skew: Duration) -> Result<Estimate, NoEstimate> {
     let mut usable: Vec<(&AddrResult, &Sample)> = results
         .iter()
         .filter_map(|r| r.usable().map(|s| (r, s)))
         .collect();
     let count = usable.len();
     usable.sort_by(|a, b| a.1.rtt_ms.total_cmp(&b.1.rtt_ms));
-    let (_, best) = *usable.first()?;
+    let (_, best) = *usable.first().ok_or(NoEstimate::NoAnswer)?;
     let uncertainty_ms = best.rtt_ms / 2.0;
 
     let mut chosen: Vec<(&AddrResult, &Sample)> = usable.into_iter().take(BEST_N).collect();
     chosen.sort_by(|a, b| a.1.offset_ms.total_cmp(&b.1.offset_ms));
+    let offsets: Vec<f64> = chosen.iter().map(|(_, s)| s.offset_ms).collect();
+    if largest_agreeing(&offsets, max_skew.as_secs_f64() * 1000.0) * 2 <= chosen.len() {
+        return Err(NoEstimate::Disagree(
+            chosen
+                .iter()
+                .map(|(r, s)| (r.label(), s.offset_ms))
+                .collect(),
+        ));
+    }
+    // With a majority in agreement the median is one of them (or, for two
+    // answers, between them), so the one wrong server does not move it.
     let mid = chosen.len() / 2;
     let (offset_ms, server) = if chosen.len() % 2 == 1 {
         (chosen[mid].1.offset_ms, chosen[mid].0.label())
@@ -127,12 +175,25 @@ pub fn estimate(results: &[AddrResult]) -> Option<Estimate> {
         let closer = if a.1.rtt_ms <= b.1.rtt_ms { a } else { b };
         ((a.1.offset_ms + b.1.offset_ms) / 2.0, closer.0.label())
     };
-    Some(Estimate {
+    Ok(Estimate {
         offset_ms,
         uncertainty_ms,
         server,
         usable: count,
     })
+}
+
+/// The most offsets (sorted) that lie within `window_ms` of each other.
+fn largest_agreeing(sorted: &[f64], window_ms: f64) -> usize {
+    let mut best = 0;
+    let mut start = 0;
+    for (end, offset) in sorted.iter().enumerate() {
+        while offset - sorted[start] > window_ms {
+            start += 1;
+        }
+        best = best.max(end + 1 - start);
+    }
+    best
 }
 
 /// Synced when `|offset| <= max_skew`; never synced without a usable answer.
@@ -150,28 +211,45 @@ pub fn to_section(
     max_skew: Duration,
     checked_at: DateTime<Utc>,
 ) -> ClockSection {
-    let estimate = estimate(&report.results);
-    let state = state_of(estimate.as_ref(), max_skew);
+    let verdict = estimate(&report.results, max_skew);
+    let estimate = verdict.as_ref().ok();
+    let state = state_of(estimate, max_skew);
     let max_skew_ms = u64::try_from(max_skew.as_millis()).unwrap_or(u64::MAX);
-    let offset_ms = estimate.as_ref().map(|e| e.offset_ms.round() as i64);
-    let detail = match (&estimate, offset_ms) {
-        (Some(_), Some(offset)) if state == ClockState::Skewed => format!(
+    let offset_ms = estimate.map(|e| e.offset_ms.round() as i64);
+    let detail = match (&verdict, offset_ms) {
+        (Ok(_), Some(offset)) if state == ClockState::Skewed => format!(
             "{}, more than the {} allowed",
             describe_offset(offset),
             human_duration(max_skew_ms)
         ),
-        (Some(_), Some(offset)) => describe_offset(offset),
+        (Ok(_), Some(offset)) => describe_offset(offset),
+        (Err(NoEstimate::Disagree(answers)), _) => disagree_detail(answers, max_skew_ms),
         _ => unknown_detail(&report.results),
     };
     ClockSection {
         state,
         offset_ms,
-        uncertainty_ms: estimate.as_ref().map(|e| e.uncertainty_ms.ceil() as u64),
+        uncertainty_ms: estimate.map(|e| e.uncertainty_ms.ceil() as u64),
         max_skew_ms,
-        server: estimate.map(|e| e.server),
+        server: estimate.map(|e| e.server.clone()),
         checked_at: Some(checked_at),
         detail,
     }
+}
+
+/// "time servers disagree by more than the 30 s allowed (a: clock is 5 min
+/// slow; b: clock is exact), …".
+fn disagree_detail(answers: &[(String, f64)], max_skew_ms: u64) -> String {
+    let each: Vec<String> = answers
+        .iter()
+        .map(|(label, offset)| format!("{label}: {}", describe_offset(offset.round() as i64)))
+        .collect();
+    format!(
+        "{DISAGREE} by more than the {} allowed ({}), so the clock cannot be \
+         checked: IT should fix or remove the wrong server in the policy",
+        human_duration(max_skew_ms),
+        each.join("; ")
+    )
 }
 
 /// "no time server gave a usable answer: time.apple.com timed out after 2 s;
@@ -238,7 +316,7 @@ mod tests {
             ok("10.0.0.3:123", -250_000.0, 2.0), // one wrong server among the best
             ok("10.0.0.4:123", 12.0, 6.0),
         ];
-        let e = estimate(&results).unwrap();
+        let e = estimate(&results, SKEW).unwrap();
         assert_eq!(e.offset_ms, 10.0);
         assert_eq!(e.server, "10.0.0.2:123");
         assert_eq!(e.uncertainty_ms, 1.0, "half the best round trip");
@@ -247,10 +325,13 @@ mod tests {
 
     #[test]
     fn two_answers_give_their_mean() {
-        let e = estimate(&[
-            ok("10.0.0.1:123", 100.0, 8.0),
-            ok("10.0.0.2:123", 200.0, 2.0),
-        ])
+        let e = estimate(
+            &[
+                ok("10.0.0.1:123", 100.0, 8.0),
+                ok("10.0.0.2:123", 200.0, 2.0),
+            ],
+            SKEW,
+        )
         .unwrap();
         assert_eq!(e.offset_ms, 150.0);
         assert_eq!(e.server, "10.0.0.2:123");
@@ -279,10 +360,119 @@ mod tests {
             stratum0,
             ok("10.0.0.9:123", 300_000.0, 5.0),
         ];
-        let e = estimate(&results).unwrap();
+        let e = estimate(&results, SKEW).unwrap();
         assert_eq!((e.offset_ms, e.usable), (300_000.0, 1));
         assert_eq!(state_of(Some(&e), SKEW), ClockState::Skewed);
-        assert_eq!(estimate(&results[..5]), None);
+        assert_eq!(estimate(&results[..5], SKEW), Err(NoEstimate::NoAnswer));
+    }
+
+    /// Issue 15: two servers minutes apart were averaged into -150 s, a
+    /// time neither of them gave.
+    #[test]
+    fn servers_that_disagree_are_reported_not_averaged() {
+        let two = [
+            ok("10.0.0.1:123", -300_000.0, 2.0),
+            ok("10.0.0.2:123", 0.0, 3.0),
+        ];
+        assert_eq!(
+            estimate(&two, SKEW),
+            Err(NoEstimate::Disagree(vec![
+                ("10.0.0.1:123".into(), -300_000.0),
+                ("10.0.0.2:123".into(), 0.0)
+            ]))
+        );
+        let s = to_section(
+            &ClockReport {
+                results: two.to_vec(),
+            },
+            SKEW,
+            at(),
+        );
+        assert_eq!(
+            s.state,
+            ClockState::Unknown,
+            "never synced, never skewed by a guess"
+        );
+        assert_eq!((s.offset_ms, s.server.as_deref()), (None, None));
+        assert_eq!(
+            s.detail,
+            "time servers disagree by more than the 30 s allowed \
+             (10.0.0.1:123: clock is 5 min slow; 10.0.0.2:123: clock is exact), \
+             so the clock cannot be checked: IT should fix or remove the wrong server in the policy"
+        );
+
+        // Three that all disagree: no majority either.
+        let three = [
+            ok("10.0.0.1:123", -300_000.0, 2.0),
+            ok("10.0.0.2:123", 0.0, 3.0),
+            ok("10.0.0.3:123", 300_000.0, 4.0),
+        ];
+        assert!(matches!(estimate(&three, SKEW), Err(NoEstimate::Disagree(d)) if d.len() == 3));
+
+        // Within the skew they agree, at its very edge too.
+        let close = [
+            ok("10.0.0.1:123", -15_000.0, 2.0),
+            ok("10.0.0.2:123", 15_000.0, 3.0),
+        ];
+        assert_eq!(estimate(&close, SKEW).unwrap().offset_ms, 0.0);
+        let apart = [
+            ok("10.0.0.1:123", -15_000.0, 2.0),
+            ok("10.0.0.2:123", 15_000.5, 3.0),
+        ];
+        assert!(matches!(
+            estimate(&apart, SKEW),
+            Err(NoEstimate::Disagree(_))
+        ));
+        // One server alone cannot disagree with anyone.
+        assert!(estimate(&two[..1], SKEW).is_ok());
+    }
+
+    #[test]
+    fn the_words_doctor_looks_for_are_the_ones_written() {
+        let kiss = QueryError::KissOfDeath("RATE".into()).to_string();
+        let later = QueryError::BackingOff {
+            code: "RATE".into(),
+            retry_in_ms: 1,
+        }
+        .to_string();
+        assert!(kiss.starts_with(BACK_OFF) && later.starts_with(BACK_OFF));
+        assert!(disagree_detail(&[], 30_000).starts_with(DISAGREE));
+    }
+
+    #[test]
+    fn a_round_with_every_server_backing_off_says_so() {
+        let configured = ["10.0.0.1:123".to_owned(), "10.0.0.2:123".to_owned()];
+        let backing_off = |server: &str| AddrResult {
+            server: server.into(),
+            addr: None,
+            outcome: Err(QueryError::BackingOff {
+                code: "RATE".into(),
+                retry_in_ms: 120_000,
+            }),
+        };
+        // Only the first server was asked; the second was left alone.
+        let report = ClockReport {
+            results: vec![err("10.0.0.1:123", QueryError::Timeout { after_ms: 2000 })],
+        }
+        .with_skipped(vec![backing_off("10.0.0.2:123")], &configured);
+        assert_eq!(
+            to_section(&report, SKEW, at()).detail,
+            "no time server gave a usable answer: 10.0.0.1:123 timed out after 2 s; \
+             10.0.0.2:123 asked Rampart to back off (kiss-of-death RATE); not asked again for 2 min"
+        );
+        // Nobody asked at all: still not "no time servers are configured".
+        let none_asked = ClockReport { results: vec![] }.with_skipped(
+            vec![backing_off("10.0.0.2:123"), backing_off("10.0.0.1:123")],
+            &configured,
+        );
+        let s = to_section(&none_asked, SKEW, at());
+        assert_eq!(s.state, ClockState::Unknown);
+        assert_eq!(
+            s.detail,
+            "no time server gave a usable answer: \
+             10.0.0.1:123 asked Rampart to back off (kiss-of-death RATE); not asked again for 2 min; \
+             10.0.0.2:123 asked Rampart to back off (kiss-of-death RATE); not asked again for 2 min"
+        );
     }
 
     #[test]
@@ -294,8 +484,8 @@ mod tests {
             (30_000.5, ClockState::Skewed),
             (-90_000.0, ClockState::Skewed),
         ] {
-            let e = estimate(&[ok("10.0.0.1:123", offset_ms, 1.0)]);
-            assert_eq!(state_of(e.as_ref(), SKEW), want, "{offset_ms}");
+            let e = estimate(&[ok("10.0.0.1:123", offset_ms, 1.0)], SKEW);
+            assert_eq!(state_of(e.as_ref().ok(), SKEW), want, "{offset_ms}");
         }
         assert_eq!(state_of(None, SKEW), ClockState::Unknown);
     }
@@ -353,7 +543,7 @@ mod tests {
             "no time server gave a usable answer: time.example (192.0.2.1:123) timed out after 2 s; \
              127.0.0.1:9 refused (no time server listens there); \
              nowhere.invalid could not be resolved: name not known; \
-             127.0.0.2 sent kiss-of-death RATE (asks us to stop querying it)"
+             127.0.0.2 asked Rampart to back off (kiss-of-death RATE)"
         );
         let none = to_section(&ClockReport { results: vec![] }, SKEW, at());
         assert_eq!(

@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use rampart_shared::ipc::{
-    ClientFrame, Event, FrameSplitter, IpcError, PROTOCOL_VERSION, Request, Response, ServerFrame,
-    decode_server_frame, encode_frame,
+    ClientFrame, ErrorCode, Event, FrameSplitter, IpcError, PROTOCOL_VERSION, Request, Response,
+    ServerFrame, decode_server_frame, encode_frame,
 };
 use rampart_shared::platform::Os;
 use rampart_shared::status::{AgentMode, AgentStatus};
@@ -20,6 +20,9 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 /// An MFA command may wait on Duo, which the agent gives up on after
 /// `mfa::duo_calls::CALL_DEADLINE` (30 s).
 pub const MFA_REQUEST_TIMEOUT: Duration = Duration::from_secs(40);
+/// How often a subscriber pings: well within the agent's subscriber idle
+/// limit (`IpcTimeouts::subscriber_idle`, 300 s).
+pub const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(60);
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
@@ -61,6 +64,9 @@ pub struct Client {
     buf: Vec<u8>,
     next_id: u64,
     hello: AgentHello,
+    /// The id of the last `ping` sent: an agent older than `ping` answers it
+    /// with `unknown_request`, which is no reason to drop a subscription.
+    last_ping: Option<u64>,
 }
 
 impl Client {
@@ -84,6 +90,7 @@ impl Client {
             splitter: FrameSplitter::default(),
             buf: vec![0; 16 * 1024],
             next_id: 1,
+            last_ping: None,
             hello: AgentHello {
                 agent_version: Version::new(0, 0, 0),
                 mode: AgentMode::System,
@@ -158,15 +165,36 @@ impl Client {
         }
     }
 
-    /// Waits, without a time limit, for the next pushed event.
+    /// Waits, without a time limit, for the next pushed event. Cancel-safe:
+    /// it may be raced against a timer that sends [`Client::send_ping`].
     pub async fn next_event(&mut self) -> Result<Event, ClientError> {
         loop {
             match self.read_frame().await? {
                 ServerFrame::Event { event } => return Ok(event),
-                ServerFrame::Error { error, .. } => return Err(ClientError::Refused(error)),
-                ServerFrame::Reply { .. } => continue,
+                ServerFrame::Error { id, error }
+                    if ends_subscription(id, error.code, self.last_ping) =>
+                {
+                    return Err(ClientError::Refused(error));
+                }
+                ServerFrame::Error { .. } | ServerFrame::Reply { .. } => continue,
             }
         }
+    }
+
+    /// Sends a `ping` without waiting for its `pong` (which
+    /// [`Client::next_event`] skips): the keepalive of a subscription, due
+    /// well within the agent's subscriber idle limit ([`KEEPALIVE_INTERVAL`]).
+    pub async fn send_ping(&mut self) -> Result<(), ClientError> {
+        let id = self.next_id;
+        self.next_id += 1;
+        self.last_ping = Some(id);
+        self.stream
+            .write_all(&encode_frame(&ClientFrame {
+                id,
+                request: Request::Ping,
+            }))
+            .await?;
+        Ok(())
     }
 
     async fn read_frame(&mut self) -> Result<ServerFrame, ClientError> {
@@ -188,6 +216,34 @@ impl Client {
     }
 }
 
+/// Whether an error frame on a subscribed connection ends it: every error
+/// but an older agent's `unknown_request` for our `ping`.
+fn ends_subscription(id: Option<u64>, code: ErrorCode, last_ping: Option<u64>) -> bool {
+    !(id.is_some() && id == last_ping && code == ErrorCode::UnknownRequest)
+}
+
 fn unexpected(response: &Response) -> ClientError {
     ClientError::Protocol(format!("unexpected reply {response:?}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_older_agent_not_knowing_ping_keeps_the_subscription() {
+        assert!(!ends_subscription(
+            Some(4),
+            ErrorCode::UnknownRequest,
+            Some(4)
+        ));
+        assert!(ends_subscription(Some(4), ErrorCode::Timeout, Some(4)));
+        assert!(ends_subscription(None, ErrorCode::Timeout, Some(4)));
+        assert!(ends_subscription(None, ErrorCode::UnknownRequest, None));
+        assert!(ends_subscription(
+            Some(3),
+            ErrorCode::UnknownRequest,
+            Some(4)
+        ));
+    }
 }

@@ -4,6 +4,7 @@
 //! `rampart_shared::ipc`; `client` is the typed client the CLI and the app use;
 //! `platform` hides Unix sockets vs named pipes and how a peer is identified.
 
+pub mod admission;
 pub mod client;
 mod platform;
 pub mod server;

@@ -21,9 +21,10 @@ use rampart_shared::status::{AgentMode, AgentStatus, PolicySource};
 use rampart_shared::user::UserId;
 use rampart_shared::version::Version;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::sync::{Semaphore, mpsc, oneshot, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{debug, info, warn};
 
+use super::admission::{self, Connections, Limits, Refusal, Slot};
 use super::{Listener, Peer, may_administer};
 
 /// The policy in force, as `policy_show` reports it.
@@ -47,6 +48,10 @@ pub struct IpcTimeouts {
     pub frame: Duration,
     /// Between requests on a connection that has not subscribed.
     pub idle: Duration,
+    /// Between frames (`ping`, typically) on a subscribed connection: past it
+    /// a quiet subscriber is closed if its user holds many connections
+    /// (`admission::closes_quiet_subscriber`).
+    pub subscriber_idle: Duration,
     /// To take one reply or event off our hands.
     pub write: Duration,
 }
@@ -56,6 +61,7 @@ impl Default for IpcTimeouts {
         Self {
             frame: Duration::from_secs(5),
             idle: Duration::from_secs(60),
+            subscriber_idle: Duration::from_secs(300),
             write: Duration::from_secs(5),
         }
     }
@@ -112,9 +118,6 @@ fn status_reply_frame(id: u64, status_json: &str) -> Vec<u8> {
     frame
 }
 
-/// Connections served at once; more wait in the kernel's backlog.
-pub const MAX_CONNECTIONS: usize = 1024;
-
 #[derive(Clone)]
 pub struct ServerContext {
     pub status: watch::Receiver<Arc<AgentStatus>>,
@@ -122,34 +125,126 @@ pub struct ServerContext {
     pub commands: mpsc::Sender<IpcCommand>,
     /// Who the agent runs as (its own user may administer a dev agent).
     pub agent_user: Option<UserId>,
+    /// The enrollment owner, once there is one: slots are kept for them.
+    pub owner: watch::Receiver<Option<UserId>>,
     pub mode: AgentMode,
     pub started: Instant,
     pub timeouts: IpcTimeouts,
     pub status_cache: Arc<StatusCache>,
 }
 
-/// Accepts connections until the listener fails or the task is dropped.
+/// The pause after the `failures`-th accept error in a row: out of file
+/// descriptors, accepting again at once fails again at once.
+pub fn accept_backoff(failures: u32) -> Duration {
+    const FIRST: Duration = Duration::from_millis(10);
+    const MOST: Duration = Duration::from_secs(1);
+    FIRST
+        .saturating_mul(1u32 << failures.saturating_sub(1).min(16))
+        .min(MOST)
+}
+
+/// How often summaries of refused requests are due to be logged.
+const SUMMARY_TICK: Duration = Duration::from_secs(5);
+
+/// Aborts the task when dropped: the server's helpers end with it.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Accepts connections until the task is dropped. Every connection is
+/// accepted so that its user is known; one over its user's limit (see
+/// `admission`) is told why and closed at once.
 pub async fn serve(listener: Listener, cx: ServerContext) {
-    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    serve_with_limits(listener, cx, Limits::for_file_limit(file_limit())).await;
+}
+
+/// [`serve`] with explicit limits (tests use small ones).
+pub async fn serve_with_limits(listener: Listener, cx: ServerContext, limits: Limits) {
+    let connections = Connections::new(limits);
+    info!(
+        total = limits.total,
+        per_user = limits.per_user,
+        kept_for_admins = limits.kept_for_admins,
+        kept_for_owner = limits.kept_for_owner,
+        "IPC connection limits"
+    );
+    let _summaries = AbortOnDrop(tokio::spawn(async {
+        let mut tick = tokio::time::interval(SUMMARY_TICK);
+        loop {
+            tick.tick().await;
+            crate::logging::log_summaries();
+        }
+    }));
+    let mut failures = 0u32;
     loop {
-        let Ok(permit) = slots.clone().acquire_owned().await else {
-            return;
-        };
         match listener.accept().await {
             Ok((stream, peer)) => {
-                let cx = cx.clone();
-                tokio::spawn(async move {
-                    serve_connection(stream, peer, cx).await;
-                    drop(permit);
-                });
+                failures = 0;
+                let owner = cx.owner.borrow().clone();
+                let standing = admission::standing(&peer, owner.as_ref(), cx.agent_user.as_ref());
+                match connections.try_admit(peer.user.as_ref(), standing) {
+                    Ok(slot) => {
+                        let cx = cx.clone();
+                        tokio::spawn(serve_connection(stream, peer, cx, slot));
+                    }
+                    Err(refusal) => refuse(stream, &peer, refusal, &connections, &cx),
+                }
             }
             Err(e) => {
-                // EMFILE and friends: back off instead of spinning.
-                warn!(error = %e, "accepting an IPC connection failed");
-                tokio::time::sleep(Duration::from_millis(100)).await;
+                failures = failures.saturating_add(1);
+                if crate::logging::first_in_minute(crate::logging::Noisy::AcceptFailed) {
+                    warn!(error = %e, "accepting an IPC connection failed; backing off (further failures are summarised once a minute)");
+                }
+                tokio::time::sleep(accept_backoff(failures)).await;
             }
         }
     }
+}
+
+/// Tells a refused client why, without waiting on it, and closes.
+fn refuse<S>(
+    mut stream: S,
+    peer: &Peer,
+    refusal: Refusal,
+    connections: &Connections,
+    cx: &ServerContext,
+) where
+    S: AsyncWrite + Unpin + Send + 'static,
+{
+    if crate::logging::first_refusal(peer.user.as_ref()) {
+        let (total, user_open) = connections.open(peer.user.as_ref());
+        warn!(user = ?peer.user, pid = ?peer.pid, ?refusal, total, user_open,
+            "refused an IPC connection (further refusals from this user are summarised once a minute)");
+    }
+    let frame = encode_frame(&ServerFrame::Error {
+        id: None,
+        error: IpcError::new(
+            ErrorCode::Internal,
+            admission::refusal_message(refusal, peer.user.as_ref()),
+        ),
+    });
+    // A fresh connection's buffer takes the frame at once; a client that
+    // somehow does not gets a short grace, on a task of its own so that the
+    // accept loop never waits on a refused client.
+    let write = cx.timeouts.frame.min(Duration::from_secs(1));
+    tokio::spawn(async move {
+        let _ = tokio::time::timeout(write, stream.write_all(&frame)).await;
+    });
+}
+
+/// The soft limit on open files, which bounds the connections served.
+#[cfg(unix)]
+fn file_limit() -> Option<u64> {
+    rustix::process::getrlimit(rustix::process::Resource::Nofile).current
+}
+
+#[cfg(not(unix))]
+fn file_limit() -> Option<u64> {
+    None
 }
 
 enum Step {
@@ -165,8 +260,9 @@ struct Connection<S> {
     subscribed: bool,
 }
 
-/// Serves one client until it leaves, misbehaves or times out.
-pub async fn serve_connection<S>(stream: S, peer: Peer, cx: ServerContext)
+/// Serves one client until it leaves, misbehaves or times out; `slot` is
+/// its place in the per-user count, given back when it ends.
+pub async fn serve_connection<S>(stream: S, peer: Peer, cx: ServerContext, slot: Slot)
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
@@ -193,7 +289,23 @@ where
         };
         tokio::select! {
             () = expiry => {
-                let why = if conn.greeted { "no complete request in time" } else { "no hello in time" };
+                let quiet_subscriber = conn.subscribed && splitter.pending() == 0;
+                if quiet_subscriber && !admission::closes_quiet_subscriber(slot.user_open()) {
+                    // One app's subscription (old apps never ping) is kept.
+                    deadline = Some(tokio::time::Instant::now() + conn.cx.timeouts.subscriber_idle);
+                    continue;
+                }
+                let why = if quiet_subscriber {
+                    format!(
+                        "no ping within {} s while this user holds {} connections to the agent",
+                        conn.cx.timeouts.subscriber_idle.as_secs(),
+                        slot.user_open()
+                    )
+                } else if conn.greeted {
+                    "no complete request in time".to_owned()
+                } else {
+                    "no hello in time".to_owned()
+                };
                 let _ = conn.send_error(None, IpcError::new(ErrorCode::Timeout, why)).await;
                 break;
             }
@@ -236,7 +348,7 @@ where
                         Some(now + conn.cx.timeouts.frame)
                     }
                 } else if conn.subscribed {
-                    None
+                    Some(now + conn.cx.timeouts.subscriber_idle)
                 } else {
                     Some(now + conn.cx.timeouts.idle)
                 };
@@ -254,6 +366,7 @@ where
         }
     }
     debug!(user = ?conn.peer.user, "IPC client disconnected");
+    drop(slot);
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
@@ -337,7 +450,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             ));
         }
         if request.is_privileged() && !may_administer(&self.peer, self.cx.agent_user.as_ref()) {
-            warn!(user = ?self.peer.user, request = request.name(), "refused a privileged request");
+            if crate::logging::first_refusal(self.peer.user.as_ref()) {
+                warn!(user = ?self.peer.user, pid = ?self.peer.pid, request = request.name(),
+                    "refused a privileged request (further refusals from this user are summarised once a minute)");
+            }
             return Err(IpcError::new(
                 ErrorCode::PermissionDenied,
                 format!(
@@ -369,6 +485,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
                     policy: Box::new(in_force.policy.clone()),
                 })
             }
+            Request::Ping => Ok(Response::Pong),
             Request::Hello { .. } => unreachable_hello(),
             request @ (Request::Refresh { .. }
             | Request::SetLogLevel { .. }
@@ -435,6 +552,129 @@ mod tests {
             AgentMode::Dev,
             chrono::Utc::now(),
         ))
+    }
+
+    #[test]
+    fn accept_errors_back_off_up_to_a_second() {
+        let delays: Vec<Duration> = (1..=12).map(accept_backoff).collect();
+        assert_eq!(delays[0], Duration::from_millis(10));
+        assert_eq!(delays[1], Duration::from_millis(20));
+        assert!(delays.windows(2).all(|w| w[0] <= w[1]), "{delays:?}");
+        assert_eq!(accept_backoff(12), Duration::from_secs(1));
+        assert_eq!(accept_backoff(u32::MAX), Duration::from_secs(1));
+        // At 9 failures a second (the figure in issue 15) the loop now sleeps
+        // a second between tries once the failures persist.
+    }
+
+    fn context(subscriber_idle: Duration) -> (ServerContext, watch::Sender<Arc<AgentStatus>>) {
+        let (status_tx, status) = watch::channel(snapshot());
+        let policy = rampart_shared::policy::Policy::default();
+        let (_, policy) = watch::channel(Arc::new(PolicyInForce {
+            source: PolicySource::Builtin,
+            policy,
+        }));
+        let (commands, _) = mpsc::channel(1);
+        let (_, owner) = watch::channel(None);
+        let cx = ServerContext {
+            status,
+            policy,
+            commands,
+            agent_user: None,
+            owner,
+            mode: AgentMode::System,
+            started: Instant::now(),
+            timeouts: IpcTimeouts {
+                subscriber_idle,
+                ..IpcTimeouts::default()
+            },
+            status_cache: Arc::default(),
+        };
+        (cx, status_tx)
+    }
+
+    /// A subscriber that sends hello and subscribe, then, after `quiet`,
+    /// a ping; returns what came back for the ping (`None`: closed).
+    async fn subscriber_after(quiet: Duration, other_connections: usize) -> Vec<ServerFrame> {
+        let (cx, _status) = context(Duration::from_millis(100));
+        let connections = Connections::new(Limits::for_file_limit(None));
+        let jane = UserId::Uid(1000);
+        let admit = || {
+            connections
+                .try_admit(Some(&jane), admission::Standing::Other)
+                .unwrap()
+        };
+        let _others: Vec<Slot> = (0..other_connections).map(|_| admit()).collect();
+        let peer = Peer {
+            user: Some(jane.clone()),
+            admin: false,
+            pid: None,
+        };
+        let (mut client, server) = tokio::io::duplex(64 * 1024);
+        let task = tokio::spawn(serve_connection(server, peer, cx, admit()));
+        client
+            .write_all(b"{\"id\":1,\"request\":{\"type\":\"hello\",\"protocol\":1,\"client\":\"t\"}}\n{\"id\":2,\"request\":{\"type\":\"subscribe\"}}\n")
+            .await
+            .unwrap();
+        tokio::time::sleep(quiet).await;
+        // A closed connection may refuse the ping; what it sent first counts.
+        let _ = client
+            .write_all(b"{\"id\":3,\"request\":{\"type\":\"ping\"}}\n")
+            .await;
+        let mut frames = Vec::new();
+        let mut splitter = FrameSplitter::default();
+        let mut buf = vec![0u8; 16 * 1024];
+        // Reads until the pong, or until the agent closes.
+        loop {
+            let n = client.read(&mut buf).await.unwrap_or(0);
+            if n == 0 {
+                break;
+            }
+            splitter.push(&buf[..n]);
+            while let Some(Ok(line)) = splitter.next_frame() {
+                frames.push(rampart_shared::ipc::decode_server_frame(&line).unwrap());
+            }
+            if frames
+                .iter()
+                .any(|f| matches!(f, ServerFrame::Reply { id: 3, .. }))
+            {
+                break;
+            }
+        }
+        drop(client);
+        let _ = task.await;
+        frames
+    }
+
+    #[tokio::test]
+    async fn a_quiet_subscriber_is_closed_only_while_its_user_holds_many_connections() {
+        // An app: one quiet subscription, kept past several idle limits.
+        let frames = subscriber_after(Duration::from_millis(450), 0).await;
+        assert!(
+            matches!(
+                frames.last(),
+                Some(ServerFrame::Reply {
+                    id: 3,
+                    response: Response::Pong
+                })
+            ),
+            "{frames:?}"
+        );
+        // A user holding many: the quiet one is closed with a reason.
+        let frames = subscriber_after(Duration::from_millis(450), 10).await;
+        let Some(ServerFrame::Error { error, .. }) = frames.last() else {
+            panic!("no timeout error: {frames:?}");
+        };
+        assert_eq!(error.code, ErrorCode::Timeout);
+        assert!(
+            error.message.contains("no ping within"),
+            "{}",
+            error.message
+        );
+        assert!(
+            error.message.contains("holds 11 connections"),
+            "{}",
+            error.message
+        );
     }
 
     #[test]

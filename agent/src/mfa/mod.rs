@@ -96,6 +96,8 @@ pub struct MfaEngine {
     dir: PathBuf,
     cost: HashCost,
     users: BTreeMap<UserKey, Slot>,
+    /// The latest failed save of any user's state, until one succeeds.
+    save_failure: crate::storage::LastFailure,
 }
 
 impl MfaEngine {
@@ -134,7 +136,22 @@ impl MfaEngine {
             dir: state_dir.to_owned(),
             cost,
             users,
+            save_failure: Default::default(),
         })
+    }
+
+    /// Saves one user's state; a failure is logged and kept for the status
+    /// (`storage`) until a save succeeds.
+    fn save(&mut self, enrollment: &Enrollment) -> Result<(), FsError> {
+        let result = store::save(&self.dir, enrollment);
+        self.save_failure
+            .record(crate::storage::StateKind::MfaState, &result, Utc::now());
+        result
+    }
+
+    /// The latest failed save, until one succeeds.
+    pub fn storage_failure(&self) -> Option<&rampart_shared::status::StorageFailure> {
+        self.save_failure.get()
     }
 
     /// Users with a state file (readable or not).
@@ -170,7 +187,7 @@ impl MfaEngine {
         if next != before || was_broken {
             // Persist first: on failure the change is dropped, with the
             // recovery codes it may have created, which were never shown.
-            store::save(&self.dir, &next)?;
+            self.save(&next)?;
             self.users
                 .insert(owner.clone(), Slot::Loaded(Box::new(next.clone())));
         }
@@ -182,13 +199,17 @@ impl MfaEngine {
                 step = ?next.step,
                 "MFA command applied"
             ),
-            Err(e) => tracing::warn!(
-                user = %owner.id,
-                peer = %peer.id,
-                command = command.name(),
-                code = ?e.code(),
-                "MFA command refused"
-            ),
+            Err(e) => {
+                if crate::logging::first_refusal(Some(&peer.id)) {
+                    tracing::warn!(
+                        user = %owner.id,
+                        peer = %peer.id,
+                        command = command.name(),
+                        code = ?e.code(),
+                        "MFA command refused (further refusals from this user are summarised once a minute)"
+                    );
+                }
+            }
         }
         result.map(|outcome| next.view(ctx.policy, outcome.recovery_codes))
     }
@@ -240,8 +261,11 @@ impl MfaEngine {
             Ok(Some(call)) => Plan::Duo(call),
             Ok(None) => Plan::Reply(Box::new(self.reply(peer, owner, command, ctx))),
             Err(error) => {
-                tracing::warn!(user = %owner.id, peer = %peer.id, command = command.name(),
-                    code = ?error.code(), "MFA command refused");
+                if crate::logging::first_refusal(Some(&peer.id)) {
+                    tracing::warn!(user = %owner.id, peer = %peer.id, command = command.name(),
+                        code = ?error.code(),
+                        "MFA command refused (further refusals from this user are summarised once a minute)");
+                }
                 Plan::Reply(Box::new(self.error_view(owner, &error, ctx)))
             }
         }
@@ -323,7 +347,7 @@ impl MfaEngine {
         let mut next = before.clone();
         let result = next.apply_duo(call, reply, ctx, self.cost);
         if next != before {
-            store::save(&self.dir, &next)?;
+            self.save(&next)?;
             self.users
                 .insert(owner.clone(), Slot::Loaded(Box::new(next.clone())));
         }
@@ -374,7 +398,7 @@ impl MfaEngine {
         let mut next = before.clone();
         let result = next.use_recovery_code(code, now);
         if next != before {
-            store::save(&self.dir, &next)?;
+            self.save(&next)?;
             self.users
                 .insert(owner.clone(), Slot::Loaded(Box::new(next)));
         }

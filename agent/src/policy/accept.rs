@@ -110,9 +110,18 @@ pub fn decide(
         ));
     }
     if policy.serial == floor && floor > 0 && !same_as_last {
-        return Decision::Reject(format!(
-            "{from} rejected: serial {floor} was already accepted with different content; increase the serial with every change"
-        ));
+        // Without the accepted document (gone after `policy reset`) the
+        // agent cannot tell a re-sent copy from a changed one.
+        let held = last.is_some_and(|l| l.serial == floor);
+        return Decision::Reject(if held {
+            format!(
+                "{from} rejected: serial {floor} was already accepted with different content; increase the serial with every change"
+            )
+        } else {
+            format!(
+                "{from} rejected: serial {floor} was already accepted before (the agent no longer holds that document, e.g. after `rampart-agent policy reset`); sign it again with a higher serial"
+            )
+        });
     }
 
     if let Some(expires_at) = policy.expires_at
@@ -235,9 +244,9 @@ mod tests {
             "policy from the server rejected: serial 5 was already accepted with different content; increase the serial with every change"
         );
         // The floor survives the record: with no record, an equal serial is not "the same".
-        assert!(
-            reason(c.remote(&five, None, 5)).contains("already accepted with different content")
-        );
+        assert!(reason(c.remote(&five, None, 5)).contains(
+            "serial 5 was already accepted before (the agent no longer holds that document"
+        ));
         // Serial 0 on a fresh device is fine.
         assert!(matches!(
             c.remote(&doc(0, ""), None, 0),
@@ -272,6 +281,25 @@ mod tests {
         );
         assert!(r.contains("mfa.requried: unknown field"), "{r}");
         assert!(reason(c.remote(b"<html>", None, 0)).contains("not valid JSON"));
+    }
+
+    #[test]
+    fn a_signed_document_with_a_duplicate_key_is_refused() {
+        // Issue 15: signed with "serial": 17 and "serial": 50, it was taken as
+        // 50 and then refused 19 and 20 for good.
+        let c = Case::new();
+        let twice = br#"{"schema": 1, "serial": 17, "mfa": {"required": true}, "serial": 50}"#;
+        let r = reason(c.remote(twice, None, 0));
+        assert!(
+            r.starts_with("policy from the server rejected: policy has 1 problem(s):"),
+            "{r}"
+        );
+        assert!(r.contains("serial: appears more than once"), "{r}");
+        // Nothing was accepted, so serial 19 still is.
+        assert!(matches!(
+            c.remote(&doc(19, ""), None, 0),
+            Decision::Accept { .. }
+        ));
     }
 
     #[test]

@@ -43,6 +43,7 @@
 //! (`state_dir/policy-lkg.json`) is written with [`fsutil::write_atomic`].
 
 pub mod accept;
+pub mod continuity;
 pub mod fetch;
 pub mod schedule;
 pub mod verify;
@@ -52,18 +53,25 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use rampart_shared::policy::{MAX_POLICY_BYTES, Policy};
-use rampart_shared::status::{PolicySection, PolicySource};
+use rampart_shared::status::{FetchFailure, KeptPolicy, PolicySection, PolicySource};
 use serde::{Deserialize, Serialize};
 
 use crate::config::InstallConfig;
 use crate::fsutil;
 use crate::paths::AgentPaths;
+use crate::storage::{LastFailure, StateKind};
 use accept::{AcceptedRecord, Candidate, Decision, Trust};
+use continuity::{Held, ManagedOffer};
 pub use fetch::{FetchError, FetchOutcome, FetchTimeouts, Fetched, Fetcher};
 use verify::PinnedKeys;
 
 /// The state file's name in `state_dir`.
 pub const LKG_FILE: &str = "policy-lkg.json";
+/// An administrator's request to go back to the built-in default, in
+/// `state_dir` (written by `rampart-agent policy reset`). The state directory
+/// is writable only by root (the agent's own user in dev mode), so the file
+/// system is what makes this an administrator's act.
+pub const RESET_REQUEST_FILE: &str = "policy-reset-request";
 const LKG_SCHEMA: u32 = 1;
 /// A state file holds one policy and its signature; anything larger is not ours.
 const MAX_LKG_BYTES: u64 = 3 * MAX_POLICY_BYTES as u64;
@@ -130,7 +138,12 @@ impl PollRequest {
 #[derive(Debug, Clone)]
 struct InForce {
     policy: Policy,
+    /// What the status shows: a kept copy is `LastKnownGood`.
     source: PolicySource,
+    /// Where it was accepted from (`Remote`, `ManagedFile`), or `Builtin`:
+    /// decides whether the managed file is consulted and what a kept copy
+    /// is called.
+    origin: PolicySource,
     fetched_at: Option<DateTime<Utc>>,
 }
 
@@ -139,7 +152,15 @@ impl InForce {
         Self {
             policy: Policy::default(),
             source: PolicySource::Builtin,
+            origin: PolicySource::Builtin,
             fetched_at: None,
+        }
+    }
+
+    fn held(&self) -> Held {
+        Held {
+            serial: self.policy.serial,
+            origin: self.origin,
         }
     }
 }
@@ -156,8 +177,20 @@ pub struct PolicyStore {
     fetcher: Result<Fetcher, FetchError>,
     persisted: PersistedPolicy,
     in_force: InForce,
+    /// Set while the policy in force is kept although its source no longer
+    /// offers it (see [`continuity`]).
+    kept: Option<KeptPolicy>,
     error: Option<String>,
+    /// `error` is the rejection of a document a poll brought: a later poll
+    /// that brings none clears it (it is no longer what the server serves,
+    /// as far as the agent knows). Other errors (install config, managed
+    /// file, expiry) stay until their own source changes.
+    error_from_poll: bool,
+    /// The latest failed write of `policy-lkg.json`, until one succeeds.
+    save_failure: LastFailure,
     fetch_error: Option<FetchError>,
+    /// When `fetch_error` happened.
+    fetch_failed_at: Option<DateTime<Utc>>,
     consecutive_errors: u32,
     rng: fastrand::Rng,
 }
@@ -234,25 +267,26 @@ impl PolicyStore {
             fetcher: Fetcher::new(timeouts),
             persisted,
             in_force: InForce::builtin(),
+            kept: None,
             error: None,
+            error_from_poll: false,
+            save_failure: LastFailure::default(),
             fetch_error: None,
+            fetch_failed_at: None,
             consecutive_errors: 0,
             rng: fastrand::Rng::new(),
         };
 
-        // 1. The remote policy's last-known-good copy, until the server speaks.
+        // 1. The last accepted document, whatever its source: a restart never
+        //    puts an older policy (or the built-in default) back in force.
+        //    A copy from the server stays until the server speaks; one from
+        //    the managed file is checked against the file below.
         let mut remote_in_force = false;
-        if store.url.is_some()
-            && let Some(last) = store
-                .persisted
-                .last
-                .clone()
-                .filter(|l| l.source == PolicySource::Remote)
-        {
+        if let Some(last) = store.persisted.last.clone() {
             let candidate = Candidate {
                 document: last.document.as_bytes(),
                 signature: last.signature.as_deref(),
-                source: PolicySource::Remote,
+                source: last.source,
             };
             match accept::decide(
                 candidate,
@@ -265,9 +299,10 @@ impl PolicyStore {
                     store.in_force = InForce {
                         policy: *policy,
                         source: PolicySource::LastKnownGood,
+                        origin: last.source,
                         fetched_at: Some(last.fetched_at),
                     };
-                    remote_in_force = true;
+                    remote_in_force = last.source == PolicySource::Remote && store.url.is_some();
                 }
                 Decision::Reject(why) => {
                     errors.push(format!("last known good copy not used: {why}"))
@@ -277,6 +312,10 @@ impl PolicyStore {
         // 2. The managed file.
         if !remote_in_force {
             let applied = store.reload_managed(now);
+            errors.extend(applied.rejected);
+        }
+        // 3. An administrator's reset, asked for while the agent was stopped.
+        if let Some(applied) = store.take_reset_request(now) {
             errors.extend(applied.rejected);
         }
         if !errors.is_empty() {
@@ -313,9 +352,23 @@ impl PolicyStore {
             serial: policy.serial,
             fetched_at: self.in_force.fetched_at,
             error: self.error.clone(),
+            kept: self.kept.clone(),
+            fetch_error: self
+                .fetch_error
+                .as_ref()
+                .zip(self.fetch_failed_at)
+                .map(|(e, at)| FetchFailure {
+                    message: e.to_string(),
+                    at,
+                }),
             mfa_required: policy.mfa.required,
             provider: policy.mfa.provider.kind(),
         }
+    }
+
+    /// The latest failed save of the policy copy, until one succeeds.
+    pub fn storage_failure(&self) -> Option<&rampart_shared::status::StorageFailure> {
+        self.save_failure.get()
     }
 
     /// Why the last poll failed (network, HTTP status, size, timeout), if it
@@ -395,20 +448,29 @@ impl PolicyStore {
             FetchOutcome::NotConfigured => return applied,
             FetchOutcome::NotModified => {
                 self.fetch_error = None;
+                self.fetch_failed_at = None;
                 self.consecutive_errors = 0;
                 self.error = None;
+                self.error_from_poll = false;
                 if self.in_force.source == PolicySource::LastKnownGood {
                     self.in_force.source = PolicySource::Remote;
+                    self.kept = None;
                     applied.changed = true;
                 }
             }
             FetchOutcome::Failed(e) => {
                 tracing::warn!("policy poll failed: {e}");
                 self.fetch_error = Some(e);
+                self.fetch_failed_at = Some(now);
+                if self.error_from_poll {
+                    self.error = None;
+                    self.error_from_poll = false;
+                }
                 self.consecutive_errors = self.consecutive_errors.saturating_add(1);
             }
             FetchOutcome::Fetched(fetched) => {
                 self.fetch_error = None;
+                self.fetch_failed_at = None;
                 let record = AcceptedRecord {
                     document: String::from_utf8_lossy(&fetched.document).into_owned(),
                     signature: Some(fetched.signature.clone()),
@@ -425,6 +487,7 @@ impl PolicyStore {
                     source: PolicySource::Remote,
                 };
                 self.take_decision(candidate, record, now, &mut applied);
+                self.error_from_poll = applied.rejected.is_some();
                 if applied.rejected.is_some() {
                     self.consecutive_errors = self.consecutive_errors.saturating_add(1);
                 } else {
@@ -445,6 +508,8 @@ impl PolicyStore {
 
     /// Re-reads the managed file (at start, and when it changes on disk). A
     /// remote policy in force outranks it: then this only reports problems.
+    /// A file that is gone or rejected keeps the policy in force (see
+    /// [`continuity`]).
     pub fn reload_managed(&mut self, now: DateTime<Utc>) -> Applied {
         let mut applied = Applied {
             changed: false,
@@ -452,26 +517,19 @@ impl PolicyStore {
             next_poll: None,
             persist_error: None,
         };
-        if matches!(
-            self.in_force.source,
-            PolicySource::Remote | PolicySource::LastKnownGood
-        ) {
+        if self.in_force.origin == PolicySource::Remote && self.url.is_some() {
             return applied;
         }
         let document = match fsutil::read_capped(&self.managed_path, MAX_POLICY_BYTES as u64) {
             Ok(Some(d)) => d,
             Ok(None) => {
-                if self.in_force.source == PolicySource::ManagedFile {
-                    // Withdrawn by IT: back to the default (the serial floor stays).
-                    self.in_force = InForce::builtin();
-                    applied.changed = true;
-                }
+                // Withdrawn, or deleted by someone else: either way not a
+                // reason to lower the serial. `policy reset` is.
+                self.keep(ManagedOffer::Missing, &mut applied);
                 return applied;
             }
             Err(e) => {
-                let why = format!("managed policy file rejected: {e}");
-                self.error = Some(why.clone());
-                applied.rejected = Some(why);
+                self.reject_managed(format!("managed policy file rejected: {e}"), &mut applied);
                 return applied;
             }
         };
@@ -484,9 +542,7 @@ impl PolicyStore {
             Ok(Some(s)) => Some(String::from_utf8_lossy(&s).into_owned()),
             Ok(None) => None,
             Err(e) => {
-                let why = format!("managed policy file rejected: {e}");
-                self.error = Some(why.clone());
-                applied.rejected = Some(why);
+                self.reject_managed(format!("managed policy file rejected: {e}"), &mut applied);
                 return applied;
             }
         };
@@ -506,6 +562,84 @@ impl PolicyStore {
             source: PolicySource::ManagedFile,
         };
         self.take_decision(candidate, record, now, &mut applied);
+        if applied.rejected.is_some() {
+            self.keep(ManagedOffer::Rejected, &mut applied);
+        }
+        applied
+    }
+
+    fn reject_managed(&mut self, why: String, applied: &mut Applied) {
+        tracing::warn!("policy: {why}");
+        self.error = Some(why.clone());
+        self.error_from_poll = false;
+        applied.rejected = Some(why);
+        self.keep(ManagedOffer::Rejected, applied);
+    }
+
+    /// The managed file offers nothing usable: keep what is in force, and
+    /// say so.
+    fn keep(&mut self, offer: ManagedOffer, applied: &mut Applied) {
+        let kept = continuity::kept_after_managed(self.in_force.held(), offer);
+        if let Some(kept) = &kept {
+            if self.kept.as_ref() != Some(kept) {
+                tracing::warn!("policy: {}", kept.message);
+            }
+            if self.in_force.source != PolicySource::LastKnownGood {
+                self.in_force.source = PolicySource::LastKnownGood;
+                applied.changed = true;
+            }
+        }
+        self.kept = kept;
+    }
+
+    /// Whether an administrator has asked for the built-in default (a
+    /// [`RESET_REQUEST_FILE`] in the state directory); if so, does it.
+    /// `None` when nothing was asked.
+    pub fn take_reset_request(&mut self, now: DateTime<Utc>) -> Option<Applied> {
+        let request = self.state_dir.join(RESET_REQUEST_FILE);
+        if std::fs::symlink_metadata(&request).is_err() {
+            return None;
+        }
+        tracing::warn!(
+            serial = self.in_force.policy.serial,
+            source = self.in_force.source.label(),
+            "an administrator asked for the built-in default policy"
+        );
+        let applied = self.reset_to_builtin(now);
+        // Only once the reset is on disk: a request that could not be
+        // carried out durably is tried again (next minute, next start).
+        if applied.persist_error.is_none()
+            && let Err(e) = std::fs::remove_file(&request)
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            tracing::error!(
+                "the policy reset is done, but its request {} could not be removed ({e}); it will be carried out again",
+                request.display()
+            );
+        }
+        Some(applied)
+    }
+
+    /// Puts the built-in default in force and forgets the last accepted
+    /// document, keeping the serial floor (an old signed policy must not be
+    /// replayable afterwards). Then reads the managed file again, as a
+    /// restart would: a newer one there is accepted at once.
+    pub fn reset_to_builtin(&mut self, now: DateTime<Utc>) -> Applied {
+        self.in_force = InForce::builtin();
+        self.persisted.last = None;
+        self.kept = None;
+        self.error = None;
+        self.error_from_poll = false;
+        let persist_error = self.save();
+        let mut applied = self.reload_managed(now);
+        applied.changed = true;
+        applied.persist_error = applied.persist_error.or(persist_error);
+        tracing::info!(
+            serial = self.in_force.policy.serial,
+            floor = self.persisted.highest_serial,
+            source = self.in_force.source.label(),
+            "policy reset by an administrator"
+        );
         applied
     }
 
@@ -525,8 +659,10 @@ impl PolicyStore {
         );
         tracing::warn!("policy: {why}");
         self.in_force = InForce::builtin();
+        self.kept = None;
         self.reload_managed(now);
         self.error = Some(why);
+        self.error_from_poll = false;
         true
     }
 
@@ -548,6 +684,7 @@ impl PolicyStore {
             Decision::Reject(why) => {
                 tracing::warn!("policy: {why}");
                 self.error = Some(why.clone());
+                self.error_from_poll = false;
                 applied.rejected = Some(why);
             }
             Decision::Accept { policy, signed_by } => {
@@ -565,8 +702,10 @@ impl PolicyStore {
                 self.in_force = InForce {
                     policy: *policy,
                     source: candidate.source,
+                    origin: candidate.source,
                     fetched_at: Some(now),
                 };
+                self.kept = None;
                 self.error = None;
                 applied.changed = true;
                 applied.persist_error = self.save();
@@ -584,8 +723,10 @@ impl PolicyStore {
                 self.in_force = InForce {
                     policy: *policy,
                     source: candidate.source,
+                    origin: candidate.source,
                     fetched_at: Some(now),
                 };
+                self.kept = None;
                 self.error = None;
                 applied.changed = source_changed;
                 if validators_changed {
@@ -596,20 +737,29 @@ impl PolicyStore {
         }
     }
 
-    fn save(&self) -> Option<String> {
-        let result = serde_json::to_vec_pretty(&self.persisted)
-            .map_err(|e| e.to_string())
-            .and_then(|bytes| {
-                fsutil::ensure_private_dir(&self.state_dir).map_err(|e| e.to_string())?;
-                fsutil::write_atomic(&self.lkg_path, &bytes).map_err(|e| e.to_string())
-            });
-        match result {
-            Ok(()) => None,
-            Err(e) => {
-                tracing::error!("policy accepted but not saved, a restart will not know it: {e}");
-                Some(e)
-            }
+    /// After a failed save: tries again (housekeeping), so that the copy is
+    /// on disk once space returns, not only at the next accepted policy.
+    pub fn retry_save(&mut self) {
+        if self.save_failure.get().is_some() {
+            self.save();
         }
+    }
+
+    /// Writes `policy-lkg.json`; a failure is logged, kept for the status
+    /// (`storage`) and returned in words.
+    fn save(&mut self) -> Option<String> {
+        let bytes = match serde_json::to_vec_pretty(&self.persisted) {
+            Ok(bytes) => bytes,
+            Err(e) => {
+                tracing::error!("the policy copy cannot be encoded, so it is not saved: {e}");
+                return Some(e.to_string());
+            }
+        };
+        let result = fsutil::ensure_private_dir(&self.state_dir)
+            .and_then(|()| fsutil::write_atomic(&self.lkg_path, &bytes));
+        self.save_failure
+            .record(StateKind::PolicyCopy, &result, Utc::now());
+        result.err().map(|e| e.to_string())
     }
 }
 

@@ -231,3 +231,238 @@ fn an_expired_policy_in_force_is_dropped() {
     );
     assert_eq!(store.persisted().highest_serial, 3);
 }
+
+/// Issue 15, finding 6: a 404 or an oversized body after a rejection left
+/// the rejection's reason in `status.policy.error`, and the failure itself
+/// nowhere in the status.
+#[test]
+fn a_failed_poll_is_kept_apart_from_rejections() {
+    let env = Env::new();
+    let mut store = env.start(&env.config(true, false));
+    store.apply(env.fetched(doc(5)), now());
+    let rejected = store.apply(env.fetched(doc(4)), now()).rejected.unwrap();
+    assert_eq!(store.section().error.as_deref(), Some(rejected.as_str()));
+    assert_eq!(store.section().fetch_error, None);
+
+    let later = now() + chrono::Duration::minutes(10);
+    for failure in [
+        FetchError::Status {
+            url: "http://127.0.0.1:9/policy.json".into(),
+            status: 404,
+        },
+        FetchError::TooLarge {
+            url: "http://127.0.0.1:9/policy.json".into(),
+            max: MAX_POLICY_BYTES,
+        },
+    ] {
+        let message = failure.to_string();
+        store.apply(FetchOutcome::Failed(failure), later);
+        let section = store.section();
+        assert_eq!(section.error, None, "the old rejection is gone");
+        assert_eq!(
+            section.fetch_error,
+            Some(FetchFailure { message, at: later })
+        );
+        assert_eq!(section.serial, 5, "the policy in force stays");
+    }
+
+    // A document again: the failure is over, the new rejection is shown.
+    store.apply(env.fetched(doc(3)), later);
+    assert_eq!(store.section().fetch_error, None);
+    assert!(store.section().error.unwrap().contains("serial 3 is lower"));
+}
+
+#[test]
+fn a_failed_poll_does_not_hide_what_is_not_about_the_poll() {
+    let env = Env::new();
+    let mut store = env.start(&env.config(true, false));
+    let expiring = br#"{"schema": 1, "serial": 3, "mfa": {"required": false}, "expires_at": "2026-11-24T00:00:00Z"}"#;
+    store.apply(env.fetched(expiring.to_vec()), now());
+    let later = now() + chrono::Duration::days(1);
+    assert!(store.check_expiry(later));
+    let expired = store.section().error.unwrap();
+    store.apply(
+        FetchOutcome::Failed(FetchError::Status {
+            url: "u".into(),
+            status: 404,
+        }),
+        later,
+    );
+    assert_eq!(store.section().error, Some(expired));
+    assert!(store.section().fetch_error.is_some());
+}
+
+impl Env {
+    /// Writes a signed managed file (`policy.json` + `.minisig`).
+    fn write_managed(&self, document: &[u8]) {
+        fsutil::write_atomic(&self.paths.managed_policy(), document).unwrap();
+        fsutil::write_atomic(&self.managed_sig(), self.key.sign(document).as_bytes()).unwrap();
+    }
+
+    fn managed_sig(&self) -> PathBuf {
+        let mut sig = self.paths.managed_policy().into_os_string();
+        sig.push(".minisig");
+        PathBuf::from(sig)
+    }
+}
+
+fn kept_message(store: &PolicyStore) -> String {
+    store.section().kept.expect("a kept policy").message
+}
+
+/// Issue 15, finding 3: a deleted managed file put serial 0 back after a
+/// restart.
+#[test]
+fn a_deleted_managed_file_keeps_its_serial_across_a_restart() {
+    let env = Env::new();
+    let config = env.config(false, false);
+    env.write_managed(&doc(5));
+    let mut store = env.start(&config);
+    assert_eq!(store.in_force().1, PolicySource::ManagedFile);
+    assert_eq!(store.section().kept, None);
+
+    // While running: deleting it changes nothing but the words.
+    std::fs::remove_file(env.paths.managed_policy()).unwrap();
+    let applied = store.reload_managed(now());
+    assert_eq!(applied.rejected, None);
+    assert_eq!(store.section().serial, 5);
+    assert_eq!(store.in_force().1, PolicySource::LastKnownGood);
+    assert!(kept_message(&store).starts_with("managed file missing: keeping serial 5"));
+
+    let restarted = env.start(&config);
+    let section = restarted.section();
+    assert_eq!(
+        (section.source, section.serial, section.error),
+        (PolicySource::LastKnownGood, 5, None)
+    );
+    assert_eq!(section.kept.as_ref().unwrap().serial, 5);
+    assert!(kept_message(&restarted).starts_with("managed file missing: keeping serial 5"));
+    assert!(
+        !section.mfa_required,
+        "the kept policy's settings, not the default's"
+    );
+}
+
+#[test]
+fn a_tampered_managed_file_keeps_its_serial_across_a_restart() {
+    let env = Env::new();
+    let config = env.config(false, false);
+    env.write_managed(&doc(5));
+    env.start(&config);
+    // Same signature, one byte changed.
+    let mut tampered = doc(5);
+    *tampered.last_mut().unwrap() = b' ';
+    tampered.push(b'}');
+    fsutil::write_atomic(&env.paths.managed_policy(), &tampered).unwrap();
+
+    let restarted = env.start(&config);
+    let section = restarted.section();
+    assert_eq!(
+        (section.source, section.serial),
+        (PolicySource::LastKnownGood, 5)
+    );
+    assert!(kept_message(&restarted).starts_with("managed file rejected: keeping serial 5"));
+    let error = section.error.unwrap();
+    assert!(error.contains("managed policy file"), "{error}");
+    assert!(error.contains("does not match the document"), "{error}");
+
+    // A lower serial, properly signed, is refused the same way.
+    env.write_managed(&doc(3));
+    let restarted = env.start(&config);
+    assert_eq!(restarted.section().serial, 5);
+    assert!(
+        restarted
+            .section()
+            .error
+            .unwrap()
+            .contains("serial 3 is lower than serial 5")
+    );
+
+    // The file back as it was: in force from the file, nothing kept.
+    env.write_managed(&doc(5));
+    let restarted = env.start(&config);
+    assert_eq!(restarted.in_force().1, PolicySource::ManagedFile);
+    assert_eq!(restarted.section().kept, None);
+    assert_eq!(restarted.section().error, None);
+}
+
+#[test]
+fn a_newer_managed_file_replaces_the_kept_copy() {
+    let env = Env::new();
+    let config = env.config(false, false);
+    env.write_managed(&doc(5));
+    let mut store = env.start(&config);
+    std::fs::remove_file(env.paths.managed_policy()).unwrap();
+    store.reload_managed(now());
+    env.write_managed(&doc(6));
+    let applied = store.reload_managed(now());
+    assert!(applied.changed);
+    assert_eq!(store.section().serial, 6);
+    assert_eq!(store.section().kept, None);
+    assert_eq!(store.persisted().highest_serial, 6);
+}
+
+#[test]
+fn a_server_copy_is_kept_when_the_url_is_removed_from_the_install_config() {
+    let env = Env::new();
+    let mut store = env.start(&env.config(true, false));
+    store.apply(env.fetched(doc(9)), now());
+    let restarted = env.start(&env.config(false, false));
+    assert_eq!(restarted.section().serial, 9);
+    assert!(kept_message(&restarted).starts_with("no policy URL is configured: keeping serial 9"));
+}
+
+#[test]
+fn reset_puts_the_default_back_and_keeps_the_floor() {
+    let env = Env::new();
+    let config = env.config(false, false);
+    env.write_managed(&doc(5));
+    let mut store = env.start(&config);
+    std::fs::remove_file(env.paths.managed_policy()).unwrap();
+    store.reload_managed(now());
+
+    fsutil::write_atomic(&env.paths.state_dir.join(RESET_REQUEST_FILE), b"x").unwrap();
+    let applied = store.take_reset_request(now()).expect("a request");
+    assert!(applied.changed);
+    assert_eq!(applied.persist_error, None);
+    assert!(!env.paths.state_dir.join(RESET_REQUEST_FILE).exists());
+    assert!(store.take_reset_request(now()).is_none());
+    let section = store.section();
+    assert_eq!(
+        (section.source, section.serial, section.kept, section.error),
+        (PolicySource::Builtin, 0, None, None)
+    );
+    assert_eq!(store.persisted().highest_serial, 5);
+
+    // It lasts across a restart...
+    let restarted = env.start(&config);
+    assert_eq!(restarted.in_force().1, PolicySource::Builtin);
+    assert_eq!(restarted.section().kept, None);
+    // ... and the withdrawn document cannot be replayed.
+    env.write_managed(&doc(5));
+    let replayed = env.start(&config);
+    assert_eq!(replayed.in_force().1, PolicySource::Builtin);
+    assert!(
+        replayed
+            .section()
+            .error
+            .unwrap()
+            .contains("serial 5 was already accepted before")
+    );
+    env.write_managed(&doc(6));
+    assert_eq!(env.start(&config).section().serial, 6);
+}
+
+#[test]
+fn a_reset_asked_for_while_the_agent_was_stopped_is_done_at_start() {
+    let env = Env::new();
+    let config = env.config(false, false);
+    env.write_managed(&doc(5));
+    env.start(&config);
+    std::fs::remove_file(env.paths.managed_policy()).unwrap();
+    fsutil::write_atomic(&env.paths.state_dir.join(RESET_REQUEST_FILE), b"x").unwrap();
+    let store = env.start(&config);
+    assert_eq!(store.in_force().1, PolicySource::Builtin);
+    assert_eq!(store.section().error, None);
+    assert!(!env.paths.state_dir.join(RESET_REQUEST_FILE).exists());
+}

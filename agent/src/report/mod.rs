@@ -17,7 +17,9 @@ use tokio::time::Instant as TokioInstant;
 use tracing::{debug, info, warn};
 
 use crate::mfa::Enrollment;
+use crate::storage::{self, LastFailure, StateKind};
 pub use queue::{Queue, QueueError};
+use rampart_shared::status::StorageFailure;
 
 /// How long one delivery may take.
 pub const SEND_TIMEOUT: Duration = Duration::from_secs(10);
@@ -196,6 +198,42 @@ pub struct Reporter {
     failures: u32,
     pub send_due: Option<TokioInstant>,
     pub interval_due: Option<TokioInstant>,
+    /// The latest failed write of the queue, until one succeeds.
+    save_failure: LastFailure,
+    /// Reports made since the last one that could be queued, and lost: the
+    /// next queued report adds them to its `dropped_reports`. In memory only
+    /// (the disk is what failed); a restart before space returns loses it.
+    not_queued: u64,
+}
+
+/// The words for a queue that could not be written (or opened).
+fn queue_failure(error: &QueueError, dir: &Path) -> StorageFailure {
+    let at = Utc::now();
+    match error {
+        QueueError::Fs(e) => storage::failure(StateKind::ReportQueue, e, at),
+        QueueError::Append { path, source } => {
+            let f = storage::describe(
+                StateKind::ReportQueue,
+                path,
+                Some(source.kind()),
+                source.to_string(),
+                at,
+            );
+            tracing::error!(path = f.path, details = f.details, "{}", f.message);
+            f
+        }
+        other => {
+            let f = storage::describe(
+                StateKind::ReportQueue,
+                &dir.join("queue"),
+                None,
+                other.to_string(),
+                at,
+            );
+            tracing::error!(path = f.path, details = f.details, "{}", f.message);
+            f
+        }
+    }
 }
 
 impl Reporter {
@@ -203,6 +241,7 @@ impl Reporter {
     /// is logged and reporting is off until the next start.
     pub fn open(state_dir: &Path, device_id: String) -> Self {
         let dir = state_dir.join("reports");
+        let mut save_failure = LastFailure::default();
         let queue = match Queue::open(&dir) {
             Ok(q) => {
                 if q.recovered_torn_record {
@@ -213,7 +252,8 @@ impl Reporter {
                 Some(q)
             }
             Err(error) => {
-                warn!(%error, "report queue unusable; reports are off");
+                warn!(%error, "report queue unusable; reports are off until the agent restarts");
+                save_failure.set(queue_failure(&error, &dir));
                 None
             }
         };
@@ -230,7 +270,19 @@ impl Reporter {
             failures: 0,
             send_due: None,
             interval_due: None,
+            save_failure,
+            not_queued: 0,
         }
+    }
+
+    /// The latest failed write of the queue, until one succeeds.
+    pub fn storage_failure(&self) -> Option<&StorageFailure> {
+        self.save_failure.get()
+    }
+
+    /// Reports lost since the last one that could be queued.
+    pub fn not_queued(&self) -> u64 {
+        self.not_queued
     }
 
     pub fn dir(&self) -> &Path {
@@ -254,11 +306,33 @@ impl Reporter {
     /// Queues a report of `status`; schedules a delivery.
     pub fn enqueue(&mut self, status: &AgentStatus, enrollment: Option<&Enrollment>, reason: &str) {
         self.last = Some(Fingerprint::of(status));
+        if !self.push(status, enrollment, reason) {
+            self.not_queued += 1;
+        }
+    }
+
+    /// While reports are lost for want of space: one more try, so that IT
+    /// hears of them once space returns rather than at the next interval.
+    /// A failed try is not a lost report and is not counted.
+    pub fn retry_lost(&mut self, status: &AgentStatus, enrollment: Option<&Enrollment>) {
+        if self.not_queued > 0 && self.queue.is_some() {
+            self.push(status, enrollment, "queue_recovered");
+        }
+    }
+
+    /// Whether the report was queued.
+    fn push(
+        &mut self,
+        status: &AgentStatus,
+        enrollment: Option<&Enrollment>,
+        reason: &str,
+    ) -> bool {
         let Some(queue) = self.queue.as_mut() else {
-            return;
+            return false;
         };
         let report_id = new_report_id();
         let identity = &self.identity;
+        let not_queued = self.not_queued;
         let pushed = queue.push_with(|dropped| {
             let report = build(
                 report_id.clone(),
@@ -267,18 +341,24 @@ impl Reporter {
                 status,
                 enrollment,
                 reason,
-                dropped,
+                dropped + not_queued,
             );
             serde_json::to_vec(&report).unwrap_or_default()
         });
         match pushed {
             Ok(seq) => {
-                info!(%report_id, seq, reason, pending = queue.len(), "report queued");
+                info!(%report_id, seq, reason, pending = queue.len(), not_queued_before = not_queued, "report queued");
+                self.not_queued = 0;
+                self.save_failure.clear();
                 if !self.in_flight && self.send_due.is_none() {
                     self.send_due = Some(TokioInstant::now());
                 }
+                true
             }
-            Err(error) => warn!(%error, "cannot queue a report"),
+            Err(error) => {
+                self.save_failure.set(queue_failure(&error, &self.dir));
+                false
+            }
         }
     }
 
@@ -345,8 +425,12 @@ impl Reporter {
                 return;
             }
         };
-        if let Err(error) = done {
-            warn!(%error, "cannot record a report's delivery; it may be sent again");
+        match done {
+            Ok(_) => {}
+            Err(error) => {
+                warn!(%error, "cannot record a report's delivery; it may be sent again");
+                self.save_failure.set(queue_failure(&error, &self.dir));
+            }
         }
         if !queue.is_empty() {
             self.send_due = Some(now);

@@ -154,8 +154,14 @@ pub fn sections(s: &AgentStatus) -> Vec<Section> {
             },
             s.policy.provider.label()
         );
+        if let Some(kept) = &s.policy.kept {
+            figure.push_str(&format!("; {}", kept.message));
+        }
         if let Some(e) = &s.policy.error {
             figure.push_str(&format!("; {e}"));
+        }
+        if let Some(failure) = &s.policy.fetch_error {
+            figure.push_str(&format!("; {}", failure.summary()));
         }
         Section {
             name: "Policy",

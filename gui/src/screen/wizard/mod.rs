@@ -626,6 +626,8 @@ pub(crate) mod tests {
                 serial: 0,
                 fetched_at: None,
                 error: None,
+                fetch_error: None,
+                kept: None,
                 mfa_required: true,
                 provider: ProviderKind::Totp,
             },
@@ -654,6 +656,7 @@ pub(crate) mod tests {
                 min_version: None,
                 detail: "Rampart 0.1.0; policy sets no minimum version".into(),
             },
+            storage: Default::default(),
         }
     }
 
