@@ -8,8 +8,9 @@
 # failure instead of a skip. All test traffic stays on 127.0.0.0/8 and ::1.
 #
 # Besides Linux, every run builds for Windows and type-checks for macOS
-# (scripts/cross.sh), and the Wine tests (tests/tests/wine.rs) run the
-# Windows binaries it built.
+# (scripts/cross.sh), the Wine tests (tests/tests/wine.rs) run the
+# Windows binaries it built, and every fuzz target runs for 20 s
+# (scripts/fuzz.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -71,3 +72,6 @@ CARGO_TARGET_X86_64_PC_WINDOWS_GNU_RUNNER=$WINE $CROSS_CARGO test --quiet \
 ./scripts/wine-packaging.sh
 
 cargo test --workspace --no-fail-fast
+
+# Every fuzz target for a bounded time from the corpus kept in the repo.
+./scripts/fuzz.sh
