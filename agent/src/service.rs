@@ -17,7 +17,8 @@ use rampart_shared::mfa::MfaCommand;
 use rampart_shared::policy::Policy;
 use rampart_shared::status::{
     AgentMode, AgentSection, AgentStatus, ClockSection, ClockState, MfaSection, NetworkSection,
-    NetworkState, PolicySection, STATUS_SCHEMA, StorageSection, UpdateSection, UpdateState, assess,
+    NetworkState, PolicySection, ReportingSection, STATUS_SCHEMA, StorageSection, UpdateSection,
+    UpdateState, assess,
 };
 use rampart_shared::user::UserId;
 use rampart_shared::version::Version;
@@ -247,7 +248,11 @@ pub async fn start(config: AgentConfig) -> Result<RunningAgent, AgentError> {
         .install
         .as_ref()
         .map_or_else(report::hostname, |i| i.device_id.clone());
-    let mut reporter = Reporter::open(&config.paths.state_dir, device_id);
+    let secret_file = config
+        .install
+        .as_ref()
+        .and_then(|i| i.report_secret_file.clone());
+    let mut reporter = Reporter::open(&config.paths.state_dir, device_id, secret_file);
     reporter.configure(policy.in_force().0.reporting.as_ref());
     let shell = Shell {
         reporter,
@@ -427,7 +432,11 @@ impl Shell {
             .collect(),
             reports_not_queued: self.reporter.not_queued(),
         };
-        self.core.status(policy_section, mfa, update, storage)
+        let reporting = ReportingSection {
+            credential_error: self.reporter.credential_error().cloned(),
+        };
+        self.core
+            .status(policy_section, mfa, update, storage, reporting)
     }
 
     /// The self-update request, when this agent updates itself at all: the
@@ -839,10 +848,10 @@ impl Shell {
                     self.reporter.send_due = None;
                     return;
                 };
-                if let Some((client, seq, payload)) = self.reporter.next_delivery() {
+                if let Some(delivery) = self.reporter.next_delivery() {
                     let events = events.clone();
                     tokio::spawn(async move {
-                        let outcome = report::send(client, url, seq, payload).await;
+                        let outcome = report::send(delivery, url).await;
                         let _ = events.send(Event::ReportSent(outcome)).await;
                     });
                 }
@@ -1043,6 +1052,7 @@ impl Core {
         mfa: MfaSection,
         update: UpdateSection,
         storage: StorageSection,
+        reporting: ReportingSection,
     ) -> AgentStatus {
         let mut status = AgentStatus {
             schema: STATUS_SCHEMA,
@@ -1060,6 +1070,7 @@ impl Core {
             mfa,
             update,
             storage,
+            reporting,
         };
         status.overall = assess(&status).overall;
         status
@@ -1086,6 +1097,7 @@ impl Core {
             mfa,
             update,
             StorageSection::default(),
+            ReportingSection::default(),
         )
     }
 }
