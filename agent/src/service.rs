@@ -211,8 +211,15 @@ pub async fn start(config: AgentConfig) -> Result<RunningAgent, AgentError> {
     fsutil::ensure_private_dir(&config.paths.state_dir)?;
     #[cfg(windows)]
     if config.mode == AgentMode::System {
+        let secret_files: Vec<std::path::PathBuf> = config
+            .install
+            .as_ref()
+            .and_then(|i| i.report_secret_file.clone())
+            .into_iter()
+            .collect();
         crate::winsec::enforce(
             &config.paths.config_dir,
+            &secret_files,
             &config.paths.state_dir,
             &config.paths.log_dir,
         );
