@@ -58,6 +58,13 @@ pub struct InstallConfig {
     /// an on-prem TLS proxy's CA (and a test server's self-signed one).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub extra_ca_file: Option<PathBuf>,
+    /// Added with issue 15. The file holding the deployment secret, sent
+    /// with each report as `Authorization: Bearer …` (docs/reporting.md).
+    /// A file, not a field here: this file is readable by every user (doctor
+    /// and diagnose read it), the secret's is the service's alone (0600;
+    /// SYSTEM and Administrators on Windows). Absolute.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub report_secret_file: Option<PathBuf>,
 }
 
 /// A release feed for self-update.
@@ -126,6 +133,14 @@ impl InstallConfig {
         }
         self.pinned_keys()?;
         self.update_keys()?;
+        if let Some(file) = &self.report_secret_file
+            && !file.is_absolute()
+        {
+            return Err(format!(
+                "report_secret_file: \"{}\" must be an absolute path (the service does not run in the directory you are in)",
+                file.display()
+            ));
+        }
         if let Some(source) = &self.update_source {
             crate::policy::fetch::check_policy_url(&source.url)
                 .map_err(|e| format!("update_source.url: {e}"))?;
@@ -279,6 +294,38 @@ mod tests {
             let err = parse(&json).unwrap_err();
             assert!(err.contains(want), "{json}: {err}");
         }
+    }
+
+    /// A config from before `report_secret_file` decodes without one, and
+    /// the path must be absolute.
+    #[test]
+    fn report_secret_file_is_optional_and_absolute() {
+        let old = parse(
+            r#"{"device_id": "d1", "public_keys": [], "allow_unsigned_local_policy": false}"#,
+        )
+        .unwrap();
+        assert_eq!(old.report_secret_file, None);
+        assert!(
+            !serde_json::to_string(&old)
+                .unwrap()
+                .contains("report_secret_file")
+        );
+        let abs = if cfg!(windows) {
+            r#"C:\\ProgramData\\Rampart\\report.secret"#
+        } else {
+            "/etc/rampart/report.secret"
+        };
+        let c = parse(&format!(
+            r#"{{"device_id": "d1", "report_secret_file": "{abs}"}}"#
+        ))
+        .unwrap();
+        assert!(c.report_secret_file.is_some());
+        let err =
+            parse(r#"{"device_id": "d1", "report_secret_file": "report.secret"}"#).unwrap_err();
+        assert!(
+            err.contains("report_secret_file: \"report.secret\" must be an absolute path"),
+            "{err}"
+        );
     }
 
     #[test]

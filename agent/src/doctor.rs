@@ -241,6 +241,16 @@ pub fn evaluate(f: &Facts) -> Vec<CheckResult> {
     for p in &f.probes {
         out.push(probe_check(p));
     }
+    // Reachable is not enough: a collector that refuses the credential
+    // answers every probe and takes no report.
+    if let Some(error) = agent.and_then(|a| a.status.reporting.credential_error.as_ref()) {
+        out.push(check(
+            "IT reporting credential",
+            Verdict::Fail,
+            error.message.clone(),
+            "IT: install the deployment secret the collector expects (`report_secret_file` in the install config, docs/reporting.md); queued reports go out once it is taken",
+        ));
+    }
     let totp = agent
         .and_then(|a| a.policy.as_ref())
         .is_some_and(|p| matches!(p.mfa.provider, rampart_shared::policy::Provider::Totp));
@@ -821,6 +831,30 @@ mod tests {
             source.fix.contains("rampart-agent policy reset"),
             "{source:?}"
         );
+    }
+
+    #[test]
+    fn a_refused_credential_fails_in_the_words_of_status() {
+        let mut f = facts();
+        assert!(
+            !evaluate(&f)
+                .iter()
+                .any(|c| c.name == "IT reporting credential")
+        );
+        let at = f.now;
+        if let Ok(a) = &mut f.agent {
+            a.status.reporting.credential_error = Some(
+                crate::report::credential::credential_error(Some(401), true, None, at),
+            );
+        }
+        let checks = evaluate(&f);
+        let c = get(&checks, "IT reporting credential");
+        assert_eq!(c.result, Verdict::Fail);
+        assert!(
+            c.figure.contains("ask IT to check the deployment secret"),
+            "{c:?}"
+        );
+        assert_ne!(exit_code(&checks), 0);
     }
 
     #[test]

@@ -17,7 +17,8 @@ use rampart_shared::mfa::MfaCommand;
 use rampart_shared::policy::Policy;
 use rampart_shared::status::{
     AgentMode, AgentSection, AgentStatus, ClockSection, ClockState, MfaSection, NetworkSection,
-    NetworkState, PolicySection, STATUS_SCHEMA, StorageSection, UpdateSection, UpdateState, assess,
+    NetworkState, PolicySection, ReportingSection, STATUS_SCHEMA, StorageSection, UpdateSection,
+    UpdateState, assess,
 };
 use rampart_shared::user::UserId;
 use rampart_shared::version::Version;
@@ -210,8 +211,15 @@ pub async fn start(config: AgentConfig) -> Result<RunningAgent, AgentError> {
     fsutil::ensure_private_dir(&config.paths.state_dir)?;
     #[cfg(windows)]
     if config.mode == AgentMode::System {
+        let secret_files: Vec<std::path::PathBuf> = config
+            .install
+            .as_ref()
+            .and_then(|i| i.report_secret_file.clone())
+            .into_iter()
+            .collect();
         crate::winsec::enforce(
             &config.paths.config_dir,
+            &secret_files,
             &config.paths.state_dir,
             &config.paths.log_dir,
         );
@@ -247,7 +255,11 @@ pub async fn start(config: AgentConfig) -> Result<RunningAgent, AgentError> {
         .install
         .as_ref()
         .map_or_else(report::hostname, |i| i.device_id.clone());
-    let mut reporter = Reporter::open(&config.paths.state_dir, device_id);
+    let secret_file = config
+        .install
+        .as_ref()
+        .and_then(|i| i.report_secret_file.clone());
+    let mut reporter = Reporter::open(&config.paths.state_dir, device_id, secret_file);
     reporter.configure(policy.in_force().0.reporting.as_ref());
     let shell = Shell {
         reporter,
@@ -427,7 +439,11 @@ impl Shell {
             .collect(),
             reports_not_queued: self.reporter.not_queued(),
         };
-        self.core.status(policy_section, mfa, update, storage)
+        let reporting = ReportingSection {
+            credential_error: self.reporter.credential_error().cloned(),
+        };
+        self.core
+            .status(policy_section, mfa, update, storage, reporting)
     }
 
     /// The self-update request, when this agent updates itself at all: the
@@ -839,10 +855,10 @@ impl Shell {
                     self.reporter.send_due = None;
                     return;
                 };
-                if let Some((client, seq, payload)) = self.reporter.next_delivery() {
+                if let Some(delivery) = self.reporter.next_delivery() {
                     let events = events.clone();
                     tokio::spawn(async move {
-                        let outcome = report::send(client, url, seq, payload).await;
+                        let outcome = report::send(delivery, url).await;
                         let _ = events.send(Event::ReportSent(outcome)).await;
                     });
                 }
@@ -1043,6 +1059,7 @@ impl Core {
         mfa: MfaSection,
         update: UpdateSection,
         storage: StorageSection,
+        reporting: ReportingSection,
     ) -> AgentStatus {
         let mut status = AgentStatus {
             schema: STATUS_SCHEMA,
@@ -1060,6 +1077,7 @@ impl Core {
             mfa,
             update,
             storage,
+            reporting,
         };
         status.overall = assess(&status).overall;
         status
@@ -1086,6 +1104,7 @@ impl Core {
             mfa,
             update,
             StorageSection::default(),
+            ReportingSection::default(),
         )
     }
 }

@@ -134,6 +134,12 @@ impl Layout {
         self.config_dir.join("duo.key")
     }
 
+    /// Where the installer writes the deployment secret for reports; the
+    /// install config's `report_secret_file` names it.
+    pub fn report_secret_file(&self) -> PathBuf {
+        self.config_dir.join("report.secret")
+    }
+
     /// The service's command line.
     pub fn agent_exec(&self) -> Vec<String> {
         let mut argv = vec![s(&self.agent_bin), "run".into()];
@@ -174,6 +180,10 @@ pub struct InstallOptions {
     pub duo_secret_key: Option<zeroize::Zeroizing<String>>,
     /// Extra CA certificates (PEM) the Duo client trusts.
     pub extra_ca_file: Option<PathBuf>,
+    /// The deployment secret for reports, checked, written to
+    /// [`Layout::report_secret_file`] (0600; SYSTEM and Administrators on
+    /// Windows): the install config names that file, never the secret.
+    pub report_secret: Option<zeroize::Zeroizing<String>>,
 }
 
 impl InstallOptions {
@@ -185,6 +195,7 @@ impl InstallOptions {
             || self.update_source.is_some()
             || !self.update_keys.is_empty()
             || self.extra_ca_file.is_some()
+            || self.report_secret.is_some()
     }
 }
 
@@ -199,10 +210,12 @@ pub enum PlanError {
 /// The install config to write, if any: `None` keeps the existing file (an
 /// upgrade without flags). Flags given on an upgrade change only what they
 /// name.
+/// `report_secret_file`: where the secret goes, when `opts` has one.
 pub fn install_config(
     opts: &InstallOptions,
     existing: Option<&[u8]>,
     default_device_id: &str,
+    report_secret_file: &Path,
 ) -> Result<Option<Vec<u8>>, PlanError> {
     let config = match existing {
         Some(_) if !opts.sets_config() => return Ok(None),
@@ -231,6 +244,9 @@ pub fn install_config(
     }
     if let Some(ca) = &opts.extra_ca_file {
         config.extra_ca_file = Some(ca.clone());
+    }
+    if opts.report_secret.is_some() {
+        config.report_secret_file = Some(report_secret_file.to_owned());
     }
     if !opts.update_keys.is_empty() {
         config.update_public_keys = opts
@@ -313,9 +329,16 @@ pub fn install_plan(layout: &Layout, opts: &InstallOptions, config: Option<Vec<u
             .then(|| layout.config_file.clone())
             .into_iter()
             .collect();
+        let secret_files: Vec<PathBuf> = opts
+            .report_secret
+            .is_some()
+            .then(|| layout.report_secret_file())
+            .into_iter()
+            .collect();
         acls = winsec::data_layout(
             &layout.config_dir,
             &config_files,
+            &secret_files,
             &layout.state_dir,
             &layout.log_dir,
         )
@@ -344,6 +367,9 @@ pub fn install_plan(layout: &Layout, opts: &InstallOptions, config: Option<Vec<u
             owner: owner.clone(),
             contents: format!("{}\n", key.trim()).into_bytes(),
         });
+    }
+    if let Some(secret) = &opts.report_secret {
+        steps.push(report_secret_step(layout, secret));
     }
     steps.push(dir(&layout.state_dir, 0o700));
     steps.push(dir(&layout.log_dir, 0o750));
@@ -454,7 +480,11 @@ pub fn install_plan(layout: &Layout, opts: &InstallOptions, config: Option<Vec<u
 /// runs it as a deferred custom action with its public properties). On
 /// Windows it also puts the data directory's ACLs in place, which the MSI
 /// does not; elsewhere `None` changes nothing.
-pub fn configure_plan(layout: &Layout, config: Option<Vec<u8>>) -> Plan {
+pub fn configure_plan(
+    layout: &Layout,
+    config: Option<Vec<u8>>,
+    report_secret: Option<&zeroize::Zeroizing<String>>,
+) -> Plan {
     let windows = layout.os == TargetOs::Windows;
     if config.is_none() && !windows {
         return Plan::default();
@@ -472,9 +502,15 @@ pub fn configure_plan(layout: &Layout, config: Option<Vec<u8>>) -> Plan {
             .then(|| layout.config_file.clone())
             .into_iter()
             .collect();
+        let secret_files: Vec<PathBuf> = report_secret
+            .is_some()
+            .then(|| layout.report_secret_file())
+            .into_iter()
+            .collect();
         acls = winsec::data_layout(
             &layout.config_dir,
             &written,
+            &secret_files,
             &layout.state_dir,
             &layout.log_dir,
         )
@@ -495,12 +531,26 @@ pub fn configure_plan(layout: &Layout, config: Option<Vec<u8>>) -> Plan {
             contents,
         });
     }
+    if let Some(secret) = report_secret {
+        steps.push(report_secret_step(layout, secret));
+    }
     if windows {
         steps.push(dir(&layout.state_dir, 0o700));
         steps.push(dir(&layout.log_dir, 0o750));
         steps.extend(acls);
     }
     Plan { steps }
+}
+
+/// The deployment secret's file: root's (SYSTEM's) alone, since whoever
+/// reads it can report for any device of the fleet.
+fn report_secret_step(layout: &Layout, secret: &zeroize::Zeroizing<String>) -> Step {
+    Step::File {
+        path: layout.report_secret_file(),
+        mode: 0o600,
+        owner: layout.owner.clone(),
+        contents: format!("{}\n", secret.trim()).into_bytes(),
+    }
 }
 
 /// `configure --remove`: the install config goes, everything else in the

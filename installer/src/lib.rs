@@ -41,7 +41,12 @@ pub fn plan_install(
     opts: &InstallOptions,
 ) -> Result<Plan, InstallError> {
     let existing = read_existing_config(layout, target)?;
-    let config = install_config(opts, existing.as_deref(), &default_device_id())?;
+    let config = install_config(
+        opts,
+        existing.as_deref(),
+        &default_device_id(),
+        &layout.report_secret_file(),
+    )?;
     Ok(install_plan(layout, opts, config))
 }
 
@@ -56,11 +61,16 @@ pub fn plan_configure(
 ) -> Result<Plan, InstallError> {
     let config = if opts.sets_config() {
         let existing = read_existing_config(layout, target)?;
-        install_config(opts, existing.as_deref(), &default_device_id())?
+        install_config(
+            opts,
+            existing.as_deref(),
+            &default_device_id(),
+            &layout.report_secret_file(),
+        )?
     } else {
         None
     };
-    Ok(configure_plan(layout, config))
+    Ok(configure_plan(layout, config, opts.report_secret.as_ref()))
 }
 
 fn read_existing_config(layout: &Layout, target: &Target) -> Result<Option<Vec<u8>>, InstallError> {

@@ -31,7 +31,7 @@ enum Command {
     Uninstall(UninstallArgs),
     /// Write only the install config (agent.json), for packages that put the
     /// binaries and the service in place themselves: the MSI runs this with
-    /// its POLICY_URL, POLICY_PUBKEY and DEVICE_ID properties.
+    /// its POLICY_URL, POLICY_PUBKEY, DEVICE_ID and REPORT_SECRET properties.
     Configure(ConfigureArgs),
     /// Show which installed files are present.
     Status(RootArg),
@@ -76,6 +76,11 @@ struct InstallArgs {
     /// TLS proxy).
     #[arg(long, value_name = "FILE")]
     extra_ca_file: Option<PathBuf>,
+    /// Read the deployment secret for reports from this file (`-`: standard
+    /// input) and install it 0600 as `report.secret` in the config
+    /// directory; the agent sends it with each report as a bearer token.
+    #[arg(long, value_name = "FILE")]
+    report_secret_file: Option<PathBuf>,
     /// The directory holding `rampart-agent` and `rampart` (default: the
     /// installer's own directory).
     #[arg(long, value_name = "DIR")]
@@ -114,8 +119,18 @@ struct ConfigureArgs {
     /// This device's id in reports (default: the host name).
     #[arg(long, value_name = "ID")]
     device_id: Option<String>,
+    /// Read the deployment secret for reports from this file (`-`: standard
+    /// input) and install it as `report.secret`, the service's alone.
+    #[arg(long, value_name = "FILE", conflicts_with = "report_secret")]
+    report_secret_file: Option<PathBuf>,
+    /// The deployment secret itself: for the MSI's REPORT_SECRET property
+    /// only, which reaches this command on its command line (a SYSTEM
+    /// process during the install; see docs/reporting.md). Anywhere else use
+    /// --report-secret-file: a command line is visible to other users.
+    #[arg(long, value_name = "SECRET")]
+    report_secret: Option<String>,
     /// Remove the install config instead (the MSI's uninstall).
-    #[arg(long, conflicts_with_all = ["policy_url", "pubkey_texts", "device_id"])]
+    #[arg(long, conflicts_with_all = ["policy_url", "pubkey_texts", "device_id", "report_secret_file", "report_secret"])]
     remove: bool,
 }
 
@@ -154,6 +169,26 @@ fn read_duo_key(file: &std::path::Path) -> anyhow::Result<zeroize::Zeroizing<Str
         "--duo-secret-key: expected the 40-character secret key from the Duo Admin Panel"
     );
     Ok(key)
+}
+
+/// The deployment secret from `--report-secret-file` (`-`: standard input),
+/// checked with the agent's own rule.
+fn read_report_secret(file: &std::path::Path) -> anyhow::Result<zeroize::Zeroizing<String>> {
+    let text = zeroize::Zeroizing::new(if file.as_os_str() == "-" {
+        std::io::read_to_string(std::io::stdin())
+            .context("cannot read the deployment secret from standard input")?
+    } else {
+        std::fs::read_to_string(file)
+            .with_context(|| format!("cannot read --report-secret-file {}", file.display()))?
+    });
+    checked_report_secret("--report-secret-file", &text)
+}
+
+/// `source` names where the secret came from; errors never quote it.
+fn checked_report_secret(source: &str, text: &str) -> anyhow::Result<zeroize::Zeroizing<String>> {
+    let secret = rampart_agent::report::ReportSecret::parse(text)
+        .map_err(|e| anyhow::anyhow!("{source}: {e}"))?;
+    Ok(zeroize::Zeroizing::new(secret.expose().to_owned()))
 }
 
 fn main() -> ExitCode {
@@ -208,7 +243,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 None => None,
                 Some(file) => Some(read_duo_key(file)?),
             };
+            let report_secret = match &args.report_secret_file {
+                None => None,
+                Some(file) => Some(read_report_secret(file)?),
+            };
             let opts = InstallOptions {
+                report_secret,
                 agent_source,
                 app_source,
                 policy_url: args.policy_url,
@@ -246,7 +286,18 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let plan = if args.remove {
                 rampart_installer::unconfigure_plan(&layout)
             } else {
+                // The MSI passes REPORT_SECRET whether set or not.
+                let report_secret = match (&args.report_secret_file, non_empty(args.report_secret))
+                {
+                    (Some(file), _) => Some(read_report_secret(file)?),
+                    (None, Some(text)) => Some(checked_report_secret(
+                        "--report-secret (the MSI's REPORT_SECRET)",
+                        &zeroize::Zeroizing::new(text),
+                    )?),
+                    (None, None) => None,
+                };
                 let opts = InstallOptions {
+                    report_secret,
                     policy_url: non_empty(args.policy_url),
                     public_keys: args
                         .pubkey_texts

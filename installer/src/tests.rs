@@ -708,7 +708,7 @@ fn configure_on_windows_puts_the_data_acls_in_place() {
             })
             .collect()
     };
-    let bare = configure_plan(&layout, None);
+    let bare = configure_plan(&layout, None, None);
     assert_eq!(
         acls(&bare),
         [
@@ -718,7 +718,7 @@ fn configure_on_windows_puts_the_data_acls_in_place() {
         ]
     );
     assert!(bare.file(r"C:\ProgramData\Rampart\agent.json").is_none());
-    let with = configure_plan(&layout, Some(b"{}\n".to_vec()));
+    let with = configure_plan(&layout, Some(b"{}\n".to_vec()), None);
     assert_eq!(acls(&with)[1], r"C:\ProgramData\Rampart\agent.json");
     let at = |want: &dyn Fn(&Step) -> bool| with.steps.iter().position(want).unwrap();
     let root_acl = at(
@@ -726,4 +726,73 @@ fn configure_on_windows_puts_the_data_acls_in_place() {
     );
     let file = at(&|s| matches!(s, Step::File { .. }));
     assert!(root_acl < file);
+}
+
+/// Issue 15, finding 9: the deployment secret goes in a file of its own,
+/// root's alone, which the world-readable install config names; the plan
+/// as printed never shows it; an upgrade without the flag keeps it.
+#[test]
+fn the_report_secret_is_written_for_root_alone_and_named_by_the_config() {
+    use std::os::unix::fs::PermissionsExt;
+    let s = staged();
+    let secret = "PLANTEDreportSECRET-0123456789abcdef";
+    let opts = InstallOptions {
+        report_secret: Some(zeroize::Zeroizing::new(secret.into())),
+        ..s.opts()
+    };
+    let layout = Layout::for_os(TargetOs::Linux);
+    let plan = plan_install(&layout, &s.target(), &opts).unwrap();
+    assert!(!plan.to_string().contains("PLANTED"), "{plan}");
+    s.install(&opts);
+    let file = s.path("/etc/rampart/report.secret");
+    assert_eq!(fs::read_to_string(&file).unwrap(), format!("{secret}\n"));
+    assert_eq!(
+        fs::metadata(&file).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    let config_file = s.path("/etc/rampart/agent.json");
+    assert!(
+        !fs::read_to_string(&config_file)
+            .unwrap()
+            .contains("PLANTED")
+    );
+    let config = rampart_agent::config::InstallConfig::load(&config_file)
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        config.report_secret_file.as_deref(),
+        Some(std::path::Path::new("/etc/rampart/report.secret"))
+    );
+    s.install(&s.opts());
+    assert_eq!(fs::read_to_string(&file).unwrap(), format!("{secret}\n"));
+}
+
+/// On Windows the secret's ACL (SYSTEM and Administrators) comes after the
+/// file is written, and the MSI's `configure` writes it too.
+#[test]
+fn windows_guards_the_report_secret_in_install_and_configure() {
+    let layout = Layout::for_os(TargetOs::Windows);
+    let opts = InstallOptions {
+        report_secret: Some(zeroize::Zeroizing::new(
+            "PLANTEDreportSECRET-0123456789abcdef".into(),
+        )),
+        ..InstallOptions::default()
+    };
+    let secret = layout.report_secret_file();
+    for plan in [
+        install_plan(&layout, &opts, Some(b"{}".to_vec())),
+        configure_plan(&layout, Some(b"{}".to_vec()), opts.report_secret.as_ref()),
+    ] {
+        let written = plan
+            .steps
+            .iter()
+            .position(|st| matches!(st, Step::File { path, mode: 0o600, .. } if *path == secret))
+            .unwrap_or_else(|| panic!("no secret file in {plan}"));
+        let guarded = plan
+            .steps
+            .iter()
+            .position(|st| matches!(st, Step::Acl { path, sddl } if *path == secret && *sddl == rampart_agent::winsec::SECRET_FILE_SDDL))
+            .unwrap_or_else(|| panic!("no ACL for the secret in {plan}"));
+        assert!(written < guarded, "{plan}");
+    }
 }

@@ -29,6 +29,33 @@ pub struct AgentStatus {
     /// empty). State the agent could not write.
     #[serde(default)]
     pub storage: StorageSection,
+    /// Protocol 1, added with issue 15 (older agents leave it out: read as
+    /// nothing to say). Delivery of reports to IT, when it needs IT's hand.
+    #[serde(default)]
+    pub reporting: ReportingSection,
+}
+
+/// What the agent knows about delivering reports to IT's collector that
+/// someone must act on.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReportingSection {
+    /// Set while the deployment secret cannot be read or the collector
+    /// refuses it (HTTP 401 or 403); the reports stay queued meanwhile.
+    #[serde(default)]
+    pub credential_error: Option<CredentialError>,
+}
+
+/// Why reports wait for IT: the device's credential.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CredentialError {
+    /// Plain words and the next step: "the report collector refused this
+    /// device's credential (HTTP 401): ask IT to check the deployment
+    /// secret; reports wait on this device until then".
+    pub message: String,
+    /// The collector's answer, or `None` when the secret file could not be
+    /// read.
+    pub http_status: Option<u16>,
+    pub at: DateTime<Utc>,
 }
 
 /// Failed writes of the agent's state: each kind of state shows its latest
@@ -329,6 +356,10 @@ pub fn assess(status: &AgentStatus) -> Assessment {
     for failure in &status.storage.failures {
         add(Overall::Error, failure.message.clone());
     }
+    // IT no longer hears from this device, and only IT can mend it.
+    if let Some(error) = &status.reporting.credential_error {
+        add(Overall::Error, error.message.clone());
+    }
 
     reasons.sort_by_key(|r| std::cmp::Reverse(r.0));
     let overall = reasons.first().map_or(Overall::Healthy, |r| r.0);
@@ -403,6 +434,9 @@ pub fn section_lines(status: &AgentStatus) -> Vec<(&'static str, String)> {
             ));
         }
         lines.push(("Storage", words.join("; ")));
+    }
+    if let Some(error) = &status.reporting.credential_error {
+        lines.push(("Reports", error.message.clone()));
     }
     lines
 }
@@ -485,6 +519,7 @@ mod tests {
                 detail: "meets the policy".into(),
             },
             storage: StorageSection::default(),
+            reporting: ReportingSection::default(),
         }
     }
 
@@ -696,6 +731,37 @@ mod tests {
         );
     }
 
+    /// Status JSON from an agent before `reporting` decodes (nothing to
+    /// say); a refused credential makes the verdict `error`, in its words.
+    #[test]
+    fn a_refused_credential_decodes_moves_the_verdict_and_has_a_line() {
+        let mut json = serde_json::to_value(sample()).unwrap();
+        json.as_object_mut().unwrap().remove("reporting");
+        let old: AgentStatus = serde_json::from_value(json).unwrap();
+        assert_eq!(old.reporting, ReportingSection::default());
+        assert_eq!(assess(&old).overall, Overall::Healthy);
+
+        let new: ReportingSection = serde_json::from_str(
+            r#"{"credential_error": {"message": "the report collector refused this device's credential (HTTP 401): ask IT to check the deployment secret; reports wait on this device until then",
+                "http_status": 401, "at": "2026-11-18T11:06:40Z"}}"#,
+        )
+        .unwrap();
+        let mut s = sample();
+        s.reporting = new;
+        let a = assess(&s);
+        assert_eq!(a.overall, Overall::Error);
+        assert!(a.reasons[0].1.starts_with("the report collector refused"));
+        let lines = section_lines(&s);
+        assert_eq!(lines.last().unwrap().0, "Reports");
+        assert!(
+            lines
+                .last()
+                .unwrap()
+                .1
+                .contains("ask IT to check the deployment secret")
+        );
+    }
+
     #[test]
     fn offsets_in_words() {
         assert_eq!(describe_offset(252_000), "clock is 4 min 12 s fast");
@@ -725,7 +791,8 @@ mod tests {
                 "mfa": {"state": "enrolled", "provider": "totp", "detail": null},
                 "update": {"state": "not_checked", "current_version": "0.1.0", "min_version": null,
                            "detail": "meets the policy"},
-                "storage": {"failures": [], "reports_not_queued": 0}
+                "storage": {"failures": [], "reports_not_queued": 0},
+                "reporting": {"credential_error": null}
             })
         );
     }

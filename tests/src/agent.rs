@@ -75,7 +75,9 @@ impl AgentProcess {
         args.extend(["--socket".into(), socket.clone().into()]);
         args.extend(["--state-dir".into(), dir.path().join("state").into()]);
         args.extend(["--config".into(), config.into()]);
-        args.extend(["--log".into(), "info".into()]);
+        if !extra_args.contains(&"--log") {
+            args.extend(["--log".into(), "info".into()]);
+        }
         args.extend(extra_args.iter().map(Into::into));
         let child = spawn_agent(&args, dir.path());
         let agent = Self {

@@ -5,6 +5,9 @@
 //! - [`HttpServer::script`] answers: a queue of [`Reply`]s used in order
 //!   before the route's static file (or 404), to stage 500s, stalls,
 //!   redirects, oversized or undeclared-length bodies;
+//! - [`HttpServer::require_bearer`] guards a route as a report collector
+//!   should: a request without `Authorization: Bearer <token>` for that
+//!   exact token gets 401, before any script or file;
 //! - every request is recorded with what was answered ([`Recorded`]).
 //!
 //! One request per connection (`Connection: close`), a thread per
@@ -110,6 +113,8 @@ struct StaticFile {
 struct Routes {
     files: HashMap<String, StaticFile>,
     scripts: HashMap<String, VecDeque<Reply>>,
+    /// Routes that take only this bearer token.
+    bearer: HashMap<String, String>,
     requests: Vec<Recorded>,
     shutdown: bool,
 }
@@ -210,6 +215,18 @@ impl HttpServer {
             .extend(replies);
     }
 
+    /// From now on `path` answers 401 unless the request carries
+    /// `Authorization: Bearer <token>`; what it answers otherwise is as
+    /// before (a script, the file, or 404).
+    pub fn require_bearer(&self, path: &str, token: &str) {
+        self.shared
+            .routes
+            .lock()
+            .unwrap()
+            .bearer
+            .insert(path.to_owned(), token.to_owned());
+    }
+
     pub fn requests(&self) -> Vec<Recorded> {
         self.shared.routes.lock().unwrap().requests.clone()
     }
@@ -304,7 +321,17 @@ fn handle(shared: &Shared, mut stream: TcpStream) {
 
     let reply = {
         let mut routes = shared.routes.lock().unwrap();
-        let scripted = routes.scripts.get_mut(&path).and_then(VecDeque::pop_front);
+        let refused = routes.bearer.get(&path).is_some_and(|token| {
+            // The scheme is case-insensitive (RFC 9110 11.1), the token not.
+            let sent = header("authorization");
+            let got = sent.as_deref().and_then(|v| v.split_once(' '));
+            !matches!(got, Some((scheme, t)) if scheme.eq_ignore_ascii_case("bearer") && t == token)
+        });
+        let scripted = if refused {
+            Some(Reply::new(401, "unknown credential\n").header("WWW-Authenticate", "Bearer"))
+        } else {
+            routes.scripts.get_mut(&path).and_then(VecDeque::pop_front)
+        };
         let reply = scripted.unwrap_or_else(|| match routes.files.get(&path) {
             Some(file) => {
                 let fresh = match header("if-none-match") {

@@ -783,3 +783,125 @@ fn wait_for_status(agent: &AgentProcess, what: &str, done: impl Fn(&Value) -> bo
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// Issue 15, finding 9: reports carried no credential. A collector that
+/// takes only its deployment secret (the test server checks the header)
+/// refuses a wrong one with 401: the agent keeps the reports, says so in
+/// status and doctor in words IT can act on, and delivers them all once IT
+/// puts the right secret in place. The secret never reaches the log files
+/// (traced at the most verbose level, HTTP client included), the status or
+/// the diagnose bundle.
+#[test]
+fn reports_carry_the_deployment_secret_and_a_refused_one_keeps_them_queued() {
+    const RIGHT: &str = "PLANTEDrightSECRET-0123456789abcdef";
+    const WRONG: &str = "PLANTEDwrongSECRET-0123456789abcdef";
+    use std::os::unix::fs::PermissionsExt;
+    let collector = HttpServer::start();
+    collector.serve("/collect", "ok", "text/plain");
+    collector.require_bearer("/collect", RIGHT);
+    let secrets = tempfile::tempdir().unwrap();
+    let secret_file = secrets.path().join("report.secret");
+    let write_secret = |secret: &str| {
+        std::fs::write(&secret_file, format!("{secret}\n")).unwrap();
+        std::fs::set_permissions(&secret_file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    };
+    write_secret(WRONG);
+    let mut policy = loopback_policy(1);
+    policy["reporting"] = json!({"url": collector.url("/collect"), "interval_secs": 3600});
+    let agent = AgentProcess::start_dev_with_install(
+        &policy,
+        &json!({"report_secret_file": secret_file}),
+        &["--log", "trace"],
+    );
+
+    let status = wait_for_status(&agent, "the refused credential", |s| {
+        s["reporting"]["credential_error"]["http_status"] == 401
+    });
+    assert_eq!(
+        status["reporting"]["credential_error"]["message"],
+        "the report collector refused this device's credential (HTTP 401): ask IT to check the \
+         deployment secret; reports wait on this device until then"
+    );
+    assert_eq!(status["overall"], "error");
+    let refused = collector.requests_to("/collect");
+    assert!(!refused.is_empty());
+    for r in &refused {
+        assert_eq!(r.status, 401);
+        assert_eq!(
+            r.header("authorization"),
+            Some(format!("Bearer {WRONG}").as_str())
+        );
+    }
+    let printed = agent.cli(&["status"]);
+    let printed = String::from_utf8_lossy(&printed.stdout);
+    assert!(
+        printed.contains("ask IT to check the deployment secret"),
+        "{printed}"
+    );
+    let (_, report) = doctor(agent.dir.path(), &agent.socket);
+    assert_eq!(check(&report, "IT reporting credential")["result"], "FAIL");
+
+    // A change while refused is queued behind the start report, not dropped.
+    policy["serial"] = json!(2);
+    set_policy(&agent, &policy);
+    wait_until("the status-change report", || queued_ids(&agent).len() >= 2);
+
+    // IT puts the right secret in place; "Check again" retries at once.
+    write_secret(RIGHT);
+    refresh(&agent, "network");
+    let queued = queued_ids(&agent);
+    wait_until("every queued report, accepted", || {
+        let accepted: Vec<String> = collector
+            .requests_to("/collect")
+            .iter()
+            .filter(|r| r.status == 200)
+            .map(|r| {
+                serde_json::from_slice::<Value>(&r.body).unwrap()["report_id"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned()
+            })
+            .collect();
+        queued.iter().all(|id| accepted.contains(id))
+    });
+    for r in collector
+        .requests_to("/collect")
+        .iter()
+        .filter(|r| r.status == 200)
+    {
+        assert_eq!(
+            r.header("authorization"),
+            Some(format!("Bearer {RIGHT}").as_str())
+        );
+    }
+    let status = wait_for_status(&agent, "the credential taken", |s| {
+        s["reporting"]["credential_error"].is_null()
+    });
+    assert_ne!(status["overall"], "error", "{status:#}");
+
+    // Never in the logs, the status or the bundle.
+    let logs = log_files(&agent) + &agent.log();
+    assert!(
+        logs.contains("report delivered"),
+        "traced delivery is in the log"
+    );
+    let status_json = agent_status(&agent).to_string();
+    let out_file = agent.dir.path().join("bundle.tar.gz");
+    let made = diagnose(&agent, &["-o", out_file.to_str().unwrap()]);
+    assert!(made.status.success(), "{made:?}");
+    let files = unpack(&out_file);
+    assert!(
+        files
+            .iter()
+            .any(|(n, body)| n.ends_with("install-config.json")
+                && contains(body, "report_secret_file")),
+        "the bundle says where the secret is, not what it is"
+    );
+    for secret in [RIGHT, WRONG, "PLANTED"] {
+        assert!(!logs.contains(secret), "the logs leak {secret}");
+        assert!(!status_json.contains(secret), "the status leaks {secret}");
+        for (name, body) in &files {
+            assert!(!contains(body, secret), "{name} leaks {secret}");
+        }
+    }
+}

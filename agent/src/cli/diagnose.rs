@@ -181,7 +181,8 @@ pub fn run(args: DiagnoseArgs) -> anyhow::Result<ExitCode> {
     }
 
     let policy_doc: Option<Policy> = serde_json::from_value(policy["policy"].clone()).ok();
-    let needles = known_secrets(&paths, policy_doc.as_ref())?;
+    let install = InstallConfig::load(&config_file).ok().flatten();
+    let needles = known_secrets(&paths, policy_doc.as_ref(), install.as_ref())?;
     let mtime = u64::try_from(chrono::Utc::now().timestamp()).unwrap_or(0);
     let archive = build_archive(&entries, &needles, mtime)?;
     crate::fsutil::write_atomic(&output, &archive)
@@ -279,7 +280,11 @@ fn os_facts() -> String {
 }
 
 /// Every secret this device holds, in every form, for the final scan.
-fn known_secrets(paths: &AgentPaths, policy: Option<&Policy>) -> anyhow::Result<Vec<Needle>> {
+fn known_secrets(
+    paths: &AgentPaths,
+    policy: Option<&Policy>,
+    install: Option<&InstallConfig>,
+) -> anyhow::Result<Vec<Needle>> {
     let mut needles = Vec::new();
     let mfa_dir = paths.state_dir.join("mfa");
     let secrets = crate::mfa::stored_secrets(&mfa_dir).map_err(|e| {
@@ -306,5 +311,58 @@ fn known_secrets(paths: &AgentPaths, policy: Option<&Policy>) -> anyhow::Result<
             ),
         }
     }
+    if let Some(file) = install.and_then(|c| c.report_secret_file.as_deref()) {
+        needles.extend(report_secret_needles(file)?);
+    }
     Ok(needles)
+}
+
+/// The deployment secret, as the agent sends it.
+fn report_secret_needles(file: &Path) -> anyhow::Result<Vec<Needle>> {
+    let label = "the deployment secret for reports";
+    match crate::fsutil::read_capped(file, 64 * 1024) {
+        // Trimmed, as the agent sends it: the header holds it whole.
+        Ok(Some(text)) => Ok(text_needles(label, &zeroize::Zeroizing::new(text))),
+        // Nothing to find: the agent has no secret to leak either.
+        Ok(None) => Ok(Vec::new()),
+        Err(e) => bail!(
+            "cannot read the deployment secret file to check the bundle for it ({e}); run diagnose as the agent's user: for the service, {}. Nothing was written",
+            Os::current().elevated("rampart-agent diagnose")
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::diagnose::BundleError;
+
+    /// A bundle whose log caught the deployment secret (in the header, as a
+    /// careless debug line would show it) is refused, and the refusal does
+    /// not quote the secret.
+    #[test]
+    fn a_planted_deployment_secret_is_found_and_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("report.secret");
+        std::fs::write(&file, "  PLANTEDdeploymentSECRET0123456789\n").unwrap();
+        let needles = report_secret_needles(&file).unwrap();
+        assert_eq!(needles.len(), 1);
+        let entries = [Entry {
+            name: "rampart-diagnose/logs/agent.log".into(),
+            bytes: b"DEBUG authorization: Bearer PLANTEDdeploymentSECRET0123456789 sent".to_vec(),
+        }];
+        let err = build_archive(&entries, &needles, 0).unwrap_err();
+        assert!(matches!(err, BundleError::SecretFound(_)), "{err}");
+        assert!(!err.to_string().contains("PLANTED"), "{err}");
+        let clean = [Entry {
+            name: "rampart-diagnose/logs/agent.log".into(),
+            bytes: b"INFO report delivered".to_vec(),
+        }];
+        assert!(build_archive(&clean, &needles, 0).is_ok());
+        assert!(
+            report_secret_needles(&dir.path().join("absent"))
+                .unwrap()
+                .is_empty()
+        );
+    }
 }

@@ -3,6 +3,7 @@
 //! ([`queue`]) and delivered in order by tasks the service loop starts
 //! (`Event::ReportSent` brings the answer back). Format: docs/reporting.md.
 
+pub mod credential;
 pub mod queue;
 
 use std::path::{Path, PathBuf};
@@ -18,8 +19,9 @@ use tracing::{debug, info, warn};
 
 use crate::mfa::Enrollment;
 use crate::storage::{self, LastFailure, StateKind};
+pub use credential::ReportSecret;
 pub use queue::{Queue, QueueError};
-use rampart_shared::status::StorageFailure;
+use rampart_shared::status::{CredentialError, StorageFailure};
 
 /// How long one delivery may take.
 pub const SEND_TIMEOUT: Duration = Duration::from_secs(10);
@@ -119,8 +121,13 @@ pub fn hostname() -> String {
 pub enum SendResult {
     /// 2xx: done.
     Delivered,
-    /// A 4xx other than 429: this report will never be taken; drop it.
+    /// A 4xx other than 401, 403 and 429: this report will never be taken;
+    /// drop it.
     Refused(u16),
+    /// 401 or 403: the collector does not take this device's credential.
+    /// No report will be taken until IT mends it, and then every one will:
+    /// keep them all and try again later.
+    CredentialRefused(u16),
     /// 429, 5xx, other statuses, or no answer: try again later.
     Retry(String),
 }
@@ -143,8 +150,25 @@ pub fn client() -> Result<reqwest::Client, String> {
         .map_err(|e| format!("cannot set up the HTTP client: {e}"))
 }
 
-/// One delivery: POST the report with its `Idempotency-Key`.
-pub async fn send(client: reqwest::Client, url: String, seq: u64, payload: Vec<u8>) -> SendOutcome {
+/// One report to deliver, as [`Reporter::next_delivery`] hands it out.
+#[derive(Debug)]
+pub struct Delivery {
+    pub client: reqwest::Client,
+    pub seq: u64,
+    pub payload: Vec<u8>,
+    /// The deployment secret, when the install config names one.
+    pub secret: Option<ReportSecret>,
+}
+
+/// One delivery: POST the report with its `Idempotency-Key` and, when this
+/// device has one, its deployment secret as a bearer token.
+pub async fn send(delivery: Delivery, url: String) -> SendOutcome {
+    let Delivery {
+        client,
+        seq,
+        payload,
+        secret,
+    } = delivery;
     let result = match rampart_shared::links::check_report_url(&url) {
         Err(e) => SendResult::Retry(format!("\"{url}\" {e}")),
         Ok(()) => {
@@ -152,13 +176,22 @@ pub async fn send(client: reqwest::Client, url: String, seq: u64, payload: Vec<u
                 .ok()
                 .and_then(|v| v["report_id"].as_str().map(str::to_owned))
                 .unwrap_or_default();
-            let answer = client
+            let mut request = client
                 .post(&url)
                 .header(reqwest::header::CONTENT_TYPE, "application/json")
-                .header("Idempotency-Key", key)
-                .body(payload)
-                .send()
-                .await;
+                .header("Idempotency-Key", key);
+            if let Some(secret) = &secret {
+                match secret.header() {
+                    Ok(value) => request = request.header(reqwest::header::AUTHORIZATION, value),
+                    Err(why) => {
+                        return SendOutcome {
+                            seq,
+                            result: SendResult::Retry(why),
+                        };
+                    }
+                }
+            }
+            let answer = request.body(payload).send().await;
             match answer {
                 Ok(response) => classify(response.status().as_u16()),
                 Err(e) => SendResult::Retry(crate::error_chain(&e)),
@@ -171,6 +204,7 @@ pub async fn send(client: reqwest::Client, url: String, seq: u64, payload: Vec<u
 pub fn classify(status: u16) -> SendResult {
     match status {
         200..=299 => SendResult::Delivered,
+        401 | 403 => SendResult::CredentialRefused(status),
         429 => SendResult::Retry("HTTP 429 Too Many Requests".into()),
         400..=499 => SendResult::Refused(status),
         other => SendResult::Retry(format!("HTTP {other}")),
@@ -204,6 +238,13 @@ pub struct Reporter {
     /// next queued report adds them to its `dropped_reports`. In memory only
     /// (the disk is what failed); a restart before space returns loses it.
     not_queued: u64,
+    /// The install config's `report_secret_file`.
+    secret_file: Option<PathBuf>,
+    /// Read from `secret_file` before the first delivery, and again after
+    /// the collector refused it (IT may have replaced the file since).
+    secret: Option<ReportSecret>,
+    /// Why reports wait for IT, until a delivery goes through.
+    credential_error: Option<CredentialError>,
 }
 
 /// The words for a queue that could not be written (or opened).
@@ -239,7 +280,7 @@ fn queue_failure(error: &QueueError, dir: &Path) -> StorageFailure {
 impl Reporter {
     /// Opens the queue in `state_dir/reports`. A queue that cannot be opened
     /// is logged and reporting is off until the next start.
-    pub fn open(state_dir: &Path, device_id: String) -> Self {
+    pub fn open(state_dir: &Path, device_id: String, secret_file: Option<PathBuf>) -> Self {
         let dir = state_dir.join("reports");
         let mut save_failure = LastFailure::default();
         let queue = match Queue::open(&dir) {
@@ -272,7 +313,26 @@ impl Reporter {
             interval_due: None,
             save_failure,
             not_queued: 0,
+            secret_file,
+            secret: None,
+            credential_error: None,
         }
+    }
+
+    /// Why reports wait for IT (the secret file, or the collector refusing
+    /// it), until a delivery goes through.
+    pub fn credential_error(&self) -> Option<&CredentialError> {
+        self.credential_error.as_ref()
+    }
+
+    /// Records why reports wait, logging it once per change of words (a
+    /// retry every few minutes is not news).
+    fn set_credential_error(&mut self, error: CredentialError) {
+        if self.credential_error.as_ref().map(|e| &e.message) == Some(&error.message) {
+            return;
+        }
+        warn!(http_status = error.http_status, "{}", error.message);
+        self.credential_error = Some(error);
     }
 
     /// The latest failed write of the queue, until one succeeds.
@@ -369,14 +429,30 @@ impl Reporter {
         }
     }
 
-    /// The delivery to start now, if any: (client, seq, payload).
-    pub fn next_delivery(&mut self) -> Option<(reqwest::Client, u64, Vec<u8>)> {
+    /// The delivery to start now, if any.
+    pub fn next_delivery(&mut self) -> Option<Delivery> {
         self.send_due = None;
         if self.in_flight {
             return None;
         }
         let (seq, payload) = self.queue.as_ref()?.front()?;
         let payload = payload.to_vec();
+        if let Some(file) = &self.secret_file
+            && self.secret.is_none()
+        {
+            match ReportSecret::load(file) {
+                Ok(secret) => self.secret = Some(secret),
+                Err(why) => {
+                    // Sending without the secret would only be refused, or
+                    // worse, taken by a collector that checks nothing.
+                    self.failures += 1;
+                    self.send_due = Some(TokioInstant::now() + retry_delay(self.failures));
+                    let error = credential::credential_error(None, true, Some(&why), Utc::now());
+                    self.set_credential_error(error);
+                    return None;
+                }
+            }
+        }
         if self.client.is_none() {
             match client() {
                 Ok(c) => self.client = Some(c),
@@ -388,7 +464,12 @@ impl Reporter {
         }
         let client = self.client.clone()?;
         self.in_flight = true;
-        Some((client, seq, payload))
+        Some(Delivery {
+            client,
+            seq,
+            payload,
+            secret: self.secret.clone(),
+        })
     }
 
     /// Applies a delivery's answer and schedules the next step.
@@ -401,6 +482,9 @@ impl Reporter {
         let done = match &outcome.result {
             SendResult::Delivered => {
                 self.failures = 0;
+                if self.credential_error.take().is_some() {
+                    info!("the report collector takes this device's credential again");
+                }
                 debug!(seq = outcome.seq, "report delivered");
                 queue.ack(outcome.seq)
             }
@@ -411,6 +495,20 @@ impl Reporter {
                     status, "the collector refused a report (HTTP 4xx); it is dropped, not retried"
                 );
                 queue.reject(outcome.seq)
+            }
+            SendResult::CredentialRefused(status) => {
+                self.failures += 1;
+                let delay = retry_delay(self.failures);
+                self.send_due = Some(now + delay);
+                self.secret = None;
+                let error = credential::credential_error(
+                    Some(*status),
+                    self.secret_file.is_some(),
+                    None,
+                    Utc::now(),
+                );
+                self.set_credential_error(error);
+                return;
             }
             SendResult::Retry(why) => {
                 self.failures += 1;
@@ -459,6 +557,8 @@ mod tests {
         assert!(matches!(classify(302), SendResult::Retry(_)));
         assert_eq!(classify(400), SendResult::Refused(400));
         assert_eq!(classify(404), SendResult::Refused(404));
+        assert_eq!(classify(401), SendResult::CredentialRefused(401));
+        assert_eq!(classify(403), SendResult::CredentialRefused(403));
     }
 
     #[test]

@@ -59,6 +59,11 @@ pub const DATA_ROOT_SDDL: &str = "D:P(A;OICI;FA;;;SY)(A;OICI;FA;;;BA)(A;;FRFX;;;
 pub const CONFIG_FILE_SDDL: &str = "D:P(A;;FA;;;SY)(A;;FA;;;BA)(A;;FR;;;BU)";
 /// `state\` and `logs\`: SYSTEM and Administrators only.
 pub const PRIVATE_DIR_SDDL: &str = "D:P(A;OICI;FA;;;SY)(A;OICI;FA;;;BA)";
+/// A secret the service reads (the deployment secret for reports): SYSTEM
+/// and Administrators only, set explicitly rather than trusted to
+/// inheritance, since an administrator may have copied the file in with
+/// the ACL of wherever it came from.
+pub const SECRET_FILE_SDDL: &str = "D:P(A;;FA;;;SY)(A;;FA;;;BA)";
 
 /// One place under the data root and the DACL it should have.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -71,10 +76,12 @@ pub struct Guarded {
 
 /// The places to set, in order (the root first: setting it re-propagates
 /// inheritance to children that do not protect their own DACL).
-/// `config_files`: the files users may read (`agent.json`, `policy.json`).
+/// `config_files`: the files users may read (`agent.json`, `policy.json`);
+/// `secret_files`: those they may not (the deployment secret).
 pub fn data_layout(
     config_dir: &Path,
     config_files: &[PathBuf],
+    secret_files: &[PathBuf],
     state_dir: &Path,
     log_dir: &Path,
 ) -> Vec<Guarded> {
@@ -87,6 +94,11 @@ pub fn data_layout(
         path: file.clone(),
         sddl: CONFIG_FILE_SDDL,
         users_read: true,
+    }));
+    out.extend(secret_files.iter().map(|file| Guarded {
+        path: file.clone(),
+        sddl: SECRET_FILE_SDDL,
+        users_read: false,
     }));
     for dir in [state_dir, log_dir] {
         out.push(Guarded {
@@ -110,9 +122,17 @@ pub fn config_files(config_dir: &Path) -> Vec<PathBuf> {
 /// DACL and, where [`too_open`] finds it too open (or it cannot be read),
 /// applies Rampart's and says what it found. Never fails: an agent that
 /// cannot fix its ACLs still runs, and says so in its log.
+/// `secret_files`: the deployment secret's file, when the install config
+/// names one.
 #[cfg(windows)]
-pub fn enforce(config_dir: &Path, state_dir: &Path, log_dir: &Path) {
-    for g in data_layout(config_dir, &config_files(config_dir), state_dir, log_dir) {
+pub fn enforce(config_dir: &Path, secret_files: &[PathBuf], state_dir: &Path, log_dir: &Path) {
+    for g in data_layout(
+        config_dir,
+        &config_files(config_dir),
+        secret_files,
+        state_dir,
+        log_dir,
+    ) {
         if !g.path.exists() {
             continue;
         }
@@ -380,18 +400,27 @@ mod tests {
     #[test]
     fn the_layout_guards_config_state_and_logs() {
         let root = Path::new(r"C:\ProgramData\Rampart");
+        let secret = root.join("report.secret");
         let layout = data_layout(
             root,
             &config_files(root),
+            std::slice::from_ref(&secret),
             &root.join("state"),
             &root.join("logs"),
         );
-        assert_eq!(layout.len(), 5);
+        assert_eq!(layout.len(), 6);
         assert_eq!(layout[0].path, root);
         assert_eq!(layout[0].sddl, DATA_ROOT_SDDL);
         let private: Vec<_> = layout.iter().filter(|g| !g.users_read).collect();
-        assert_eq!(private.len(), 2);
-        assert!(private.iter().all(|g| g.sddl == PRIVATE_DIR_SDDL));
+        assert_eq!(private.len(), 3);
+        assert_eq!(private[0].path, secret);
+        assert_eq!(private[0].sddl, SECRET_FILE_SDDL);
+        assert!(private[1..].iter().all(|g| g.sddl == PRIVATE_DIR_SDDL));
+        // Users may read the config files but never the secret.
+        assert_eq!(
+            too_open("D:P(A;;FA;;;SY)(A;;FA;;;BA)(A;;FR;;;BU)", false).len(),
+            1
+        );
         for g in &layout {
             assert!(too_open(g.sddl, g.users_read).is_empty(), "{g:?}");
         }

@@ -657,6 +657,7 @@ pub(crate) mod tests {
                 detail: "Rampart 0.1.0; policy sets no minimum version".into(),
             },
             storage: Default::default(),
+            reporting: Default::default(),
         }
     }
 
