@@ -324,30 +324,7 @@ pub fn install_plan(layout: &Layout, opts: &InstallOptions, config: Option<Vec<u
     // running agent checks them too.
     let mut acls = Vec::new();
     if layout.os == TargetOs::Windows {
-        let config_files: Vec<PathBuf> = config
-            .is_some()
-            .then(|| layout.config_file.clone())
-            .into_iter()
-            .collect();
-        let secret_files: Vec<PathBuf> = opts
-            .report_secret
-            .is_some()
-            .then(|| layout.report_secret_file())
-            .into_iter()
-            .collect();
-        acls = winsec::data_layout(
-            &layout.config_dir,
-            &config_files,
-            &secret_files,
-            &layout.state_dir,
-            &layout.log_dir,
-        )
-        .into_iter()
-        .map(|g| Step::Acl {
-            path: g.path,
-            sddl: g.sddl,
-        })
-        .collect();
+        acls = data_acl_steps(layout, config.is_some(), opts.report_secret.is_some());
         steps.push(acls.remove(0));
     }
     if let Some(config) = config {
@@ -497,29 +474,7 @@ pub fn configure_plan(
     let mut steps = vec![dir(&layout.config_dir, 0o755)];
     let mut acls: Vec<Step> = Vec::new();
     if windows {
-        let written: Vec<PathBuf> = config
-            .is_some()
-            .then(|| layout.config_file.clone())
-            .into_iter()
-            .collect();
-        let secret_files: Vec<PathBuf> = report_secret
-            .is_some()
-            .then(|| layout.report_secret_file())
-            .into_iter()
-            .collect();
-        acls = winsec::data_layout(
-            &layout.config_dir,
-            &written,
-            &secret_files,
-            &layout.state_dir,
-            &layout.log_dir,
-        )
-        .into_iter()
-        .map(|g| Step::Acl {
-            path: g.path,
-            sddl: g.sddl,
-        })
-        .collect();
+        acls = data_acl_steps(layout, config.is_some(), report_secret.is_some());
         // As in `install_plan`: the root's ACL before any file in it.
         steps.push(acls.remove(0));
     }
@@ -540,6 +495,32 @@ pub fn configure_plan(
         steps.extend(acls);
     }
     Plan { steps }
+}
+
+/// The Windows ACL steps for the data directory and the files this plan
+/// writes in it, the root's first.
+fn data_acl_steps(layout: &Layout, writes_config: bool, writes_secret: bool) -> Vec<Step> {
+    let config_files: Vec<PathBuf> = writes_config
+        .then(|| layout.config_file.clone())
+        .into_iter()
+        .collect();
+    let secret_files: Vec<PathBuf> = writes_secret
+        .then(|| layout.report_secret_file())
+        .into_iter()
+        .collect();
+    winsec::data_layout(
+        &layout.config_dir,
+        &config_files,
+        &secret_files,
+        &layout.state_dir,
+        &layout.log_dir,
+    )
+    .into_iter()
+    .map(|g| Step::Acl {
+        path: g.path,
+        sddl: g.sddl,
+    })
+    .collect()
 }
 
 /// The deployment secret's file: root's (SYSTEM's) alone, since whoever

@@ -44,7 +44,9 @@ pub enum When {
     Uninstall,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// `Debug` by hand: a file's contents may be the Duo secret key or the
+/// deployment secret, so only their size is shown.
+#[derive(Clone, PartialEq, Eq)]
 pub enum Step {
     /// Create a directory (and parents) with this mode; an existing one keeps
     /// its contents and gets the mode.
@@ -82,6 +84,54 @@ pub enum Step {
     /// Windows: replace the DACL of a file or directory with this SDDL,
     /// protected from inheritance. Not done under `--root`.
     Acl { path: PathBuf, sddl: &'static str },
+}
+
+impl fmt::Debug for Step {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Step::Dir { path, mode, owner } => f
+                .debug_struct("Dir")
+                .field("path", path)
+                .field("mode", &format_args!("{mode:o}"))
+                .field("owner", owner)
+                .finish(),
+            Step::File {
+                path,
+                mode,
+                owner,
+                contents,
+            } => f
+                .debug_struct("File")
+                .field("path", path)
+                .field("mode", &format_args!("{mode:o}"))
+                .field("owner", owner)
+                .field("contents", &format_args!("<{} bytes>", contents.len()))
+                .finish(),
+            Step::Copy { from, to, mode } => f
+                .debug_struct("Copy")
+                .field("from", from)
+                .field("to", to)
+                .field("mode", &format_args!("{mode:o}"))
+                .finish(),
+            Step::Command {
+                argv,
+                when,
+                may_fail,
+            } => f
+                .debug_struct("Command")
+                .field("argv", argv)
+                .field("when", when)
+                .field("may_fail", may_fail)
+                .finish(),
+            Step::Remove { path } => f.debug_struct("Remove").field("path", path).finish(),
+            Step::RemoveTree { path } => f.debug_struct("RemoveTree").field("path", path).finish(),
+            Step::Acl { path, sddl } => f
+                .debug_struct("Acl")
+                .field("path", path)
+                .field("sddl", sddl)
+                .finish(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -796,3 +796,26 @@ fn windows_guards_the_report_secret_in_install_and_configure() {
         assert!(written < guarded, "{plan}");
     }
 }
+
+/// A plan is printed with `{:?}` in error context and by hand when
+/// debugging: the secrets it writes must not come with it.
+#[test]
+fn a_plans_debug_shows_no_file_contents() {
+    let s = staged();
+    let secret = "duo-secret-key-0123456789abcdef0123456789";
+    let opts = InstallOptions {
+        duo_secret_key: Some(secret.to_owned().into()),
+        ..s.opts()
+    };
+    let plan = plan_install(&Layout::for_os(TargetOs::Linux), &s.target(), &opts).unwrap();
+    assert!(plan.file("/etc/rampart/duo.key").is_some(), "{plan}");
+    let debug = format!("{plan:?}");
+    // Neither as text nor as the list of bytes a derived Debug would print.
+    let as_bytes = format!("{:?}", &secret.as_bytes()[..8]);
+    assert!(!debug.contains(secret), "{debug}");
+    assert!(
+        !debug.contains(as_bytes.trim_matches(['[', ']'])),
+        "{debug}"
+    );
+    assert!(debug.contains("bytes>"), "{debug}");
+}
