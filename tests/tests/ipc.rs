@@ -431,6 +431,21 @@ fn one_user_holding_2000_connections_stops_neither_root_nor_the_owner() {
     }
     eprintln!("root's `rampart-agent status` under attack, 5 of 5 answered: {latencies:?}");
 
+    // The attacker's own CLI is told why, not "broken pipe": the agent's
+    // refusal arrives before the client's first write fails.
+    let own = as_user(
+        &setpriv,
+        ATTACKER,
+        &rampart_tests::workspace_bin("rampart-agent"),
+    )
+    .args(["status", "--socket", &socket])
+    .output()
+    .unwrap();
+    let err = String::from_utf8_lossy(&own.stderr);
+    eprintln!("the attacker's own `status`: {}", err.trim());
+    assert!(!own.status.success(), "{err}");
+    assert!(err.contains("already holds 64 connections"), "{err}");
+
     // And the owner's MFA command.
     let started = Instant::now();
     let resumed = owner_mfa("start_enrollment");

@@ -130,9 +130,13 @@ impl Client {
         };
         let id = self.next_id;
         self.next_id += 1;
-        self.stream
+        if let Err(write_error) = self
+            .stream
             .write_all(&encode_frame(&ClientFrame { id, request }))
-            .await?;
+            .await
+        {
+            return Err(self.why_closed(write_error).await);
+        }
         let wait = async {
             loop {
                 match self.read_frame().await? {
@@ -195,6 +199,16 @@ impl Client {
             }))
             .await?;
         Ok(())
+    }
+
+    /// A write failed: the agent may have refused the connection (too many
+    /// from this user) with an error frame and closed it before we wrote.
+    /// Its reason, if it sent one, says more than "broken pipe".
+    async fn why_closed(&mut self, write_error: io::Error) -> ClientError {
+        match tokio::time::timeout(Duration::from_millis(500), self.read_frame()).await {
+            Ok(Ok(ServerFrame::Error { error, .. })) => ClientError::Refused(error),
+            _ => ClientError::Io(write_error),
+        }
     }
 
     async fn read_frame(&mut self) -> Result<ServerFrame, ClientError> {
