@@ -1060,3 +1060,36 @@ fn reports_carry_the_deployment_secret_and_a_refused_one_keeps_them_queued() {
         }
     }
 }
+
+/// Issue 14: an MFA error did not clear with "Refresh" once fixed, only with
+/// a restart. The MFA state file cannot be read; IT removes it (the fix);
+/// "Refresh" (all checks, as the status window's MFA row sends) makes the
+/// running agent read it again.
+#[test]
+fn refresh_clears_a_fixed_mfa_error_without_a_restart() {
+    use std::os::unix::fs::PermissionsExt;
+    let uid = rustix::process::getuid().as_raw();
+    let login = std::process::Command::new("id")
+        .args(["-un", &uid.to_string()])
+        .output()
+        .unwrap();
+    let login = String::from_utf8(login.stdout).unwrap().trim().to_owned();
+    let file = format!("mfa-{uid}-{login}.json");
+    let agent = AgentProcess::start_dev_prepared(&loopback_policy(1), |dir| {
+        let mfa = dir.join("state").join("mfa");
+        std::fs::create_dir_all(&mfa).unwrap();
+        for d in [dir.join("state"), mfa.clone()] {
+            std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o700)).unwrap();
+        }
+        std::fs::write(mfa.join(&file), b"{\"version\": 1, \"uid\": ").unwrap();
+    });
+    let status = agent_status(&agent);
+    assert_eq!(status["mfa"]["state"], "error", "{status:#}");
+    // Refresh while still broken: still the error.
+    refresh(&agent, "all");
+    assert_eq!(agent_status(&agent)["mfa"]["state"], "error");
+    std::fs::remove_file(agent.state_dir().join("mfa").join(&file)).unwrap();
+    refresh(&agent, "all");
+    let status = agent_status(&agent);
+    assert_eq!(status["mfa"]["state"], "not_set_up", "{status:#}");
+}
