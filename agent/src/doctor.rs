@@ -14,6 +14,8 @@ use rampart_shared::status::{
 };
 use serde::Serialize;
 
+use crate::network::Endpoint;
+
 /// Free space below this is a warning, below [`DISK_FAIL_BYTES`] a failure.
 pub const DISK_WARN_BYTES: u64 = 100 * 1024 * 1024;
 pub const DISK_FAIL_BYTES: u64 = 10 * 1024 * 1024;
@@ -125,14 +127,23 @@ pub enum ProbeResult {
     },
 }
 
+/// One of the endpoints the agent's network check reaches
+/// ([`crate::network::targets`]), probed over HTTP(S).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Probe {
-    /// "policy server", "Duo", "IT reporting".
-    pub label: &'static str,
+    pub endpoint: Endpoint,
     pub url: String,
-    /// Whether only a 2xx/304 counts (the policy document must be there).
-    pub needs_success: bool,
     pub result: ProbeResult,
+}
+
+/// The log directory as doctor found it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LogDir {
+    Writable,
+    /// Not there: the agent creates it when it first logs to files.
+    Missing,
+    /// There, but a file could not be created in it (the OS error).
+    NotWritable(String),
 }
 
 /// A Unix socket's mode and owner.
@@ -191,8 +202,10 @@ pub struct Facts {
     /// Free bytes in the state dir's file system, or why unknown.
     pub free_bytes: Result<u64, String>,
     pub log_dir: PathBuf,
-    /// Whether a file could be created in the log dir.
-    pub log_writable: Result<(), String>,
+    pub log_state: LogDir,
+    /// Why the install config's `extra_ca_file` could not be used (the
+    /// probes then trust the system's roots only).
+    pub extra_ca_error: Option<String>,
 }
 
 fn check(
@@ -238,6 +251,14 @@ pub fn evaluate(f: &Facts) -> Vec<CheckResult> {
     out.push(socket_check(f));
     out.extend(policy_check(f, agent));
     out.push(clock_check(f, agent));
+    if let Some(why) = &f.extra_ca_error {
+        out.push(check(
+            "extra CA",
+            Verdict::Fail,
+            format!("the install config's extra_ca_file is not usable: {why}"),
+            "IT: point extra_ca_file at the PEM certificate of the network's TLS proxy or private CA",
+        ));
+    }
     for p in &f.probes {
         out.push(probe_check(p));
     }
@@ -309,24 +330,46 @@ pub fn evaluate(f: &Facts) -> Vec<CheckResult> {
         ),
     });
     out.push(disk_check(f));
-    out.push(match &f.log_writable {
-        Ok(()) => check(
-            "log dir",
+    out.push(log_check(f, agent.map(|a| a.status.agent.mode)));
+    out
+}
+
+/// The log dir: a missing one is expected of a dev or built-in agent (a
+/// built-in one never writes files; a dev one creates it when it starts),
+/// and of a service that has not started yet only a warning.
+fn log_check(f: &Facts, mode: Option<AgentMode>) -> CheckResult {
+    const NAME: &str = "log dir";
+    let dir = f.log_dir.display();
+    let service = mode.map_or(f.expect_system, |m| m == AgentMode::System);
+    let fix_owner = || {
+        format!(
+            "run doctor as the agent's user ({} for the service), or fix the directory's owner",
+            Os::current().administrator()
+        )
+    };
+    match &f.log_state {
+        LogDir::Writable => check(NAME, Verdict::Pass, format!("{dir} is writable"), ""),
+        LogDir::Missing if !service => check(
+            NAME,
             Verdict::Pass,
-            format!("{} is writable", f.log_dir.display()),
+            format!(
+                "{dir} does not exist yet: a dev agent creates it when it starts, a built-in one needs none"
+            ),
             "",
         ),
-        Err(why) => check(
-            "log dir",
+        LogDir::Missing => check(
+            NAME,
             Verdict::Warn,
-            format!("{}: {why}", f.log_dir.display()),
-            format!(
-                "run doctor as the agent's user ({} for the service), or fix the directory's owner",
-                Os::current().administrator()
-            ),
+            format!("{dir} does not exist yet (the service creates it when it starts)"),
+            fix_owner(),
         ),
-    });
-    out
+        LogDir::NotWritable(why) => check(
+            NAME,
+            Verdict::Warn,
+            format!("{dir}: no file can be created there ({why})"),
+            fix_owner(),
+        ),
+    }
 }
 
 /// Whether Duo takes this device's keys, and which of the two usual causes
@@ -527,25 +570,60 @@ fn clock_check(f: &Facts, agent: Option<&AgentFacts>) -> CheckResult {
     }
 }
 
-fn probe_check(p: &Probe) -> CheckResult {
-    let name = format!("network: {}", p.label);
-    match &p.result {
-        ProbeResult::Answered { addr, status }
-            if !p.needs_success || (200..300).contains(status) || *status == 304 =>
-        {
-            check(
-                &name,
-                Verdict::Pass,
-                format!("{} ({addr}): HTTP {status}", p.url),
-                "",
-            )
-        }
-        ProbeResult::Answered { addr, status } => check(
-            &name,
+/// An HTTP status in words: "HTTP 501 (Not Implemented)".
+pub fn http_status_words(status: u16) -> String {
+    match reqwest::StatusCode::from_u16(status)
+        .ok()
+        .and_then(|s| s.canonical_reason())
+    {
+        Some(reason) => format!("HTTP {status} ({reason})"),
+        None => format!("HTTP {status}"),
+    }
+}
+
+/// Whether an endpoint's HTTP answer is what the device needs from it, and
+/// the next step when it is not. Doctor probes with `HEAD` and no
+/// credential: a collector that asks for the deployment secret (401, 403)
+/// or takes only `POST` (405) is there and working; the agent's own answer
+/// from it is the "IT reporting credential" check.
+pub fn answer_verdict(endpoint: Endpoint, status: u16) -> (Verdict, &'static str) {
+    let success = (200..300).contains(&status) || status == 304;
+    match endpoint {
+        Endpoint::PolicyServer if success => (Verdict::Pass, ""),
+        Endpoint::PolicyServer => (
             Verdict::Fail,
-            format!("{} ({addr}): HTTP stage: HTTP {status}", p.url),
-            "the server is reachable but does not serve the document: IT must check the URL",
+            "the server is reachable but does not serve the policy document: IT must check the policy URL",
         ),
+        // Duo answers its API's paths; any answer shows it is there (the
+        // "Duo keys" check asks it properly).
+        Endpoint::Duo => (Verdict::Pass, ""),
+        Endpoint::Reporting if status < 400 || matches!(status, 401 | 403 | 405) => {
+            (Verdict::Pass, "")
+        }
+        Endpoint::Reporting => (
+            Verdict::Fail,
+            "the report collector is reachable but failing: IT must check the collector (its log, and that it takes POST at this URL); reports wait on this device until then",
+        ),
+        Endpoint::OfflineGuide if status < 400 => (Verdict::Pass, ""),
+        Endpoint::OfflineGuide => (
+            Verdict::Fail,
+            "the employee cannot open the offline-access guide: IT must check links.offline_guide_url in the policy",
+        ),
+    }
+}
+
+fn probe_check(p: &Probe) -> CheckResult {
+    let name = format!("network: {}", p.endpoint.label());
+    match &p.result {
+        ProbeResult::Answered { addr, status } => {
+            let (verdict, fix) = answer_verdict(p.endpoint, *status);
+            let figure = if verdict == Verdict::Pass {
+                format!("{} ({addr}): {}", p.url, http_status_words(*status))
+            } else {
+                format!("{} ({addr}) answered {}", p.url, http_status_words(*status))
+            };
+            check(&name, verdict, figure, fix)
+        }
         ProbeResult::Failed { stage, detail } => {
             let fix = match stage {
                 Stage::Dns => "the name does not resolve: check DNS, VPN, or the URL's host",
@@ -553,7 +631,7 @@ fn probe_check(p: &Probe) -> CheckResult {
                     "nothing accepts connections there: check the firewall, proxy or VPN, or whether the server is up"
                 }
                 Stage::Tls => {
-                    "the secure connection failed: a TLS-intercepting proxy or a wrong certificate; check the system's date and proxy"
+                    "the secure connection failed: a TLS-intercepting proxy or a private CA (IT names its certificate in the install config's extra_ca_file), or a wrong system date"
                 }
                 Stage::Http => "the server did not answer HTTP properly: IT must check the server",
             };
@@ -604,8 +682,14 @@ pub fn human_bytes(n: u64) -> String {
 }
 
 /// Probes `url` stage by stage: DNS, TCP, then TLS and HTTP with a HEAD
-/// request (reqwest, rustls/ring). Each stage within `timeout`.
-pub async fn probe(url: &str, timeout: Duration) -> ProbeResult {
+/// request (reqwest, rustls/ring), trusting the system's roots and
+/// `extra_roots` ([`crate::network::extra_roots`]). Each stage within
+/// `timeout`.
+pub async fn probe(
+    url: &str,
+    timeout: Duration,
+    extra_roots: &[reqwest::Certificate],
+) -> ProbeResult {
     let failed = |stage, detail: String| ProbeResult::Failed { stage, detail };
     let Some((host, port)) = crate::network::url_host_port(url) else {
         return failed(Stage::Dns, format!("\"{url}\" is not an http(s) URL"));
@@ -648,14 +732,16 @@ pub async fn probe(url: &str, timeout: Duration) -> ProbeResult {
         );
     };
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let client = match reqwest::Client::builder()
+    let mut builder = reqwest::Client::builder()
         .user_agent(concat!("rampart-agent-doctor/", env!("CARGO_PKG_VERSION")))
         .connect_timeout(timeout)
         .timeout(timeout * 2)
         .redirect(reqwest::redirect::Policy::none())
-        .resolve(&host, addr)
-        .build()
-    {
+        .resolve(&host, addr);
+    if !extra_roots.is_empty() {
+        builder = builder.tls_certs_merge(extra_roots.iter().cloned());
+    }
+    let client = match builder.build() {
         Ok(c) => c,
         Err(e) => return failed(Stage::Tls, format!("cannot set up TLS: {e}")),
     };
@@ -706,7 +792,8 @@ mod tests {
             state_dir: "/var/lib/rampart".into(),
             free_bytes: Ok(5 * 1024 * 1024 * 1024),
             log_dir: "/var/log/rampart".into(),
-            log_writable: Ok(()),
+            log_state: LogDir::Writable,
+            extra_ca_error: None,
         }
     }
 
@@ -935,18 +1022,16 @@ mod tests {
         let mut f = facts();
         f.probes = vec![
             Probe {
-                label: "policy server",
+                endpoint: Endpoint::PolicyServer,
                 url: "https://policy.example.com/p.json".into(),
-                needs_success: true,
                 result: ProbeResult::Failed {
                     stage: Stage::Tcp,
                     detail: "connection refused".into(),
                 },
             },
             Probe {
-                label: "Duo",
+                endpoint: Endpoint::Duo,
                 url: "https://api-1.duosecurity.com/".into(),
-                needs_success: false,
                 result: ProbeResult::Answered {
                     addr: "192.0.2.1:443".parse().unwrap(),
                     status: 404,
@@ -958,6 +1043,89 @@ mod tests {
         assert_eq!(policy.result, Verdict::Fail);
         assert!(policy.figure.contains("TCP stage"), "{policy:?}");
         assert_eq!(get(&c, "network: Duo").result, Verdict::Pass);
+    }
+
+    #[test]
+    fn answers_are_judged_by_what_the_endpoint_is_for() {
+        use Endpoint::*;
+        let v = |e, s| answer_verdict(e, s).0;
+        // The collector: any 4xx/5xx fails, except asking for the
+        // credential doctor does not send, or for POST.
+        assert_eq!(v(Reporting, 501), Verdict::Fail);
+        assert_eq!(v(Reporting, 500), Verdict::Fail);
+        assert_eq!(v(Reporting, 404), Verdict::Fail);
+        assert_eq!(v(Reporting, 400), Verdict::Fail);
+        assert_eq!(v(Reporting, 204), Verdict::Pass);
+        assert_eq!(v(Reporting, 401), Verdict::Pass);
+        assert_eq!(v(Reporting, 403), Verdict::Pass);
+        assert_eq!(v(Reporting, 405), Verdict::Pass);
+        assert_eq!(v(PolicyServer, 200), Verdict::Pass);
+        assert_eq!(v(PolicyServer, 304), Verdict::Pass);
+        assert_eq!(v(PolicyServer, 302), Verdict::Fail);
+        assert_eq!(v(PolicyServer, 404), Verdict::Fail);
+        assert_eq!(v(Duo, 404), Verdict::Pass);
+        assert_eq!(v(OfflineGuide, 301), Verdict::Pass);
+        assert_eq!(v(OfflineGuide, 404), Verdict::Fail);
+    }
+
+    #[test]
+    fn a_failing_collector_is_a_failure_in_plain_words() {
+        let mut f = facts();
+        f.probes = vec![Probe {
+            endpoint: Endpoint::Reporting,
+            url: "https://reports.example.com/rampart".into(),
+            result: ProbeResult::Answered {
+                addr: "192.0.2.1:443".parse().unwrap(),
+                status: 501,
+            },
+        }];
+        let checks = evaluate(&f);
+        let c = get(&checks, "network: IT reporting");
+        assert_eq!(c.result, Verdict::Fail);
+        assert_eq!(
+            c.figure,
+            "https://reports.example.com/rampart (192.0.2.1:443) answered HTTP 501 (Not Implemented)"
+        );
+        assert!(
+            c.fix
+                .starts_with("the report collector is reachable but failing")
+        );
+        assert_eq!(exit_code(&checks), 2);
+        assert_eq!(http_status_words(599), "HTTP 599");
+    }
+
+    #[test]
+    fn a_missing_log_dir_is_expected_of_a_dev_or_built_in_agent_only() {
+        let mut f = facts();
+        f.log_state = LogDir::Missing;
+        for mode in [AgentMode::Dev, AgentMode::Embedded] {
+            let c = log_check(&f, Some(mode));
+            assert_eq!(c.result, Verdict::Pass, "{mode:?}");
+            assert!(c.figure.contains("does not exist yet"), "{c:?}");
+        }
+        assert_eq!(exit_code(&evaluate(&f)), 0);
+        assert_eq!(log_check(&f, Some(AgentMode::System)).result, Verdict::Warn);
+        // No agent to ask: what doctor expects decides.
+        assert_eq!(log_check(&f, None).result, Verdict::Pass);
+        f.expect_system = true;
+        assert_eq!(log_check(&f, None).result, Verdict::Warn);
+        f.log_state = LogDir::NotWritable("Permission denied (os error 13)".into());
+        let c = log_check(&f, Some(AgentMode::Dev));
+        assert_eq!(c.result, Verdict::Warn);
+        assert!(
+            c.figure.ends_with("(Permission denied (os error 13))"),
+            "{c:?}"
+        );
+    }
+
+    #[test]
+    fn an_unusable_extra_ca_is_its_own_failure() {
+        let mut f = facts();
+        f.extra_ca_error = Some("the CA file /etc/rampart/proxy.pem holds no certificate".into());
+        let checks = evaluate(&f);
+        let c = get(&checks, "extra CA");
+        assert_eq!(c.result, Verdict::Fail);
+        assert!(c.figure.ends_with("holds no certificate"), "{c:?}");
     }
 
     #[test]
@@ -990,6 +1158,7 @@ mod tests {
         let r = probe(
             &format!("http://127.0.0.1:{closed}/p.json"),
             Duration::from_secs(2),
+            &[],
         )
         .await;
         assert!(
@@ -1020,6 +1189,7 @@ mod tests {
         let r = probe(
             &format!("http://127.0.0.1:{port}/p.json"),
             Duration::from_secs(2),
+            &[],
         )
         .await;
         assert!(
@@ -1030,6 +1200,7 @@ mod tests {
         let r = probe(
             &format!("https://127.0.0.1:{port}/p.json"),
             Duration::from_secs(2),
+            &[],
         )
         .await;
         assert!(

@@ -4,6 +4,9 @@
 //! connected to (TCP); a failure names the stage that failed.
 //!
 //! [`check`] is the only I/O; [`targets`] and [`to_section`] are pure.
+//! `rampart-agent doctor` probes the same [`targets`], over HTTP(S) with the
+//! same trust ([`extra_roots`]: the system's roots and the install config's
+//! `extra_ca_file`), so that doctor and status name the same endpoints.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -16,16 +19,44 @@ use tokio::net::TcpStream;
 
 use crate::config::InstallConfig;
 
+/// What an endpoint is to this device. `doctor` probes the same list, and
+/// judges an HTTP answer by what the endpoint is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Endpoint {
+    PolicyServer,
+    Duo,
+    /// IT's report collector.
+    Reporting,
+    OfflineGuide,
+}
+
+impl Endpoint {
+    /// What it is to the employee: "policy server", "offline-access guide".
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::PolicyServer => "policy server",
+            Self::Duo => "Duo",
+            Self::Reporting => "IT reporting",
+            Self::OfflineGuide => "offline-access guide",
+        }
+    }
+}
+
 /// One endpoint to reach.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Target {
-    /// What it is to the employee: "policy server", "offline-access guide".
-    pub label: &'static str,
+    pub endpoint: Endpoint,
+    /// The URL the device uses (doctor probes it over HTTP).
+    pub url: String,
     pub host: String,
     pub port: u16,
 }
 
 impl Target {
+    pub fn label(&self) -> &'static str {
+        self.endpoint.label()
+    }
+
     fn display(&self) -> String {
         if self.host.contains(':') {
             format!("[{}]:{}", self.host, self.port)
@@ -58,24 +89,65 @@ pub struct Reached {
 /// needed.
 pub fn targets(policy: &Policy, config: Option<&InstallConfig>) -> Vec<Target> {
     let mut found: Vec<Target> = Vec::new();
-    let mut add = |label, url: &str| {
+    let mut add = |endpoint, url: &str| {
         if let Some((host, port)) = url_host_port(url)
             && !found.iter().any(|t| t.host == host && t.port == port)
         {
-            found.push(Target { label, host, port });
+            found.push(Target {
+                endpoint,
+                url: url.to_owned(),
+                host,
+                port,
+            });
         }
     };
     if let Some(url) = config.and_then(|c| c.policy_url.as_deref()) {
-        add("policy server", url);
+        add(Endpoint::PolicyServer, url);
     }
     if let Provider::Duo { api_host, .. } = &policy.mfa.provider {
-        add("Duo", &format!("https://{api_host}/"));
+        add(Endpoint::Duo, &format!("https://{api_host}/"));
     }
     if let Some(reporting) = &policy.reporting {
-        add("IT reporting", &reporting.url);
+        add(Endpoint::Reporting, &reporting.url);
     }
-    add("offline-access guide", &policy.links.offline_guide_url);
+    add(Endpoint::OfflineGuide, &policy.links.offline_guide_url);
     found
+}
+
+/// Why the install config's `extra_ca_file` cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ExtraCaError {
+    #[error("the CA file {} cannot be read ({source})", path.display())]
+    Read {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    #[error("the CA file {} is not PEM certificates ({detail})", path.display())]
+    NotPem {
+        path: std::path::PathBuf,
+        detail: String,
+    },
+    #[error("the CA file {} holds no certificate", path.display())]
+    Empty { path: std::path::PathBuf },
+}
+
+/// The certificates the install config's `extra_ca_file` adds to the
+/// system's roots (an on-prem TLS proxy's CA). The one place that reads it:
+/// the Duo client and doctor's probes both trust what this returns.
+pub fn extra_roots(file: &std::path::Path) -> Result<Vec<reqwest::Certificate>, ExtraCaError> {
+    let path = file.to_owned();
+    let pem = std::fs::read(file).map_err(|source| ExtraCaError::Read {
+        path: path.clone(),
+        source,
+    })?;
+    let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| ExtraCaError::NotPem {
+        path: path.clone(),
+        detail: e.to_string(),
+    })?;
+    if certs.is_empty() {
+        return Err(ExtraCaError::Empty { path });
+    }
+    Ok(certs)
 }
 
 /// Host and port of an `http(s)://` URL (default ports filled in).
@@ -143,7 +215,7 @@ pub fn to_section(results: &[Reached], checked_at: DateTime<Utc>) -> NetworkSect
             r.result
                 .as_ref()
                 .err()
-                .map(|e| format!("{} ({}): {e}", r.target.label, r.target.display()))
+                .map(|e| format!("{} ({}): {e}", r.target.label(), r.target.display()))
         })
         .collect();
     let (state, detail) = if results.is_empty() {
@@ -151,7 +223,7 @@ pub fn to_section(results: &[Reached], checked_at: DateTime<Utc>) -> NetworkSect
     } else if failed.is_empty() {
         let reached: Vec<String> = results
             .iter()
-            .map(|r| format!("{} ({})", r.target.label, r.target.display()))
+            .map(|r| format!("{} ({})", r.target.label(), r.target.display()))
             .collect();
         (
             NetworkState::Online,
@@ -212,7 +284,7 @@ mod tests {
         let t = targets(&policy, Some(&config));
         let labels: Vec<_> = t
             .iter()
-            .map(|t| (t.label, t.host.as_str(), t.port))
+            .map(|t| (t.label(), t.host.as_str(), t.port))
             .collect();
         assert_eq!(
             labels,
@@ -230,18 +302,19 @@ mod tests {
 
     #[test]
     fn section_names_the_failing_stage() {
-        let target = |label, host: &str, port| Target {
-            label,
+        let target = |endpoint, host: &str, port| Target {
+            endpoint,
+            url: format!("https://{host}:{port}/"),
             host: host.into(),
             port,
         };
         let now = DateTime::from_timestamp(1_795_000_000, 0).unwrap();
         let ok = Reached {
-            target: target("policy server", "policy.example.com", 443),
+            target: target(Endpoint::PolicyServer, "policy.example.com", 443),
             result: Ok("192.0.2.1:443".parse().unwrap()),
         };
         let dns = Reached {
-            target: target("offline-access guide", "docs.example.com", 443),
+            target: target(Endpoint::OfflineGuide, "docs.example.com", 443),
             result: Err(Failure::Dns("failed to lookup address information".into())),
         };
         let online = to_section(std::slice::from_ref(&ok), now);
@@ -265,12 +338,14 @@ mod tests {
         };
         let targets = [
             Target {
-                label: "policy server",
+                endpoint: Endpoint::PolicyServer,
+                url: format!("http://127.0.0.1:{open}/"),
                 host: "127.0.0.1".into(),
                 port: open,
             },
             Target {
-                label: "offline-access guide",
+                endpoint: Endpoint::OfflineGuide,
+                url: format!("https://127.0.0.1:{closed}/"),
                 host: "127.0.0.1".into(),
                 port: closed,
             },

@@ -531,6 +531,9 @@ impl Shell {
                     self.reporter.kick();
                 }
                 if check == Check::All {
+                    // A state file IT mended (or removed) counts now, not
+                    // at the next start.
+                    self.mfa.reload_broken();
                     self.refresh_duo_status(events);
                 }
                 Ok(Response::Accepted)

@@ -49,6 +49,9 @@ pub enum Message {
     FirstFrame,
 }
 
+/// The status window's smallest size: its sections scroll below it.
+pub const STATUS_MIN_SIZE: Size = Size::new(480.0, 420.0);
+
 /// How often a waiting Duo screen asks the agent, which asks Duo.
 pub const POLL_INTERVAL: std::time::Duration = std::time::Duration::from_secs(3);
 
@@ -56,7 +59,7 @@ impl App {
     pub fn boot() -> (Self, Task<Message>) {
         let (id, open) = window::open(window::Settings {
             size: Size::new(640.0, 560.0),
-            min_size: Some(Size::new(480.0, 420.0)),
+            min_size: Some(STATUS_MIN_SIZE),
             ..window::Settings::default()
         });
         let app = Self {
@@ -187,6 +190,10 @@ impl App {
         if let Some(w) = &mut self.wizard {
             let _ = wizard::update(w, wizard::Message::Status(status.clone()));
         }
+        let _ = status::update(
+            &mut self.status_screen,
+            status::Message::StatusArrived(iced::time::Instant::now()),
+        );
         self.status = Some(status);
         if needs_setup && !self.wizard_opened_by_itself && self.wizard_window.is_none() {
             self.wizard_opened_by_itself = true;
@@ -302,6 +309,13 @@ impl App {
             .is_some_and(wizard::State::counting_down)
         {
             subs.push(iced::time::every(std::time::Duration::from_secs(1)).map(|_| Message::Tick));
+        }
+        // The status window's uptime is live while there is one to show.
+        if self.status.is_some() && self.status_window.is_some() {
+            subs.push(
+                iced::time::every(std::time::Duration::from_secs(1))
+                    .map(|at| Message::Status(status::Message::Tick(at))),
+            );
         }
         // Only while a screen waits on the phone: idle windows cost nothing.
         if self.wizard.as_ref().is_some_and(wizard::State::polling) {

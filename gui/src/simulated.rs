@@ -181,7 +181,7 @@ fn loopback_policy() -> String {
     )
 }
 
-fn use_tiny_skia() {
+pub(crate) fn use_tiny_skia() {
     // The simulator reads this when it creates its renderer; tiny-skia needs
     // no GPU. Every test here sets the same value, so races are harmless.
     if std::env::var("ICED_TEST_BACKEND").as_deref() != Ok("tiny-skia") {

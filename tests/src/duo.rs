@@ -357,6 +357,18 @@ fn answer(
     };
     let params = decode_form(raw);
     let mut s = state.lock().unwrap();
+    if !request.path.starts_with("/auth/") {
+        // Outside Duo's API: a plain page on the same host, behind the same
+        // private CA (a stand-in for the offline-access guide).
+        s.requests.push(Recorded {
+            method: request.method.clone(),
+            path: request.path.clone(),
+            params: vec![],
+            signature_ok: None,
+            status: 200,
+        });
+        return (200, vec![], "{\"page\": true}".to_owned());
+    }
     let signed = request.path != "/auth/v2/ping";
     let signature_ok = signed.then(|| verify(request, &params, addr));
     let (status, headers, body) = if let Some(wait) = s.rate_limit.pop_front() {

@@ -3,7 +3,7 @@
 //! diagnose bundle never carries a secret.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::net::TcpListener;
+use std::net::{IpAddr, Ipv4Addr, TcpListener};
 use std::path::Path;
 use std::process::Output;
 use std::time::{Duration, Instant};
@@ -12,6 +12,8 @@ use rampart_shared::totp::{self, Params, Secret};
 use rampart_tests::agent::{
     AgentProcess, cli_with_socket, loopback_policy, signal, write_install_config,
 };
+use rampart_tests::chrony::Chronyd;
+use rampart_tests::duo::DuoServer;
 use rampart_tests::http::{HttpServer, Reply};
 use rampart_tests::ipc::RawClient;
 use rampart_tests::short_tempdir;
@@ -137,6 +139,159 @@ fn doctor_names_tcp_when_the_policy_server_port_is_closed() {
             .any(|l| l.starts_with("FAIL  network: policy server") && l.contains("TCP stage")),
         "{text}"
     );
+}
+
+/// Issue 14, finding "doctor disagrees with status": Duo behind a private
+/// CA that IT names in `extra_ca_file`. The agent trusts it; doctor's
+/// network check of Duo did not ("FAIL UnknownIssuer" beside "PASS keys
+/// accepted"). Now both use the same trust.
+#[test]
+fn doctor_trusts_the_extra_ca_for_duo_as_the_agent_does() {
+    let duo = DuoServer::start();
+    let keys = short_tempdir();
+    let key = duo.write_secret_key_file(keys.path());
+    let agent = AgentProcess::start_dev_with_install(
+        &duo.policy(&key),
+        &json!({"extra_ca_file": duo.ca_file()}),
+        &[],
+    );
+    let (_, report) = doctor(agent.dir.path(), &agent.socket);
+    let net = check(&report, "network: Duo");
+    assert_eq!(net["result"], "PASS", "{report:#}");
+    assert_eq!(check(&report, "Duo keys")["result"], "PASS", "{report:#}");
+    assert!(
+        !report["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["name"] == "extra CA"),
+        "{report:#}"
+    );
+    // Without the CA the same server is untrusted: the check above can fail.
+    std::fs::write(
+        agent.dir.path().join("etc").join("agent.json"),
+        json!({"device_id": "test-device", "allow_unsigned_local_policy": true}).to_string(),
+    )
+    .unwrap();
+    let (_, report) = doctor(agent.dir.path(), &agent.socket);
+    let net = check(&report, "network: Duo");
+    assert_eq!(net["result"], "FAIL", "{report:#}");
+    assert!(
+        net["figure"].as_str().unwrap().contains("TLS stage"),
+        "{net}"
+    );
+    assert!(
+        net["fix"].as_str().unwrap().contains("extra_ca_file"),
+        "{net}"
+    );
+}
+
+/// A collector that answers 501 takes no report: doctor said PASS.
+#[test]
+fn doctor_fails_a_collector_that_answers_501_and_says_http_501() {
+    let collector = HttpServer::start();
+    collector.script("/collect", (0..200).map(|_| Reply::new(501, "")));
+    let mut policy = loopback_policy(1);
+    policy["reporting"] = json!({"url": collector.url("/collect"), "interval_secs": 3600});
+    let agent = AgentProcess::start_dev_with_policy(&policy, &[]);
+    let (out, report) = doctor(agent.dir.path(), &agent.socket);
+    let net = check(&report, "network: IT reporting");
+    assert_eq!(net["result"], "FAIL", "{report:#}");
+    let figure = net["figure"].as_str().unwrap();
+    assert!(figure.contains("HTTP 501 (Not Implemented)"), "{net}");
+    assert!(
+        net["fix"]
+            .as_str()
+            .unwrap()
+            .starts_with("the report collector is reachable but failing"),
+        "{net}"
+    );
+    assert_eq!(out.status.code(), Some(2), "{report:#}");
+    assert!(
+        collector
+            .requests_to("/collect")
+            .iter()
+            .any(|r| r.method == "HEAD"),
+        "doctor asked the collector itself"
+    );
+}
+
+/// Status counts the offline-access guide as an endpoint; doctor did not
+/// check it. Both now name it when it cannot be reached.
+#[test]
+fn doctor_names_an_unreachable_offline_guide_as_status_does() {
+    let port = closed_port();
+    let mut policy = loopback_policy(1);
+    policy["links"]["offline_guide_url"] =
+        json!(format!("https://127.0.0.1:{port}/offline-access"));
+    let agent = AgentProcess::start_dev_with_policy(&policy, &[]);
+    let status = wait_for_status(&agent, "a network check", |s| {
+        !s["network"]["checked_at"].is_null()
+    });
+    let detail = status["network"]["detail"].as_str().unwrap();
+    let named = format!("offline-access guide (127.0.0.1:{port})");
+    assert!(detail.contains(&named), "{status:#}");
+    let (out, report) = doctor(agent.dir.path(), &agent.socket);
+    let guide = check(&report, "network: offline-access guide");
+    assert_eq!(guide["result"], "FAIL", "{report:#}");
+    let figure = guide["figure"].as_str().unwrap();
+    assert!(
+        figure.contains(&format!("127.0.0.1:{port}")) && figure.contains("TCP stage"),
+        "{guide}"
+    );
+    assert_eq!(out.status.code(), Some(2));
+}
+
+/// A healthy setup with nothing managed beyond the basics: a true time
+/// server, the guide reachable, MFA not required. Its log dir not existing
+/// (as for the app's built-in agent, which writes no log files) is no
+/// warning: doctor exits 0. It warned and exited 1.
+#[test]
+fn doctor_passes_a_healthy_setup_whose_log_dir_does_not_exist_yet() {
+    let Some(ntp) = Chronyd::start(IpAddr::V4(Ipv4Addr::LOCALHOST), None) else {
+        return;
+    };
+    let guide = DuoServer::start();
+    let policy = json!({
+        "schema": 1,
+        "serial": 1,
+        "mfa": {"required": false},
+        "clock": {"ntp_servers": [ntp.server()]},
+        "links": {
+            "offline_guide_url": format!("https://{}/offline-access", guide.api_host()),
+            "support_url": format!("https://{}/support", guide.api_host()),
+        }
+    });
+    let agent = AgentProcess::start_dev_with_install(
+        &policy,
+        &json!({"extra_ca_file": guide.ca_file()}),
+        &[],
+    );
+    wait_for_status(&agent, "a synced clock and a network check", |s| {
+        s["clock"]["state"] == "synced" && s["network"]["state"] == "online"
+    });
+    // Doctor looks at a state dir of its own whose log dir was never made.
+    let fresh = short_tempdir();
+    std::fs::create_dir_all(fresh.path().join("etc")).unwrap();
+    std::fs::copy(
+        agent.dir.path().join("etc").join("agent.json"),
+        fresh.path().join("etc").join("agent.json"),
+    )
+    .unwrap();
+    assert!(!fresh.path().join("state").join("logs").exists());
+    let (out, report) = doctor(fresh.path(), &agent.socket);
+    for c in report["checks"].as_array().unwrap() {
+        assert_eq!(c["result"], "PASS", "{c}\n{report:#}");
+    }
+    let log = check(&report, "log dir");
+    assert!(
+        log["figure"]
+            .as_str()
+            .unwrap()
+            .contains("does not exist yet"),
+        "{log}"
+    );
+    assert_eq!(out.status.code(), Some(0), "{report:#}");
 }
 
 /// The text of every file in the agent's log directory.
@@ -904,4 +1059,37 @@ fn reports_carry_the_deployment_secret_and_a_refused_one_keeps_them_queued() {
             assert!(!contains(body, secret), "{name} leaks {secret}");
         }
     }
+}
+
+/// Issue 14: an MFA error did not clear with "Refresh" once fixed, only with
+/// a restart. The MFA state file cannot be read; IT removes it (the fix);
+/// "Refresh" (all checks, as the status window's MFA row sends) makes the
+/// running agent read it again.
+#[test]
+fn refresh_clears_a_fixed_mfa_error_without_a_restart() {
+    use std::os::unix::fs::PermissionsExt;
+    let uid = rustix::process::getuid().as_raw();
+    let login = std::process::Command::new("id")
+        .args(["-un", &uid.to_string()])
+        .output()
+        .unwrap();
+    let login = String::from_utf8(login.stdout).unwrap().trim().to_owned();
+    let file = format!("mfa-{uid}-{login}.json");
+    let agent = AgentProcess::start_dev_prepared(&loopback_policy(1), |dir| {
+        let mfa = dir.join("state").join("mfa");
+        std::fs::create_dir_all(&mfa).unwrap();
+        for d in [dir.join("state"), mfa.clone()] {
+            std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o700)).unwrap();
+        }
+        std::fs::write(mfa.join(&file), b"{\"version\": 1, \"uid\": ").unwrap();
+    });
+    let status = agent_status(&agent);
+    assert_eq!(status["mfa"]["state"], "error", "{status:#}");
+    // Refresh while still broken: still the error.
+    refresh(&agent, "all");
+    assert_eq!(agent_status(&agent)["mfa"]["state"], "error");
+    std::fs::remove_file(agent.state_dir().join("mfa").join(&file)).unwrap();
+    refresh(&agent, "all");
+    let status = agent_status(&agent);
+    assert_eq!(status["mfa"]["state"], "not_set_up", "{status:#}");
 }

@@ -11,7 +11,7 @@ use rampart_shared::policy::{Policy, Provider, parse_policy};
 use rampart_shared::status::AgentMode;
 
 use crate::config::InstallConfig;
-use crate::doctor::{self, AgentFacts, Facts, Probe, Report, SocketMeta};
+use crate::doctor::{self, AgentFacts, Facts, LogDir, Probe, Report, SocketMeta};
 use crate::ipc::client::Client;
 
 /// Each probe stage's time limit.
@@ -74,8 +74,17 @@ async fn gather(args: &DoctorArgs) -> anyhow::Result<Facts> {
             chrono::Utc::now(),
         ))
     };
+    // The agent's trust: the system's roots and IT's extra CA.
+    let (extra_roots, extra_ca_error) =
+        match install.as_ref().and_then(|i| i.extra_ca_file.as_deref()) {
+            None => (Vec::new(), None),
+            Some(file) => match crate::network::extra_roots(file) {
+                Ok(certs) => (certs, None),
+                Err(e) => (Vec::new(), Some(e.to_string())),
+            },
+        };
     let (probes, duo) = tokio::join!(
-        probes(&policy, install.as_ref()),
+        probes(&policy, install.as_ref(), extra_roots),
         duo_probe(&policy, install.as_ref())
     );
     let mut sig = paths.managed_policy().into_os_string();
@@ -94,8 +103,9 @@ async fn gather(args: &DoctorArgs) -> anyhow::Result<Facts> {
         duo,
         free_bytes: free_bytes(&paths.state_dir),
         state_dir: paths.state_dir,
-        log_writable: log_writable(&paths.log_dir),
+        log_state: log_state(&paths.log_dir),
         log_dir: paths.log_dir,
+        extra_ca_error,
     })
 }
 
@@ -156,26 +166,23 @@ async fn ask_agent(socket: &Path) -> Result<AgentFacts, crate::ipc::client::Clie
     Ok(AgentFacts { status, policy })
 }
 
-async fn probes(policy: &Policy, install: Option<&InstallConfig>) -> Vec<Probe> {
-    let mut wanted: Vec<(&'static str, String, bool)> = Vec::new();
-    if let Some(url) = install.and_then(|c| c.policy_url.clone()) {
-        wanted.push(("policy server", url, true));
-    }
-    if let Provider::Duo { api_host, .. } = &policy.mfa.provider {
-        wanted.push(("Duo", format!("https://{api_host}/"), false));
-    }
-    if let Some(r) = &policy.reporting {
-        wanted.push(("IT reporting", r.url.clone(), false));
-    }
-    let handles: Vec<_> = wanted
+/// The endpoints of the agent's own network check, each probed over
+/// HTTP(S).
+async fn probes(
+    policy: &Policy,
+    install: Option<&InstallConfig>,
+    extra_roots: Vec<reqwest::Certificate>,
+) -> Vec<Probe> {
+    let extra_roots = std::sync::Arc::new(extra_roots);
+    let handles: Vec<_> = crate::network::targets(policy, install)
         .into_iter()
-        .map(|(label, url, needs_success)| {
+        .map(|target| {
+            let extra_roots = extra_roots.clone();
             tokio::spawn(async move {
-                let result = doctor::probe(&url, PROBE_TIMEOUT).await;
+                let result = doctor::probe(&target.url, PROBE_TIMEOUT, &extra_roots).await;
                 Probe {
-                    label,
-                    url,
-                    needs_success,
+                    endpoint: target.endpoint,
+                    url: target.url,
                     result,
                 }
             })
@@ -221,16 +228,20 @@ pub fn free_bytes(_dir: &Path) -> Result<u64, String> {
     Err("not measured on this platform".into())
 }
 
-fn log_writable(dir: &Path) -> Result<(), String> {
+fn log_state(dir: &Path) -> LogDir {
     if !dir.is_dir() {
-        return Err("does not exist yet (the agent creates it when it starts)".into());
+        return LogDir::Missing;
     }
     let probe = dir.join(format!(".doctor-{}", std::process::id()));
-    std::fs::OpenOptions::new()
+    match std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
         .open(&probe)
-        .map_err(|e| e.to_string())?;
-    let _ = std::fs::remove_file(&probe);
-    Ok(())
+    {
+        Ok(_) => {
+            let _ = std::fs::remove_file(&probe);
+            LogDir::Writable
+        }
+        Err(e) => LogDir::NotWritable(e.to_string()),
+    }
 }

@@ -146,24 +146,8 @@ impl DuoClient {
             // A redirect would send signed requests somewhere unsigned for.
             .redirect(reqwest::redirect::Policy::none());
         if let Some(file) = &config.extra_ca_file {
-            let pem = std::fs::read(file).map_err(|e| {
-                DuoError::Config(format!(
-                    "the CA file {} cannot be read ({e})",
-                    file.display()
-                ))
-            })?;
-            let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
-                DuoError::Config(format!(
-                    "the CA file {} is not PEM certificates ({e})",
-                    file.display()
-                ))
-            })?;
-            if certs.is_empty() {
-                return Err(DuoError::Config(format!(
-                    "the CA file {} holds no certificate",
-                    file.display()
-                )));
-            }
+            let certs =
+                crate::network::extra_roots(file).map_err(|e| DuoError::Config(e.to_string()))?;
             builder = builder.tls_certs_merge(certs);
         }
         let http = builder.build().map_err(|e| {

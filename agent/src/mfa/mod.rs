@@ -140,6 +140,41 @@ impl MfaEngine {
         })
     }
 
+    /// Reads again the state files that could not be read (a "Refresh"):
+    /// a file IT mended is loaded, one IT removed leaves the user not set
+    /// up. Users whose state was read are left as they are (memory and
+    /// disk agree: every change is saved). Returns how many changed.
+    pub fn reload_broken(&mut self) -> usize {
+        let broken: Vec<UserKey> = self
+            .users
+            .iter()
+            .filter(|(_, slot)| matches!(slot, Slot::Broken(_)))
+            .map(|(owner, _)| owner.clone())
+            .collect();
+        let mut changed = 0;
+        for owner in broken {
+            match store::load(&self.dir, &owner) {
+                Ok(Some(enrollment)) => {
+                    tracing::info!(user = %owner.id, "MFA state file readable again");
+                    self.users.insert(owner, Slot::Loaded(Box::new(enrollment)));
+                    changed += 1;
+                }
+                Ok(None) => {
+                    tracing::info!(user = %owner.id, "unreadable MFA state file removed");
+                    self.users.remove(&owner);
+                    changed += 1;
+                }
+                Err(LoadError::Corrupt { reason, .. }) => {
+                    self.users.insert(owner, Slot::Broken(reason));
+                }
+                Err(other) => {
+                    self.users.insert(owner, Slot::Broken(other.to_string()));
+                }
+            }
+        }
+        changed
+    }
+
     /// Saves one user's state; a failure is logged and kept for the status
     /// (`storage`) until a save succeeds.
     fn save(&mut self, enrollment: &Enrollment) -> Result<(), FsError> {

@@ -497,3 +497,37 @@ fn a_failed_write_drops_the_change() {
     assert_eq!(err.code(), MfaErrorCode::Storage);
     assert_eq!(engine.section(&jane().key(), &p).state, MfaState::NotSetUp);
 }
+
+/// Issue 14: an MFA error cleared only with a restart. "Refresh" reads a
+/// state file that could not be read again: mended, it counts; removed,
+/// the user is not set up; still broken, still an error.
+#[test]
+fn a_refresh_rereads_a_state_file_that_could_not_be_read() {
+    let tmp = tempfile::tempdir().unwrap();
+    let good = tempfile::tempdir().unwrap();
+    let p = policy();
+    let file = "mfa-1000-jane.json";
+    {
+        let mut other = open(good.path());
+        cmd(&mut other, &jane(), &p, T0, MfaCommand::StartEnrollment).unwrap();
+    }
+    fs::write(tmp.path().join(file), b"{\"version\": 1, \"uid\": ").unwrap();
+    let mut engine = open(tmp.path());
+    assert_eq!(engine.section(&jane().key(), &p).state, MfaState::Error);
+    assert_eq!(engine.reload_broken(), 0, "still broken");
+    assert_eq!(engine.section(&jane().key(), &p).state, MfaState::Error);
+
+    fs::copy(good.path().join(file), tmp.path().join(file)).unwrap();
+    assert_eq!(engine.reload_broken(), 1);
+    assert_eq!(
+        engine.section(&jane().key(), &p).state,
+        MfaState::InProgress
+    );
+
+    fs::write(tmp.path().join(file), b"garbage").unwrap();
+    let mut engine = open(tmp.path());
+    assert_eq!(engine.section(&jane().key(), &p).state, MfaState::Error);
+    fs::remove_file(tmp.path().join(file)).unwrap();
+    assert_eq!(engine.reload_broken(), 1);
+    assert_eq!(engine.section(&jane().key(), &p).state, MfaState::NotSetUp);
+}

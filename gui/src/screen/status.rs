@@ -1,7 +1,13 @@
 //! The status window: MFA, Clock, Network, Policy and Agent, each with its
-//! state, the figure behind it and a refresh button.
+//! state, the figure behind it and a refresh button. The sections scroll
+//! when the window is too small for them. The agent's uptime is live: the
+//! last status's figure plus the time since it arrived, advanced by a
+//! one-second tick (the time is passed in, so `update` stays pure).
 
-use iced::widget::{column, container, row, rule, space, text};
+use std::time::Duration;
+
+use iced::time::Instant;
+use iced::widget::{column, container, row, rule, scrollable, space, text};
 use iced::{Element, Fill};
 use rampart_shared::ipc::Check;
 use rampart_shared::status::{
@@ -17,6 +23,20 @@ pub struct State {
     pub refreshing: Option<Check>,
     /// Why the last refresh failed, as the agent said it.
     pub notice: Option<String>,
+    /// When the status shown arrived.
+    pub received: Option<Instant>,
+    /// The latest tick.
+    pub now: Option<Instant>,
+}
+
+impl State {
+    /// Time since the status shown arrived, as of the latest tick.
+    pub fn since_status(&self) -> Duration {
+        match (self.received, self.now) {
+            (Some(received), Some(now)) => now.saturating_duration_since(received),
+            _ => Duration::ZERO,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,6 +45,10 @@ pub enum Message {
     Refreshed(Result<(), String>),
     SetUpMfa,
     Restart,
+    /// A new status arrived at this time.
+    StatusArrived(Instant),
+    /// The clock's tick, for the live uptime.
+    Tick(Instant),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,6 +75,15 @@ pub fn update(state: &mut State, message: Message) -> Option<Event> {
         }
         Message::SetUpMfa => Some(Event::OpenWizard),
         Message::Restart => Some(Event::Restart),
+        Message::StatusArrived(at) => {
+            state.received = Some(at);
+            state.now = Some(at);
+            None
+        }
+        Message::Tick(at) => {
+            state.now = Some(at);
+            None
+        }
     }
 }
 
@@ -72,17 +105,17 @@ pub struct Section {
     pub check: Check,
 }
 
-pub fn sections(s: &AgentStatus) -> Vec<Section> {
+/// The sections; `since_status` is the time since `s` arrived, added to
+/// the agent's uptime.
+pub fn sections(s: &AgentStatus, since_status: Duration) -> Vec<Section> {
     let mfa = {
         let outcome = match s.mfa.state {
             MfaState::Enrolled | MfaState::NotRequired => Outcome::Pass,
-            MfaState::Error | MfaState::NotSetUp | MfaState::InProgress => Outcome::Fail,
+            MfaState::InProgress => Outcome::Pending,
+            MfaState::Error | MfaState::NotSetUp => Outcome::Fail,
         };
-        let state = match s.mfa.state {
-            // "Not set up" or "Error" until setup completes, as the guide promises.
-            MfaState::InProgress => "Not set up".to_owned(),
-            other => other.label().to_owned(),
-        };
+        // The words of `status` on the command line ("Setup in progress").
+        let state = s.mfa.state.label().to_owned();
         let figure = match (s.mfa.state, &s.mfa.detail) {
             (MfaState::InProgress, Some(next)) => format!("Setup started; next: {next}"),
             (_, Some(detail)) => super::capitalize(detail),
@@ -188,7 +221,12 @@ pub fn sections(s: &AgentStatus) -> Vec<Section> {
                         AgentMode::Dev => "dev",
                         AgentMode::Embedded => "built-in",
                     },
-                    human_duration(s.agent.uptime_secs.saturating_mul(1000))
+                    human_duration(
+                        s.agent
+                            .uptime_secs
+                            .saturating_add(since_status.as_secs())
+                            .saturating_mul(1000)
+                    )
                 ),
             ),
         };
@@ -218,7 +256,7 @@ pub fn view<'a>(state: &'a State, status: &'a AgentStatus) -> Element<'a, Messag
         .align_y(iced::Center)
     ]
     .spacing(12);
-    for section in sections(status) {
+    for section in sections(status, state.since_status()) {
         let refreshing = state.refreshing.is_some();
         let mut right = row![].spacing(8).align_y(iced::Center);
         if section.name == "MFA" && mfa_needs_setup(status) {
@@ -253,7 +291,7 @@ pub fn view<'a>(state: &'a State, status: &'a AgentStatus) -> Element<'a, Messag
         list = list.push(note(text(notice), Outcome::Fail));
     }
     column![
-        container(list).padding([20, 24]).height(Fill),
+        scrollable(container(list).padding([20, 24])).height(Fill),
         container(row![
             space::horizontal(),
             secondary("Restart app", Some(Message::Restart))
@@ -270,13 +308,17 @@ mod tests {
     use rampart_shared::version::Version;
 
     #[test]
-    fn mfa_reads_not_set_up_or_error_until_done() {
+    fn mfa_reads_not_set_up_in_progress_or_error_until_done() {
+        let sections = |s: &AgentStatus| super::sections(s, Duration::ZERO);
         let mut s = passing();
         assert_eq!(sections(&s)[0].state, "Not set up");
+        assert_eq!(sections(&s)[0].outcome, Outcome::Fail);
         assert!(mfa_needs_setup(&s));
         s.mfa.state = MfaState::InProgress;
         s.mfa.detail = Some("verify a code".into());
-        assert_eq!(sections(&s)[0].state, "Not set up");
+        // As `rampart-agent status` says it, and not in red.
+        assert_eq!(sections(&s)[0].state, "Setup in progress");
+        assert_eq!(sections(&s)[0].outcome, Outcome::Pending);
         assert_eq!(sections(&s)[0].figure, "Setup started; next: verify a code");
         s.mfa.state = MfaState::Error;
         s.mfa.detail = Some("the saved MFA setup cannot be read".into());
@@ -289,12 +331,120 @@ mod tests {
     }
 
     #[test]
+    fn uptime_advances_with_the_clock_without_a_new_status() {
+        let mut s = passing();
+        s.agent.uptime_secs = 118;
+        let mut state = State::default();
+        let t0 = Instant::now();
+        update(&mut state, Message::StatusArrived(t0));
+        let uptime =
+            |s: &AgentStatus, state: &State| sections(s, state.since_status())[4].figure.clone();
+        assert!(
+            uptime(&s, &state).ends_with("up 118 s"),
+            "{}",
+            uptime(&s, &state)
+        );
+        update(&mut state, Message::Tick(t0 + Duration::from_secs(5)));
+        assert!(
+            uptime(&s, &state).ends_with("up 2 min 3 s"),
+            "{}",
+            uptime(&s, &state)
+        );
+        // A new status carries the agent's own figure; the count restarts.
+        s.agent.uptime_secs = 130;
+        update(
+            &mut state,
+            Message::StatusArrived(t0 + Duration::from_secs(12)),
+        );
+        assert!(
+            uptime(&s, &state).ends_with("up 2 min 10 s"),
+            "{}",
+            uptime(&s, &state)
+        );
+        // A tick from before the status (reordered) never counts backwards.
+        update(&mut state, Message::Tick(t0));
+        assert!(
+            uptime(&s, &state).ends_with("up 2 min 10 s"),
+            "{}",
+            uptime(&s, &state)
+        );
+    }
+
+    fn use_tiny_skia() {
+        crate::simulated::use_tiny_skia();
+    }
+
+    #[test]
+    fn on_screen_setup_in_progress_reads_as_such() {
+        use_tiny_skia();
+        let mut s = passing();
+        s.mfa.state = MfaState::InProgress;
+        s.mfa.detail = Some("verify a code".into());
+        let state = State::default();
+        let mut ui = iced_test::simulator(view(&state, &s));
+        assert!(ui.find("Setup in progress").is_ok());
+        assert!(ui.find("Not set up").is_err());
+        assert!(ui.find("Set up MFA").is_ok(), "the way to finish it stays");
+    }
+
+    #[test]
+    fn on_screen_the_uptime_moves_with_the_tick() {
+        use_tiny_skia();
+        let mut s = passing();
+        s.agent.uptime_secs = 118;
+        let mut state = State::default();
+        let t0 = Instant::now();
+        update(&mut state, Message::StatusArrived(t0));
+        update(&mut state, Message::Tick(t0 + Duration::from_secs(5)));
+        let figure = sections(&s, state.since_status())[4].figure.clone();
+        let mut ui = iced_test::simulator(view(&state, &s));
+        assert!(figure.ends_with("up 2 min 3 s"), "{figure}");
+        assert!(ui.find(figure.as_str()).is_ok(), "{figure}");
+    }
+
+    #[test]
+    fn at_the_minimum_size_the_sections_scroll_into_view() {
+        use iced::{Point, Size, mouse};
+        use_tiny_skia();
+        let mut s = passing();
+        s.policy.fetch_error = Some(rampart_shared::status::FetchFailure {
+            message: "the server answered HTTP 404 for https://it.example/policy.json".into(),
+            at: chrono::DateTime::from_timestamp(1_795_000_000, 0).unwrap(),
+        });
+        let state = State::default();
+        let last = sections(&s, Duration::ZERO)[4].figure.clone();
+        let min = crate::app::STATUS_MIN_SIZE;
+        let mut ui = iced_test::Simulator::with_size(
+            iced::Settings::default(),
+            Size::new(min.width, min.height),
+            view(&state, &s),
+        );
+        let seen = |ui: &mut iced_test::Simulator<'_, Message>| {
+            ui.find(last.as_str()).unwrap().visible_bounds()
+        };
+        assert_eq!(
+            seen(&mut ui),
+            None,
+            "at this size the last row starts below the visible part"
+        );
+        ui.point_at(Point::new(min.width / 2.0, min.height / 3.0));
+        ui.simulate([iced::Event::Mouse(mouse::Event::WheelScrolled {
+            delta: mouse::ScrollDelta::Pixels { x: 0.0, y: -2000.0 },
+        })]);
+        let after = seen(&mut ui).expect("scrolled into view");
+        assert!(
+            after.y + after.height <= min.height,
+            "the last row is in the window: {after:?}"
+        );
+    }
+
+    #[test]
     fn agent_below_the_policy_minimum_says_update_required() {
         let mut s = passing();
         s.update.state = UpdateState::UpdateRequired;
         s.update.min_version = Some(Version::new(6, 0, 1));
         s.update.detail = "Rampart 6.0.1 or later is required; this is 0.1.0".into();
-        let agent = &sections(&s)[4];
+        let agent = &sections(&s, Duration::ZERO)[4];
         assert_eq!(agent.state, "Update required");
         assert_eq!(
             agent.figure,
@@ -305,7 +455,7 @@ mod tests {
     #[test]
     fn clock_shows_the_offset_in_words() {
         let s = passing();
-        let clock = &sections(&s)[1];
+        let clock = &sections(&s, Duration::ZERO)[1];
         assert_eq!(clock.state, "In sync");
         assert_eq!(
             clock.figure,

@@ -1,6 +1,7 @@
 //! Step 1, "Before you begin": the live prerequisite checks from the agent's
 //! status. "Get started" stays disabled until both pass.
 
+use chrono::{DateTime, Local, Utc};
 use iced::widget::{column, row, text};
 use iced::{Element, Fill};
 use rampart_shared::status::{
@@ -12,10 +13,49 @@ use crate::screen::{Outcome, action, note, secondary};
 
 #[derive(Debug, Default)]
 pub struct State {
-    /// A "Check again" is in flight.
-    pub checking: bool,
+    /// A "Check again" in flight: when each check had last run at the
+    /// click. It ends when both have run since (their result may be the
+    /// same as before: the line below says that they ran).
+    pub checking: Option<Checked>,
+    /// When the checks of the last finished "Check again" ran.
+    pub checked: Option<DateTime<Utc>>,
     /// Why the last "Check again" failed, as the agent said it.
     pub refresh_error: Option<String>,
+}
+
+/// When the network and clock checks last ran.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Checked {
+    pub network: Option<DateTime<Utc>>,
+    pub clock: Option<DateTime<Utc>>,
+}
+
+impl Checked {
+    pub fn of(status: Option<&AgentStatus>) -> Self {
+        Self {
+            network: status.and_then(|s| s.network.checked_at),
+            clock: status.and_then(|s| s.clock.checked_at),
+        }
+    }
+}
+
+impl State {
+    pub fn is_checking(&self) -> bool {
+        self.checking.is_some()
+    }
+
+    /// A new status: a "Check again" ends once both checks ran after it.
+    pub fn status_arrived(&mut self, status: &AgentStatus) {
+        let Some(before) = self.checking else {
+            return;
+        };
+        let now = Checked::of(Some(status));
+        let newer = |new: Option<DateTime<Utc>>, old| new.is_some() && new > old;
+        if newer(now.network, before.network) && newer(now.clock, before.clock) {
+            self.checking = None;
+            self.checked = now.network.max(now.clock);
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -112,7 +152,11 @@ pub fn update(state: &mut State, message: Message, status: Option<&AgentStatus>)
         // The button is disabled then, but a stale click must not slip through.
         Message::GetStarted => can_start(status).then_some(Event::GetStarted),
         Message::CheckAgain => {
-            state.checking = true;
+            if state.is_checking() {
+                return None;
+            }
+            state.checking = Some(Checked::of(status));
+            state.checked = None;
             state.refresh_error = None;
             Some(Event::CheckAgain)
         }
@@ -138,17 +182,26 @@ pub fn view<'a>(state: &'a State, status: Option<&'a AgentStatus>) -> Element<'a
             Outcome::Fail,
         ));
     }
+    if let Some(at) = state.checked {
+        content = content.push(
+            text(format!(
+                "Checked again at {}.",
+                at.with_timezone(&Local).format("%H:%M:%S")
+            ))
+            .size(14),
+        );
+    }
     content = content.push(text("Have your smartphone nearby.").size(18));
     let ready = can_start(status);
     let buttons = row![
         action("Get started", ready.then_some(Message::GetStarted)),
         secondary(
-            if state.checking {
+            if state.is_checking() {
                 "Checking…"
             } else {
                 "Check again"
             },
-            (!state.checking).then_some(Message::CheckAgain)
+            (!state.is_checking()).then_some(Message::CheckAgain)
         ),
     ]
     .spacing(12);
@@ -176,6 +229,32 @@ fn check_view(line: CheckLine) -> Element<'static, Message> {
 pub(crate) mod tests {
     use super::*;
     use crate::screen::wizard::tests::status_with;
+
+    #[test]
+    fn check_again_lasts_until_both_checks_ran_again_even_unchanged() {
+        let mut status = status_with(NetworkState::Online, ClockState::Synced, Some(1_200));
+        let t0 = DateTime::from_timestamp(1_795_000_000, 0).unwrap();
+        status.network.checked_at = Some(t0);
+        status.clock.checked_at = Some(t0);
+        let mut state = State::default();
+        assert_eq!(
+            update(&mut state, Message::CheckAgain, Some(&status)),
+            Some(Event::CheckAgain)
+        );
+        assert!(state.is_checking());
+        assert_eq!(update(&mut state, Message::CheckAgain, Some(&status)), None);
+        // The same status again, then only the network check: still checking.
+        state.status_arrived(&status);
+        assert!(state.is_checking());
+        status.network.checked_at = Some(t0 + chrono::Duration::seconds(1));
+        state.status_arrived(&status);
+        assert!(state.is_checking());
+        // The clock check ran too, with the same result: done, and said so.
+        status.clock.checked_at = Some(t0 + chrono::Duration::seconds(2));
+        state.status_arrived(&status);
+        assert!(!state.is_checking());
+        assert_eq!(state.checked, Some(t0 + chrono::Duration::seconds(2)));
+    }
 
     #[test]
     fn get_started_needs_both_checks_to_pass() {
@@ -225,16 +304,44 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn on_screen_check_again_says_checking_then_when_it_ran() {
+        crate::simulated::use_tiny_skia();
+        let mut status = status_with(NetworkState::Online, ClockState::Synced, Some(1_200));
+        let t0 = DateTime::from_timestamp(1_795_000_000, 0).unwrap();
+        status.network.checked_at = Some(t0);
+        status.clock.checked_at = Some(t0);
+        let mut state = State::default();
+        update(&mut state, Message::CheckAgain, Some(&status));
+        {
+            let mut ui = iced_test::simulator(view(&state, Some(&status)));
+            assert!(ui.find("Checking…").is_ok());
+            assert!(ui.find("Check again").is_err());
+        }
+        status.network.checked_at = Some(t0 + chrono::Duration::seconds(1));
+        status.clock.checked_at = Some(t0 + chrono::Duration::seconds(1));
+        state.status_arrived(&status);
+        let ran = format!(
+            "Checked again at {}.",
+            (t0 + chrono::Duration::seconds(1))
+                .with_timezone(&Local)
+                .format("%H:%M:%S")
+        );
+        let mut ui = iced_test::simulator(view(&state, Some(&status)));
+        assert!(ui.find("Check again").is_ok());
+        assert!(ui.find(ran.as_str()).is_ok(), "{ran}");
+    }
+
+    #[test]
     fn check_again_marks_checking_and_clears_the_old_error() {
         let mut state = State {
-            checking: false,
             refresh_error: Some("old".into()),
+            ..State::default()
         };
         assert_eq!(
             update(&mut state, Message::CheckAgain, None),
             Some(Event::CheckAgain)
         );
-        assert!(state.checking);
+        assert!(state.is_checking());
         assert_eq!(state.refresh_error, None);
     }
 }

@@ -318,7 +318,7 @@ impl State {
             Step::DuoConfirm(c) => c.failed(),
             Step::Recovery(r) => r.busy = false,
             Step::Offline(o) => o.busy = false,
-            Step::Before(b) => b.checking = false,
+            Step::Before(b) => b.checking = None,
             _ => {}
         }
     }
@@ -482,13 +482,18 @@ fn route(state: &mut State, message: Message) -> Vec<Action> {
             vec![]
         }
         Message::Refreshed(result) => {
-            if let Step::Before(b) = &mut state.step {
-                b.checking = false;
-                b.refresh_error = result.err();
+            // Accepted: the checks run now and the status says when they
+            // have; refused: the button is back with the agent's words.
+            if let (Step::Before(b), Err(e)) = (&mut state.step, result) {
+                b.checking = None;
+                b.refresh_error = Some(e);
             }
             vec![]
         }
         Message::Status(status) => {
+            if let Step::Before(b) = &mut state.step {
+                b.status_arrived(&status);
+            }
             state.status = Some(status);
             vec![]
         }
@@ -982,7 +987,7 @@ pub(crate) mod tests {
         let Step::Before(b) = &s.step else {
             panic!("left step 1")
         };
-        assert!(!b.checking);
+        assert!(!b.is_checking());
         assert_eq!(b.refresh_error.as_deref(), Some("no checks yet"));
     }
 
