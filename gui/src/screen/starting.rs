@@ -114,7 +114,10 @@ pub fn view_for(state: &State, os: Os) -> Element<'_, Message> {
                 GIVE_UP_AFTER.as_secs(),
                 os.start_service()
             )),
-            note(text(&state.why).size(13), Outcome::Fail),
+            note(
+                text(format!("Details: {}", state.why)).size(13),
+                Outcome::Pending
+            ),
             row![
                 action("Try again", Some(Message::TryAgain)),
                 secondary("Get help", Some(Message::OpenSupport)),
@@ -223,7 +226,7 @@ mod tests {
             )
             .is_ok()
         );
-        assert!(ui.find("connection refused").is_ok());
+        assert!(ui.find("Details: connection refused").is_ok());
         assert!(
             ui.find(format!("Help: {}", state.support_url).as_str())
                 .is_ok()
