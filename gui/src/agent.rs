@@ -222,15 +222,27 @@ async fn session(
                 Ok(AgentEvent::StatusChanged { status }) => {
                     let _ = output.send(Event::StatusChanged(status)).await;
                 }
-                Err(e) => return Err(Stop::Unreachable(format!("lost the connection to the agent: {e}"))),
+                Err(e) => return Err(lost(locator, &e)),
             },
             _ = keepalive.tick() => {
                 client
                     .send_ping()
                     .await
-                    .map_err(|e| Stop::Unreachable(format!("lost the connection to the agent: {e}")))?;
+                    .map_err(|e| lost(locator, &e))?;
             }
         }
+    }
+}
+
+/// A dropped connection: where the service is installed it is most likely
+/// restarting (after an update, say), so the app says "starting" rather than
+/// "not running" while it reconnects.
+fn lost(locator: &Locator, e: &ClientError) -> Stop {
+    let why = format!("lost the connection to the agent: {e}");
+    if locator.service_installed() {
+        Stop::Starting(why)
+    } else {
+        Stop::Unreachable(why)
     }
 }
 
@@ -373,6 +385,24 @@ mod tests {
         assert!(service_files(Os::OtherUnix, "").is_empty());
     }
 
+    /// Waits through "starting" events for a connection to `socket`.
+    async fn connects(events: &mut (impl Stream<Item = Event> + Unpin), socket: &Path) {
+        loop {
+            match events.next().await {
+                Some(Event::ServiceStarting { .. }) => {}
+                Some(Event::Connected {
+                    socket: got,
+                    status,
+                }) => {
+                    assert_eq!(got, socket);
+                    assert_eq!(status.agent.mode, AgentMode::Dev, "the service's agent");
+                    return;
+                }
+                other => panic!("expected a connection: {other:?}"),
+            }
+        }
+    }
+
     /// "Service installed but not yet listening": the worker waits (no
     /// agent of its own), then connects to the agent that comes up on the
     /// service's socket.
@@ -416,32 +446,29 @@ mod tests {
                 }
                 let _ = retry.try_send(());
             }
-            let agent = rampart_agent::start(AgentConfig::new(
-                AgentMode::Dev,
-                AgentPaths {
-                    config_dir: etc,
-                    state_dir: dir.path().join("state"),
-                    log_dir: dir.path().join("log"),
-                    socket: socket.clone(),
-                },
-            ))
-            .await
-            .unwrap();
+            let paths = AgentPaths {
+                config_dir: etc,
+                state_dir: dir.path().join("state"),
+                log_dir: dir.path().join("log"),
+                socket: socket.clone(),
+            };
+            let start = || rampart_agent::start(AgentConfig::new(AgentMode::Dev, paths.clone()));
+            let agent = start().await.unwrap();
             let _ = retry.try_send(());
-            loop {
-                match events.next().await {
-                    Some(Event::ServiceStarting { .. }) => {}
-                    Some(Event::Connected {
-                        socket: got,
-                        status,
-                    }) => {
-                        assert_eq!(got, socket);
-                        assert_eq!(status.agent.mode, AgentMode::Dev, "the service's agent");
-                        break;
-                    }
-                    other => panic!("expected a connection: {other:?}"),
+            connects(&mut events, &socket).await;
+
+            // The service restarts (as after a self-update): "starting"
+            // again, not "not running", then connected to the new one.
+            agent.stop().await.unwrap();
+            match events.next().await {
+                Some(Event::ServiceStarting { why, .. }) => {
+                    assert!(why.starts_with("lost the connection"), "{why}")
                 }
+                other => panic!("expected the service to be restarting: {other:?}"),
             }
+            let agent = start().await.unwrap();
+            let _ = retry.try_send(());
+            connects(&mut events, &socket).await;
             drop(events);
             let _ = agent.stop().await;
         });
