@@ -13,13 +13,15 @@ use rampart_shared::status::AgentStatus;
 use tracing::{info, warn};
 
 use crate::agent;
-use crate::screen::{status, unreachable, wizard};
+use crate::screen::{starting, status, unreachable, wizard};
 
 pub struct App {
     /// The agent's socket once connected.
     socket: Option<PathBuf>,
     /// `None` while connecting; the error once the agent cannot be reached.
     unreachable: Option<String>,
+    /// While the installed service does not answer yet.
+    starting: Option<starting::State>,
     retry: Option<mpsc::Sender<()>>,
     status: Option<Box<AgentStatus>>,
     status_window: Option<window::Id>,
@@ -39,10 +41,13 @@ pub enum Message {
     Status(status::Message),
     Wizard(wizard::Message),
     Unreachable(unreachable::Message),
+    Starting(starting::Message),
     WindowClosed(window::Id),
     FocusNext,
     FocusPrevious,
     Escape(window::Id),
+    /// Enter that no widget used: the waiting screens' "Try again".
+    Enter,
     Tick,
     /// Ask the agent whether the phone is done (Duo's waiting screens).
     Poll,
@@ -65,6 +70,7 @@ impl App {
         let app = Self {
             socket: None,
             unreachable: None,
+            starting: None,
             retry: None,
             status: None,
             status_window: Some(id),
@@ -107,13 +113,35 @@ impl App {
             }
             Message::Unreachable(m) => match unreachable::update(m) {
                 unreachable::Event::TryAgain => {
-                    if let Some(retry) = &mut self.retry {
-                        let _ = retry.try_send(());
-                    }
+                    self.retry_now();
                     self.unreachable = None;
                     Task::none()
                 }
             },
+            Message::Starting(m) => {
+                let Some(state) = &mut self.starting else {
+                    return Task::none();
+                };
+                match starting::update(state, m) {
+                    Some(starting::Action::Retry) => {
+                        self.retry_now();
+                        Task::none()
+                    }
+                    Some(starting::Action::OpenLink(url)) => open_link(url, |_, result| {
+                        Message::Starting(starting::Message::LinkOpened(result))
+                    }),
+                    None => Task::none(),
+                }
+            }
+            Message::Enter => {
+                if self.starting.is_some() {
+                    self.update(Message::Starting(starting::Message::TryAgain))
+                } else if self.unreachable.is_some() {
+                    self.update(Message::Unreachable(unreachable::Message::TryAgain))
+                } else {
+                    Task::none()
+                }
+            }
             Message::WindowClosed(id) => {
                 if Some(id) == self.wizard_window {
                     self.wizard_window = None;
@@ -174,14 +202,35 @@ impl App {
                 info!(socket = %socket.display(), "connected to the agent");
                 self.socket = Some(socket);
                 self.unreachable = None;
+                self.starting = None;
                 self.set_status(status)
             }
             agent::Event::StatusChanged(status) => self.set_status(status),
             agent::Event::Unreachable(why) => {
                 self.socket = None;
+                self.starting = None;
                 self.unreachable = Some(why);
                 Task::none()
             }
+            agent::Event::ServiceStarting { why, at } => {
+                self.socket = None;
+                self.unreachable = None;
+                match &mut self.starting {
+                    Some(state) => {
+                        let _ =
+                            starting::update(state, starting::Message::StillWaiting { why, at });
+                    }
+                    None => self.starting = Some(starting::State::new(why, at)),
+                }
+                Task::none()
+            }
+        }
+    }
+
+    /// Wakes the worker for an attempt now.
+    fn retry_now(&mut self) {
+        if let Some(retry) = &mut self.retry {
+            let _ = retry.try_send(());
         }
     }
 
@@ -257,7 +306,9 @@ impl App {
                         Message::Wizard(wizard::Message::Links(r))
                     })
                 }),
-                Action::OpenLink(url) => open_link(url),
+                Action::OpenLink(url) => open_link(url, |url, result| {
+                    Message::Wizard(wizard::Message::LinkOpened(url, result))
+                }),
                 Action::Copy(text) => iced::clipboard::write(text),
                 Action::SaveCodes(codes) => Task::perform(
                     async move { save_codes(&codes).map_err(|e| e.to_string()) },
@@ -274,6 +325,9 @@ impl App {
     }
 
     pub fn view(&self, id: window::Id) -> Element<'_, Message> {
+        if let Some(state) = &self.starting {
+            return starting::view(state).map(Message::Starting);
+        }
         let Some(status) = &self.status else {
             return unreachable::view(self.unreachable.as_deref()).map(Message::Unreachable);
         };
@@ -310,6 +364,13 @@ impl App {
         {
             subs.push(iced::time::every(std::time::Duration::from_secs(1)).map(|_| Message::Tick));
         }
+        // The waiting screen's clock, only while it is shown.
+        if self.starting.is_some() {
+            subs.push(
+                iced::time::every(std::time::Duration::from_secs(1))
+                    .map(|at| Message::Starting(starting::Message::Tick(at))),
+            );
+        }
         // The status window's uptime is live while there is one to show.
         if self.status.is_some() && self.status_window.is_some() {
             subs.push(
@@ -338,14 +399,19 @@ fn keys(event: IcedEvent, status: event::Status, id: window::Id) -> Option<Messa
         keyboard::Key::Named(key::Named::Tab) if modifiers.shift() => Some(Message::FocusPrevious),
         keyboard::Key::Named(key::Named::Tab) => Some(Message::FocusNext),
         keyboard::Key::Named(key::Named::Escape) => Some(Message::Escape(id)),
+        keyboard::Key::Named(key::Named::Enter) => Some(Message::Enter),
         _ => None,
     }
 }
 
 /// Hands a link to the default browser: only ever one that passes the https
 /// check (the screens check too; this is the last gate). The outcome goes
-/// back to the wizard, which tells the user if no browser opened.
-fn open_link(url: String) -> Task<Message> {
+/// back to the screen that asked (`reply`), which tells the user if no
+/// browser opened.
+fn open_link(
+    url: String,
+    reply: impl FnOnce(String, Result<(), String>) -> Message + Send + 'static,
+) -> Task<Message> {
     if let Err(e) = check_https_link(&url) {
         warn!(%url, error = %e, "refused to open a link");
         return Task::none();
@@ -362,7 +428,7 @@ fn open_link(url: String) -> Task<Message> {
             }
             (url, result)
         },
-        |(url, result)| Message::Wizard(wizard::Message::LinkOpened(url, result)),
+        move |(url, result)| reply(url, result),
     )
 }
 
@@ -486,6 +552,63 @@ mod tests {
         assert_eq!(app.unreachable, None);
     }
 
+    fn service_starting(app: &mut App, why: &str, at: iced::time::Instant) {
+        let _ = app.update(Message::Agent(agent::Event::ServiceStarting {
+            why: why.into(),
+            at,
+        }));
+    }
+
+    #[test]
+    fn installed_service_starting_shows_the_waiting_screen_until_it_answers() {
+        let (mut app, _) = App::boot();
+        let (retry, mut retries) = mpsc::channel(1);
+        let _ = app.update(Message::Agent(agent::Event::Ready(retry)));
+        let t0 = iced::time::Instant::now();
+        service_starting(&mut app, "connection refused", t0);
+        let waiting = app.starting.as_ref().expect("the starting screen");
+        assert!(!waiting.gave_up());
+        assert!(app.unreachable.is_none() && app.socket.is_none());
+
+        // Past the bound: the screen says the service is not running.
+        let later = t0 + starting::GIVE_UP_AFTER;
+        service_starting(&mut app, "connection refused", later);
+        assert!(app.starting.as_ref().unwrap().gave_up());
+
+        // Enter is "Try again": the worker is woken, the wait starts afresh.
+        let _ = app.update(Message::Enter);
+        assert!(retries.try_recv().is_ok(), "the worker was woken");
+        assert!(!app.starting.as_ref().unwrap().gave_up());
+
+        // The service answers: the normal window.
+        connected(&mut app, passing());
+        assert!(app.starting.is_none());
+        assert!(app.socket.is_some());
+    }
+
+    #[test]
+    fn starting_screen_clock_runs_on_ticks() {
+        let (mut app, _) = App::boot();
+        let t0 = iced::time::Instant::now();
+        service_starting(&mut app, "connection refused", t0);
+        let _ = app.update(Message::Starting(starting::Message::Tick(
+            t0 + starting::GIVE_UP_AFTER,
+        )));
+        assert!(app.starting.as_ref().unwrap().gave_up());
+        let _ = app.update(Message::Starting(starting::Message::TryAgain));
+        assert!(!app.starting.as_ref().unwrap().gave_up());
+    }
+
+    #[test]
+    fn enter_does_nothing_once_connected() {
+        let (mut app, _) = App::boot();
+        let (retry, mut retries) = mpsc::channel(1);
+        let _ = app.update(Message::Agent(agent::Event::Ready(retry)));
+        connected(&mut app, passing());
+        let _ = app.update(Message::Enter);
+        assert!(retries.try_recv().is_err(), "no retry while connected");
+    }
+
     #[test]
     fn keyboard_tab_shift_tab_and_escape() {
         use iced::keyboard::{Key, Location, Modifiers};
@@ -513,6 +636,10 @@ mod tests {
         assert!(matches!(
             keys(press(key::Named::Escape, Modifiers::empty()), ignored, id),
             Some(Message::Escape(got)) if got == id
+        ));
+        assert!(matches!(
+            keys(press(key::Named::Enter, Modifiers::empty()), ignored, id),
+            Some(Message::Enter)
         ));
         // A key a widget used (Escape leaving the code field) is not ours.
         assert!(

@@ -173,7 +173,7 @@ impl Drop for Harness {
     }
 }
 
-fn loopback_policy() -> String {
+pub(crate) fn loopback_policy() -> String {
     format!(
         r#"{{"schema": 1, "serial": 1, "mfa": {{"required": true}},
             "clock": {{"ntp_servers": ["127.0.0.1:9"]}},
@@ -219,12 +219,12 @@ fn decode_qr(path: &Path) -> Vec<String> {
 /// Where the test's agent listens: a socket in its directory, or on Windows
 /// (these tests also run under Wine) a named pipe of its own.
 #[cfg(unix)]
-fn agent_socket(dir: &std::path::Path) -> std::path::PathBuf {
+pub(crate) fn agent_socket(dir: &std::path::Path) -> std::path::PathBuf {
     dir.join("a.sock")
 }
 
 #[cfg(windows)]
-fn agent_socket(_dir: &std::path::Path) -> std::path::PathBuf {
+pub(crate) fn agent_socket(_dir: &std::path::Path) -> std::path::PathBuf {
     use std::sync::atomic::{AtomicU32, Ordering};
     static NEXT: AtomicU32 = AtomicU32::new(0);
     let n = NEXT.fetch_add(1, Ordering::Relaxed);

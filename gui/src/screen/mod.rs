@@ -2,6 +2,7 @@
 //! that changes the state and hands an event or action upward (never doing
 //! I/O itself), and a `view`. The app turns what they hand up into tasks.
 
+pub mod starting;
 pub mod status;
 pub mod unreachable;
 pub mod wizard;
