@@ -37,6 +37,7 @@ use crate::network;
 use crate::paths::AgentPaths;
 use crate::policy::{FetchOutcome, PolicyStore};
 use crate::report::{self, Reporter};
+use crate::retry;
 use crate::update::{self, ClockFacts, UpdateOutcome, apply::UpdateRequest};
 
 /// Changes the log filter at run time; the binary and the app each install
@@ -279,6 +280,7 @@ pub async fn start(config: AgentConfig) -> Result<RunningAgent, AgentError> {
             update: None,
         },
         in_flight: InFlight::default(),
+        failures: Failures::default(),
         duo_client: None,
         config,
     };
@@ -381,6 +383,21 @@ struct InFlight {
     duo: bool,
 }
 
+/// Checks that failed in a row (`retry::next_check_in`): a clock check
+/// that measured nothing, a network check that did not reach every endpoint.
+#[derive(Debug, Default)]
+struct Failures {
+    clock: u32,
+    network: u32,
+}
+
+impl Failures {
+    fn count(count: &mut u32, failed: bool) -> u32 {
+        *count = if failed { count.saturating_add(1) } else { 0 };
+        *count
+    }
+}
+
 /// The imperative shell's state: the pure core plus the parts that own I/O.
 struct Shell {
     reporter: Reporter,
@@ -395,6 +412,7 @@ struct Shell {
     update: Option<UpdateOutcome>,
     due: Due,
     in_flight: InFlight,
+    failures: Failures,
     /// Built on first use from the policy's Duo provider; cleared when the
     /// policy changes. A failure is not kept: IT may fix the key file.
     duo_client: Option<crate::duo::DuoClient>,
@@ -912,8 +930,14 @@ impl Shell {
         let clock_policy = &self.policy.in_force().0.clock;
         let max_skew = Duration::from_secs(clock_policy.max_skew_secs);
         self.core.clock = clock::to_section(&report, max_skew, Utc::now());
-        self.due.clock = Some(now + Duration::from_secs(clock_policy.check_interval_secs));
-        info!(state = ?self.core.clock.state, detail = %self.core.clock.detail, "clock checked");
+        let failed = self.core.clock.state == ClockState::Unknown;
+        let failures = Failures::count(&mut self.failures.clock, failed);
+        let next = retry::next_check_in(
+            failures,
+            Duration::from_secs(clock_policy.check_interval_secs),
+        );
+        self.due.clock = Some(now + next);
+        info!(state = ?self.core.clock.state, detail = %self.core.clock.detail, next_in_secs = next.as_secs(), "clock checked");
         if self.update.is_none() && self.due.update.is_none() && !self.in_flight.update {
             self.due.update = Some(now);
         }
@@ -922,8 +946,11 @@ impl Shell {
     fn on_network_checked(&mut self, results: &[network::Reached]) {
         self.in_flight.network = false;
         self.core.network = network::to_section(results, Utc::now());
-        self.due.network = Some(TokioInstant::now() + NETWORK_INTERVAL);
-        info!(state = ?self.core.network.state, detail = %self.core.network.detail, "network checked");
+        let failed = self.core.network.state != NetworkState::Online;
+        let failures = Failures::count(&mut self.failures.network, failed);
+        let next = retry::next_check_in(failures, NETWORK_INTERVAL);
+        self.due.network = Some(TokioInstant::now() + next);
+        info!(state = ?self.core.network.state, detail = %self.core.network.detail, next_in_secs = next.as_secs(), "network checked");
     }
 
     fn on_policy_fetched(&mut self, outcome: FetchOutcome) {
