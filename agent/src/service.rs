@@ -281,6 +281,8 @@ pub async fn start(config: AgentConfig) -> Result<RunningAgent, AgentError> {
         },
         in_flight: InFlight::default(),
         failures: Failures::default(),
+        clock_ntp: None,
+        date_samples: Vec::new(),
         duo_client: None,
         config,
     };
@@ -413,6 +415,12 @@ struct Shell {
     due: Due,
     in_flight: InFlight,
     failures: Failures,
+    /// The last clock round's own verdict, and whether no time server
+    /// answered at all: the `Date` headers of the next network check may
+    /// measure the clock instead (`clock::http_date::fallback`).
+    clock_ntp: Option<(ClockSection, bool)>,
+    /// The `Date` headers of the last network check.
+    date_samples: Vec<clock::http_date::DateSample>,
     /// Built on first use from the policy's Duo provider; cleared when the
     /// policy changes. A failure is not kept: IT may fix the key file.
     duo_client: Option<crate::duo::DuoClient>,
@@ -805,10 +813,20 @@ impl Shell {
                 }
                 let targets =
                     network::targets(self.policy.in_force().0, self.config.install.as_ref());
+                let extra_ca = self
+                    .config
+                    .install
+                    .as_ref()
+                    .and_then(|i| i.extra_ca_file.clone());
                 self.in_flight.network = true;
                 let events = events.clone();
                 tokio::spawn(async move {
-                    let results = network::check(targets, NETWORK_TIMEOUT).await;
+                    // Unusable: the Date headers are asked for with the
+                    // system's roots only (doctor says why it is unusable).
+                    let roots = extra_ca
+                        .and_then(|f| network::extra_roots(&f).ok())
+                        .unwrap_or_default();
+                    let results = network::check(targets, NETWORK_TIMEOUT, roots).await;
                     let _ = events.send(Event::NetworkChecked(results)).await;
                 });
             }
@@ -929,8 +947,16 @@ impl Shell {
         self.kod.observe(&report, now.into_std());
         let clock_policy = &self.policy.in_force().0.clock;
         let max_skew = Duration::from_secs(clock_policy.max_skew_secs);
-        self.core.clock = clock::to_section(&report, max_skew, Utc::now());
-        let failed = self.core.clock.state == ClockState::Unknown;
+        let ntp = clock::to_section(&report, max_skew, Utc::now());
+        let no_answer = matches!(
+            clock::estimate(&report.results, max_skew),
+            Err(clock::NoEstimate::NoAnswer)
+        );
+        // A failure for the retry: no time server measured the clock, even
+        // when a Date header did.
+        let failed = ntp.state == ClockState::Unknown;
+        self.core.clock = clock::http_date::fallback(ntp.clone(), no_answer, &self.date_samples);
+        self.clock_ntp = Some((ntp, no_answer));
         let failures = Failures::count(&mut self.failures.clock, failed);
         let next = retry::next_check_in(
             failures,
@@ -946,6 +972,11 @@ impl Shell {
     fn on_network_checked(&mut self, results: &[network::Reached]) {
         self.in_flight.network = false;
         self.core.network = network::to_section(results, Utc::now());
+        self.date_samples = network::date_samples(results);
+        if let Some((ntp, no_answer)) = &self.clock_ntp {
+            self.core.clock =
+                clock::http_date::fallback(ntp.clone(), *no_answer, &self.date_samples);
+        }
         let failed = self.core.network.state != NetworkState::Online;
         let failures = Failures::count(&mut self.failures.network, failed);
         let next = retry::next_check_in(failures, NETWORK_INTERVAL);
@@ -1072,6 +1103,7 @@ impl Core {
                 server: None,
                 checked_at: None,
                 detail: "not checked yet".to_owned(),
+                source: None,
             },
             network: NetworkSection {
                 state: NetworkState::Unknown,

@@ -8,8 +8,8 @@ use chrono::{DateTime, Local, Utc};
 use iced::widget::{column, row, text};
 use iced::{Element, Fill};
 use rampart_shared::status::{
-    AgentStatus, ClockSection, ClockState, NetworkSection, NetworkState, describe_offset,
-    human_duration,
+    AgentStatus, ClockSection, ClockSource, ClockState, NetworkSection, NetworkState,
+    describe_offset, human_duration,
 };
 
 use crate::screen::{Outcome, action, note, secondary};
@@ -108,7 +108,18 @@ pub fn network_check(n: &NetworkSection) -> CheckLine {
 
 pub fn clock_check(c: &ClockSection) -> CheckLine {
     let allowed = human_duration(c.max_skew_ms);
-    let measured = c.offset_ms.map(|o| format!("Your {}", describe_offset(o)));
+    // "Your clock is 10 min fast (measured against the Date header of
+    // guide.example.com, ± 1.5 s)" when no time server answered.
+    let via = match (c.source, &c.server, c.uncertainty_ms) {
+        (Some(ClockSource::HttpDate), Some(host), Some(u)) => format!(
+            " (measured against the Date header of {host}, ± {:.1} s)",
+            u as f64 / 1000.0
+        ),
+        _ => String::new(),
+    };
+    let measured = c
+        .offset_ms
+        .map(|o| format!("Your {}{via}", describe_offset(o)));
     let (outcome, figure, fix) = match c.state {
         ClockState::Synced => (
             Outcome::Pass,
@@ -376,6 +387,22 @@ pub(crate) mod tests {
         assert!(ui.find("Needs attention").is_ok());
         assert!(ui.click("Get started").is_ok());
         assert_eq!(ui.into_messages().count(), 0);
+    }
+
+    #[test]
+    fn a_skew_measured_by_a_date_header_names_its_source_and_blocks() {
+        let mut status = status_with(NetworkState::Online, ClockState::Skewed, Some(600_000));
+        status.clock.source = Some(ClockSource::HttpDate);
+        status.clock.server = Some("guide.example.com".into());
+        status.clock.uncertainty_ms = Some(1_500);
+        let line = clock_check(&status.clock);
+        assert_eq!(line.outcome, Outcome::Fail);
+        assert_eq!(
+            line.figure,
+            "Your clock is 10 min fast (measured against the Date header of \
+             guide.example.com, ± 1.5 s); at most 30 s is allowed"
+        );
+        assert!(!can_start(Some(&status)));
     }
 
     #[test]
