@@ -16,6 +16,7 @@ pub mod network;
 pub mod paths;
 pub mod policy;
 pub mod report;
+pub mod retry;
 pub mod service;
 pub mod storage;
 pub mod update;

@@ -1,7 +1,12 @@
 //! "Is the internet there?" answered for the endpoints this device needs:
 //! the policy server, the MFA provider's API, IT's report collector, and the
 //! offline-access guide the employee must open. Each is resolved and
-//! connected to (TCP); a failure names the stage that failed.
+//! connected to (TCP); a failure names the stage that failed. A reached
+//! policy server or guide host is then asked for its `Date` header (HTTP(S) `HEAD`, the same
+//! trust as doctor's), with the request's send and receive instants: the
+//! clock check's measure when no time server answers
+//! ([`crate::clock::http_date`]). That request's failure does not change
+//! the verdict (TCP decides reachability).
 //!
 //! [`check`] is the only I/O; [`targets`] and [`to_section`] are pure.
 //! `rampart-agent doctor` probes the same [`targets`], over HTTP(S) with the
@@ -17,6 +22,7 @@ use rampart_shared::policy::{Policy, Provider};
 use rampart_shared::status::{NetworkSection, NetworkState};
 use tokio::net::TcpStream;
 
+use crate::clock::http_date::DateSample;
 use crate::config::InstallConfig;
 
 /// What an endpoint is to this device. `doctor` probes the same list, and
@@ -39,6 +45,14 @@ impl Endpoint {
             Self::Reporting => "IT reporting",
             Self::OfflineGuide => "offline-access guide",
         }
+    }
+
+    /// Whether the network check asks it for its `Date` header: the
+    /// policy server and the guide's host, which serve documents; not IT's
+    /// report collector (it takes reports, not probes) nor Duo's API (asked
+    /// only what enrollment needs, its `/ping` has Duo's own time).
+    pub fn asked_for_date(self) -> bool {
+        matches!(self, Self::PolicyServer | Self::OfflineGuide)
     }
 }
 
@@ -82,6 +96,13 @@ pub enum Failure {
 pub struct Reached {
     pub target: Target,
     pub result: Result<SocketAddr, Failure>,
+    /// The endpoint's `Date` header, when it was reached and sent one.
+    pub date: Option<DateSample>,
+}
+
+/// The `Date` headers of the endpoints that sent one.
+pub fn date_samples(results: &[Reached]) -> Vec<DateSample> {
+    results.iter().filter_map(|r| r.date.clone()).collect()
 }
 
 /// The endpoints this device needs, from the policy in force and the install
@@ -164,16 +185,36 @@ pub fn url_host_port(url: &str) -> Option<(String, u16)> {
 }
 
 /// Resolves and connects to every target at once, each within `timeout`.
-pub async fn check(targets: Vec<Target>, timeout: Duration) -> Vec<Reached> {
+/// A reached endpoint is then asked for its `Date` within `timeout` more,
+/// trusting the system's roots and `extra_roots`.
+pub async fn check(
+    targets: Vec<Target>,
+    timeout: Duration,
+    extra_roots: Vec<reqwest::Certificate>,
+) -> Vec<Reached> {
     let handles: Vec<_> = targets
         .into_iter()
         .map(|target| {
+            let roots = extra_roots.clone();
             tokio::spawn(async move {
                 let result = match tokio::time::timeout(timeout, reach(&target)).await {
                     Ok(result) => result,
                     Err(_) => Err(Failure::Timeout(timeout)),
                 };
-                Reached { target, result }
+                let date = match result {
+                    Ok(addr) if target.endpoint.asked_for_date() => {
+                        tokio::time::timeout(timeout, date_of(&target, addr, timeout, &roots))
+                            .await
+                            .ok()
+                            .flatten()
+                    }
+                    _ => None,
+                };
+                Reached {
+                    target,
+                    result,
+                    date,
+                }
             })
         })
         .collect();
@@ -186,6 +227,53 @@ pub async fn check(targets: Vec<Target>, timeout: Duration) -> Vec<Reached> {
         }
     }
     results
+}
+
+/// A `HEAD` of the target's URL at the address just reached: its `Date`
+/// header and when the request went out and the answer came back. `None`
+/// when the exchange fails or the answer has no `Date`; logged at debug.
+async fn date_of(
+    target: &Target,
+    addr: SocketAddr,
+    timeout: Duration,
+    extra_roots: &[reqwest::Certificate],
+) -> Option<DateSample> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let mut builder = reqwest::Client::builder()
+        .user_agent(concat!("rampart-agent/", env!("CARGO_PKG_VERSION")))
+        .connect_timeout(timeout)
+        .timeout(timeout)
+        .redirect(reqwest::redirect::Policy::none())
+        .resolve(&target.host, addr);
+    if !extra_roots.is_empty() {
+        builder = builder.tls_certs_merge(extra_roots.iter().cloned());
+    }
+    let client = builder
+        .build()
+        .inspect_err(|e| tracing::debug!(error = %e, "no HTTP client for the Date header"))
+        .ok()?;
+    let sent = Utc::now();
+    let response = client
+        .head(&target.url)
+        .send()
+        .await
+        .inspect_err(|e| {
+            tracing::debug!(url = %target.url, error = %crate::error_chain(e), "no Date header")
+        })
+        .ok()?;
+    let received = Utc::now();
+    let date = response
+        .headers()
+        .get(reqwest::header::DATE)?
+        .to_str()
+        .ok()?
+        .to_owned();
+    Some(DateSample {
+        host: target.display(),
+        date,
+        sent,
+        received,
+    })
 }
 
 async fn reach(target: &Target) -> Result<SocketAddr, Failure> {
@@ -246,6 +334,19 @@ pub fn to_section(results: &[Reached], checked_at: DateTime<Utc>) -> NetworkSect
 mod tests {
     use super::*;
     use rampart_shared::policy::Reporting;
+
+    #[test]
+    fn only_the_policy_server_and_the_guide_are_asked_for_the_date() {
+        let asked: Vec<bool> = [
+            Endpoint::PolicyServer,
+            Endpoint::Duo,
+            Endpoint::Reporting,
+            Endpoint::OfflineGuide,
+        ]
+        .map(Endpoint::asked_for_date)
+        .to_vec();
+        assert_eq!(asked, [true, false, false, true]);
+    }
 
     #[test]
     fn hosts_and_ports_from_urls() {
@@ -312,10 +413,12 @@ mod tests {
         let ok = Reached {
             target: target(Endpoint::PolicyServer, "policy.example.com", 443),
             result: Ok("192.0.2.1:443".parse().unwrap()),
+            date: None,
         };
         let dns = Reached {
             target: target(Endpoint::OfflineGuide, "docs.example.com", 443),
             result: Err(Failure::Dns("failed to lookup address information".into())),
+            date: None,
         };
         let online = to_section(std::slice::from_ref(&ok), now);
         assert_eq!(online.state, NetworkState::Online);
@@ -350,11 +453,41 @@ mod tests {
                 port: closed,
             },
         ];
-        let results = check(targets.to_vec(), Duration::from_secs(2)).await;
+        // A server that answers every request with a fixed Date header.
+        tokio::spawn(async move {
+            use tokio::io::{AsyncReadExt, AsyncWriteExt};
+            loop {
+                let Ok((mut stream, _)) = listener.accept().await else {
+                    return;
+                };
+                tokio::spawn(async move {
+                    let mut buf = [0u8; 4096];
+                    let mut seen = Vec::new();
+                    while !seen.windows(4).any(|w| w == b"\r\n\r\n") {
+                        match stream.read(&mut buf).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => seen.extend_from_slice(&buf[..n]),
+                        }
+                    }
+                    let _ = stream
+                        .write_all(
+                            b"HTTP/1.1 200 OK\r\nDate: Thu, 19 Nov 2026 08:26:40 GMT\r\n\
+                              Content-Length: 0\r\nConnection: close\r\n\r\n",
+                        )
+                        .await;
+                });
+            }
+        });
+        let results = check(targets.to_vec(), Duration::from_secs(2), Vec::new()).await;
         assert_eq!(
             results[0].result,
             Ok(format!("127.0.0.1:{open}").parse().unwrap())
         );
+        let date = results[0].date.as_ref().expect("the Date header");
+        assert_eq!(date.date, "Thu, 19 Nov 2026 08:26:40 GMT");
+        assert_eq!(date.host, format!("127.0.0.1:{open}"));
+        assert!(date.received >= date.sent);
+        assert_eq!(results[1].date, None);
         assert!(
             matches!(&results[1].result, Err(Failure::Tcp(e)) if e.contains("refused")),
             "{:?}",

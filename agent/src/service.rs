@@ -37,6 +37,7 @@ use crate::network;
 use crate::paths::AgentPaths;
 use crate::policy::{FetchOutcome, PolicyStore};
 use crate::report::{self, Reporter};
+use crate::retry;
 use crate::update::{self, ClockFacts, UpdateOutcome, apply::UpdateRequest};
 
 /// Changes the log filter at run time; the binary and the app each install
@@ -279,6 +280,9 @@ pub async fn start(config: AgentConfig) -> Result<RunningAgent, AgentError> {
             update: None,
         },
         in_flight: InFlight::default(),
+        failures: Failures::default(),
+        clock_ntp: None,
+        date_samples: Vec::new(),
         duo_client: None,
         config,
     };
@@ -381,6 +385,21 @@ struct InFlight {
     duo: bool,
 }
 
+/// Checks that failed in a row (`retry::next_check_in`): a clock check
+/// that measured nothing, a network check that did not reach every endpoint.
+#[derive(Debug, Default)]
+struct Failures {
+    clock: u32,
+    network: u32,
+}
+
+impl Failures {
+    fn count(count: &mut u32, failed: bool) -> u32 {
+        *count = if failed { count.saturating_add(1) } else { 0 };
+        *count
+    }
+}
+
 /// The imperative shell's state: the pure core plus the parts that own I/O.
 struct Shell {
     reporter: Reporter,
@@ -395,6 +414,13 @@ struct Shell {
     update: Option<UpdateOutcome>,
     due: Due,
     in_flight: InFlight,
+    failures: Failures,
+    /// The last clock round's own verdict, and whether no time server
+    /// answered at all: the `Date` headers of the next network check may
+    /// measure the clock instead (`clock::http_date::fallback`).
+    clock_ntp: Option<(ClockSection, bool)>,
+    /// The `Date` headers of the last network check.
+    date_samples: Vec<clock::http_date::DateSample>,
     /// Built on first use from the policy's Duo provider; cleared when the
     /// policy changes. A failure is not kept: IT may fix the key file.
     duo_client: Option<crate::duo::DuoClient>,
@@ -787,10 +813,20 @@ impl Shell {
                 }
                 let targets =
                     network::targets(self.policy.in_force().0, self.config.install.as_ref());
+                let extra_ca = self
+                    .config
+                    .install
+                    .as_ref()
+                    .and_then(|i| i.extra_ca_file.clone());
                 self.in_flight.network = true;
                 let events = events.clone();
                 tokio::spawn(async move {
-                    let results = network::check(targets, NETWORK_TIMEOUT).await;
+                    // Unusable: the Date headers are asked for with the
+                    // system's roots only (doctor says why it is unusable).
+                    let roots = extra_ca
+                        .and_then(|f| network::extra_roots(&f).ok())
+                        .unwrap_or_default();
+                    let results = network::check(targets, NETWORK_TIMEOUT, roots).await;
                     let _ = events.send(Event::NetworkChecked(results)).await;
                 });
             }
@@ -911,9 +947,23 @@ impl Shell {
         self.kod.observe(&report, now.into_std());
         let clock_policy = &self.policy.in_force().0.clock;
         let max_skew = Duration::from_secs(clock_policy.max_skew_secs);
-        self.core.clock = clock::to_section(&report, max_skew, Utc::now());
-        self.due.clock = Some(now + Duration::from_secs(clock_policy.check_interval_secs));
-        info!(state = ?self.core.clock.state, detail = %self.core.clock.detail, "clock checked");
+        let ntp = clock::to_section(&report, max_skew, Utc::now());
+        let no_answer = matches!(
+            clock::estimate(&report.results, max_skew),
+            Err(clock::NoEstimate::NoAnswer)
+        );
+        // A failure for the retry: no time server measured the clock, even
+        // when a Date header did.
+        let failed = ntp.state == ClockState::Unknown;
+        self.core.clock = clock::http_date::fallback(ntp.clone(), no_answer, &self.date_samples);
+        self.clock_ntp = Some((ntp, no_answer));
+        let failures = Failures::count(&mut self.failures.clock, failed);
+        let next = retry::next_check_in(
+            failures,
+            Duration::from_secs(clock_policy.check_interval_secs),
+        );
+        self.due.clock = Some(now + next);
+        info!(state = ?self.core.clock.state, detail = %self.core.clock.detail, next_in_secs = next.as_secs(), "clock checked");
         if self.update.is_none() && self.due.update.is_none() && !self.in_flight.update {
             self.due.update = Some(now);
         }
@@ -922,8 +972,16 @@ impl Shell {
     fn on_network_checked(&mut self, results: &[network::Reached]) {
         self.in_flight.network = false;
         self.core.network = network::to_section(results, Utc::now());
-        self.due.network = Some(TokioInstant::now() + NETWORK_INTERVAL);
-        info!(state = ?self.core.network.state, detail = %self.core.network.detail, "network checked");
+        self.date_samples = network::date_samples(results);
+        if let Some((ntp, no_answer)) = &self.clock_ntp {
+            self.core.clock =
+                clock::http_date::fallback(ntp.clone(), *no_answer, &self.date_samples);
+        }
+        let failed = self.core.network.state != NetworkState::Online;
+        let failures = Failures::count(&mut self.failures.network, failed);
+        let next = retry::next_check_in(failures, NETWORK_INTERVAL);
+        self.due.network = Some(TokioInstant::now() + next);
+        info!(state = ?self.core.network.state, detail = %self.core.network.detail, next_in_secs = next.as_secs(), "network checked");
     }
 
     fn on_policy_fetched(&mut self, outcome: FetchOutcome) {
@@ -1045,6 +1103,7 @@ impl Core {
                 server: None,
                 checked_at: None,
                 detail: "not checked yet".to_owned(),
+                source: None,
             },
             network: NetworkSection {
                 state: NetworkState::Unknown,

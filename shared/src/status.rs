@@ -213,6 +213,25 @@ pub struct ClockSection {
     pub checked_at: Option<DateTime<Utc>>,
     /// Plain words: "clock is 4 min 12 s fast", or why it is unknown.
     pub detail: String,
+    /// Protocol 1, added with issue 14 (older agents leave it out: read as
+    /// `None`, which with an offset means a time server). What the offset
+    /// was measured against.
+    #[serde(default)]
+    pub source: Option<ClockSource>,
+}
+
+/// What the clock was measured against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ClockSource {
+    /// A time server's SNTP answer.
+    Ntp,
+    /// The `Date` header of an HTTP(S) answer (whole seconds), used when no
+    /// time server answered.
+    HttpDate,
+    /// A source a newer agent knows.
+    #[serde(other)]
+    Other,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -501,6 +520,7 @@ mod tests {
                 server: Some("127.0.0.1:123".into()),
                 checked_at: DateTime::from_timestamp(1_795_000_001, 0),
                 detail: "clock is 12 ms fast".into(),
+                source: Some(ClockSource::Ntp),
             },
             network: NetworkSection {
                 state: NetworkState::Online,
@@ -633,6 +653,40 @@ mod tests {
              last policy poll failed at 2026-11-18 11:06 UTC: \
              the server answered HTTP 404 for https://it.example/policy.json"
         );
+    }
+
+    /// Status JSON from an agent before `clock.source` decodes (as `None`);
+    /// the new field has a fixed shape; a source from a newer agent is
+    /// `Other`, not an error.
+    #[test]
+    fn clock_section_with_and_without_source() {
+        let old: ClockSection = serde_json::from_str(
+            r#"{"state": "synced", "offset_ms": 12, "uncertainty_ms": 1, "max_skew_ms": 30000,
+                "server": "127.0.0.1:123", "checked_at": "2026-11-18T11:06:40Z",
+                "detail": "clock is 12 ms fast"}"#,
+        )
+        .unwrap();
+        assert_eq!(old.source, None);
+        assert_eq!(old.offset_ms, Some(12));
+
+        let new: ClockSection = serde_json::from_str(
+            r#"{"state": "skewed", "offset_ms": 600000, "uncertainty_ms": 1004,
+                "max_skew_ms": 30000, "server": "policy.example.com",
+                "checked_at": null, "detail": "clock is 10 min fast", "source": "http_date"}"#,
+        )
+        .unwrap();
+        assert_eq!(new.source, Some(ClockSource::HttpDate));
+        assert_eq!(
+            serde_json::to_value(ClockSource::Ntp).unwrap(),
+            serde_json::json!("ntp")
+        );
+        let future: ClockSection = serde_json::from_str(
+            r#"{"state": "unknown", "offset_ms": null, "uncertainty_ms": null,
+                "max_skew_ms": 30000, "server": null, "checked_at": null,
+                "detail": "x", "source": "gps"}"#,
+        )
+        .unwrap();
+        assert_eq!(future.source, Some(ClockSource::Other));
     }
 
     /// Status JSON is a protocol: what an agent from before `fetch_error`
@@ -786,7 +840,7 @@ mod tests {
                            "fetch_error": null, "kept": null, "mfa_required": true, "provider": "totp"},
                 "clock": {"state": "synced", "offset_ms": 12, "uncertainty_ms": 1, "max_skew_ms": 30000,
                           "server": "127.0.0.1:123", "checked_at": "2026-11-18T11:06:41Z",
-                          "detail": "clock is 12 ms fast"},
+                          "detail": "clock is 12 ms fast", "source": "ntp"},
                 "network": {"state": "online", "checked_at": null, "detail": "online"},
                 "mfa": {"state": "enrolled", "provider": "totp", "detail": null},
                 "update": {"state": "not_checked", "current_version": "0.1.0", "min_version": null,

@@ -117,6 +117,9 @@ struct Routes {
     bearer: HashMap<String, String>,
     requests: Vec<Recorded>,
     shutdown: bool,
+    /// Every reply carries `Date:` this far from this machine's clock
+    /// ([`HttpServer::send_date`]); `None`: no `Date` header.
+    date_ahead: Option<chrono::TimeDelta>,
 }
 
 struct Shared {
@@ -225,6 +228,12 @@ impl HttpServer {
             .unwrap()
             .bearer
             .insert(path.to_owned(), token.to_owned());
+    }
+
+    /// From now on every reply carries a `Date` header `ahead` of this
+    /// machine's clock (zero: the right time), as an HTTP date.
+    pub fn send_date(&self, ahead: chrono::TimeDelta) {
+        self.shared.routes.lock().unwrap().date_ahead = Some(ahead);
     }
 
     pub fn requests(&self) -> Vec<Recorded> {
@@ -365,7 +374,15 @@ fn handle(shared: &Shared, mut stream: TcpStream) {
             status: reply.status,
             body_len,
         });
-        reply
+        match routes.date_ahead {
+            Some(ahead) => reply.header(
+                "Date",
+                &(chrono::Utc::now() + ahead)
+                    .format("%a, %d %b %Y %H:%M:%S GMT")
+                    .to_string(),
+            ),
+            None => reply,
+        }
     };
 
     if reply.stall != Stall::BeforeHeaders {

@@ -449,3 +449,70 @@ fn check_clock_binary_with_a_skewed_local_clock() {
     assert_eq!(code, 1);
     assert_near(json["offset_ms"].as_f64().unwrap(), -90_000.0);
 }
+
+/// The agent's status over its socket.
+fn agent_status(agent: &rampart_tests::agent::AgentProcess) -> serde_json::Value {
+    let mut client = rampart_tests::ipc::RawClient::greeted(&agent.socket);
+    client.call(1, serde_json::json!({"type": "status"}))["reply"]["response"]["status"].clone()
+}
+
+/// Where UDP 123 is blocked: the only time server is a closed loopback UDP
+/// port, and the policy server (plain HTTP on loopback) sends a `Date`
+/// header, right and then 10 minutes ahead. The real agent measures its
+/// clock against that header, names it, and gives the uncertainty of whole
+/// seconds: right → synced within it; 10 min → skewed, with the figure.
+#[test]
+fn with_no_time_server_the_policy_servers_date_header_measures_the_clock() {
+    const KEY: &str = "RWQf6LRCGA9i53mlYecO4IzT51TGPpvWucNSCh1CBM0QTaLn73Y7GFO3";
+    for (ahead_secs, want) in [(0, "synced"), (600, "skewed")] {
+        let server = rampart_tests::http::HttpServer::start();
+        server.send_date(chrono::TimeDelta::seconds(ahead_secs));
+        let host = server.addr().to_string();
+        // Its clock.ntp_servers is 127.0.0.1:9, where nothing listens.
+        let policy = rampart_tests::agent::loopback_policy(1);
+        let agent = rampart_tests::agent::AgentProcess::start_dev_with_install(
+            &policy,
+            &serde_json::json!({"policy_url": server.url("/policy.json"), "public_keys": [KEY]}),
+            &[],
+        );
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let s = loop {
+            let s = agent_status(&agent);
+            if s["clock"]["source"] == "http_date" {
+                break s;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no clock measured against the Date header; last status: {s:#}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        };
+        let clock = &s["clock"];
+        eprintln!("{ahead_secs} s ahead: {clock:#}");
+        assert_eq!(clock["state"], want, "{clock:#}");
+        assert_eq!(clock["server"], host.as_str());
+        let offset = clock["offset_ms"].as_i64().unwrap();
+        let uncertainty = clock["uncertainty_ms"].as_i64().unwrap();
+        assert!(uncertainty >= 1000, "{clock:#}");
+        // This machine's clock is right; the server's is `ahead_secs` fast,
+        // so this one reads as that much slow, within the uncertainty.
+        assert!(
+            (offset + ahead_secs * 1000).abs() <= uncertainty,
+            "{clock:#}"
+        );
+        let detail = clock["detail"].as_str().unwrap();
+        let source = format!("measured against the Date header of {host}, ± ");
+        assert!(detail.contains(&source), "{detail}");
+        assert!(detail.contains("127.0.0.1:9"), "{detail}");
+        if ahead_secs > 0 {
+            // 10 min less up to a second of the header's truncation.
+            let figure = ["clock is 10 min slow", "clock is 9 min 59 s slow"];
+            assert!(
+                figure.iter().any(|f| detail.starts_with(&format!(
+                    "{f}, more than the 30 s allowed (measured against"
+                ))),
+                "{detail}"
+            );
+        }
+    }
+}

@@ -7,6 +7,7 @@
 //! arguments.
 
 mod backoff;
+pub mod http_date;
 mod packet;
 mod query;
 mod report;

@@ -5,7 +5,9 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use rampart_shared::status::{ClockSection, ClockState, describe_offset, human_duration};
+use rampart_shared::status::{
+    ClockSection, ClockSource, ClockState, describe_offset, human_duration,
+};
 
 /// How a clock detail says the servers disagree, and that one asked Rampart
 /// to back off: `doctor` picks its advice by them.
@@ -234,6 +236,7 @@ pub fn to_section(
         server: estimate.map(|e| e.server.clone()),
         checked_at: Some(checked_at),
         detail,
+        source: estimate.map(|_| ClockSource::Ntp),
     }
 }
 

@@ -20,12 +20,14 @@ pub fn capitalize(s: &str) -> String {
     }
 }
 
-/// Green for a passing check, red for a failing one, grey while unknown.
+/// Green for a passing check, red for a failing one, grey while unknown,
+/// amber for a check that could not be made but does not stop the user.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
     Pass,
     Fail,
     Pending,
+    Warn,
 }
 
 impl Outcome {
@@ -34,6 +36,7 @@ impl Outcome {
             Self::Pass => Color::from_rgb8(0x1b, 0x7f, 0x3b),
             Self::Fail => Color::from_rgb8(0xb4, 0x23, 0x18),
             Self::Pending => Color::from_rgb8(0x6b, 0x6b, 0x6b),
+            Self::Warn => Color::from_rgb8(0x8a, 0x5a, 0x00),
         }
     }
 
@@ -42,6 +45,7 @@ impl Outcome {
             Self::Pass => "Passed",
             Self::Fail => "Needs attention",
             Self::Pending => "Waiting",
+            Self::Warn => "Not measured",
         }
     }
 }

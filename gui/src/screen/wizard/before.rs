@@ -1,12 +1,15 @@
 //! Step 1, "Before you begin": the live prerequisite checks from the agent's
-//! status. "Get started" stays disabled until both pass.
+//! status. "Get started" stays disabled while the network check fails or
+//! has not run, while the first clock check has not run, and on a measured
+//! clock skew beyond the allowed one. A clock that could not be measured
+//! (every time server blocked) is a warning: the user may continue.
 
 use chrono::{DateTime, Local, Utc};
 use iced::widget::{column, row, text};
 use iced::{Element, Fill};
 use rampart_shared::status::{
-    AgentStatus, ClockSection, ClockState, NetworkSection, NetworkState, describe_offset,
-    human_duration,
+    AgentStatus, ClockSection, ClockSource, ClockState, NetworkSection, NetworkState,
+    describe_offset, human_duration,
 };
 
 use crate::screen::{Outcome, action, note, secondary};
@@ -105,7 +108,18 @@ pub fn network_check(n: &NetworkSection) -> CheckLine {
 
 pub fn clock_check(c: &ClockSection) -> CheckLine {
     let allowed = human_duration(c.max_skew_ms);
-    let measured = c.offset_ms.map(|o| format!("Your {}", describe_offset(o)));
+    // "Your clock is 10 min fast (measured against the Date header of
+    // guide.example.com, ± 1.5 s)" when no time server answered.
+    let via = match (c.source, &c.server, c.uncertainty_ms) {
+        (Some(ClockSource::HttpDate), Some(host), Some(u)) => format!(
+            " (measured against the Date header of {host}, ± {:.1} s)",
+            u as f64 / 1000.0
+        ),
+        _ => String::new(),
+    };
+    let measured = c
+        .offset_ms
+        .map(|o| format!("Your {}{via}", describe_offset(o)));
     let (outcome, figure, fix) = match c.state {
         ClockState::Synced => (
             Outcome::Pass,
@@ -125,10 +139,23 @@ pub fn clock_check(c: &ClockSection) -> CheckLine {
                 "Turn on \"Set time automatically\" in your computer's date and time settings, then click Check again.",
             ),
         ),
-        ClockState::Unknown => (
+        // Not checked yet: the first check is under way (it ends within the
+        // time servers' timeout).
+        ClockState::Unknown if c.checked_at.is_none() => (
             Outcome::Pending,
             crate::screen::capitalize(&c.detail),
             Some("Wait a moment for the check, or click Check again."),
+        ),
+        // Checked, but nothing answered: say so and let the user go on.
+        ClockState::Unknown => (
+            Outcome::Warn,
+            format!(
+                "Rampart could not measure your clock: {}. Codes may fail if it is wrong.",
+                c.detail.trim_end_matches('.')
+            ),
+            Some(
+                "You can continue. If codes are refused, turn on \"Set time automatically\" in your computer's date and time settings, then click Check again.",
+            ),
         ),
     };
     CheckLine {
@@ -139,11 +166,13 @@ pub fn clock_check(c: &ClockSection) -> CheckLine {
     }
 }
 
-/// Both prerequisites pass.
+/// The network check passes, and the clock is not measured beyond the
+/// allowed skew nor still waiting for its first check: a clock that could
+/// not be measured warns but does not block.
 pub fn can_start(status: Option<&AgentStatus>) -> bool {
     status.is_some_and(|s| {
         network_check(&s.network).outcome == Outcome::Pass
-            && clock_check(&s.clock).outcome == Outcome::Pass
+            && matches!(clock_check(&s.clock).outcome, Outcome::Pass | Outcome::Warn)
     })
 }
 
@@ -287,6 +316,93 @@ pub(crate) mod tests {
         let unchecked = status_with(NetworkState::Unknown, ClockState::Unknown, None);
         assert!(!can_start(Some(&unchecked)));
         assert!(!can_start(None));
+    }
+
+    fn unmeasured_clock() -> AgentStatus {
+        let mut status = status_with(NetworkState::Online, ClockState::Unknown, None);
+        status.clock.uncertainty_ms = None;
+        status.clock.server = None;
+        status.clock.detail =
+            "no time server gave a usable answer: 127.0.0.1:9 timed out after 2 s".into();
+        status
+    }
+
+    #[test]
+    fn an_unmeasured_clock_warns_and_lets_the_user_start() {
+        let status = unmeasured_clock();
+        let line = clock_check(&status.clock);
+        assert_eq!(line.outcome, Outcome::Warn);
+        assert_eq!(
+            line.figure,
+            "Rampart could not measure your clock: no time server gave a usable answer: \
+             127.0.0.1:9 timed out after 2 s. Codes may fail if it is wrong."
+        );
+        assert!(line.fix.is_some_and(|f| f.starts_with("You can continue.")));
+        assert!(can_start(Some(&status)));
+        let mut state = State::default();
+        assert_eq!(
+            update(&mut state, Message::GetStarted, Some(&status)),
+            Some(Event::GetStarted)
+        );
+    }
+
+    #[test]
+    fn before_the_first_clock_check_get_started_waits() {
+        let mut status = unmeasured_clock();
+        status.clock.checked_at = None;
+        status.clock.detail = "not checked yet".into();
+        assert_eq!(clock_check(&status.clock).outcome, Outcome::Pending);
+        assert!(!can_start(Some(&status)));
+        let mut state = State::default();
+        assert_eq!(update(&mut state, Message::GetStarted, Some(&status)), None);
+    }
+
+    #[test]
+    fn on_screen_an_unmeasured_clock_warns_and_get_started_works() {
+        crate::simulated::use_tiny_skia();
+        let status = unmeasured_clock();
+        let state = State::default();
+        let mut ui = iced_test::simulator(view(&state, Some(&status)));
+        assert!(ui.find("Not measured").is_ok());
+        assert!(
+            ui.find(
+                "Rampart could not measure your clock: no time server gave a usable answer: \
+                 127.0.0.1:9 timed out after 2 s. Codes may fail if it is wrong."
+            )
+            .is_ok()
+        );
+        assert!(ui.click("Get started").is_ok());
+        assert_eq!(
+            ui.into_messages().collect::<Vec<_>>(),
+            [Message::GetStarted]
+        );
+    }
+
+    #[test]
+    fn on_screen_a_measured_skew_keeps_get_started_disabled() {
+        crate::simulated::use_tiny_skia();
+        let status = status_with(NetworkState::Online, ClockState::Skewed, Some(600_000));
+        let state = State::default();
+        let mut ui = iced_test::simulator(view(&state, Some(&status)));
+        assert!(ui.find("Needs attention").is_ok());
+        assert!(ui.click("Get started").is_ok());
+        assert_eq!(ui.into_messages().count(), 0);
+    }
+
+    #[test]
+    fn a_skew_measured_by_a_date_header_names_its_source_and_blocks() {
+        let mut status = status_with(NetworkState::Online, ClockState::Skewed, Some(600_000));
+        status.clock.source = Some(ClockSource::HttpDate);
+        status.clock.server = Some("guide.example.com".into());
+        status.clock.uncertainty_ms = Some(1_500);
+        let line = clock_check(&status.clock);
+        assert_eq!(line.outcome, Outcome::Fail);
+        assert_eq!(
+            line.figure,
+            "Your clock is 10 min fast (measured against the Date header of \
+             guide.example.com, ± 1.5 s); at most 30 s is allowed"
+        );
+        assert!(!can_start(Some(&status)));
     }
 
     #[test]

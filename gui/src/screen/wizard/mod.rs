@@ -644,6 +644,7 @@ pub(crate) mod tests {
                 server: Some("127.0.0.1:123".into()),
                 checked_at: Some(Utc::now()),
                 detail: "checked against 127.0.0.1:123".into(),
+                source: Some(rampart_shared::status::ClockSource::Ntp),
             },
             network: NetworkSection {
                 state: network,
