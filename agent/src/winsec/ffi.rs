@@ -174,11 +174,25 @@ pub fn current_identity() -> Result<TokenIdentity, Win32Error> {
     token_identity(&token)
 }
 
+/// A pipe server's handle as a plain number, so that the lookup of its
+/// client can run on a blocking thread (a raw handle is not `Send`).
+#[derive(Debug, Clone, Copy)]
+pub struct PipeHandle(usize);
+
+impl PipeHandle {
+    /// The caller keeps `pipe` open until every lookup through this handle
+    /// has returned.
+    pub fn of(pipe: &NamedPipeServer) -> Self {
+        Self(pipe.as_raw_handle() as usize)
+    }
+}
+
 /// The process id of the client connected to this pipe instance.
-pub fn pipe_client_pid(pipe: &NamedPipeServer) -> Result<u32, Win32Error> {
+pub fn pipe_client_pid(pipe: PipeHandle) -> Result<u32, Win32Error> {
     let mut pid = 0u32;
-    // SAFETY: `pipe` is a live server handle; `pid` receives the id.
-    if unsafe { GetNamedPipeClientProcessId(pipe.as_raw_handle() as HANDLE, &mut pid) } == 0 {
+    // SAFETY: `pipe` is a live server handle (the caller keeps the server
+    // open, `PipeHandle::of`); `pid` receives the id.
+    if unsafe { GetNamedPipeClientProcessId(pipe.0 as HANDLE, &mut pid) } == 0 {
         return Err(Win32Error::last("GetNamedPipeClientProcessId"));
     }
     Ok(pid)

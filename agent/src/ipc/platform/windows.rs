@@ -88,7 +88,7 @@ pub async fn bind(path: &Path, world_connectable: bool) -> Result<Listener, Bind
 
 /// The user behind a connected client. Unidentified (only unprivileged
 /// requests) when the OS will not say.
-fn identify(pipe: &NamedPipeServer) -> Peer {
+fn identify(pipe: ffi::PipeHandle) -> Peer {
     let pid = match ffi::pipe_client_pid(pipe) {
         Ok(pid) => pid,
         Err(e) => {
@@ -112,6 +112,32 @@ fn identify(pipe: &NamedPipeServer) -> Peer {
     }
 }
 
+/// How long accepting waits for the OS to name a client.
+const IDENTIFY_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// [`identify`] on a blocking thread, given [`IDENTIFY_WAIT`]: the lookups
+/// are synchronous system calls, and one that does not return must not
+/// hold up the next client. A client not named in time is served as
+/// unidentified: status only.
+async fn identify_bounded(pipe: &NamedPipeServer) -> Peer {
+    let handle = ffi::PipeHandle::of(pipe);
+    let lookup = tokio::task::spawn_blocking(move || identify(handle));
+    match tokio::time::timeout(IDENTIFY_WAIT, lookup).await {
+        Ok(Ok(peer)) => peer,
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "the client lookup failed");
+            Peer::UNKNOWN
+        }
+        Err(_) => {
+            tracing::warn!(
+                wait_secs = IDENTIFY_WAIT.as_secs(),
+                "the OS did not name the connecting client in time; serving it as unidentified"
+            );
+            Peer::UNKNOWN
+        }
+    }
+}
+
 impl Listener {
     pub async fn accept(&self) -> io::Result<(Stream, Peer)> {
         let mut next = self.next.lock().await;
@@ -124,7 +150,7 @@ impl Listener {
         let used = std::mem::replace(&mut *next, fresh);
         connected?;
         let connected = used;
-        let peer = identify(&connected);
+        let peer = identify_bounded(&connected).await;
         Ok((Stream::Server(connected), peer))
     }
 
