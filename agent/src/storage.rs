@@ -49,6 +49,19 @@ pub fn describe(
     details: String,
     at: DateTime<Utc>,
 ) -> StorageFailure {
+    StorageFailure {
+        state: kind.id().to_owned(),
+        path: path.display().to_string(),
+        message: words(kind, path, error_kind),
+        details,
+        at,
+    }
+}
+
+/// The sentence of [`describe`]: what was not saved, where, why in plain
+/// words, and the next step; never the OS's own text, which goes in
+/// details.
+pub fn words(kind: StateKind, path: &Path, error_kind: Option<io::ErrorKind>) -> String {
     let dir = path.parent().unwrap_or(path).display();
     let (cause, step) = match error_kind {
         Some(io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded) => (
@@ -72,17 +85,11 @@ pub fn describe(
             format!("Check the disk that holds {dir}; the details say what the OS reported."),
         ),
     };
-    StorageFailure {
-        state: kind.id().to_owned(),
-        path: path.display().to_string(),
-        message: format!(
-            "Rampart could not save {} to {}: {cause}. {step}",
-            kind.what(),
-            path.display()
-        ),
-        details,
-        at,
-    }
+    format!(
+        "Rampart could not save {} to {}: {cause}. {step}",
+        kind.what(),
+        path.display()
+    )
 }
 
 /// [`describe`] for an [`FsError`], logged at error level.

@@ -830,7 +830,9 @@ fn a_full_disk_is_shown_with_path_and_os_error_and_lost_reports_are_counted() {
     assert!(
         view["error"]["message"]
             .as_str()
-            .is_some_and(|m| m.contains("could not be saved")),
+            .is_some_and(|m| m.contains("could not save the MFA setup")
+                && m.contains("the disk is full")
+                && !m.contains("os error")),
         "{reply:#}"
     );
     let s = agent_status(&agent);

@@ -46,7 +46,13 @@ pub enum MfaError {
     GuideChanged,
     #[error("The saved MFA setup could not be read ({reason}). Ask IT to reset your MFA setup.")]
     StateCorrupt { reason: String },
-    #[error("The MFA setup could not be saved: {0}")]
+    /// Plain words from `storage::words` (the OS's text is logged and
+    /// shown under the status's storage details, not here).
+    #[error("{} Then try again.", crate::storage::words(
+        crate::storage::StateKind::MfaState,
+        .0.path(),
+        .0.io_error().map(std::io::Error::kind),
+    ))]
     Storage(#[from] FsError),
     /// Duo could not be reached or refused the request; a whole sentence.
     #[error("{0}")]

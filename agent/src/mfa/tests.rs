@@ -495,6 +495,14 @@ fn a_failed_write_drops_the_change() {
     fs::create_dir(dir.join("mfa-1000-jane.json")).unwrap();
     let err = cmd(&mut engine, &jane(), &p, T0, MfaCommand::StartEnrollment).unwrap_err();
     assert_eq!(err.code(), MfaErrorCode::Storage);
+    // The employee reads what was lost and what to do, not the OS's text.
+    let message = err.to_string();
+    assert!(
+        message.starts_with("Rampart could not save the MFA setup (the change was not made)"),
+        "{message}"
+    );
+    assert!(message.ends_with("Then try again."), "{message}");
+    assert!(!message.contains("os error"), "{message}");
     assert_eq!(engine.section(&jane().key(), &p).state, MfaState::NotSetUp);
 }
 
