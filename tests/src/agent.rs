@@ -140,6 +140,31 @@ impl AgentProcess {
         self.child.id()
     }
 
+    /// The agent's status, read over its socket as a client would.
+    pub fn status(&self) -> Value {
+        crate::ipc::RawClient::greeted(&self.socket).call(1, json!({"type": "status"}))["reply"]
+            ["response"]["status"]
+            .clone()
+    }
+
+    /// Polls the status until `done` holds (the checks, housekeeping and
+    /// reports run on the agent's own tasks); panics with the last status
+    /// after 30 s.
+    pub fn wait_for_status(&self, what: &str, done: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let s = self.status();
+            if done(&s) {
+                return s;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}; last status: {s:#}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// Runs `rampart-agent ARGS --socket <this agent's socket>`.
     pub fn cli(&self, args: &[&str]) -> Output {
         cli_with_socket(args, &self.socket, self.dir.path())

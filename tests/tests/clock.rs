@@ -450,12 +450,6 @@ fn check_clock_binary_with_a_skewed_local_clock() {
     assert_near(json["offset_ms"].as_f64().unwrap(), -90_000.0);
 }
 
-/// The agent's status over its socket.
-fn agent_status(agent: &rampart_tests::agent::AgentProcess) -> serde_json::Value {
-    let mut client = rampart_tests::ipc::RawClient::greeted(&agent.socket);
-    client.call(1, serde_json::json!({"type": "status"}))["reply"]["response"]["status"].clone()
-}
-
 /// Where UDP 123 is blocked: the only time server is a closed loopback UDP
 /// port, and the policy server (plain HTTP on loopback) sends a `Date`
 /// header, right and then 10 minutes ahead. The real agent measures its
@@ -477,7 +471,7 @@ fn with_no_time_server_the_policy_servers_date_header_measures_the_clock() {
         );
         let deadline = Instant::now() + Duration::from_secs(20);
         let s = loop {
-            let s = agent_status(&agent);
+            let s = agent.status();
             if s["clock"]["source"] == "http_date" {
                 break s;
             }

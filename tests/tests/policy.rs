@@ -624,32 +624,6 @@ fn commands_end_quietly_when_the_reader_closed_the_pipe() {
 
 // ---- continuity across restarts, with the real agent process ----
 
-fn status(agent: &AgentProcess) -> serde_json::Value {
-    let mut client = RawClient::greeted(&agent.socket);
-    client.call(1, serde_json::json!({"type": "status"}))["reply"]["response"]["status"].clone()
-}
-
-/// Polls the status until `done` holds (housekeeping and checks run on the
-/// agent's own schedule).
-fn wait_for(
-    agent: &AgentProcess,
-    what: &str,
-    done: impl Fn(&serde_json::Value) -> bool,
-) -> serde_json::Value {
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    loop {
-        let s = status(agent);
-        if done(&s) {
-            return s;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "timed out waiting for {what}; last status: {s:#}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 /// Issue 15, finding 3: a managed policy file deleted or tampered with put
 /// the built-in default (serial 0, public NTP servers) back after a restart.
 /// Signed with the stock `minisign`; the agent accepts serial 5, the file is
@@ -677,7 +651,7 @@ fn a_deleted_or_tampered_managed_file_never_lowers_the_serial_across_a_restart()
         &serde_json::json!({"allow_unsigned_local_policy": false, "public_keys": [public]}),
         &[],
     );
-    let s = wait_for(&agent, "the unsigned file's rejection", |s| {
+    let s = agent.wait_for_status("the unsigned file's rejection", |s| {
         !s["policy"]["error"].is_null()
     });
     assert_eq!(s["policy"]["serial"], 0, "{s:#}");
@@ -699,7 +673,7 @@ fn a_deleted_or_tampered_managed_file_never_lowers_the_serial_across_a_restart()
     std::fs::write(&managed, &document).unwrap();
     RawClient::greeted(&agent.socket)
         .call(1, serde_json::json!({"type": "refresh", "check": "policy"}));
-    let s = wait_for(&agent, "serial 5 from the managed file", |s| {
+    let s = agent.wait_for_status("serial 5 from the managed file", |s| {
         s["policy"]["serial"] == 5
     });
     assert_eq!(s["policy"]["source"], "managed_file", "{s:#}");
@@ -708,7 +682,7 @@ fn a_deleted_or_tampered_managed_file_never_lowers_the_serial_across_a_restart()
     // 1. Deleted, restarted.
     std::fs::remove_file(&managed).unwrap();
     agent.restart();
-    let s = wait_for(&agent, "the first clock check", |s| {
+    let s = agent.wait_for_status("the first clock check", |s| {
         !s["clock"]["checked_at"].is_null()
     });
     assert_eq!(s["policy"]["serial"], 5, "{s:#}");
@@ -736,7 +710,7 @@ fn a_deleted_or_tampered_managed_file_never_lowers_the_serial_across_a_restart()
     tampered["mfa"]["required"] = serde_json::json!(false);
     std::fs::write(&managed, tampered.to_string()).unwrap();
     agent.restart();
-    let s = status(&agent);
+    let s = agent.status();
     assert_eq!(s["policy"]["serial"], 5, "{s:#}");
     assert_eq!(s["policy"]["mfa_required"], true, "{s:#}");
     let kept = s["policy"]["kept"]["message"].as_str().unwrap();
@@ -771,7 +745,7 @@ fn a_deleted_or_tampered_managed_file_never_lowers_the_serial_across_a_restart()
         text(&reset)
     );
     agent.restart();
-    let s = status(&agent);
+    let s = agent.status();
     assert_eq!(
         (&s["policy"]["source"], &s["policy"]["serial"]),
         (&serde_json::json!("builtin"), &serde_json::json!(0)),

@@ -3,34 +3,12 @@
 //! an MFA enrollment survives the agent being killed mid-way.
 
 use std::net::{IpAddr, Ipv4Addr, TcpListener};
-use std::time::{Duration, Instant};
 
 use rampart_shared::totp::{self, Params, Secret};
 use rampart_tests::agent::{AgentProcess, loopback_policy};
 use rampart_tests::chrony::Chronyd;
 use rampart_tests::ipc::RawClient;
 use serde_json::{Value, json};
-
-fn status(agent: &AgentProcess) -> Value {
-    let mut client = RawClient::greeted(&agent.socket);
-    client.call(1, json!({"type": "status"}))["reply"]["response"]["status"].clone()
-}
-
-/// Polls the status until `done` holds (the checks run on their own tasks).
-fn wait_for(agent: &AgentProcess, what: &str, done: impl Fn(&Value) -> bool) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        let s = status(agent);
-        if done(&s) {
-            return s;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out waiting for {what}; last status: {s:#}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
 
 fn mfa(client: &mut RawClient, id: u64, command: Value) -> Value {
     let reply = client.call(id, json!({"type": "mfa", "command": command}));
@@ -49,7 +27,7 @@ fn checks_follow_policy_and_check_again_reruns_them() {
     policy["links"]["offline_guide_url"] = json!(format!("https://127.0.0.1:{guide_port}/guide"));
     let agent = AgentProcess::start_dev_with_policy(&policy, &[]);
 
-    let s = wait_for(&agent, "both checks", |s| {
+    let s = agent.wait_for_status("both checks", |s| {
         !s["clock"]["checked_at"].is_null() && !s["network"]["checked_at"].is_null()
     });
     assert_eq!(s["clock"]["state"], "synced", "{s:#}");
@@ -70,7 +48,7 @@ fn checks_follow_policy_and_check_again_reruns_them() {
     let mut client = RawClient::greeted(&agent.socket);
     let reply = client.call(2, json!({"type": "refresh", "check": "network"}));
     assert_eq!(reply["reply"]["response"]["type"], "accepted");
-    let s = wait_for(&agent, "a second network check", |s| {
+    let s = agent.wait_for_status("a second network check", |s| {
         s["network"]["checked_at"] != first_check
     });
     assert_eq!(s["network"]["state"], "offline");
@@ -87,9 +65,7 @@ fn checks_follow_policy_and_check_again_reruns_them() {
 #[test]
 fn a_dead_time_server_means_unknown_never_synced() {
     let agent = AgentProcess::start_dev(&[]);
-    let s = wait_for(&agent, "the clock check", |s| {
-        !s["clock"]["checked_at"].is_null()
-    });
+    let s = agent.wait_for_status("the clock check", |s| !s["clock"]["checked_at"].is_null());
     assert_eq!(s["clock"]["state"], "unknown");
     assert!(s["clock"]["offset_ms"].is_null());
     assert!(
@@ -130,7 +106,7 @@ fn a_policy_change_is_pushed_to_subscribers_and_a_bad_one_is_refused() {
     // An older serial is refused; the newer policy stays in force.
     std::fs::write(agent.managed_policy_path(), loopback_policy(1).to_string()).unwrap();
     RawClient::greeted(&agent.socket).call(1, json!({"type": "refresh", "check": "policy"}));
-    let s = wait_for(&agent, "the rejection", |s| !s["policy"]["error"].is_null());
+    let s = agent.wait_for_status("the rejection", |s| !s["policy"]["error"].is_null());
     assert_eq!(s["policy"]["serial"], 2);
     let error = s["policy"]["error"].as_str().unwrap();
     assert!(error.contains("serial"), "{error}");
@@ -157,7 +133,7 @@ fn enrollment_over_ipc_survives_a_crash_and_keeps_its_secret_out_of_status_and_l
     let view = mfa(&mut client, 2, json!({"type": "start_enrollment"}));
     assert_eq!(view["step"], "pairing");
     assert_eq!(view["pairing"]["secret_grouped"], grouped.as_str());
-    assert_eq!(status(&agent)["mfa"]["state"], "in_progress");
+    assert_eq!(agent.status()["mfa"]["state"], "in_progress");
 
     // A wrong code is refused and the step stays.
     let secret = Secret::from_base32(&secret_b32).unwrap();
@@ -212,7 +188,7 @@ fn enrollment_over_ipc_survives_a_crash_and_keeps_its_secret_out_of_status_and_l
     assert_eq!(view["evidence"]["guide_url"], guide);
     assert_eq!(view["evidence"]["policy_serial"], 1);
 
-    let s = status(&agent);
+    let s = agent.status();
     assert_eq!(s["mfa"]["state"], "enrolled");
     assert!(
         s["mfa"]["detail"].as_str().unwrap().starts_with("since "),
@@ -325,16 +301,14 @@ fn a_failed_poll_is_reported_apart_from_a_rejected_policy() {
         &json!({"policy_url": server.url("/policy.json"), "public_keys": [public]}),
         &[],
     );
-    wait_for(&agent, "serial 5 from the server", |s| {
-        s["policy"]["serial"] == 5
-    });
+    agent.wait_for_status("serial 5 from the server", |s| s["policy"]["serial"] == 5);
     let refresh = || {
         RawClient::greeted(&agent.socket).call(1, json!({"type": "refresh", "check": "policy"}));
     };
 
     publish(4);
     refresh();
-    let s = wait_for(&agent, "the rejection", |s| !s["policy"]["error"].is_null());
+    let s = agent.wait_for_status("the rejection", |s| !s["policy"]["error"].is_null());
     assert!(
         s["policy"]["error"]
             .as_str()
@@ -347,9 +321,7 @@ fn a_failed_poll_is_reported_apart_from_a_rejected_policy() {
     server.script("/policy.json", [Reply::new(404, "gone")]);
     let asked = chrono::Utc::now();
     refresh();
-    let s = wait_for(&agent, "the failed poll", |s| {
-        !s["policy"]["fetch_error"].is_null()
-    });
+    let s = agent.wait_for_status("the failed poll", |s| !s["policy"]["fetch_error"].is_null());
     assert!(s["policy"]["error"].is_null(), "stale rejection: {s:#}");
     let failure = &s["policy"]["fetch_error"];
     let message = failure["message"].as_str().unwrap();

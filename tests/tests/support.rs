@@ -225,9 +225,8 @@ fn doctor_names_an_unreachable_offline_guide_as_status_does() {
     policy["links"]["offline_guide_url"] =
         json!(format!("https://127.0.0.1:{port}/offline-access"));
     let agent = AgentProcess::start_dev_with_policy(&policy, &[]);
-    let status = wait_for_status(&agent, "a network check", |s| {
-        !s["network"]["checked_at"].is_null()
-    });
+    let status =
+        agent.wait_for_status("a network check", |s| !s["network"]["checked_at"].is_null());
     let detail = status["network"]["detail"].as_str().unwrap();
     let named = format!("offline-access guide (127.0.0.1:{port})");
     assert!(detail.contains(&named), "{status:#}");
@@ -267,7 +266,7 @@ fn doctor_passes_a_healthy_setup_whose_log_dir_does_not_exist_yet() {
         &json!({"extra_ca_file": guide.ca_file()}),
         &[],
     );
-    wait_for_status(&agent, "a synced clock and a network check", |s| {
+    agent.wait_for_status("a synced clock and a network check", |s| {
         s["clock"]["state"] == "synced" && s["network"]["state"] == "online"
     });
     // Doctor looks at a state dir of its own whose log dir was never made.
@@ -781,12 +780,6 @@ impl Drop for Tmpfs {
     }
 }
 
-fn agent_status(agent: &AgentProcess) -> Value {
-    RawClient::greeted(&agent.socket).call(1, json!({"type": "status"}))["reply"]["response"]
-        ["status"]
-        .clone()
-}
-
 fn failure<'a>(status: &'a Value, state: &str) -> Option<&'a Value> {
     status["storage"]["failures"]
         .as_array()
@@ -815,7 +808,7 @@ fn a_full_disk_is_shown_with_path_and_os_error_and_lost_reports_are_counted() {
     wait_until("the start report", || {
         collector.requests_to("/collect").len() == 1
     });
-    let before = agent_status(&agent);
+    let before = agent.status();
     assert_eq!(before["storage"]["failures"], json!([]), "{before:#}");
 
     let filler = tmpfs.fill();
@@ -835,7 +828,7 @@ fn a_full_disk_is_shown_with_path_and_os_error_and_lost_reports_are_counted() {
                 && !m.contains("os error")),
         "{reply:#}"
     );
-    let s = agent_status(&agent);
+    let s = agent.status();
     let mfa = failure(&s, "mfa_state").unwrap_or_else(|| panic!("{s:#}"));
     assert!(
         mfa["path"]
@@ -863,7 +856,7 @@ fn a_full_disk_is_shown_with_path_and_os_error_and_lost_reports_are_counted() {
     //    report of the new serial cannot be queued.
     policy["serial"] = json!(2);
     set_policy(&agent, &policy);
-    let s = wait_for_status(&agent, "the policy copy's failure", |s| {
+    let s = agent.wait_for_status("the policy copy's failure", |s| {
         failure(s, "policy_copy").is_some() && s["storage"]["reports_not_queued"].as_u64() > Some(0)
     });
     assert_eq!(s["policy"]["serial"], 2);
@@ -904,7 +897,7 @@ fn a_full_disk_is_shown_with_path_and_os_error_and_lost_reports_are_counted() {
         report["dropped_reports"].as_u64().unwrap() >= lost,
         "{report:#} vs {lost} lost"
     );
-    let s = agent_status(&agent);
+    let s = agent.status();
     assert!(failure(&s, "policy_copy").is_none(), "{s:#}");
     assert!(failure(&s, "report_queue").is_none(), "{s:#}");
     assert_eq!(s["storage"]["reports_not_queued"], 0);
@@ -921,24 +914,9 @@ fn a_full_disk_is_shown_with_path_and_os_error_and_lost_reports_are_counted() {
         reply["reply"]["response"]["view"]["error"].is_null(),
         "{reply:#}"
     );
-    let s = agent_status(&agent);
+    let s = agent.status();
     assert_eq!(s["storage"]["failures"], json!([]), "{s:#}");
     drop(agent);
-}
-
-fn wait_for_status(agent: &AgentProcess, what: &str, done: impl Fn(&Value) -> bool) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let s = agent_status(agent);
-        if done(&s) {
-            return s;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out waiting for {what}; last status: {s:#}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 /// Issue 15, finding 9: reports carried no credential. A collector that
@@ -971,7 +949,7 @@ fn reports_carry_the_deployment_secret_and_a_refused_one_keeps_them_queued() {
         &["--log", "trace"],
     );
 
-    let status = wait_for_status(&agent, "the refused credential", |s| {
+    let status = agent.wait_for_status("the refused credential", |s| {
         s["reporting"]["credential_error"]["http_status"] == 401
     });
     assert_eq!(
@@ -1031,7 +1009,7 @@ fn reports_carry_the_deployment_secret_and_a_refused_one_keeps_them_queued() {
             Some(format!("Bearer {RIGHT}").as_str())
         );
     }
-    let status = wait_for_status(&agent, "the credential taken", |s| {
+    let status = agent.wait_for_status("the credential taken", |s| {
         s["reporting"]["credential_error"].is_null()
     });
     assert_ne!(status["overall"], "error", "{status:#}");
@@ -1042,7 +1020,7 @@ fn reports_carry_the_deployment_secret_and_a_refused_one_keeps_them_queued() {
         logs.contains("report delivered"),
         "traced delivery is in the log"
     );
-    let status_json = agent_status(&agent).to_string();
+    let status_json = agent.status().to_string();
     let out_file = agent.dir.path().join("bundle.tar.gz");
     let made = diagnose(&agent, &["-o", out_file.to_str().unwrap()]);
     assert!(made.status.success(), "{made:?}");
@@ -1085,13 +1063,13 @@ fn refresh_clears_a_fixed_mfa_error_without_a_restart() {
         }
         std::fs::write(mfa.join(&file), b"{\"version\": 1, \"uid\": ").unwrap();
     });
-    let status = agent_status(&agent);
+    let status = agent.status();
     assert_eq!(status["mfa"]["state"], "error", "{status:#}");
     // Refresh while still broken: still the error.
     refresh(&agent, "all");
-    assert_eq!(agent_status(&agent)["mfa"]["state"], "error");
+    assert_eq!(agent.status()["mfa"]["state"], "error");
     std::fs::remove_file(agent.state_dir().join("mfa").join(&file)).unwrap();
     refresh(&agent, "all");
-    let status = agent_status(&agent);
+    let status = agent.status();
     assert_eq!(status["mfa"]["state"], "not_set_up", "{status:#}");
 }
