@@ -731,17 +731,16 @@ pub async fn probe(
             },
         );
     };
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let mut builder = reqwest::Client::builder()
-        .user_agent(concat!("rampart-agent-doctor/", env!("CARGO_PKG_VERSION")))
-        .connect_timeout(timeout)
-        .timeout(timeout * 2)
-        .redirect(reqwest::redirect::Policy::none())
-        .resolve(&host, addr);
-    if !extra_roots.is_empty() {
-        builder = builder.tls_certs_merge(extra_roots.iter().cloned());
-    }
-    let client = match builder.build() {
+    let client = match crate::network::client_at(
+        &host,
+        addr,
+        crate::network::Timeouts {
+            connect: timeout,
+            total: timeout * 2,
+        },
+        extra_roots,
+        concat!("rampart-agent-doctor/", env!("CARGO_PKG_VERSION")),
+    ) {
         Ok(c) => c,
         Err(e) => return failed(Stage::Tls, format!("cannot set up TLS: {e}")),
     };

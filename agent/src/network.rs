@@ -229,6 +229,37 @@ pub async fn check(
     results
 }
 
+/// How long a probe may take to connect, and in all.
+#[derive(Debug, Clone, Copy)]
+pub struct Timeouts {
+    pub connect: Duration,
+    pub total: Duration,
+}
+
+/// An HTTP client for one probe of `host`: it goes to `addr`, the address
+/// just reached (not wherever DNS says next), trusts `extra_roots` beside
+/// the system's, and follows no redirect. The network check's `Date` probe
+/// and doctor's endpoint probe both use it.
+pub fn client_at(
+    host: &str,
+    addr: SocketAddr,
+    timeouts: Timeouts,
+    extra_roots: &[reqwest::Certificate],
+    user_agent: &'static str,
+) -> reqwest::Result<reqwest::Client> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let mut builder = reqwest::Client::builder()
+        .user_agent(user_agent)
+        .connect_timeout(timeouts.connect)
+        .timeout(timeouts.total)
+        .redirect(reqwest::redirect::Policy::none())
+        .resolve(host, addr);
+    if !extra_roots.is_empty() {
+        builder = builder.tls_certs_merge(extra_roots.iter().cloned());
+    }
+    builder.build()
+}
+
 /// A `HEAD` of the target's URL at the address just reached: its `Date`
 /// header and when the request went out and the answer came back. `None`
 /// when the exchange fails or the answer has no `Date`; logged at debug.
@@ -238,20 +269,18 @@ async fn date_of(
     timeout: Duration,
     extra_roots: &[reqwest::Certificate],
 ) -> Option<DateSample> {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let mut builder = reqwest::Client::builder()
-        .user_agent(concat!("rampart-agent/", env!("CARGO_PKG_VERSION")))
-        .connect_timeout(timeout)
-        .timeout(timeout)
-        .redirect(reqwest::redirect::Policy::none())
-        .resolve(&target.host, addr);
-    if !extra_roots.is_empty() {
-        builder = builder.tls_certs_merge(extra_roots.iter().cloned());
-    }
-    let client = builder
-        .build()
-        .inspect_err(|e| tracing::debug!(error = %e, "no HTTP client for the Date header"))
-        .ok()?;
+    let client = client_at(
+        &target.host,
+        addr,
+        Timeouts {
+            connect: timeout,
+            total: timeout,
+        },
+        extra_roots,
+        concat!("rampart-agent/", env!("CARGO_PKG_VERSION")),
+    )
+    .inspect_err(|e| tracing::debug!(error = %e, "no HTTP client for the Date header"))
+    .ok()?;
     let sent = Utc::now();
     let response = client
         .head(&target.url)
