@@ -103,20 +103,6 @@ impl Wine {
 
     /// Runs `exe args` to completion (at most `timeout`).
     pub fn run(&self, exe: &str, args: &[&str], timeout: Duration) -> Output {
-        let out = self.run_once(exe, args, timeout);
-        // Seen once in about ten runs, only with the machine's two cores
-        // loaded by parallel builds: a CLI connected to the agent and got no
-        // answer within its 5 s. Not seen with one harness at a time on an
-        // idle machine, nor on Linux; one more try, said out loud, keeps a
-        // stalled Wine scheduler from failing CI, and a second stall fails.
-        if String::from_utf8_lossy(&out.stderr).contains("did not answer within") {
-            eprintln!("wine: {exe} {args:?} got no answer in time; trying once more");
-            return self.run_once(exe, args, timeout);
-        }
-        out
-    }
-
-    fn run_once(&self, exe: &str, args: &[&str], timeout: Duration) -> Output {
         let mut child = self
             .command(exe, args)
             .stdout(Stdio::piped())
@@ -217,7 +203,7 @@ impl WineAgent {
         // it is replaced, said out loud, so the tests meet a working one.
         for attempt in 1..=3 {
             let agent = Self::start_once(wine, mode_args, pipe);
-            let probe = wine.run_once(
+            let probe = wine.run(
                 "rampart-agent",
                 &["status", "--json", "--socket", &agent.pipe],
                 Duration::from_secs(30),
