@@ -17,6 +17,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use rampart_shared::cause::{Cause, Problem};
 use rampart_shared::links::split_host_port;
 use rampart_shared::policy::{Policy, Provider};
 use rampart_shared::status::{NetworkSection, NetworkState};
@@ -25,35 +26,14 @@ use tokio::net::TcpStream;
 use crate::clock::http_date::DateSample;
 use crate::config::InstallConfig;
 
-/// What an endpoint is to this device. `doctor` probes the same list, and
-/// judges an HTTP answer by what the endpoint is for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Endpoint {
-    PolicyServer,
-    Duo,
-    /// IT's report collector.
-    Reporting,
-    OfflineGuide,
-}
+pub use rampart_shared::cause::Endpoint;
 
-impl Endpoint {
-    /// What it is to the employee: "policy server", "offline-access guide".
-    pub fn label(self) -> &'static str {
-        match self {
-            Self::PolicyServer => "policy server",
-            Self::Duo => "Duo",
-            Self::Reporting => "IT reporting",
-            Self::OfflineGuide => "offline-access guide",
-        }
-    }
-
-    /// Whether the network check asks it for its `Date` header: the
-    /// policy server and the guide's host, which serve documents; not IT's
-    /// report collector (it takes reports, not probes) nor Duo's API (asked
-    /// only what enrollment needs, its `/ping` has Duo's own time).
-    pub fn asked_for_date(self) -> bool {
-        matches!(self, Self::PolicyServer | Self::OfflineGuide)
-    }
+/// Whether the network check asks `endpoint` for its `Date` header: the
+/// policy server and the guide's host, which serve documents; not IT's
+/// report collector (it takes reports, not probes) nor Duo's API (asked
+/// only what enrollment needs, its `/ping` has Duo's own time).
+pub fn asked_for_date(endpoint: Endpoint) -> bool {
+    matches!(endpoint, Endpoint::PolicyServer | Endpoint::OfflineGuide)
 }
 
 /// One endpoint to reach.
@@ -86,10 +66,81 @@ impl Target {
 pub enum Failure {
     #[error("DNS lookup failed: {0}")]
     Dns(String),
+    /// The host answered the connection with a refusal (a closed port).
+    #[error("connection refused: {0}")]
+    Refused(String),
     #[error("connection failed: {0}")]
     Tcp(String),
     #[error("no answer within {} s", .0.as_secs_f32())]
     Timeout(Duration),
+    /// Connected, but the TLS handshake refused the server's certificate:
+    /// the endpoint cannot be used although TCP reaches it.
+    #[error("certificate refused: {detail}")]
+    Certificate { dates: bool, detail: String },
+}
+
+impl Failure {
+    /// The failure in the shared vocabulary, for `target`.
+    pub fn cause(&self, target: &Target) -> Cause {
+        let (endpoint, host) = (target.endpoint, target.display());
+        match self {
+            Self::Dns(_) => Cause::Dns { endpoint, host },
+            Self::Refused(_) => Cause::Refused { endpoint, host },
+            // "No route to host", "network unreachable": no answer at all.
+            Self::Tcp(_) => Cause::Timeout {
+                endpoint,
+                host,
+                after_ms: 0,
+            },
+            Self::Timeout(after) => Cause::Timeout {
+                endpoint,
+                host,
+                after_ms: u64::try_from(after.as_millis()).unwrap_or(u64::MAX),
+            },
+            Self::Certificate { dates: true, .. } => Cause::CertificateDates { endpoint, host },
+            Self::Certificate { dates: false, .. } => Cause::UntrustedCertificate {
+                endpoint,
+                host,
+                issuer: None,
+            },
+        }
+    }
+
+    /// Whether the failure says nothing about the endpoint itself, only
+    /// that nothing could be reached: no name, no route, no answer.
+    fn is_silence(&self) -> bool {
+        matches!(self, Self::Dns(_) | Self::Tcp(_) | Self::Timeout(_))
+    }
+}
+
+/// Whether `e` (anywhere in its chain) is a TLS refusal of the server's
+/// certificate: `Some(true)` when only its dates are wrong for this
+/// computer's clock, `Some(false)` when it is not trusted.
+pub fn certificate_refusal(e: &(dyn std::error::Error + 'static)) -> Option<bool> {
+    use rustls::CertificateError as C;
+    let mut next = Some(e);
+    while let Some(err) = next {
+        // An io::Error's `source` skips the error it wraps: look inside.
+        let inner = err
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+            .map(|i| i as &(dyn std::error::Error + 'static));
+        for candidate in [Some(err), inner].into_iter().flatten() {
+            if let Some(rustls::Error::InvalidCertificate(c)) =
+                candidate.downcast_ref::<rustls::Error>()
+            {
+                return Some(matches!(
+                    c,
+                    C::Expired
+                        | C::NotValidYet
+                        | C::ExpiredContext { .. }
+                        | C::NotValidYetContext { .. }
+                ));
+            }
+        }
+        next = err.source();
+    }
+    None
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -98,6 +149,13 @@ pub struct Reached {
     pub result: Result<SocketAddr, Failure>,
     /// The endpoint's `Date` header, when it was reached and sent one.
     pub date: Option<DateSample>,
+}
+
+impl Reached {
+    /// Reached at TCP, then refused at TLS: the endpoint is not usable.
+    fn failure(&self) -> Option<&Failure> {
+        self.result.as_ref().err()
+    }
 }
 
 /// The `Date` headers of the endpoints that sent one.
@@ -201,14 +259,17 @@ pub async fn check(
                     Ok(result) => result,
                     Err(_) => Err(Failure::Timeout(timeout)),
                 };
-                let date = match result {
-                    Ok(addr) if target.endpoint.asked_for_date() => {
-                        tokio::time::timeout(timeout, date_of(&target, addr, timeout, &roots))
+                let (result, date) = match result {
+                    Ok(addr) if asked_for_date(target.endpoint) => {
+                        match tokio::time::timeout(timeout, date_of(&target, addr, timeout, &roots))
                             .await
-                            .ok()
-                            .flatten()
+                        {
+                            Ok(Err(refused)) => (Err(refused), None),
+                            Ok(Ok(date)) => (Ok(addr), date),
+                            Err(_) => (Ok(addr), None),
+                        }
                     }
-                    _ => None,
+                    other => (other, None),
                 };
                 Reached {
                     target,
@@ -263,46 +324,57 @@ pub fn client_at(
 /// A `HEAD` of the target's URL at the address just reached: its `Date`
 /// header and when the request went out and the answer came back. `None`
 /// when the exchange fails or the answer has no `Date`; logged at debug.
+/// A refused certificate is the endpoint's failure.
 async fn date_of(
     target: &Target,
     addr: SocketAddr,
     timeout: Duration,
     extra_roots: &[reqwest::Certificate],
-) -> Option<DateSample> {
-    let client = client_at(
-        &target.host,
-        addr,
-        Timeouts {
-            connect: timeout,
-            total: timeout,
-        },
-        extra_roots,
-        concat!("rampart-agent/", env!("CARGO_PKG_VERSION")),
-    )
-    .inspect_err(|e| tracing::debug!(error = %e, "no HTTP client for the Date header"))
-    .ok()?;
-    let sent = Utc::now();
-    let response = client
-        .head(&target.url)
-        .send()
-        .await
-        .inspect_err(|e| {
-            tracing::debug!(url = %target.url, error = %crate::error_chain(e), "no Date header")
-        })
+) -> Result<Option<DateSample>, Failure> {
+    let sample = async {
+        let client = client_at(
+            &target.host,
+            addr,
+            Timeouts {
+                connect: timeout,
+                total: timeout,
+            },
+            extra_roots,
+            concat!("rampart-agent/", env!("CARGO_PKG_VERSION")),
+        )
+        .inspect_err(|e| tracing::debug!(error = %e, "no HTTP client for the Date header"))
         .ok()?;
-    let received = Utc::now();
-    let date = response
-        .headers()
-        .get(reqwest::header::DATE)?
-        .to_str()
-        .ok()?
-        .to_owned();
-    Some(DateSample {
-        host: target.display(),
-        date,
-        sent,
-        received,
-    })
+        let sent = Utc::now();
+        let response = match client.head(&target.url).send().await {
+            Ok(response) => response,
+            Err(e) => {
+                let detail = crate::error_chain(&e);
+                tracing::debug!(url = %target.url, error = %detail, "no Date header");
+                return Some(Err(
+                    certificate_refusal(&e).map(|dates| Failure::Certificate { dates, detail })
+                ));
+            }
+        };
+        let received = Utc::now();
+        let date = response
+            .headers()
+            .get(reqwest::header::DATE)?
+            .to_str()
+            .ok()?
+            .to_owned();
+        Some(Ok(DateSample {
+            host: target.display(),
+            date,
+            sent,
+            received,
+        }))
+    };
+    match sample.await {
+        None => Ok(None),
+        Some(Ok(sample)) => Ok(Some(sample)),
+        Some(Err(None)) => Ok(None),
+        Some(Err(Some(refused))) => Err(refused),
+    }
 }
 
 async fn reach(target: &Target) -> Result<SocketAddr, Failure> {
@@ -317,10 +389,14 @@ async fn reach(target: &Target) -> Result<SocketAddr, Failure> {
     for addr in addrs {
         match TcpStream::connect(addr).await {
             Ok(_) => return Ok(addr),
-            Err(e) => last = Some(format!("{addr}: {e}")),
+            Err(e) => last = Some((e.kind(), format!("{addr}: {e}"))),
         }
     }
-    Err(Failure::Tcp(last.unwrap_or_default()))
+    Err(match last {
+        Some((std::io::ErrorKind::ConnectionRefused, text)) => Failure::Refused(text),
+        Some((_, text)) => Failure::Tcp(text),
+        None => Failure::Tcp(String::new()),
+    })
 }
 
 /// The network section in plain words: online only when every endpoint was
@@ -356,7 +432,36 @@ pub fn to_section(results: &[Reached], checked_at: DateTime<Utc>) -> NetworkSect
         state,
         checked_at: Some(checked_at),
         detail,
+        problems: problems(results),
     }
+}
+
+/// Each failed endpoint by cause; when nothing at all answered, one
+/// "offline" instead (the fix is the connection, not the endpoints).
+pub fn problems(results: &[Reached]) -> Vec<Problem> {
+    let failed: Vec<(&Reached, &Failure)> = results
+        .iter()
+        .filter_map(|r| r.failure().map(|f| (r, f)))
+        .collect();
+    if failed.len() > 1
+        && failed.len() == results.len()
+        && failed.iter().all(|(_, f)| f.is_silence())
+    {
+        let details: Vec<String> = failed
+            .iter()
+            .map(|(r, f)| format!("{}: {f}", r.target.display()))
+            .collect();
+        return vec![Problem::new(
+            Cause::Offline {
+                endpoints: u32::try_from(failed.len()).unwrap_or(u32::MAX),
+            },
+            details.join("; "),
+        )];
+    }
+    failed
+        .into_iter()
+        .map(|(r, f)| Problem::new(f.cause(&r.target), f.to_string()))
+        .collect()
 }
 
 #[cfg(test)]
@@ -372,7 +477,7 @@ mod tests {
             Endpoint::Reporting,
             Endpoint::OfflineGuide,
         ]
-        .map(Endpoint::asked_for_date)
+        .map(asked_for_date)
         .to_vec();
         assert_eq!(asked, [true, false, false, true]);
     }
@@ -518,9 +623,89 @@ mod tests {
         assert!(date.received >= date.sent);
         assert_eq!(results[1].date, None);
         assert!(
-            matches!(&results[1].result, Err(Failure::Tcp(e)) if e.contains("refused")),
+            matches!(&results[1].result, Err(Failure::Refused(e)) if e.contains("refused")),
             "{:?}",
             results[1]
+        );
+        // One endpoint refusing is that endpoint's cause, not "offline".
+        let problems = problems(&results);
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert_eq!(
+            problems[0].cause,
+            Cause::Refused {
+                endpoint: results[1].target.endpoint,
+                host: results[1].target.display(),
+            }
+        );
+        assert!(problems[0].details.contains("refused"), "{problems:?}");
+    }
+
+    fn failed(endpoint: Endpoint, host: &str, failure: Failure) -> Reached {
+        Reached {
+            target: Target {
+                endpoint,
+                url: format!("https://{host}/"),
+                host: host.into(),
+                port: 443,
+            },
+            result: Err(failure),
+            date: None,
+        }
+    }
+
+    #[test]
+    fn nothing_answering_is_offline_and_one_silent_endpoint_is_its_own_cause() {
+        let silent = [
+            failed(
+                Endpoint::PolicyServer,
+                "p.example",
+                Failure::Dns("no such host".into()),
+            ),
+            failed(
+                Endpoint::OfflineGuide,
+                "g.example",
+                Failure::Timeout(Duration::from_secs(5)),
+            ),
+        ];
+        let p = problems(&silent);
+        assert_eq!(p.len(), 1);
+        assert_eq!(p[0].cause, Cause::Offline { endpoints: 2 });
+        assert_eq!(
+            p[0].details,
+            "p.example: DNS lookup failed: no such host; g.example: no answer within 5 s"
+        );
+
+        // One refusal among silences: something answered, so each is named.
+        let mixed = [
+            failed(
+                Endpoint::PolicyServer,
+                "p.example",
+                Failure::Refused("x".into()),
+            ),
+            failed(
+                Endpoint::OfflineGuide,
+                "g.example",
+                Failure::Tcp("no route".into()),
+            ),
+        ];
+        let names: Vec<&str> = problems(&mixed).iter().map(|p| p.cause.name()).collect();
+        assert_eq!(names, ["refused", "timeout"]);
+
+        let cert = [failed(
+            Endpoint::OfflineGuide,
+            "g.example",
+            Failure::Certificate {
+                dates: false,
+                detail: "invalid peer certificate: UnknownIssuer".into(),
+            },
+        )];
+        assert_eq!(
+            problems(&cert)[0].cause,
+            Cause::UntrustedCertificate {
+                endpoint: Endpoint::OfflineGuide,
+                host: "g.example".into(),
+                issuer: None
+            }
         );
     }
 }

@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use chrono::{DateTime, Utc};
+use rampart_shared::cause::{Cause, Problem};
 use rampart_shared::ipc::{Check, ErrorCode, IpcError, LogLevel, Request, Response};
 use rampart_shared::mfa::MfaCommand;
 use rampart_shared::policy::Policy;
@@ -449,10 +450,20 @@ impl Shell {
                 None => error.clone(),
             });
         }
-        let update = match &self.update {
+        let mut update = match &self.update {
             Some(outcome) => update::section(Version::current(), policy.agent.min_version, outcome),
             None => update_section(Version::current(), policy.agent.min_version),
         };
+        if let (UpdateState::UpdateRequired, Some(minimum)) = (update.state, update.min_version) {
+            update.problem = Some(Problem::new(
+                Cause::VersionTooOld {
+                    current: update.current_version,
+                    minimum,
+                    updates_itself: matches!(self.update_request(), Some(Ok(_))),
+                },
+                update.detail.clone(),
+            ));
+        }
         let storage = StorageSection {
             failures: [
                 self.mfa.storage_failure(),
@@ -1104,11 +1115,13 @@ impl Core {
                 checked_at: None,
                 detail: "not checked yet".to_owned(),
                 source: None,
+                problem: None,
             },
             network: NetworkSection {
                 state: NetworkState::Unknown,
                 checked_at: None,
                 detail: "not checked yet".to_owned(),
+                problems: Vec::new(),
             },
         }
     }
@@ -1192,6 +1205,7 @@ pub fn update_section(current: Version, min_version: Option<Version>) -> UpdateS
         current_version: current,
         min_version,
         detail,
+        problem: None,
     }
 }
 

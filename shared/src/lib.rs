@@ -6,6 +6,7 @@
 //! so a change to one is a protocol change: additive fields only, or a new
 //! schema/protocol version.
 
+pub mod cause;
 pub mod ipc;
 pub mod links;
 pub mod mfa;

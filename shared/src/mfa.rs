@@ -301,6 +301,11 @@ pub struct MfaErrorView {
     /// (negative: the phone is behind).
     #[serde(default)]
     pub phone_skew_secs: Option<i64>,
+    /// Protocol 1, added with issue 14: the cause in the shared vocabulary
+    /// (`crate::cause`) when the error has one the app shows with a figure
+    /// (a clock, Duo's answer, a full disk), with the raw text as details.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub problem: Option<crate::cause::Problem>,
 }
 
 /// Stable, machine-readable causes; the app branches on these, never on text.
@@ -416,6 +421,7 @@ mod tests {
                 message: "Too many wrong codes. Try again in 1 min 30 s.".into(),
                 retry_after_secs: Some(90),
                 phone_skew_secs: None,
+                problem: None,
             }),
             duo: None,
         };

@@ -8,6 +8,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::cause::Problem;
 use crate::policy::ProviderKind;
 use crate::version::Version;
 
@@ -218,6 +219,10 @@ pub struct ClockSection {
     /// was measured against.
     #[serde(default)]
     pub source: Option<ClockSource>,
+    /// Protocol 1, added with issue 14: why the clock is skewed or unknown,
+    /// by cause (`crate::cause`). `None` when in sync or not yet checked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub problem: Option<Problem>,
 }
 
 /// What the clock was measured against.
@@ -247,6 +252,11 @@ pub struct NetworkSection {
     pub state: NetworkState,
     pub checked_at: Option<DateTime<Utc>>,
     pub detail: String,
+    /// Protocol 1, added with issue 14: each endpoint that failed, by cause
+    /// and with the endpoint's role, so that a reader can tell what matters
+    /// to it (TOTP setup needs no network; Duo setup needs Duo).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub problems: Vec<Problem>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -306,6 +316,10 @@ pub struct UpdateSection {
     pub current_version: Version,
     pub min_version: Option<Version>,
     pub detail: String,
+    /// Protocol 1, added with issue 14: set below the policy's minimum
+    /// (`version_too_old`, saying whether this agent updates itself).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub problem: Option<Problem>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -521,11 +535,13 @@ mod tests {
                 checked_at: DateTime::from_timestamp(1_795_000_001, 0),
                 detail: "clock is 12 ms fast".into(),
                 source: Some(ClockSource::Ntp),
+                problem: None,
             },
             network: NetworkSection {
                 state: NetworkState::Online,
                 checked_at: None,
                 detail: "online".into(),
+                problems: Vec::new(),
             },
             mfa: MfaSection {
                 state: MfaState::Enrolled,
@@ -537,6 +553,7 @@ mod tests {
                 current_version: Version::new(0, 1, 0),
                 min_version: None,
                 detail: "meets the policy".into(),
+                problem: None,
             },
             storage: StorageSection::default(),
             reporting: ReportingSection::default(),

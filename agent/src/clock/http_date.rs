@@ -10,6 +10,7 @@
 //! truncation, half a second for the server's own clock, and the round trip
 //! (the answer may have been made at any moment of it).
 
+use rampart_shared::cause::{Cause, Problem};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -139,6 +140,16 @@ pub fn fallback(ntp: ClockSection, no_answer: bool, samples: &[DateSample]) -> C
         server: Some(sample.host.clone()),
         source: Some(ClockSource::HttpDate),
         detail: detail(&sample.host, &e, state, ntp.max_skew_ms, &ntp.detail),
+        // Measured: the time servers' silence is no longer the cause.
+        problem: (state == ClockState::Skewed).then(|| {
+            Problem::new(
+                Cause::ClockSkew {
+                    offset_ms: e.offset_ms,
+                    allowed_ms: ntp.max_skew_ms,
+                },
+                "",
+            )
+        }),
         ..ntp
     }
 }
@@ -255,6 +266,7 @@ mod tests {
             checked_at: DateTime::from_timestamp(1_795_000_000, 0),
             detail: "no time server gave a usable answer: 127.0.0.1:9 refused".into(),
             source: None,
+            problem: None,
         }
     }
 

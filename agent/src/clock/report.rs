@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use rampart_shared::cause::{Cause, Problem};
 use rampart_shared::status::{
     ClockSection, ClockSource, ClockState, describe_offset, human_duration,
 };
@@ -228,6 +229,24 @@ pub fn to_section(
         (Err(NoEstimate::Disagree(answers)), _) => disagree_detail(answers, max_skew_ms),
         _ => unknown_detail(&report.results),
     };
+    // Servers that disagree are IT's to fix and say so in the detail; no
+    // cause a person can act on fits them better.
+    let problem = match (&verdict, offset_ms) {
+        (Ok(_), Some(offset_ms)) if state == ClockState::Skewed => Some(Problem::new(
+            Cause::ClockSkew {
+                offset_ms,
+                allowed_ms: max_skew_ms,
+            },
+            "",
+        )),
+        (Err(NoEstimate::NoAnswer), _) if !report.results.is_empty() => Some(Problem::new(
+            Cause::NtpBlocked {
+                servers: u32::try_from(report.results.len()).unwrap_or(u32::MAX),
+            },
+            detail.clone(),
+        )),
+        _ => None,
+    };
     ClockSection {
         state,
         offset_ms,
@@ -237,6 +256,7 @@ pub fn to_section(
         checked_at: Some(checked_at),
         detail,
         source: estimate.map(|_| ClockSource::Ntp),
+        problem,
     }
 }
 

@@ -190,6 +190,7 @@ impl MfaError {
                 Self::Code(VerifyError::Wrong { phone_skew_secs }) => *phone_skew_secs,
                 _ => None,
             },
+            problem: None,
         }
     }
 }

@@ -153,6 +153,7 @@ pub fn section(
         current_version: current,
         min_version,
         detail: outcome.to_string(),
+        problem: None,
     }
 }
 
