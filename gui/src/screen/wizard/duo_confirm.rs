@@ -309,6 +309,7 @@ mod tests {
             message: "Too many wrong codes. Try again in 30 s.".into(),
             retry_after_secs: Some(30),
             phone_skew_secs: None,
+            problem: None,
         });
         update(&mut state, Message::PasscodeChanged("654321".into()));
         assert_eq!(update(&mut state, Message::SubmitPasscode), None);

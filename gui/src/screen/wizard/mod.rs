@@ -645,11 +645,13 @@ pub(crate) mod tests {
                 checked_at: Some(Utc::now()),
                 detail: "checked against 127.0.0.1:123".into(),
                 source: Some(rampart_shared::status::ClockSource::Ntp),
+                problem: None,
             },
             network: NetworkSection {
                 state: network,
                 checked_at: Some(Utc::now()),
                 detail: "policy server answered in 12 ms".into(),
+                problems: Vec::new(),
             },
             mfa: MfaSection {
                 state: MfaState::NotSetUp,
@@ -661,6 +663,7 @@ pub(crate) mod tests {
                 current_version: Version::new(0, 1, 0),
                 min_version: None,
                 detail: "Rampart 0.1.0; policy sets no minimum version".into(),
+                problem: None,
             },
             storage: Default::default(),
             reporting: Default::default(),
@@ -871,6 +874,7 @@ pub(crate) mod tests {
             message: "Duo does not allow MFA setup for your account.".into(),
             retry_after_secs: None,
             phone_skew_secs: None,
+            problem: None,
         });
         reply(&mut s, denied);
         assert!(matches!(s.step, Step::Denied(_)));
@@ -891,6 +895,7 @@ pub(crate) mod tests {
             message: "Rampart could not reach Duo (connection refused).".into(),
             retry_after_secs: None,
             phone_skew_secs: None,
+            problem: None,
         });
         reply(&mut s, failed);
         assert!(
@@ -948,6 +953,7 @@ pub(crate) mod tests {
             message: "Incorrect passcode. Please try again.".into(),
             retry_after_secs: None,
             phone_skew_secs: None,
+            problem: None,
         });
         reply(&mut s, wrong);
         let Step::DuoConfirm(c) = &s.step else {
@@ -1008,6 +1014,7 @@ pub(crate) mod tests {
             message: "That code would be right if your phone's clock were 2 min ahead.".into(),
             retry_after_secs: None,
             phone_skew_secs: Some(120),
+            problem: None,
         });
         reply(&mut s, refused);
         let Step::Verify(v) = &s.step else {
@@ -1032,6 +1039,7 @@ pub(crate) mod tests {
             message: "Too many wrong codes. Try again in 1 min 30 s.".into(),
             retry_after_secs: Some(90),
             phone_skew_secs: None,
+            problem: None,
         });
         reply(&mut s, throttled);
         assert!(s.counting_down());

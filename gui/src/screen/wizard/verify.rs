@@ -156,6 +156,7 @@ mod tests {
             message: message.into(),
             retry_after_secs: retry,
             phone_skew_secs: None,
+            problem: None,
         }
     }
 
