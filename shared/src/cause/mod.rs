@@ -180,6 +180,19 @@ impl Cause {
         }
     }
 
+    /// The endpoint the cause is about, for causes that concern one.
+    pub fn endpoint(&self) -> Option<Endpoint> {
+        match self {
+            Self::Dns { endpoint, .. }
+            | Self::Refused { endpoint, .. }
+            | Self::Timeout { endpoint, .. }
+            | Self::UntrustedCertificate { endpoint, .. }
+            | Self::CertificateDates { endpoint, .. }
+            | Self::HttpStatus { endpoint, .. } => Some(*endpoint),
+            _ => None,
+        }
+    }
+
     /// What happened, in plain words, with the measured figure: one
     /// sentence that names the cause.
     pub fn words(&self) -> String {

@@ -1,15 +1,22 @@
 //! Step 1, "Before you begin": the live prerequisite checks from the agent's
-//! status. "Get started" stays disabled while the network check fails or
-//! has not run, while the first clock check has not run, and on a measured
-//! clock skew beyond the allowed one. A clock that could not be measured
-//! (every time server blocked) is a warning: the user may continue.
+//! status, asking only what this provider needs. The authenticator app
+//! (TOTP) needs no network to enrol: a network failure warns. Duo needs
+//! Duo: "Get started" waits for the network check and stays disabled while
+//! Duo cannot be reached. Either way it waits for the first clock check,
+//! stays disabled on a measured clock skew beyond the allowed one, and
+//! below the policy's minimum version. A clock that could not be measured
+//! (every time server blocked) is a warning: the user may continue. Each
+//! failure reads in the shared vocabulary's words (`rampart_shared::cause`),
+//! the raw text behind it under "Details", shown on demand and copyable.
 
 use chrono::{DateTime, Local, Utc};
 use iced::widget::{column, row, text};
 use iced::{Element, Fill};
+use rampart_shared::cause::{Cause, Endpoint, Problem};
+use rampart_shared::policy::ProviderKind;
 use rampart_shared::status::{
     AgentStatus, ClockSection, ClockSource, ClockState, NetworkSection, NetworkState,
-    describe_offset, human_duration,
+    UpdateSection, UpdateState, describe_offset, human_duration,
 };
 
 use crate::screen::{Outcome, action, note, secondary};
@@ -24,6 +31,8 @@ pub struct State {
     pub checked: Option<DateTime<Utc>>,
     /// Why the last "Check again" failed, as the agent said it.
     pub refresh_error: Option<String>,
+    /// The raw text behind the failures is shown.
+    pub details_shown: bool,
 }
 
 /// When the network and clock checks last ran.
@@ -65,12 +74,16 @@ impl State {
 pub enum Message {
     GetStarted,
     CheckAgain,
+    ToggleDetails,
+    CopyDetails,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
     GetStarted,
     CheckAgain,
+    /// Put this text on the clipboard.
+    Copy(String),
 }
 
 /// One prerequisite as the user sees it.
@@ -81,29 +94,125 @@ pub struct CheckLine {
     /// The measured figure, in words.
     pub figure: String,
     /// What to do when it does not pass.
-    pub fix: Option<&'static str>,
+    pub fix: Option<String>,
+    /// The raw text behind a failure, for "Details".
+    pub details: Option<String>,
 }
 
-pub fn network_check(n: &NetworkSection) -> CheckLine {
-    let (outcome, fix) = match n.state {
-        NetworkState::Online => (Outcome::Pass, None),
-        NetworkState::Offline => (
-            Outcome::Fail,
-            Some(
-                "Connect to Wi-Fi or plug in a network cable (a wired connection is best), then click Check again.",
+/// Whether this provider's enrollment cannot go on with `problem`: only
+/// Duo's needs the network, and then only Duo itself.
+fn blocks(problem: &Problem, provider: ProviderKind) -> bool {
+    provider == ProviderKind::Duo
+        && (matches!(problem.cause, Cause::Offline { .. })
+            || problem.cause.endpoint() == Some(Endpoint::Duo))
+}
+
+fn details_of(text: &str) -> Option<String> {
+    (!text.is_empty()).then(|| text.to_owned())
+}
+
+pub fn network_check(n: &NetworkSection, provider: ProviderKind) -> CheckLine {
+    let name = "Internet connection";
+    let needed = match provider {
+        ProviderKind::Totp => {
+            "You can continue: setting up an authenticator app needs no internet connection."
+        }
+        ProviderKind::Duo => "You can continue: only Duo must be reachable to set up Duo.",
+    };
+    // The failure that matters most to this provider: one that blocks it.
+    let worst = n
+        .problems
+        .iter()
+        .find(|p| blocks(p, provider))
+        .or(n.problems.first());
+    match (n.state, worst) {
+        (NetworkState::Online, _) => CheckLine {
+            name,
+            outcome: Outcome::Pass,
+            figure: crate::screen::capitalize(&n.detail),
+            fix: None,
+            details: None,
+        },
+        (NetworkState::Offline, Some(problem)) => {
+            let blocking = blocks(problem, provider);
+            let others = n.problems.len() - 1;
+            let mut figure = problem.words();
+            if others > 0 {
+                figure.push_str(&format!(
+                    " ({others} more under Details.)"
+                ));
+            }
+            let details: Vec<String> = n
+                .problems
+                .iter()
+                .map(|p| {
+                    if p.details.is_empty() {
+                        p.words()
+                    } else {
+                        format!("{} {}", p.words(), p.details)
+                    }
+                })
+                .collect();
+            CheckLine {
+                name,
+                outcome: if blocking { Outcome::Fail } else { Outcome::Warn },
+                figure,
+                fix: Some(if blocking {
+                    problem.cause.next_step()
+                } else {
+                    format!("{needed} {}", problem.cause.next_step())
+                }),
+                details: Some(details.join("\n")),
+            }
+        }
+        // An agent older than the vocabulary: its words, and the old rule.
+        (NetworkState::Offline, None) => CheckLine {
+            name,
+            outcome: if provider == ProviderKind::Duo {
+                Outcome::Fail
+            } else {
+                Outcome::Warn
+            },
+            figure: crate::screen::capitalize(&n.detail),
+            fix: Some(
+                "Connect to Wi-Fi or plug in a network cable (a wired connection is best), then click Check again."
+                    .to_owned(),
             ),
-        ),
-        NetworkState::Unknown => (
-            Outcome::Pending,
-            Some("Wait a moment for the check, or click Check again."),
+            details: None,
+        },
+        (NetworkState::Unknown, _) => CheckLine {
+            name,
+            outcome: Outcome::Pending,
+            figure: crate::screen::capitalize(&n.detail),
+            fix: Some(match provider {
+                ProviderKind::Duo => "Wait a moment for the check, or click Check again.".to_owned(),
+                ProviderKind::Totp => needed.to_owned(),
+            }),
+            details: None,
+        },
+    }
+}
+
+/// The version line, shown only below the policy's minimum: then setup
+/// waits (IT said this version must not run), and says what happens next.
+pub fn version_check(u: &UpdateSection) -> Option<CheckLine> {
+    if u.state != UpdateState::UpdateRequired {
+        return None;
+    }
+    let (figure, fix) = match &u.problem {
+        Some(problem) => (problem.words(), problem.cause.next_step()),
+        None => (
+            crate::screen::capitalize(&u.detail),
+            "Install the new version IT provides, then open Rampart again.".to_owned(),
         ),
     };
-    CheckLine {
-        name: "Internet connection",
-        outcome,
-        figure: crate::screen::capitalize(&n.detail),
-        fix,
-    }
+    Some(CheckLine {
+        name: "Rampart version",
+        outcome: Outcome::Fail,
+        figure,
+        fix: Some(fix),
+        details: details_of(&u.detail),
+    })
 }
 
 pub fn clock_check(c: &ClockSection) -> CheckLine {
@@ -136,7 +245,7 @@ pub fn clock_check(c: &ClockSection) -> CheckLine {
                 measured.unwrap_or_else(|| crate::screen::capitalize(&c.detail))
             ),
             Some(
-                "Turn on \"Set time automatically\" in your computer's date and time settings, then click Check again.",
+                "Turn on \"Set time automatically\" in your computer's date and time settings, then click Check again.".to_owned(),
             ),
         ),
         // Not checked yet: the first check is under way (it ends within the
@@ -144,9 +253,21 @@ pub fn clock_check(c: &ClockSection) -> CheckLine {
         ClockState::Unknown if c.checked_at.is_none() => (
             Outcome::Pending,
             crate::screen::capitalize(&c.detail),
-            Some("Wait a moment for the check, or click Check again."),
+            Some("Wait a moment for the check, or click Check again.".to_owned()),
         ),
-        // Checked, but nothing answered: say so and let the user go on.
+        // Checked, but nothing answered: say why in the vocabulary's words
+        // and let the user go on.
+        ClockState::Unknown if c.problem.is_some() => {
+            let problem = c.problem.as_ref().expect("checked above");
+            (
+                Outcome::Warn,
+                format!(
+                    "Rampart could not measure your clock. {} Codes may fail if it is wrong.",
+                    problem.words()
+                ),
+                Some(problem.cause.next_step()),
+            )
+        }
         ClockState::Unknown => (
             Outcome::Warn,
             format!(
@@ -154,26 +275,58 @@ pub fn clock_check(c: &ClockSection) -> CheckLine {
                 c.detail.trim_end_matches('.')
             ),
             Some(
-                "You can continue. If codes are refused, turn on \"Set time automatically\" in your computer's date and time settings, then click Check again.",
+                "You can continue. If codes are refused, turn on \"Set time automatically\" in your computer's date and time settings, then click Check again.".to_owned(),
             ),
         ),
+    };
+    let details = match outcome {
+        Outcome::Pass => None,
+        _ => c.problem.as_ref().and_then(|p| details_of(&p.details)),
     };
     CheckLine {
         name: "Clock",
         outcome,
         figure,
         fix,
+        details,
     }
 }
 
-/// The network check passes, and the clock is not measured beyond the
-/// allowed skew nor still waiting for its first check: a clock that could
-/// not be measured warns but does not block.
+/// Every line this status shows, in order.
+pub fn lines(s: &AgentStatus) -> Vec<CheckLine> {
+    let mut lines = vec![
+        network_check(&s.network, s.policy.provider),
+        clock_check(&s.clock),
+    ];
+    lines.extend(version_check(&s.update));
+    lines
+}
+
+/// Nothing this provider needs fails or is still waiting: the network
+/// only for Duo, the clock's first check (a clock that could not be
+/// measured warns but does not block), the version.
 pub fn can_start(status: Option<&AgentStatus>) -> bool {
     status.is_some_and(|s| {
-        network_check(&s.network).outcome == Outcome::Pass
-            && matches!(clock_check(&s.clock).outcome, Outcome::Pass | Outcome::Warn)
+        lines(s).iter().all(|line| match line.outcome {
+            Outcome::Pass | Outcome::Warn => true,
+            Outcome::Fail => false,
+            // The authenticator app does not wait on the network check.
+            Outcome::Pending => {
+                line.name == "Internet connection" && s.policy.provider == ProviderKind::Totp
+            }
+        })
     })
+}
+
+/// The raw text behind every line that has some, for "Details".
+fn all_details(status: Option<&AgentStatus>) -> String {
+    status
+        .map(lines)
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|l| l.details.map(|d| format!("{}: {d}", l.name)))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 pub fn update(state: &mut State, message: Message, status: Option<&AgentStatus>) -> Option<Event> {
@@ -189,13 +342,21 @@ pub fn update(state: &mut State, message: Message, status: Option<&AgentStatus>)
             state.refresh_error = None;
             Some(Event::CheckAgain)
         }
+        Message::ToggleDetails => {
+            state.details_shown = !state.details_shown;
+            None
+        }
+        Message::CopyDetails => {
+            let details = all_details(status);
+            (!details.is_empty()).then_some(Event::Copy(details))
+        }
     }
 }
 
 pub fn view<'a>(state: &'a State, status: Option<&'a AgentStatus>) -> Element<'a, Message> {
     let mut checks = column![].spacing(10);
     if let Some(status) = status {
-        for line in [network_check(&status.network), clock_check(&status.clock)] {
+        for line in lines(status) {
             checks = checks.push(check_view(line));
         }
     }
@@ -220,6 +381,28 @@ pub fn view<'a>(state: &'a State, status: Option<&'a AgentStatus>) -> Element<'a
             .size(14),
         );
     }
+    let details = all_details(status);
+    if !details.is_empty() {
+        let mut block = column![
+            row![
+                secondary(
+                    if state.details_shown {
+                        "Hide details"
+                    } else {
+                        "Details"
+                    },
+                    Some(Message::ToggleDetails)
+                ),
+                secondary("Copy details", Some(Message::CopyDetails)),
+            ]
+            .spacing(12)
+        ]
+        .spacing(8);
+        if state.details_shown {
+            block = block.push(text(details).size(13).font(iced::Font::MONOSPACE));
+        }
+        content = content.push(block);
+    }
     content = content.push(text("Have your smartphone nearby.").size(18));
     let ready = can_start(status);
     let buttons = row![
@@ -237,7 +420,7 @@ pub fn view<'a>(state: &'a State, status: Option<&'a AgentStatus>) -> Element<'a
     content.push(buttons).width(Fill).into()
 }
 
-fn check_view(line: CheckLine) -> Element<'static, Message> {
+fn check_view<'a>(line: CheckLine) -> Element<'a, Message> {
     let color = line.outcome.color();
     let mut body = column![
         row![
@@ -309,13 +492,188 @@ pub(crate) mod tests {
                 .is_some_and(|f| f.contains("Set time automatically"))
         );
 
-        let offline = status_with(NetworkState::Offline, ClockState::Synced, Some(0));
-        assert!(!can_start(Some(&offline)));
-        assert_eq!(network_check(&offline.network).outcome, Outcome::Fail);
-
-        let unchecked = status_with(NetworkState::Unknown, ClockState::Unknown, None);
+        // The first clock check has not run yet.
+        let mut unchecked = status_with(NetworkState::Unknown, ClockState::Unknown, None);
+        unchecked.clock.checked_at = None;
         assert!(!can_start(Some(&unchecked)));
         assert!(!can_start(None));
+    }
+
+    fn with_problems(provider: ProviderKind, problems: Vec<Problem>) -> AgentStatus {
+        let mut status = status_with(NetworkState::Offline, ClockState::Synced, Some(0));
+        status.policy.provider = provider;
+        status.network.problems = problems;
+        status
+    }
+
+    fn refused(endpoint: Endpoint, host: &str) -> Problem {
+        Problem::new(
+            Cause::Refused {
+                endpoint,
+                host: host.into(),
+            },
+            format!("{host}:443: Connection refused (os error 111)"),
+        )
+    }
+
+    #[test]
+    fn the_authenticator_app_needs_no_network_and_it_s_refusal_is_it_s_to_fix() {
+        let status = with_problems(
+            ProviderKind::Totp,
+            vec![refused(Endpoint::PolicyServer, "policy.example.com")],
+        );
+        let line = network_check(&status.network, ProviderKind::Totp);
+        assert_eq!(
+            line,
+            CheckLine {
+                name: "Internet connection",
+                outcome: Outcome::Warn,
+                figure: "policy.example.com (policy server) refused the connection.".into(),
+                fix: Some(
+                    "You can continue: setting up an authenticator app needs no internet \
+                     connection. Tell IT that policy.example.com is not answering Rampart; \
+                     nothing on this computer needs to change."
+                        .into()
+                ),
+                details: Some(
+                    "policy.example.com (policy server) refused the connection. \
+                     policy.example.com:443: Connection refused (os error 111)"
+                        .into()
+                ),
+            }
+        );
+        assert!(can_start(Some(&status)));
+        // Offline altogether, and the network check not even run: still fine.
+        let offline = with_problems(
+            ProviderKind::Totp,
+            vec![Problem::new(Cause::Offline { endpoints: 2 }, "")],
+        );
+        assert_eq!(
+            network_check(&offline.network, ProviderKind::Totp).outcome,
+            Outcome::Warn
+        );
+        assert!(can_start(Some(&offline)));
+        let mut unchecked = status_with(NetworkState::Unknown, ClockState::Synced, Some(0));
+        unchecked.network.checked_at = None;
+        assert!(can_start(Some(&unchecked)));
+    }
+
+    #[test]
+    fn duo_needs_duo_and_only_duo() {
+        let duo_down = with_problems(
+            ProviderKind::Duo,
+            vec![
+                refused(Endpoint::PolicyServer, "policy.example.com"),
+                Problem::new(
+                    Cause::Timeout {
+                        endpoint: Endpoint::Duo,
+                        host: "api-1.duosecurity.com".into(),
+                        after_ms: 5_000,
+                    },
+                    "no answer within 5 s",
+                ),
+            ],
+        );
+        let line = network_check(&duo_down.network, ProviderKind::Duo);
+        assert_eq!(line.outcome, Outcome::Fail);
+        assert_eq!(
+            line.figure,
+            "api-1.duosecurity.com (Duo) did not answer within 5 s. (1 more under Details.)"
+        );
+        assert_eq!(
+            line.fix.as_deref(),
+            Some(
+                "If other websites open, a firewall is probably blocking \
+                 api-1.duosecurity.com: tell IT. Otherwise connect to another network."
+            )
+        );
+        assert!(!can_start(Some(&duo_down)));
+
+        let policy_down = with_problems(
+            ProviderKind::Duo,
+            vec![refused(Endpoint::PolicyServer, "policy.example.com")],
+        );
+        assert_eq!(
+            network_check(&policy_down.network, ProviderKind::Duo).outcome,
+            Outcome::Warn
+        );
+        assert!(can_start(Some(&policy_down)));
+
+        let offline = with_problems(
+            ProviderKind::Duo,
+            vec![Problem::new(Cause::Offline { endpoints: 2 }, "")],
+        );
+        assert!(!can_start(Some(&offline)));
+        let unchecked = status_with(NetworkState::Unknown, ClockState::Synced, Some(0));
+        let mut unchecked_duo = unchecked.clone();
+        unchecked_duo.policy.provider = ProviderKind::Duo;
+        assert!(!can_start(Some(&unchecked_duo)));
+    }
+
+    #[test]
+    fn below_the_minimum_version_setup_waits_and_says_what_happens_next() {
+        let mut status = status_with(NetworkState::Online, ClockState::Synced, Some(0));
+        assert_eq!(version_check(&status.update), None);
+        status.update.state = UpdateState::UpdateRequired;
+        status.update.detail = "Rampart 0.2.0 or later is required; this is 0.1.0".into();
+        status.update.problem = Some(Problem::new(
+            Cause::VersionTooOld {
+                current: rampart_shared::version::Version::new(0, 1, 0),
+                minimum: rampart_shared::version::Version::new(0, 2, 0),
+                updates_itself: false,
+            },
+            "Rampart 0.2.0 or later is required; this is 0.1.0",
+        ));
+        let line = version_check(&status.update).expect("a version line");
+        assert_eq!(line.outcome, Outcome::Fail);
+        assert_eq!(
+            line.figure,
+            "This Rampart is version 0.1.0; IT requires 0.2.0 or newer."
+        );
+        assert_eq!(
+            line.fix.as_deref(),
+            Some(
+                "Install the new version IT provides (see the support link), then open Rampart again."
+            )
+        );
+        assert!(!can_start(Some(&status)));
+        let mut state = State::default();
+        assert_eq!(update(&mut state, Message::GetStarted, Some(&status)), None);
+    }
+
+    #[test]
+    fn details_are_shown_on_demand_and_copied_whole() {
+        let status = with_problems(
+            ProviderKind::Totp,
+            vec![refused(Endpoint::PolicyServer, "policy.example.com")],
+        );
+        let mut state = State::default();
+        {
+            let mut ui = iced_test::simulator(view(&state, Some(&status)));
+            assert!(ui.find("Details").is_ok());
+            assert!(
+                ui.find("policy.example.com:443: Connection refused (os error 111)")
+                    .is_err(),
+                "raw text is not a headline"
+            );
+        }
+        assert_eq!(
+            update(&mut state, Message::ToggleDetails, Some(&status)),
+            None
+        );
+        assert!(state.details_shown);
+        let copied = update(&mut state, Message::CopyDetails, Some(&status));
+        assert_eq!(
+            copied,
+            Some(Event::Copy(
+                "Internet connection: policy.example.com (policy server) refused the \
+                 connection. policy.example.com:443: Connection refused (os error 111)"
+                    .into()
+            ))
+        );
+        crate::simulated::use_tiny_skia();
+        let mut ui = iced_test::simulator(view(&state, Some(&status)));
+        assert!(ui.find("Hide details").is_ok());
     }
 
     fn unmeasured_clock() -> AgentStatus {

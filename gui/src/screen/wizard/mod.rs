@@ -343,6 +343,7 @@ fn route(state: &mut State, message: Message) -> Vec<Action> {
                     vec![Action::Mfa(MfaCommand::StartEnrollment)]
                 }
                 Some(before::Event::CheckAgain) => vec![Action::Refresh(Check::All)],
+                Some(before::Event::Copy(details)) => vec![Action::Copy(details)],
                 None => vec![],
             }
         }
