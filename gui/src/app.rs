@@ -102,6 +102,7 @@ impl App {
                 }),
                 Some(status::Event::OpenWizard) => self.open_wizard(),
                 Some(status::Event::Restart) => restart(),
+                Some(status::Event::Copy(text)) => iced::clipboard::write(text),
                 None => Task::none(),
             },
             Message::Wizard(m) => {

@@ -362,16 +362,30 @@ pub fn assess(status: &AgentStatus) -> Assessment {
             ),
         ),
     }
+    // A problem's words and next step; an older agent's detail otherwise.
+    let said = |problem: Option<&Problem>, detail: &str| match problem {
+        Some(p) => format!("{} {}", p.words(), p.cause.next_step()),
+        None => detail.to_owned(),
+    };
     match status.clock.state {
         ClockState::Synced => {}
-        ClockState::Skewed => add(Overall::ActionNeeded, status.clock.detail.clone()),
-        ClockState::Unknown if status.clock.checked_at.is_some() => {
-            add(Overall::ActionNeeded, status.clock.detail.clone())
-        }
+        ClockState::Skewed => add(
+            Overall::ActionNeeded,
+            said(status.clock.problem.as_ref(), &status.clock.detail),
+        ),
+        ClockState::Unknown if status.clock.checked_at.is_some() => add(
+            Overall::ActionNeeded,
+            said(status.clock.problem.as_ref(), &status.clock.detail),
+        ),
         ClockState::Unknown => {}
     }
     if status.network.state == NetworkState::Offline {
-        add(Overall::ActionNeeded, status.network.detail.clone());
+        if status.network.problems.is_empty() {
+            add(Overall::ActionNeeded, status.network.detail.clone());
+        }
+        for problem in &status.network.problems {
+            add(Overall::ActionNeeded, said(Some(problem), ""));
+        }
     }
     if let Some(error) = &status.policy.error {
         add(
@@ -380,7 +394,10 @@ pub fn assess(status: &AgentStatus) -> Assessment {
         );
     }
     match status.update.state {
-        UpdateState::UpdateRequired => add(Overall::ActionNeeded, status.update.detail.clone()),
+        UpdateState::UpdateRequired => add(
+            Overall::ActionNeeded,
+            said(status.update.problem.as_ref(), &status.update.detail),
+        ),
         UpdateState::Failed => add(Overall::Error, status.update.detail.clone()),
         _ => {}
     }
@@ -410,7 +427,7 @@ pub fn section_lines(status: &AgentStatus) -> Vec<(&'static str, String)> {
     };
     let network = match status.network.state {
         NetworkState::Online => format!("Online: {}", status.network.detail),
-        NetworkState::Offline => format!("Offline: {}", status.network.detail),
+        NetworkState::Offline => format!("Offline: {}", network_words(&status.network)),
         NetworkState::Unknown => format!("Unknown: {}", status.network.detail),
     };
     let mut policy = format!(
@@ -472,6 +489,45 @@ pub fn section_lines(status: &AgentStatus) -> Vec<(&'static str, String)> {
         lines.push(("Reports", error.message.clone()));
     }
     lines
+}
+
+/// The network section's failures in the vocabulary's words, or an older
+/// agent's detail.
+pub fn network_words(network: &NetworkSection) -> String {
+    if network.problems.is_empty() {
+        return network.detail.clone();
+    }
+    network
+        .problems
+        .iter()
+        .map(Problem::words)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// The raw text behind every problem in the status, by section: what
+/// "Details" shows (never the headline).
+pub fn problem_details(status: &AgentStatus) -> Vec<(&'static str, String)> {
+    let mut out = Vec::new();
+    for p in &status.network.problems {
+        out.push(("Network", p.details.clone()));
+    }
+    out.extend(
+        status
+            .clock
+            .problem
+            .iter()
+            .map(|p| ("Clock", p.details.clone())),
+    );
+    out.extend(
+        status
+            .update
+            .problem
+            .iter()
+            .map(|p| ("Update", p.details.clone())),
+    );
+    out.retain(|(_, d)| !d.is_empty());
+    out
 }
 
 /// "4 min 12 s", "90 s", "2 h 5 min": a duration as a person says it.
@@ -865,6 +921,49 @@ mod tests {
                 "storage": {"failures": [], "reports_not_queued": 0},
                 "reporting": {"credential_error": null}
             })
+        );
+    }
+
+    #[test]
+    fn problems_read_in_the_vocabulary_with_raw_text_only_under_details() {
+        use crate::cause::{Cause, Endpoint};
+        let mut s = sample();
+        s.network.state = NetworkState::Offline;
+        s.network.detail = "cannot reach policy server (p.example): connection refused: \
+                            127.0.0.1:443: Connection refused (os error 111)"
+            .into();
+        s.network.problems = vec![Problem::new(
+            Cause::Refused {
+                endpoint: Endpoint::PolicyServer,
+                host: "p.example".into(),
+            },
+            "connection refused: 127.0.0.1:443: Connection refused (os error 111)",
+        )];
+        let a = assess(&s);
+        assert_eq!(
+            a.reasons,
+            [(
+                Overall::ActionNeeded,
+                "p.example (policy server) refused the connection. Tell IT that p.example is \
+                 not answering Rampart; nothing on this computer needs to change."
+                    .to_owned()
+            )]
+        );
+        let network = section_lines(&s)
+            .into_iter()
+            .find(|(name, _)| *name == "Network")
+            .unwrap()
+            .1;
+        assert_eq!(
+            network,
+            "Offline: p.example (policy server) refused the connection."
+        );
+        assert_eq!(
+            problem_details(&s),
+            [(
+                "Network",
+                "connection refused: 127.0.0.1:443: Connection refused (os error 111)".to_owned()
+            )]
         );
     }
 }

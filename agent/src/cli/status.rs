@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use rampart_shared::status::{AgentStatus, Overall, assess, section_lines};
+use rampart_shared::status::{AgentStatus, Overall, assess, problem_details, section_lines};
 
 use crate::ipc::client::{Client, ClientError};
 use crate::paths::default_client_socket;
@@ -62,6 +62,13 @@ pub fn render(status: &AgentStatus) -> String {
     out.push('\n');
     for (name, line) in section_lines(status) {
         out.push_str(&format!("{name:<8} {line}\n"));
+    }
+    let details = problem_details(status);
+    if !details.is_empty() {
+        out.push_str("\nDetails:\n");
+        for (name, text) in details {
+            out.push_str(&format!("  {name}: {text}\n"));
+        }
     }
     out
 }

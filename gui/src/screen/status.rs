@@ -3,6 +3,9 @@
 //! when the window is too small for them. The agent's uptime is live: the
 //! last status's figure plus the time since it arrived, advanced by a
 //! one-second tick (the time is passed in, so `update` stays pure).
+//! Failures read in the shared vocabulary's words (`rampart_shared::cause`);
+//! the raw text behind them is under "Details", shown on demand and
+//! copyable.
 
 use std::time::Duration;
 
@@ -12,7 +15,7 @@ use iced::{Element, Fill};
 use rampart_shared::ipc::Check;
 use rampart_shared::status::{
     AgentMode, AgentStatus, ClockState, MfaState, NetworkState, UpdateState, describe_offset,
-    human_duration,
+    human_duration, network_words, problem_details,
 };
 
 use super::{Outcome, action, note, secondary};
@@ -27,6 +30,8 @@ pub struct State {
     pub received: Option<Instant>,
     /// The latest tick.
     pub now: Option<Instant>,
+    /// The raw text behind the problems is shown.
+    pub details_shown: bool,
 }
 
 impl State {
@@ -49,6 +54,9 @@ pub enum Message {
     StatusArrived(Instant),
     /// The clock's tick, for the live uptime.
     Tick(Instant),
+    ToggleDetails,
+    /// Copy these details (the view made them from the status shown).
+    CopyDetails(String),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,6 +64,7 @@ pub enum Event {
     Refresh(Check),
     OpenWizard,
     Restart,
+    Copy(String),
 }
 
 pub fn update(state: &mut State, message: Message) -> Option<Event> {
@@ -84,7 +93,21 @@ pub fn update(state: &mut State, message: Message) -> Option<Event> {
             state.now = Some(at);
             None
         }
+        Message::ToggleDetails => {
+            state.details_shown = !state.details_shown;
+            None
+        }
+        Message::CopyDetails(text) => Some(Event::Copy(text)),
     }
+}
+
+/// "Network: …" lines of the raw text behind the status's problems.
+fn details_text(status: &AgentStatus) -> String {
+    problem_details(status)
+        .into_iter()
+        .map(|(name, text)| format!("{name}: {text}"))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// MFA still needs the user: not set up, half done, or broken.
@@ -147,7 +170,10 @@ pub fn sections(s: &AgentStatus, since_status: Duration) -> Vec<Section> {
                     .map(|srv| format!(", per {srv}"))
                     .unwrap_or_default()
             ),
-            None => super::capitalize(&s.clock.detail),
+            None => match &s.clock.problem {
+                Some(p) => format!("{} {}", p.words(), p.cause.next_step()),
+                None => super::capitalize(&s.clock.detail),
+            },
         };
         Section {
             name: "Clock",
@@ -167,7 +193,11 @@ pub fn sections(s: &AgentStatus, since_status: Duration) -> Vec<Section> {
             name: "Network",
             state: state.into(),
             outcome,
-            figure: super::capitalize(&s.network.detail),
+            figure: match s.network.state {
+                // A host name starts the vocabulary's words: as written.
+                NetworkState::Offline => network_words(&s.network),
+                _ => super::capitalize(&s.network.detail),
+            },
             check: Check::Network,
         }
     };
@@ -206,9 +236,14 @@ pub fn sections(s: &AgentStatus, since_status: Duration) -> Vec<Section> {
     };
     let agent = {
         let (state, outcome, figure) = match s.update.state {
-            UpdateState::UpdateRequired => {
-                ("Update required", Outcome::Fail, s.update.detail.clone())
-            }
+            UpdateState::UpdateRequired => (
+                "Update required",
+                Outcome::Fail,
+                match &s.update.problem {
+                    Some(p) => format!("{} {}", p.words(), p.cause.next_step()),
+                    None => s.update.detail.clone(),
+                },
+            ),
             UpdateState::Failed => ("Update failed", Outcome::Fail, s.update.detail.clone()),
             _ => (
                 "Running",
@@ -289,6 +324,26 @@ pub fn view<'a>(state: &'a State, status: &'a AgentStatus) -> Element<'a, Messag
     }
     if let Some(notice) = &state.notice {
         list = list.push(note(text(notice), Outcome::Fail));
+    }
+    let details = details_text(status);
+    if !details.is_empty() {
+        list = list.push(rule::horizontal(1)).push(
+            row![
+                secondary(
+                    if state.details_shown {
+                        "Hide details"
+                    } else {
+                        "Details"
+                    },
+                    Some(Message::ToggleDetails)
+                ),
+                secondary("Copy details", Some(Message::CopyDetails(details.clone()))),
+            ]
+            .spacing(12),
+        );
+        if state.details_shown {
+            list = list.push(text(details).size(13).font(iced::Font::MONOSPACE));
+        }
     }
     column![
         scrollable(container(list).padding([20, 24])).height(Fill),
@@ -482,5 +537,57 @@ mod tests {
             Some(Event::OpenWizard)
         );
         assert_eq!(update(&mut state, Message::Restart), Some(Event::Restart));
+    }
+
+    #[test]
+    fn a_failure_reads_by_cause_and_its_raw_text_waits_under_details() {
+        use rampart_shared::cause::{Cause, Endpoint, Problem};
+        crate::simulated::use_tiny_skia();
+        let mut s = passing();
+        s.network.state = NetworkState::Offline;
+        s.network.problems = vec![Problem::new(
+            Cause::UntrustedCertificate {
+                endpoint: Endpoint::OfflineGuide,
+                host: "guide.example.com".into(),
+                issuer: None,
+            },
+            "invalid peer certificate: UnknownIssuer",
+        )];
+        let network = super::sections(&s, Duration::ZERO)
+            .into_iter()
+            .find(|x| x.name == "Network")
+            .unwrap();
+        assert_eq!(
+            network.figure,
+            "guide.example.com (offline-access guide) presented a certificate this computer \
+             does not trust."
+        );
+        let mut state = State::default();
+        {
+            let mut ui = iced_test::simulator(view(&state, &s));
+            assert!(ui.find("invalid peer certificate: UnknownIssuer").is_err());
+            assert!(ui.click("Copy details").is_ok());
+            assert_eq!(
+                ui.into_messages().collect::<Vec<_>>(),
+                [Message::CopyDetails(
+                    "Network: invalid peer certificate: UnknownIssuer".into()
+                )]
+            );
+        }
+        assert_eq!(
+            update(
+                &mut state,
+                Message::CopyDetails("Network: invalid peer certificate: UnknownIssuer".into())
+            ),
+            Some(Event::Copy(
+                "Network: invalid peer certificate: UnknownIssuer".into()
+            ))
+        );
+        update(&mut state, Message::ToggleDetails);
+        let mut ui = iced_test::simulator(view(&state, &s));
+        assert!(
+            ui.find("Network: invalid peer certificate: UnknownIssuer")
+                .is_ok()
+        );
     }
 }
