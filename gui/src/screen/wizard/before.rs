@@ -255,29 +255,28 @@ pub fn clock_check(c: &ClockSection) -> CheckLine {
             crate::screen::capitalize(&c.detail),
             Some("Wait a moment for the check, or click Check again.".to_owned()),
         ),
-        // Checked, but nothing answered: say why in the vocabulary's words
-        // and let the user go on.
-        ClockState::Unknown if c.problem.is_some() => {
-            let problem = c.problem.as_ref().expect("checked above");
-            (
+        // Checked, but nothing answered: say why (in the vocabulary's words
+        // from an agent that has them) and let the user go on.
+        ClockState::Unknown => match &c.problem {
+            Some(problem) => (
                 Outcome::Warn,
                 format!(
                     "Rampart could not measure your clock. {} Codes may fail if it is wrong.",
                     problem.words()
                 ),
                 Some(problem.cause.next_step()),
-            )
-        }
-        ClockState::Unknown => (
-            Outcome::Warn,
-            format!(
-                "Rampart could not measure your clock: {}. Codes may fail if it is wrong.",
-                c.detail.trim_end_matches('.')
             ),
-            Some(
-                "You can continue. If codes are refused, turn on \"Set time automatically\" in your computer's date and time settings, then click Check again.".to_owned(),
+            None => (
+                Outcome::Warn,
+                format!(
+                    "Rampart could not measure your clock: {}. Codes may fail if it is wrong.",
+                    c.detail.trim_end_matches('.')
+                ),
+                Some(
+                    "You can continue. If codes are refused, turn on \"Set time automatically\" in your computer's date and time settings, then click Check again.".to_owned(),
+                ),
             ),
-        ),
+        },
     };
     let details = match outcome {
         Outcome::Pass => None,
