@@ -89,42 +89,15 @@ pub fn exit_code(checks: &[CheckResult]) -> u8 {
     }
 }
 
-/// Where a probe stopped.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub enum Stage {
-    #[serde(rename = "DNS")]
-    Dns,
-    #[serde(rename = "TCP")]
-    Tcp,
-    #[serde(rename = "TLS")]
-    Tls,
-    #[serde(rename = "HTTP")]
-    Http,
-}
-
-impl Stage {
-    pub fn label(self) -> &'static str {
-        match self {
-            Self::Dns => "DNS",
-            Self::Tcp => "TCP",
-            Self::Tls => "TLS",
-            Self::Http => "HTTP",
-        }
-    }
-}
+pub use crate::network::{Failure, Stage};
 
 /// The outcome of probing one URL.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ProbeResult {
     /// The server answered with this HTTP status.
-    Answered {
-        addr: SocketAddr,
-        status: u16,
-    },
-    Failed {
-        stage: Stage,
-        detail: String,
-    },
+    Answered { addr: SocketAddr, status: u16 },
+    /// The exchange failed; its stage is `Failure::stage`.
+    Failed(Failure),
 }
 
 /// One of the endpoints the agent's network check reaches
@@ -624,22 +597,23 @@ fn probe_check(p: &Probe) -> CheckResult {
             };
             check(&name, verdict, figure, fix)
         }
-        ProbeResult::Failed { stage, detail } => {
-            let fix = match stage {
-                Stage::Dns => "the name does not resolve: check DNS, VPN, or the URL's host",
-                Stage::Tcp => {
-                    "nothing accepts connections there: check the firewall, proxy or VPN, or whether the server is up"
-                }
-                Stage::Tls => {
-                    "the secure connection failed: a TLS-intercepting proxy or a private CA (IT names its certificate in the install config's extra_ca_file), or a wrong system date"
-                }
-                Stage::Http => "the server did not answer HTTP properly: IT must check the server",
-            };
+        ProbeResult::Failed(failure) => {
+            // The vocabulary's words and next step; the stage and the raw
+            // text after them, for whoever reads a support bundle.
+            let host = crate::network::url_host_port(&p.url)
+                .map(|(host, port)| crate::network::display_host(&host, port))
+                .unwrap_or_else(|| p.url.clone());
+            let cause = failure.cause_at(p.endpoint, host);
             check(
                 &name,
                 Verdict::Fail,
-                format!("{}: {} stage: {detail}", p.url, stage.label()),
-                fix,
+                format!(
+                    "{} ({}: {} stage: {failure})",
+                    cause.words(),
+                    p.url,
+                    failure.stage().label()
+                ),
+                &cause.next_step(),
             )
         }
     }
@@ -690,46 +664,42 @@ pub async fn probe(
     timeout: Duration,
     extra_roots: &[reqwest::Certificate],
 ) -> ProbeResult {
-    let failed = |stage, detail: String| ProbeResult::Failed { stage, detail };
+    let failed = ProbeResult::Failed;
     let Some((host, port)) = crate::network::url_host_port(url) else {
-        return failed(Stage::Dns, format!("\"{url}\" is not an http(s) URL"));
+        return failed(Failure::Dns(format!("\"{url}\" is not an http(s) URL")));
     };
     let lookup =
         tokio::time::timeout(timeout, tokio::net::lookup_host((host.as_str(), port))).await;
     let addrs: Vec<SocketAddr> = match lookup {
         Ok(Ok(a)) => a.collect(),
-        Ok(Err(e)) => return failed(Stage::Dns, e.to_string()),
+        Ok(Err(e)) => return failed(Failure::Dns(e.to_string())),
         Err(_) => {
-            return failed(
-                Stage::Dns,
-                format!("no answer within {} s", timeout.as_secs()),
-            );
+            return failed(Failure::Dns(format!(
+                "no answer within {} s",
+                timeout.as_secs()
+            )));
         }
     };
     let Some(&first) = addrs.first() else {
-        return failed(Stage::Dns, format!("{host} has no addresses"));
+        return failed(Failure::Dns(format!("{host} has no addresses")));
     };
     let mut reached = None;
-    let mut last = String::new();
+    let mut last = Failure::Tcp(first.to_string());
     for addr in &addrs {
         match tokio::time::timeout(timeout, tokio::net::TcpStream::connect(addr)).await {
             Ok(Ok(_)) => {
                 reached = Some(*addr);
                 break;
             }
-            Ok(Err(e)) => last = format!("{addr}: {e}"),
-            Err(_) => last = format!("{addr}: no answer within {} s", timeout.as_secs()),
+            Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+                last = Failure::Refused(format!("{addr}: {e}"));
+            }
+            Ok(Err(e)) => last = Failure::Tcp(format!("{addr}: {e}")),
+            Err(_) => last = Failure::Timeout(timeout),
         }
     }
     let Some(addr) = reached else {
-        return failed(
-            Stage::Tcp,
-            if last.is_empty() {
-                first.to_string()
-            } else {
-                last
-            },
-        );
+        return failed(last);
     };
     let client = match crate::network::client_at(
         &host,
@@ -742,7 +712,7 @@ pub async fn probe(
         concat!("rampart-agent-doctor/", env!("CARGO_PKG_VERSION")),
     ) {
         Ok(c) => c,
-        Err(e) => return failed(Stage::Tls, format!("cannot set up TLS: {e}")),
+        Err(e) => return failed(Failure::Tls(format!("cannot set up TLS: {e}"))),
     };
     let https = url
         .get(..8)
@@ -752,9 +722,16 @@ pub async fn probe(
             addr,
             status: response.status().as_u16(),
         },
-        // TCP worked a moment ago: a failure while connecting is the handshake.
-        Err(e) if e.is_connect() && https => failed(Stage::Tls, crate::error_chain(&e)),
-        Err(e) => failed(Stage::Http, crate::error_chain(&e)),
+        Err(e) => {
+            let detail = crate::error_chain(&e);
+            match crate::network::certificate_refusal(&e) {
+                Some(dates) => failed(Failure::Certificate { dates, detail }),
+                // TCP worked a moment ago: a failure while connecting is
+                // the handshake.
+                None if e.is_connect() && https => failed(Failure::Tls(detail)),
+                None => failed(Failure::Http(detail)),
+            }
+        }
     }
 }
 
@@ -1023,10 +1000,9 @@ mod tests {
             Probe {
                 endpoint: Endpoint::PolicyServer,
                 url: "https://policy.example.com/p.json".into(),
-                result: ProbeResult::Failed {
-                    stage: Stage::Tcp,
-                    detail: "connection refused".into(),
-                },
+                result: ProbeResult::Failed(Failure::Refused(
+                    "192.0.2.1:443: Connection refused (os error 111)".into(),
+                )),
             },
             Probe {
                 endpoint: Endpoint::Duo,
@@ -1040,7 +1016,17 @@ mod tests {
         let c = evaluate(&f);
         let policy = get(&c, "network: policy server");
         assert_eq!(policy.result, Verdict::Fail);
-        assert!(policy.figure.contains("TCP stage"), "{policy:?}");
+        assert_eq!(
+            policy.figure,
+            "policy.example.com (policy server) refused the connection. \
+             (https://policy.example.com/p.json: TCP stage: connection refused: \
+             192.0.2.1:443: Connection refused (os error 111))"
+        );
+        assert_eq!(
+            policy.fix,
+            "Tell IT that policy.example.com is not answering Rampart; nothing on this \
+             computer needs to change."
+        );
         assert_eq!(get(&c, "network: Duo").result, Verdict::Pass);
     }
 
@@ -1161,13 +1147,7 @@ mod tests {
         )
         .await;
         assert!(
-            matches!(
-                r,
-                ProbeResult::Failed {
-                    stage: Stage::Tcp,
-                    ..
-                }
-            ),
+            matches!(r, ProbeResult::Failed(Failure::Refused(_))),
             "{r:?}"
         );
 
@@ -1202,15 +1182,6 @@ mod tests {
             &[],
         )
         .await;
-        assert!(
-            matches!(
-                r,
-                ProbeResult::Failed {
-                    stage: Stage::Tls,
-                    ..
-                }
-            ),
-            "{r:?}"
-        );
+        assert!(matches!(r, ProbeResult::Failed(Failure::Tls(_))), "{r:?}");
     }
 }

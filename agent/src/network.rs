@@ -52,13 +52,18 @@ impl Target {
     }
 
     fn display(&self) -> String {
-        if self.host.contains(':') {
-            format!("[{}]:{}", self.host, self.port)
-        } else if self.port == 443 {
-            self.host.clone()
-        } else {
-            format!("{}:{}", self.host, self.port)
-        }
+        display_host(&self.host, self.port)
+    }
+}
+
+/// "example.com", "example.com:8443", "[::1]:9": a host as people write it.
+pub fn display_host(host: &str, port: u16) -> String {
+    if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else if port == 443 {
+        host.to_owned()
+    } else {
+        format!("{host}:{port}")
     }
 }
 
@@ -77,17 +82,62 @@ pub enum Failure {
     /// the endpoint cannot be used although TCP reaches it.
     #[error("certificate refused: {detail}")]
     Certificate { dates: bool, detail: String },
+    /// Connected, but the TLS handshake failed for another reason.
+    #[error("{0}")]
+    Tls(String),
+    /// Connected, but no proper HTTP answer came.
+    #[error("{0}")]
+    Http(String),
+}
+
+/// Where a probe stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub enum Stage {
+    #[serde(rename = "DNS")]
+    Dns,
+    #[serde(rename = "TCP")]
+    Tcp,
+    #[serde(rename = "TLS")]
+    Tls,
+    #[serde(rename = "HTTP")]
+    Http,
+}
+
+impl Stage {
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Dns => "DNS",
+            Self::Tcp => "TCP",
+            Self::Tls => "TLS",
+            Self::Http => "HTTP",
+        }
+    }
 }
 
 impl Failure {
+    /// The stage of the exchange that failed.
+    pub fn stage(&self) -> Stage {
+        match self {
+            Self::Dns(_) => Stage::Dns,
+            Self::Refused(_) | Self::Tcp(_) | Self::Timeout(_) => Stage::Tcp,
+            Self::Certificate { .. } | Self::Tls(_) => Stage::Tls,
+            Self::Http(_) => Stage::Http,
+        }
+    }
+
     /// The failure in the shared vocabulary, for `target`.
     pub fn cause(&self, target: &Target) -> Cause {
-        let (endpoint, host) = (target.endpoint, target.display());
+        self.cause_at(target.endpoint, target.display())
+    }
+
+    /// The failure in the shared vocabulary, for `endpoint` at `host`.
+    pub fn cause_at(&self, endpoint: Endpoint, host: String) -> Cause {
         match self {
             Self::Dns(_) => Cause::Dns { endpoint, host },
             Self::Refused(_) => Cause::Refused { endpoint, host },
-            // "No route to host", "network unreachable": no answer at all.
-            Self::Tcp(_) => Cause::Timeout {
+            // "No route to host", "network unreachable", a handshake or an
+            // answer that broke off: the endpoint could not be used.
+            Self::Tcp(_) | Self::Tls(_) | Self::Http(_) => Cause::Timeout {
                 endpoint,
                 host,
                 after_ms: 0,
@@ -120,25 +170,24 @@ pub fn certificate_refusal(e: &(dyn std::error::Error + 'static)) -> Option<bool
     use rustls::CertificateError as C;
     let mut next = Some(e);
     while let Some(err) = next {
-        // An io::Error's `source` skips the error it wraps: look inside.
-        let inner = err
+        if let Some(rustls::Error::InvalidCertificate(c)) = err.downcast_ref::<rustls::Error>() {
+            return Some(matches!(
+                c,
+                C::Expired
+                    | C::NotValidYet
+                    | C::ExpiredContext { .. }
+                    | C::NotValidYetContext { .. }
+            ));
+        }
+        // An io::Error's `source` skips the error it wraps (tokio-rustls's
+        // io::Error inside hyper's): step into it instead.
+        next = match err
             .downcast_ref::<std::io::Error>()
             .and_then(|io| io.get_ref())
-            .map(|i| i as &(dyn std::error::Error + 'static));
-        for candidate in [Some(err), inner].into_iter().flatten() {
-            if let Some(rustls::Error::InvalidCertificate(c)) =
-                candidate.downcast_ref::<rustls::Error>()
-            {
-                return Some(matches!(
-                    c,
-                    C::Expired
-                        | C::NotValidYet
-                        | C::ExpiredContext { .. }
-                        | C::NotValidYetContext { .. }
-                ));
-            }
-        }
-        next = err.source();
+        {
+            Some(inner) => Some(inner as &(dyn std::error::Error + 'static)),
+            None => err.source(),
+        };
     }
     None
 }

@@ -176,14 +176,64 @@ fn doctor_trusts_the_extra_ca_for_duo_as_the_agent_does() {
     let (_, report) = doctor(agent.dir.path(), &agent.socket);
     let net = check(&report, "network: Duo");
     assert_eq!(net["result"], "FAIL", "{report:#}");
+    let figure = net["figure"].as_str().unwrap();
     assert!(
-        net["figure"].as_str().unwrap().contains("TLS stage"),
+        figure.starts_with(&format!(
+            "{} (Duo) presented a certificate this computer does not trust.",
+            duo.api_host()
+        )),
         "{net}"
     );
+    assert!(figure.contains("TLS stage"), "{net}");
     assert!(
-        net["fix"].as_str().unwrap().contains("extra_ca_file"),
+        net["fix"]
+            .as_str()
+            .unwrap()
+            .contains("a network proxy that inspects encrypted traffic"),
         "{net}"
     );
+}
+
+/// The network check meets a TLS-inspecting proxy's certificate at the
+/// offline-access guide: status names the cause and the endpoint, with the
+/// TLS error only under details, and the authenticator app's setup is not
+/// blocked by it (the wizard's rule reads `problems`).
+#[test]
+fn status_names_an_untrusted_certificate_by_cause_with_the_raw_text_as_details() {
+    let duo = DuoServer::start();
+    let mut policy = loopback_policy(1);
+    policy["links"]["offline_guide_url"] = json!(format!("https://{}/guide", duo.api_host()));
+    let agent = AgentProcess::start_dev_with_policy(&policy, &[]);
+    let status = agent.wait_for_status("the guide's certificate refused", |s| {
+        s["network"]["problems"]
+            .as_array()
+            .is_some_and(|p| !p.is_empty())
+    });
+    let network = &status["network"];
+    assert_eq!(network["state"], "offline", "{network:#}");
+    let problem = &network["problems"][0];
+    assert_eq!(problem["cause"], "untrusted_certificate", "{network:#}");
+    assert_eq!(problem["endpoint"], "offline_guide", "{network:#}");
+    assert_eq!(problem["host"], duo.api_host().as_str(), "{network:#}");
+    assert!(
+        problem["details"]
+            .as_str()
+            .unwrap()
+            .contains("UnknownIssuer"),
+        "{network:#}"
+    );
+    let output = agent.cli(&["status"]);
+    let out = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert_eq!(output.status.code(), Some(1), "{out}");
+    let headline = format!(
+        "  - {} (offline-access guide) presented a certificate this computer does not trust.",
+        duo.api_host()
+    );
+    assert!(out.lines().any(|l| l.starts_with(&headline)), "{out}");
+    // The raw TLS text only under Details, at the end.
+    let (before, after) = out.split_once("\nDetails:\n").expect("a Details block");
+    assert!(!before.contains("UnknownIssuer"), "{out}");
+    assert!(after.contains("UnknownIssuer"), "{out}");
 }
 
 /// A collector that answers 501 takes no report: doctor said PASS.
