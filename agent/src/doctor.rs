@@ -613,7 +613,7 @@ fn probe_check(p: &Probe) -> CheckResult {
                     p.url,
                     failure.stage().label()
                 ),
-                &cause.next_step(),
+                cause.next_step(),
             )
         }
     }
