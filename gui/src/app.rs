@@ -43,11 +43,10 @@ pub enum Message {
     Unreachable(unreachable::Message),
     Starting(starting::Message),
     WindowClosed(window::Id),
-    FocusNext,
-    FocusPrevious,
     Escape(window::Id),
-    /// Enter that no widget used: the waiting screens' "Try again".
-    Enter,
+    /// Enter that no widget used: the waiting screens' "Try again", or the
+    /// wizard step's primary action in the wizard's window.
+    Enter(window::Id),
     Tick,
     /// Ask the agent whether the phone is done (Duo's waiting screens).
     Poll,
@@ -133,11 +132,13 @@ impl App {
                     None => Task::none(),
                 }
             }
-            Message::Enter => {
+            Message::Enter(id) => {
                 if self.starting.is_some() {
                     self.update(Message::Starting(starting::Message::TryAgain))
                 } else if self.unreachable.is_some() {
                     self.update(Message::Unreachable(unreachable::Message::TryAgain))
+                } else if Some(id) == self.wizard_window && self.wizard.is_some() {
+                    self.update(Message::Wizard(wizard::Message::Enter))
                 } else {
                     Task::none()
                 }
@@ -156,8 +157,6 @@ impl App {
                     Task::none()
                 }
             }
-            Message::FocusNext => operation::focus_next(),
-            Message::FocusPrevious => operation::focus_previous(),
             Message::Escape(id) if Some(id) == self.wizard_window => window::close(id),
             Message::Escape(_) => Task::none(),
             Message::FirstFrame => {
@@ -315,6 +314,7 @@ impl App {
                     |r| Message::Wizard(wizard::Message::Saved(r)),
                 ),
                 Action::FocusCode => operation::focus(wizard::verify::CODE_INPUT),
+                Action::FocusPrimary => operation::focus(wizard::PRIMARY),
                 Action::Close => match self.wizard_window {
                     Some(id) => window::close(id),
                     None => Task::none(),
@@ -324,7 +324,13 @@ impl App {
         Task::batch(tasks)
     }
 
+    /// Each window's view inside its own focus scope: Tab and Shift-Tab
+    /// move the focus among that window's widgets only.
     pub fn view(&self, id: window::Id) -> Element<'_, Message> {
+        crate::widget::scope(self.window(id)).into()
+    }
+
+    fn window(&self, id: window::Id) -> Element<'_, Message> {
         if let Some(state) = &self.starting {
             return starting::view(state).map(Message::Starting);
         }
@@ -386,8 +392,9 @@ impl App {
     }
 }
 
-/// Tab / Shift-Tab move the focus; Escape closes the wizard. Only keys no
-/// widget used (a text field keeps its own keys).
+/// Escape closes the wizard; Enter is the screen's primary action. Only
+/// keys no widget used: a text field keeps its own keys, a focused button
+/// its Enter and Space, and the window's focus scope takes Tab.
 fn keys(event: IcedEvent, status: event::Status, id: window::Id) -> Option<Message> {
     if status == event::Status::Captured {
         return None;
@@ -395,11 +402,12 @@ fn keys(event: IcedEvent, status: event::Status, id: window::Id) -> Option<Messa
     let IcedEvent::Keyboard(keyboard::Event::KeyPressed { key, modifiers, .. }) = event else {
         return None;
     };
+    if modifiers.command() || modifiers.alt() {
+        return None;
+    }
     match key {
-        keyboard::Key::Named(key::Named::Tab) if modifiers.shift() => Some(Message::FocusPrevious),
-        keyboard::Key::Named(key::Named::Tab) => Some(Message::FocusNext),
         keyboard::Key::Named(key::Named::Escape) => Some(Message::Escape(id)),
-        keyboard::Key::Named(key::Named::Enter) => Some(Message::Enter),
+        keyboard::Key::Named(key::Named::Enter) => Some(Message::Enter(id)),
         _ => None,
     }
 }
@@ -576,7 +584,7 @@ mod tests {
         assert!(app.starting.as_ref().unwrap().gave_up());
 
         // Enter is "Try again": the worker is woken, the wait starts afresh.
-        let _ = app.update(Message::Enter);
+        let _ = app.update(Message::Enter(app.status_window.unwrap()));
         assert!(retries.try_recv().is_ok(), "the worker was woken");
         assert!(!app.starting.as_ref().unwrap().gave_up());
 
@@ -605,7 +613,7 @@ mod tests {
         let (retry, mut retries) = mpsc::channel(1);
         let _ = app.update(Message::Agent(agent::Event::Ready(retry)));
         connected(&mut app, passing());
-        let _ = app.update(Message::Enter);
+        let _ = app.update(Message::Enter(app.status_window.unwrap()));
         assert!(retries.try_recv().is_err(), "no retry while connected");
     }
 
@@ -625,21 +633,15 @@ mod tests {
             })
         };
         let ignored = event::Status::Ignored;
-        assert!(matches!(
-            keys(press(key::Named::Tab, Modifiers::empty()), ignored, id),
-            Some(Message::FocusNext)
-        ));
-        assert!(matches!(
-            keys(press(key::Named::Tab, Modifiers::SHIFT), ignored, id),
-            Some(Message::FocusPrevious)
-        ));
+        // Tab is the window's focus scope's (crate::widget::scope).
+        assert!(keys(press(key::Named::Tab, Modifiers::empty()), ignored, id).is_none());
         assert!(matches!(
             keys(press(key::Named::Escape, Modifiers::empty()), ignored, id),
             Some(Message::Escape(got)) if got == id
         ));
         assert!(matches!(
             keys(press(key::Named::Enter, Modifiers::empty()), ignored, id),
-            Some(Message::Enter)
+            Some(Message::Enter(got)) if got == id
         ));
         // A key a widget used (Escape leaving the code field) is not ours.
         assert!(

@@ -98,7 +98,11 @@ impl Harness {
                     self.opened.push(url);
                     None
                 }
-                Action::Copy(_) | Action::SaveCodes(_) | Action::FocusCode | Action::Close => None,
+                Action::Copy(_)
+                | Action::SaveCodes(_)
+                | Action::FocusCode
+                | Action::FocusPrimary
+                | Action::Close => None,
             };
             if let Some(reply) = reply {
                 let more = wizard::update(state, reply);
