@@ -285,3 +285,125 @@ impl<'a, M: Clone + 'a> From<Focusable<'a, M>> for Element<'a, M> {
         Element::new(widget)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::widget::scope;
+    use crate::widget::scope::shift_tab;
+    use iced::event::Status;
+    use iced::widget::{column, text_input};
+    use iced_test::simulator;
+
+    #[derive(Debug, Clone, PartialEq)]
+    enum Msg {
+        A,
+        B,
+        Check(bool),
+        Typed(String),
+    }
+
+    /// A disabled button, two enabled ones, a checkbox and a text field.
+    fn view(checked: bool) -> Element<'static, Msg> {
+        scope(column![
+            button("Disabled", None::<Msg>, iced::widget::button::primary),
+            button("A", Some(Msg::A), iced::widget::button::primary),
+            button("B", Some(Msg::B), iced::widget::button::secondary),
+            checkbox("Check", checked, Msg::Check),
+            text_input("field", "").on_input(Msg::Typed),
+        ])
+        .into()
+    }
+
+    fn messages(ui: iced_test::Simulator<'_, Msg>) -> Vec<Msg> {
+        ui.into_messages().collect()
+    }
+
+    #[test]
+    fn tab_skips_the_disabled_button_and_space_or_enter_press_the_focused_one() {
+        crate::simulated::use_tiny_skia();
+        let mut ui = simulator(view(false));
+        assert_eq!(ui.tap_key(key::Named::Tab), Status::Captured);
+        assert_eq!(ui.tap_key(key::Named::Space), Status::Captured);
+        assert_eq!(ui.tap_key(key::Named::Tab), Status::Captured);
+        assert_eq!(ui.tap_key(key::Named::Enter), Status::Captured);
+        assert_eq!(messages(ui), vec![Msg::A, Msg::B]);
+    }
+
+    #[test]
+    fn space_toggles_the_focused_checkbox_and_leaves_enter_to_the_window() {
+        crate::simulated::use_tiny_skia();
+        let mut ui = simulator(view(false));
+        for _ in 0..3 {
+            ui.tap_key(key::Named::Tab);
+        }
+        assert_eq!(ui.tap_key(key::Named::Space), Status::Captured);
+        assert_eq!(ui.tap_key(key::Named::Enter), Status::Ignored);
+        assert_eq!(messages(ui), vec![Msg::Check(true)]);
+
+        let mut ui = simulator(view(true));
+        for _ in 0..3 {
+            ui.tap_key(key::Named::Tab);
+        }
+        ui.tap_key(key::Named::Space);
+        assert_eq!(messages(ui), vec![Msg::Check(false)]);
+    }
+
+    #[test]
+    fn shift_tab_goes_backwards_through_text_fields_and_buttons() {
+        crate::simulated::use_tiny_skia();
+        let mut ui = simulator(view(false));
+        // From nothing: the last, the text field, which takes typing.
+        ui.simulate(shift_tab());
+        assert_eq!(ui.typewrite("7"), Status::Captured);
+        // Then back over the checkbox to B.
+        ui.simulate(shift_tab());
+        ui.simulate(shift_tab());
+        ui.tap_key(key::Named::Space);
+        assert_eq!(messages(ui), vec![Msg::Typed("7".into()), Msg::B]);
+    }
+
+    #[test]
+    fn a_click_ends_the_keyboard_focus() {
+        crate::simulated::use_tiny_skia();
+        let mut ui = simulator(view(false));
+        ui.tap_key(key::Named::Tab);
+        ui.click("B").unwrap();
+        // Space no longer presses A; the click pressed B.
+        assert_eq!(ui.tap_key(key::Named::Space), Status::Ignored);
+        assert_eq!(messages(ui), vec![Msg::B]);
+    }
+
+    /// Pixels of the ring's colour in the view as drawn.
+    fn ring_pixels(ui: &mut iced_test::Simulator<'_, Msg>) -> usize {
+        let dir = tempfile::tempdir().unwrap();
+        let snapshot = ui.snapshot(&iced::Theme::Light).unwrap();
+        assert!(snapshot.matches_image(dir.path().join("ring")).unwrap());
+        let path = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .find(|p| p.extension().is_some_and(|e| e == "png"))
+            .unwrap();
+        let decoder =
+            png::Decoder::new(std::io::BufReader::new(std::fs::File::open(path).unwrap()));
+        let mut reader = decoder.read_info().unwrap();
+        let mut buf = vec![0; reader.output_buffer_size().unwrap()];
+        let info = reader.next_frame(&mut buf).unwrap();
+        let ring = RING.into_rgba8();
+        buf[..info.buffer_size()]
+            .chunks(info.color_type.samples())
+            .filter(|px| px.iter().zip(ring).take(3).all(|(a, b)| a.abs_diff(b) < 24))
+            .count()
+    }
+
+    #[test]
+    fn the_focused_widget_has_a_ring() {
+        crate::simulated::use_tiny_skia();
+        let mut ui = simulator(view(false));
+        assert_eq!(ring_pixels(&mut ui), 0, "no ring without focus");
+        ui.tap_key(key::Named::Tab);
+        let ring = ring_pixels(&mut ui);
+        // A 2 px outline around a button about 30 px tall.
+        assert!(ring > 100, "{ring} ring pixels");
+    }
+}

@@ -181,3 +181,29 @@ impl<'a, M: 'a> From<Scope<'a, M>> for Element<'a, M> {
         Element::new(scope)
     }
 }
+
+/// Shift-Tab as a keyboard sends it (the simulator's `tap_key` has no
+/// modifiers).
+#[cfg(test)]
+pub(crate) fn shift_tab() -> [Event; 2] {
+    let tab = keyboard::Key::Named(key::Named::Tab);
+    let physical = key::Physical::Unidentified(key::NativeCode::Unidentified);
+    [
+        Event::Keyboard(keyboard::Event::KeyPressed {
+            key: tab.clone(),
+            modified_key: tab.clone(),
+            physical_key: physical,
+            location: keyboard::Location::Standard,
+            modifiers: keyboard::Modifiers::SHIFT,
+            text: None,
+            repeat: false,
+        }),
+        Event::Keyboard(keyboard::Event::KeyReleased {
+            key: tab.clone(),
+            modified_key: tab,
+            physical_key: physical,
+            location: keyboard::Location::Standard,
+            modifiers: keyboard::Modifiers::SHIFT,
+        }),
+    ]
+}
