@@ -235,9 +235,11 @@ impl App {
 
     fn set_status(&mut self, status: Box<AgentStatus>) -> Task<Message> {
         let needs_setup = status.policy.mfa_required && status::mfa_needs_setup(&status);
+        let mut wizard_actions = Vec::new();
         if let Some(w) = &mut self.wizard {
-            let _ = wizard::update(w, wizard::Message::Status(status.clone()));
+            wizard_actions = wizard::update(w, wizard::Message::Status(status.clone()));
         }
+        let wizard_tasks = self.perform(wizard_actions);
         let _ = status::update(
             &mut self.status_screen,
             status::Message::StatusArrived(iced::time::Instant::now()),
@@ -245,9 +247,9 @@ impl App {
         self.status = Some(status);
         if needs_setup && !self.wizard_opened_by_itself && self.wizard_window.is_none() {
             self.wizard_opened_by_itself = true;
-            return self.open_wizard();
+            return Task::batch([wizard_tasks, self.open_wizard()]);
         }
-        Task::none()
+        wizard_tasks
     }
 
     fn open_wizard(&mut self) -> Task<Message> {
@@ -262,7 +264,19 @@ impl App {
             ..window::Settings::default()
         });
         self.wizard_window = Some(id);
-        Task::batch([open.discard(), self.perform(actions)])
+        // The focus can only land once the window's widgets exist: after
+        // the open (iced builds them before it reports the window open).
+        let (focus, actions): (Vec<_>, Vec<_>) = actions
+            .into_iter()
+            .partition(|a| *a == wizard::Action::FocusPrimary);
+        let opened = open.then(move |_| {
+            if focus.is_empty() {
+                Task::none()
+            } else {
+                operation::focus(wizard::PRIMARY)
+            }
+        });
+        Task::batch([opened, self.perform(actions)])
     }
 
     /// Runs `f` with the agent's socket, or does nothing while disconnected

@@ -191,6 +191,36 @@ impl Harness {
         });
     }
 
+    /// Whether the step has an enabled widget for `Action::FocusPrimary` to
+    /// focus, and its label. The simulator cannot run that operation (its
+    /// selectors only read the focus), so the test checks where it would
+    /// land.
+    fn primary(&self, state: &wizard::State) -> Option<String> {
+        use iced_test::selector::Candidate;
+        let mut ui = simulator(wizard::view(state));
+        let primary = iced::widget::Id::new(wizard::PRIMARY);
+        let bounds = ui
+            .find(move |c: Candidate<'_>| match c {
+                Candidate::Focusable {
+                    id: Some(id),
+                    bounds,
+                    ..
+                } if *id == primary => Some(bounds),
+                _ => None,
+            })
+            .ok()?;
+        // The label drawn inside it.
+        ui.find(move |c: Candidate<'_>| match c {
+            Candidate::Text {
+                bounds: at,
+                content,
+                ..
+            } if bounds.contains(at.center()) => Some(content.to_owned()),
+            _ => None,
+        })
+        .ok()
+    }
+
     fn sees(&self, state: &wizard::State, label: &str) -> bool {
         let mut ui = simulator(wizard::view(state));
         ui.find(label).is_ok()
@@ -453,9 +483,12 @@ fn wizard_end_to_end_by_keyboard_alone() {
     let (mut state, actions) = wizard::State::new(Some(passing()));
     h.perform(&mut state, actions);
 
+    // Where the app's focus lands as each step opens.
+    assert_eq!(h.primary(&state).as_deref(), Some("Get started"));
     // Tab reaches "Get started" first; Space presses it.
     h.keys(&mut state, &[Tab, Space]);
     assert!(matches!(state.step, Step::Pair(_)), "{:?}", state.step);
+    assert_eq!(h.primary(&state).as_deref(), Some("Next"));
 
     // Nothing focused: Enter is the step's primary action, "Next".
     h.keys(&mut state, &[Enter]);
@@ -473,6 +506,11 @@ fn wizard_end_to_end_by_keyboard_alone() {
         state.step
     );
 
+    assert_eq!(
+        h.primary(&state).as_deref(),
+        Some("I have saved my recovery codes"),
+        "the checkbox, while Continue is disabled"
+    );
     // Backwards from the end: the help link, then the checkbox (Continue
     // is disabled, so skipped). Enter then continues.
     h.keys(&mut state, &[ShiftTab, ShiftTab, Space]);
@@ -480,13 +518,19 @@ fn wizard_end_to_end_by_keyboard_alone() {
         panic!("{:?}", state.step)
     };
     assert!(r.confirmed);
+    assert_eq!(h.primary(&state).as_deref(), Some("Continue"));
     h.keys(&mut state, &[Enter]);
     assert!(h.sees(&state, "Set up offline access"), "{:?}", state.step);
 
+    assert_eq!(
+        h.primary(&state).as_deref(),
+        Some("I have read and understand the setup instructions")
+    );
     h.keys(&mut state, &[ShiftTab, ShiftTab, Space]);
     // Finish is enabled now, just before the help link: Enter presses it.
     h.keys(&mut state, &[ShiftTab, ShiftTab, Enter]);
     assert!(h.sees(&state, "Setup complete. You may close this window."));
+    assert_eq!(h.primary(&state).as_deref(), Some("Close"));
     assert_eq!(
         wizard::update(&mut state, Message::Enter),
         vec![Action::Close]

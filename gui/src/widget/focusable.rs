@@ -77,6 +77,12 @@ impl<'a, M: Clone + 'a> Focusable<'a, M> {
         self
     }
 
+    /// The id on one of two widgets, whichever is the step's next thing
+    /// to do (the checkbox before the button it enables).
+    pub fn id_if(self, yes: bool, id: impl Into<Id>) -> Self {
+        if yes { self.id(id) } else { self }
+    }
+
     fn activated_by(&self, key: &keyboard::Key) -> bool {
         match key.as_ref() {
             keyboard::Key::Named(key::Named::Space) | keyboard::Key::Character(" ") => true,

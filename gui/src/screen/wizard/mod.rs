@@ -27,8 +27,9 @@ use rampart_shared::status::{AgentStatus, MfaState};
 
 use super::{Outcome, action, note, secondary};
 
-/// The id of each step's primary action: it takes the focus when the step
-/// opens, so Enter or Space goes on at once.
+/// The id of each step's primary action (or of the checkbox that enables
+/// it): it takes the focus when the step opens, so Enter or Space goes on
+/// at once.
 pub const PRIMARY: &str = "wizard-primary";
 
 #[derive(Debug)]
@@ -538,11 +539,17 @@ fn route(state: &mut State, message: Message) -> Vec<Action> {
             vec![]
         }
         Message::Status(status) => {
+            let mut actions = vec![];
             if let Step::Before(b) = &mut state.step {
                 b.status_arrived(&status);
+                // "Get started" was disabled when the step opened, so it
+                // could not take the focus then: it does now.
+                if !before::can_start(state.status.as_deref()) && before::can_start(Some(&status)) {
+                    actions.push(Action::FocusPrimary);
+                }
             }
             state.status = Some(status);
-            vec![]
+            actions
         }
         Message::Saved(result) => {
             if let Step::Recovery(r) = &mut state.step {
@@ -1291,5 +1298,19 @@ pub(crate) mod tests {
         status.mfa.state = MfaState::InProgress;
         let (mut s, _) = State::new(Some(status));
         assert!(enter(&mut s).is_empty());
+    }
+
+    /// "Get started" is disabled until the checks pass, so it cannot take
+    /// the focus when the step opens: it takes it when they first pass.
+    #[test]
+    fn get_started_takes_the_focus_when_the_checks_first_pass() {
+        let unchecked = status_with(NetworkState::Unknown, ClockState::Unknown, None);
+        let (mut s, _) = State::new(Some(Box::new(unchecked.clone())));
+        assert_eq!(
+            update(&mut s, Message::Status(passing())),
+            vec![Action::FocusPrimary]
+        );
+        assert!(update(&mut s, Message::Status(passing())).is_empty());
+        assert!(update(&mut s, Message::Status(Box::new(unchecked))).is_empty());
     }
 }

@@ -88,12 +88,18 @@ pub fn view<'a>(state: &'a State, guide: Option<&'a str>) -> Element<'a, Message
             )]
             .spacing(12),
         )
-        .push(checkbox(
-            "I have read and understand the setup instructions",
-            state.read,
-            Message::Read,
-        ))
-        .push(action("Finish", can_finish.then_some(Message::Finish)).id(super::PRIMARY))
+        .push(
+            checkbox(
+                "I have read and understand the setup instructions",
+                state.read,
+                Message::Read,
+            )
+            .id_if(!state.read, super::PRIMARY),
+        )
+        .push(
+            action("Finish", can_finish.then_some(Message::Finish))
+                .id_if(state.read, super::PRIMARY),
+        )
         .width(Fill)
         .into()
 }

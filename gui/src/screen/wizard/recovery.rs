@@ -134,17 +134,20 @@ pub fn view(state: &State) -> Element<'_, Message> {
         }
     }
     content
-        .push(checkbox(
-            "I have saved my recovery codes",
-            state.confirmed,
-            Message::Confirm,
-        ))
+        .push(
+            checkbox(
+                "I have saved my recovery codes",
+                state.confirmed,
+                Message::Confirm,
+            )
+            .id_if(!state.confirmed, super::PRIMARY),
+        )
         .push(
             action(
                 "Continue",
                 (state.confirmed && !state.busy).then_some(Message::Continue),
             )
-            .id(super::PRIMARY),
+            .id_if(state.confirmed, super::PRIMARY),
         )
         .width(Fill)
         .into()
