@@ -251,15 +251,15 @@ impl<'a, M: Clone + 'a> Widget<M, iced::Theme, iced::Renderer> for Focusable<'a,
         );
         let focused = tree.state.downcast_ref::<State>().focused;
         if focused && self.on_activate.is_some() {
-            // Outside the widget, with a 1 px gap: it never hides a label
+            // Outside the widget, with a 2 px gap: it never hides a label
             // or blends into the button's own border.
             renderer.fill_quad(
                 Quad {
-                    bounds: layout.bounds().expand(3.0),
+                    bounds: layout.bounds().expand(4.0),
                     border: Border {
                         color: RING,
                         width: 2.0,
-                        radius: 7.0.into(),
+                        radius: 8.0.into(),
                     },
                     ..Quad::default()
                 },
@@ -367,6 +367,21 @@ mod tests {
         ui.simulate(shift_tab());
         ui.tap_key(key::Named::Space);
         assert_eq!(messages(ui), vec![Msg::Typed("7".into()), Msg::B]);
+    }
+
+    #[test]
+    fn tab_goes_round_at_either_end() {
+        crate::simulated::use_tiny_skia();
+        let mut ui = simulator(view(false));
+        // A, B, the checkbox, the field, then A again.
+        for _ in 0..5 {
+            assert_eq!(ui.tap_key(key::Named::Tab), Status::Captured);
+        }
+        ui.tap_key(key::Named::Space);
+        // Back past A: the field, the last.
+        ui.simulate(shift_tab());
+        ui.typewrite("1");
+        assert_eq!(messages(ui), vec![Msg::A, Msg::Typed("1".into())]);
     }
 
     #[test]

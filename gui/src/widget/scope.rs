@@ -8,7 +8,7 @@ use iced::advanced::layout::{self, Layout};
 use iced::advanced::overlay;
 use iced::advanced::renderer;
 use iced::advanced::widget::Widget;
-use iced::advanced::widget::operation::{self, Operation, Outcome};
+use iced::advanced::widget::operation::{self, Operation, Outcome, focusable};
 use iced::advanced::widget::tree::Tree;
 use iced::advanced::{Clipboard, Shell};
 use iced::keyboard::{self, key};
@@ -22,6 +22,53 @@ pub struct Scope<'a, M> {
 pub fn scope<'a, M: 'a>(content: impl Into<Element<'a, M>>) -> Scope<'a, M> {
     Scope {
         content: content.into(),
+    }
+}
+
+impl<M> Scope<'_, M> {
+    fn move_focus(
+        &mut self,
+        tree: &mut Tree,
+        layout: Layout<'_>,
+        renderer: &iced::Renderer,
+        backwards: bool,
+    ) {
+        let mut op: Box<dyn Operation> = if backwards {
+            Box::new(focusable::focus_previous())
+        } else {
+            Box::new(focusable::focus_next())
+        };
+        // Counting the focusable widgets, then moving: a chain, run here
+        // as the runtime would.
+        loop {
+            self.content
+                .as_widget_mut()
+                .operate(tree, layout, renderer, op.as_mut());
+            match op.finish() {
+                Outcome::Chain(next) => op = next,
+                Outcome::None | Outcome::Some(()) => break,
+            }
+        }
+    }
+
+    /// The index of the focused widget, if any.
+    fn focused(
+        &mut self,
+        tree: &mut Tree,
+        layout: Layout<'_>,
+        renderer: &iced::Renderer,
+    ) -> Option<usize> {
+        let mut count = focusable::count();
+        self.content.as_widget_mut().operate(
+            tree,
+            layout,
+            renderer,
+            &mut operation::black_box(&mut count),
+        );
+        match count.finish() {
+            Outcome::Some(count) => count.focused,
+            _ => None,
+        }
     }
 }
 
@@ -97,24 +144,12 @@ impl<'a, M: 'a> Widget<M, iced::Theme, iced::Renderer> for Scope<'a, M> {
         else {
             return;
         };
-        let mut op: Box<dyn Operation> = if modifiers.shift() {
-            Box::new(operation::focusable::focus_previous())
-        } else {
-            Box::new(operation::focusable::focus_next())
-        };
-        // Counting the focusable widgets, then moving: a chain, run here
-        // as the runtime would.
-        loop {
-            self.content.as_widget_mut().operate(
-                &mut tree.children[0],
-                layout,
-                renderer,
-                op.as_mut(),
-            );
-            match op.finish() {
-                Outcome::Chain(next) => op = next,
-                Outcome::None | Outcome::Some(()) => break,
-            }
+        let tree = &mut tree.children[0];
+        self.move_focus(tree, layout, renderer, modifiers.shift());
+        // iced's moves stop on "nothing focused" past either end; one more
+        // goes round to the other end, as Tab does everywhere else.
+        if self.focused(tree, layout, renderer).is_none() {
+            self.move_focus(tree, layout, renderer, modifiers.shift());
         }
         shell.capture_event();
         shell.request_redraw();
