@@ -1,7 +1,8 @@
 //! Widgets iced 0.14 lacks: buttons and checkboxes that take the keyboard
-//! focus, and a per-window scope in which Tab moves it.
+//! focus, and a per-window scope in which Tab moves it and scrolls to it.
 
 pub mod focusable;
+mod reveal;
 pub mod scope;
 
 pub use focusable::{Focusable, checkbox};

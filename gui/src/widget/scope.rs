@@ -151,6 +151,7 @@ impl<'a, M: 'a> Widget<M, iced::Theme, iced::Renderer> for Scope<'a, M> {
         if self.focused(tree, layout, renderer).is_none() {
             self.move_focus(tree, layout, renderer, modifiers.shift());
         }
+        super::reveal::reveal_focused(&mut self.content, tree, layout, renderer);
         shell.capture_event();
         shell.request_redraw();
     }
