@@ -43,11 +43,10 @@ pub enum Message {
     Unreachable(unreachable::Message),
     Starting(starting::Message),
     WindowClosed(window::Id),
-    FocusNext,
-    FocusPrevious,
     Escape(window::Id),
-    /// Enter that no widget used: the waiting screens' "Try again".
-    Enter,
+    /// Enter that no widget used: the waiting screens' "Try again", or the
+    /// wizard step's primary action in the wizard's window.
+    Enter(window::Id),
     Tick,
     /// Ask the agent whether the phone is done (Duo's waiting screens).
     Poll,
@@ -134,11 +133,13 @@ impl App {
                     None => Task::none(),
                 }
             }
-            Message::Enter => {
+            Message::Enter(id) => {
                 if self.starting.is_some() {
                     self.update(Message::Starting(starting::Message::TryAgain))
                 } else if self.unreachable.is_some() {
                     self.update(Message::Unreachable(unreachable::Message::TryAgain))
+                } else if Some(id) == self.wizard_window && self.wizard.is_some() {
+                    self.update(Message::Wizard(wizard::Message::Enter))
                 } else {
                     Task::none()
                 }
@@ -157,8 +158,6 @@ impl App {
                     Task::none()
                 }
             }
-            Message::FocusNext => operation::focus_next(),
-            Message::FocusPrevious => operation::focus_previous(),
             Message::Escape(id) if Some(id) == self.wizard_window => window::close(id),
             Message::Escape(_) => Task::none(),
             Message::FirstFrame => {
@@ -237,9 +236,11 @@ impl App {
 
     fn set_status(&mut self, status: Box<AgentStatus>) -> Task<Message> {
         let needs_setup = status.policy.mfa_required && status::mfa_needs_setup(&status);
+        let mut wizard_actions = Vec::new();
         if let Some(w) = &mut self.wizard {
-            let _ = wizard::update(w, wizard::Message::Status(status.clone()));
+            wizard_actions = wizard::update(w, wizard::Message::Status(status.clone()));
         }
+        let wizard_tasks = self.perform(wizard_actions);
         let _ = status::update(
             &mut self.status_screen,
             status::Message::StatusArrived(iced::time::Instant::now()),
@@ -247,9 +248,9 @@ impl App {
         self.status = Some(status);
         if needs_setup && !self.wizard_opened_by_itself && self.wizard_window.is_none() {
             self.wizard_opened_by_itself = true;
-            return self.open_wizard();
+            return Task::batch([wizard_tasks, self.open_wizard()]);
         }
-        Task::none()
+        wizard_tasks
     }
 
     fn open_wizard(&mut self) -> Task<Message> {
@@ -264,7 +265,19 @@ impl App {
             ..window::Settings::default()
         });
         self.wizard_window = Some(id);
-        Task::batch([open.discard(), self.perform(actions)])
+        // The focus can only land once the window's widgets exist: after
+        // the open (iced builds them before it reports the window open).
+        let (focus, actions): (Vec<_>, Vec<_>) = actions
+            .into_iter()
+            .partition(|a| *a == wizard::Action::FocusPrimary);
+        let opened = open.then(move |_| {
+            if focus.is_empty() {
+                Task::none()
+            } else {
+                operation::focus(wizard::PRIMARY)
+            }
+        });
+        Task::batch([opened, self.perform(actions)])
     }
 
     /// Runs `f` with the agent's socket, or does nothing while disconnected
@@ -316,6 +329,7 @@ impl App {
                     |r| Message::Wizard(wizard::Message::Saved(r)),
                 ),
                 Action::FocusCode => operation::focus(wizard::verify::CODE_INPUT),
+                Action::FocusPrimary => operation::focus(wizard::PRIMARY),
                 Action::Close => match self.wizard_window {
                     Some(id) => window::close(id),
                     None => Task::none(),
@@ -325,7 +339,13 @@ impl App {
         Task::batch(tasks)
     }
 
+    /// Each window's view inside its own focus scope: Tab and Shift-Tab
+    /// move the focus among that window's widgets only.
     pub fn view(&self, id: window::Id) -> Element<'_, Message> {
+        crate::widget::scope(self.window(id)).into()
+    }
+
+    fn window(&self, id: window::Id) -> Element<'_, Message> {
         if let Some(state) = &self.starting {
             return starting::view(state).map(Message::Starting);
         }
@@ -387,8 +407,9 @@ impl App {
     }
 }
 
-/// Tab / Shift-Tab move the focus; Escape closes the wizard. Only keys no
-/// widget used (a text field keeps its own keys).
+/// Escape closes the wizard; Enter is the screen's primary action. Only
+/// keys no widget used: a text field keeps its own keys, a focused button
+/// its Enter and Space, and the window's focus scope takes Tab.
 fn keys(event: IcedEvent, status: event::Status, id: window::Id) -> Option<Message> {
     if status == event::Status::Captured {
         return None;
@@ -396,11 +417,12 @@ fn keys(event: IcedEvent, status: event::Status, id: window::Id) -> Option<Messa
     let IcedEvent::Keyboard(keyboard::Event::KeyPressed { key, modifiers, .. }) = event else {
         return None;
     };
+    if modifiers.command() || modifiers.alt() {
+        return None;
+    }
     match key {
-        keyboard::Key::Named(key::Named::Tab) if modifiers.shift() => Some(Message::FocusPrevious),
-        keyboard::Key::Named(key::Named::Tab) => Some(Message::FocusNext),
         keyboard::Key::Named(key::Named::Escape) => Some(Message::Escape(id)),
-        keyboard::Key::Named(key::Named::Enter) => Some(Message::Enter),
+        keyboard::Key::Named(key::Named::Enter) => Some(Message::Enter(id)),
         _ => None,
     }
 }
@@ -577,7 +599,7 @@ mod tests {
         assert!(app.starting.as_ref().unwrap().gave_up());
 
         // Enter is "Try again": the worker is woken, the wait starts afresh.
-        let _ = app.update(Message::Enter);
+        let _ = app.update(Message::Enter(app.status_window.unwrap()));
         assert!(retries.try_recv().is_ok(), "the worker was woken");
         assert!(!app.starting.as_ref().unwrap().gave_up());
 
@@ -606,7 +628,7 @@ mod tests {
         let (retry, mut retries) = mpsc::channel(1);
         let _ = app.update(Message::Agent(agent::Event::Ready(retry)));
         connected(&mut app, passing());
-        let _ = app.update(Message::Enter);
+        let _ = app.update(Message::Enter(app.status_window.unwrap()));
         assert!(retries.try_recv().is_err(), "no retry while connected");
     }
 
@@ -626,21 +648,15 @@ mod tests {
             })
         };
         let ignored = event::Status::Ignored;
-        assert!(matches!(
-            keys(press(key::Named::Tab, Modifiers::empty()), ignored, id),
-            Some(Message::FocusNext)
-        ));
-        assert!(matches!(
-            keys(press(key::Named::Tab, Modifiers::SHIFT), ignored, id),
-            Some(Message::FocusPrevious)
-        ));
+        // Tab is the window's focus scope's (crate::widget::scope).
+        assert!(keys(press(key::Named::Tab, Modifiers::empty()), ignored, id).is_none());
         assert!(matches!(
             keys(press(key::Named::Escape, Modifiers::empty()), ignored, id),
             Some(Message::Escape(got)) if got == id
         ));
         assert!(matches!(
             keys(press(key::Named::Enter, Modifiers::empty()), ignored, id),
-            Some(Message::Enter)
+            Some(Message::Enter(got)) if got == id
         ));
         // A key a widget used (Escape leaving the code field) is not ours.
         assert!(

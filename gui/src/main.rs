@@ -5,6 +5,7 @@ mod app;
 mod screen;
 #[cfg(test)]
 mod simulated;
+mod widget;
 
 use std::sync::LazyLock;
 use std::time::Instant;

@@ -7,8 +7,10 @@ pub mod status;
 pub mod unreachable;
 pub mod wizard;
 
-use iced::widget::{button, container, text};
+use iced::widget::{button, container};
 use iced::{Color, Element, Theme};
+
+use crate::widget::{self, Focusable};
 
 /// The agent's details are lower-case phrases made to follow a label
 /// ("clock is 4 min 12 s fast"); on their own line they start a sentence.
@@ -50,14 +52,16 @@ impl Outcome {
     }
 }
 
-/// A button that is enabled only when `message` is `Some`.
-pub fn action<'a, M: Clone + 'a>(label: &'a str, message: Option<M>) -> button::Button<'a, M> {
-    button(text(label)).on_press_maybe(message).padding([8, 16])
+/// A button that is enabled only when `message` is `Some`. Every screen's
+/// buttons come from here and `secondary`, so all of them take the keyboard
+/// focus.
+pub fn action<'a, M: Clone + 'a>(label: &'a str, message: Option<M>) -> Focusable<'a, M> {
+    widget::focusable::button(label, message, button::primary)
 }
 
 /// A quieter button for secondary actions.
-pub fn secondary<'a, M: Clone + 'a>(label: &'a str, message: Option<M>) -> button::Button<'a, M> {
-    action(label, message).style(button::secondary)
+pub fn secondary<'a, M: Clone + 'a>(label: &'a str, message: Option<M>) -> Focusable<'a, M> {
+    widget::focusable::button(label, message, button::secondary)
 }
 
 /// A boxed note, for errors and things to do.

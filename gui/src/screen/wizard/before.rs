@@ -405,7 +405,7 @@ pub fn view<'a>(state: &'a State, status: Option<&'a AgentStatus>) -> Element<'a
     content = content.push(text("Have your smartphone nearby.").size(18));
     let ready = can_start(status);
     let buttons = row![
-        action("Get started", ready.then_some(Message::GetStarted)),
+        action("Get started", ready.then_some(Message::GetStarted)).id(super::PRIMARY),
         secondary(
             if state.is_checking() {
                 "Checking…"

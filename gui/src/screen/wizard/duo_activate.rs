@@ -153,7 +153,7 @@ pub fn view(state: &State) -> Element<'_, Message> {
                 "Duo already knows your account but has no phone for it yet. Open Duo's \
                  enrollment page, choose Mobile phone and follow its steps."
             ),
-            action("Open Duo enrollment", Some(Message::OpenPortal)),
+            action("Open Duo enrollment", Some(Message::OpenPortal)).id(super::PRIMARY),
             note(
                 text("Rampart continues as soon as Duo has your phone."),
                 Outcome::Pending
@@ -191,14 +191,17 @@ fn activate_view<'a>(
                 text("This activation has expired. Get a new one to continue."),
                 Outcome::Fail,
             ))
-            .push(action(
-                if renewing {
-                    "Getting a new activation…"
-                } else {
-                    "Get a new activation"
-                },
-                (!renewing).then_some(Message::Renew),
-            ))
+            .push(
+                action(
+                    if renewing {
+                        "Getting a new activation…"
+                    } else {
+                        "Get a new activation"
+                    },
+                    (!renewing).then_some(Message::Renew),
+                )
+                .id(super::PRIMARY),
+            )
             .into();
     }
     let code: Element<'a, Message> = match qr {

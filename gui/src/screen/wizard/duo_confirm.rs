@@ -190,10 +190,8 @@ pub fn view(state: &State) -> Element<'_, Message> {
         (false, PushState::NotSent | PushState::Unknown) => "Send a Duo Push",
         (false, _) => "Send another push",
     };
-    content = content.push(action(
-        push_label,
-        state.can_push().then_some(Message::SendPush),
-    ));
+    content = content
+        .push(action(push_label, state.can_push().then_some(Message::SendPush)).id(super::PRIMARY));
     if let Some((words, outcome)) = push_words(state.push) {
         content = content.push(note(text(words), outcome));
     }

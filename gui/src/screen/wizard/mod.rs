@@ -16,6 +16,8 @@ pub mod verify;
 use std::path::PathBuf;
 
 use iced::widget::{button, column, container, row, scrollable, space, text};
+
+use crate::widget::Focusable;
 use iced::{Element, Fill};
 use rampart_shared::ipc::Check;
 use rampart_shared::links::check_https_link;
@@ -24,6 +26,11 @@ use rampart_shared::policy::Links;
 use rampart_shared::status::{AgentStatus, MfaState};
 
 use super::{Outcome, action, note, secondary};
+
+/// The id of each step's primary action (or of the checkbox that enables
+/// it): it takes the focus when the step opens, so Enter or Space goes on
+/// at once.
+pub const PRIMARY: &str = "wizard-primary";
 
 #[derive(Debug)]
 pub enum Step {
@@ -98,6 +105,8 @@ pub enum Message {
     LinkOpened(String, Result<(), String>),
     OpenSupport,
     Close,
+    /// Enter that no widget used: the step's primary action.
+    Enter,
 }
 
 /// What the app must do for the wizard.
@@ -111,6 +120,8 @@ pub enum Action {
     Copy(String),
     SaveCodes(Vec<String>),
     FocusCode,
+    /// Focus the step's primary action ([`PRIMARY`]).
+    FocusPrimary,
     Close,
 }
 
@@ -125,6 +136,7 @@ impl std::fmt::Debug for Action {
             Self::Copy(_) => f.write_str("Copy(..)"),
             Self::SaveCodes(_) => f.write_str("SaveCodes(..)"),
             Self::FocusCode => f.write_str("FocusCode"),
+            Self::FocusPrimary => f.write_str("FocusPrimary"),
             Self::Close => f.write_str("Close"),
         }
     }
@@ -145,6 +157,7 @@ impl State {
             actions.push(Action::Mfa(MfaCommand::StartEnrollment));
             Step::Resuming
         } else {
+            actions.push(Action::FocusPrimary);
             Step::Before(before::State::default())
         };
         let mut state = Self {
@@ -328,8 +341,43 @@ pub fn update(state: &mut State, message: Message) -> Vec<Action> {
     if matches!(message, Message::Enrollment(_)) {
         state.in_flight = false;
     }
-    let actions = route(state, message);
+    let before = std::mem::discriminant(&state.step);
+    let mut actions = route(state, message);
+    // A new step: the focus goes to what the user does next there, and
+    // leaves the last step's widgets (their tree state can outlive them).
+    if std::mem::discriminant(&state.step) != before {
+        let focus = match state.step {
+            Step::Verify(_) => Action::FocusCode,
+            _ => Action::FocusPrimary,
+        };
+        if !actions.contains(&focus) {
+            actions.push(focus);
+        }
+    }
     state.track(actions)
+}
+
+/// What Enter does on each step when no widget took it: the primary
+/// action, as its button would (each step's `update` refuses it while the
+/// button is disabled).
+fn primary(step: &Step) -> Option<Message> {
+    match step {
+        Step::Resuming => None,
+        Step::Before(_) => Some(Message::Before(before::Message::GetStarted)),
+        Step::Pair(_) => Some(Message::Pair(pair::Message::Next)),
+        Step::Verify(_) => Some(Message::Verify(verify::Message::Submit)),
+        Step::DuoActivate(duo_activate::State::Portal { .. }) => {
+            Some(Message::DuoActivate(duo_activate::Message::OpenPortal))
+        }
+        Step::DuoActivate(duo_activate::State::Activate { expired, .. }) => {
+            expired.then_some(Message::DuoActivate(duo_activate::Message::Renew))
+        }
+        Step::DuoConfirm(_) => Some(Message::DuoConfirm(duo_confirm::Message::SendPush)),
+        Step::Recovery(_) => Some(Message::Recovery(recovery::Message::Continue)),
+        Step::Offline(_) => Some(Message::Offline(offline::Message::Finish)),
+        Step::Done | Step::Bypass(_) => Some(Message::Close),
+        Step::Denied(_) => Some(Message::OpenSupport),
+    }
 }
 
 fn route(state: &mut State, message: Message) -> Vec<Action> {
@@ -492,11 +540,17 @@ fn route(state: &mut State, message: Message) -> Vec<Action> {
             vec![]
         }
         Message::Status(status) => {
+            let mut actions = vec![];
             if let Step::Before(b) = &mut state.step {
                 b.status_arrived(&status);
+                // "Get started" was disabled when the step opened, so it
+                // could not take the focus then: it does now.
+                if !before::can_start(state.status.as_deref()) && before::can_start(Some(&status)) {
+                    actions.push(Action::FocusPrimary);
+                }
             }
             state.status = Some(status);
-            vec![]
+            actions
         }
         Message::Saved(result) => {
             if let Step::Recovery(r) = &mut state.step {
@@ -526,6 +580,10 @@ fn route(state: &mut State, message: Message) -> Vec<Action> {
             }
         }
         Message::Close => vec![Action::Close],
+        Message::Enter => match primary(&state.step) {
+            Some(message) => route(state, message),
+            None => vec![],
+        },
     }
 }
 
@@ -541,7 +599,7 @@ pub fn view(state: &State) -> Element<'_, Message> {
             text("Nothing to set up").size(24),
             text("Duo lets you sign in without a second factor: your IT team chose this."),
             note(text(message), Outcome::Pass),
-            secondary("Close", Some(Message::Close)),
+            secondary("Close", Some(Message::Close)).id(PRIMARY),
         ]
         .spacing(14)
         .into(),
@@ -552,7 +610,8 @@ pub fn view(state: &State) -> Element<'_, Message> {
             action(
                 "Contact support",
                 state.links.as_ref().map(|_| Message::OpenSupport)
-            ),
+            )
+            .id(PRIMARY),
         ]
         .spacing(14)
         .into(),
@@ -561,7 +620,7 @@ pub fn view(state: &State) -> Element<'_, Message> {
         Step::Done => column![
             text("All set").size(24),
             text("Setup complete. You may close this window."),
-            secondary("Close", Some(Message::Close)),
+            secondary("Close", Some(Message::Close)).id(PRIMARY),
         ]
         .spacing(14)
         .into(),
@@ -589,9 +648,13 @@ pub fn view(state: &State) -> Element<'_, Message> {
         }
         content = content.push(note(body, Outcome::Fail));
     }
-    let help = button(text("Need help? Open a support ticket").size(14))
-        .style(button::text)
-        .on_press_maybe(state.links.as_ref().map(|_| Message::OpenSupport));
+    let support = state.links.as_ref().map(|_| Message::OpenSupport);
+    let help = Focusable::new(
+        button(text("Need help? Open a support ticket").size(14))
+            .style(button::text)
+            .on_press_maybe(support.clone()),
+        support,
+    );
     column![
         scrollable(container(content).padding([24, 28])).height(Fill),
         container(help).padding([8, 20]),
@@ -709,7 +772,7 @@ pub(crate) mod tests {
     #[test]
     fn the_whole_happy_path_step_by_step() {
         let (mut s, actions) = State::new(Some(passing()));
-        assert_eq!(actions, vec![Action::FetchLinks]);
+        assert_eq!(actions, vec![Action::FetchLinks, Action::FocusPrimary]);
         assert!(matches!(s.step, Step::Before(_)));
         update(&mut s, Message::Links(Ok(links())));
 
@@ -748,7 +811,13 @@ pub(crate) mod tests {
 
         // Arriving at the offline step opens the policy's guide by itself.
         let a = reply(&mut s, view_at(EnrollmentStep::RecoveryCodesSaved));
-        assert_eq!(a, vec![Action::OpenLink(links().offline_guide_url)]);
+        assert_eq!(
+            a,
+            vec![
+                Action::OpenLink(links().offline_guide_url),
+                Action::FocusPrimary
+            ]
+        );
         assert!(update(&mut s, Message::Offline(offline::Message::Finish)).is_empty());
         update(&mut s, Message::Offline(offline::Message::Read(true)));
         assert_eq!(
@@ -1086,7 +1155,10 @@ pub(crate) mod tests {
         let mut status = passing();
         status.mfa.state = MfaState::InProgress;
         let (mut s, _) = State::new(Some(status));
-        assert!(reply(&mut s, view_at(EnrollmentStep::RecoveryCodesSaved)).is_empty());
+        assert_eq!(
+            reply(&mut s, view_at(EnrollmentStep::RecoveryCodesSaved)),
+            vec![Action::FocusPrimary]
+        );
         assert_eq!(
             update(&mut s, Message::Links(Ok(links()))),
             vec![Action::OpenLink(links().offline_guide_url)]
@@ -1113,7 +1185,10 @@ pub(crate) mod tests {
             support_url: "file:///etc/passwd".into(),
         };
         update(&mut s, Message::Links(Ok(bad)));
-        assert!(reply(&mut s, view_at(EnrollmentStep::RecoveryCodesSaved)).is_empty());
+        assert_eq!(
+            reply(&mut s, view_at(EnrollmentStep::RecoveryCodesSaved)),
+            vec![Action::FocusPrimary]
+        );
         let Step::Offline(o) = &s.step else {
             panic!("expected the offline step")
         };
@@ -1150,5 +1225,101 @@ pub(crate) mod tests {
             update(&mut s, Message::Verify(verify::Message::Submit)).len(),
             1
         );
+    }
+
+    /// Enter that no widget took does what each step's primary button does,
+    /// and nothing while that button is disabled.
+    #[test]
+    fn enter_does_each_steps_primary_action() {
+        use rampart_shared::mfa::PushState;
+        let enter = |s: &mut State| update(s, Message::Enter);
+        let (mut s, _) = State::new(Some(passing()));
+        update(&mut s, Message::Links(Ok(links())));
+        assert_eq!(
+            enter(&mut s),
+            vec![Action::Mfa(MfaCommand::StartEnrollment)]
+        );
+        let a = reply(&mut s, view_at(EnrollmentStep::Pairing));
+        assert!(matches!(s.step, Step::Pair(_)));
+        assert_eq!(a, vec![Action::FocusPrimary], "Next takes the focus");
+        assert_eq!(enter(&mut s), vec![Action::FocusCode]);
+        assert!(matches!(s.step, Step::Verify(_)));
+        assert!(enter(&mut s).is_empty(), "no code yet");
+        update(
+            &mut s,
+            Message::Verify(verify::Message::CodeChanged("123456".into())),
+        );
+        assert_eq!(
+            enter(&mut s),
+            vec![Action::Mfa(MfaCommand::VerifyCode {
+                code: "123456".into()
+            })]
+        );
+        let mut verified = view_at(EnrollmentStep::Verified);
+        verified.recovery_codes = Some(vec!["AAAA-BBBB".into()]);
+        assert_eq!(reply(&mut s, verified), vec![Action::FocusPrimary]);
+        assert!(enter(&mut s).is_empty(), "Continue needs the checkbox");
+        update(&mut s, Message::Recovery(recovery::Message::Confirm(true)));
+        assert_eq!(
+            enter(&mut s),
+            vec![Action::Mfa(MfaCommand::ConfirmRecoveryCodesSaved)]
+        );
+        reply(&mut s, view_at(EnrollmentStep::RecoveryCodesSaved));
+        assert!(enter(&mut s).is_empty(), "Finish needs the checkbox");
+        update(&mut s, Message::Offline(offline::Message::Read(true)));
+        assert_eq!(
+            enter(&mut s),
+            vec![Action::Mfa(MfaCommand::AcknowledgeOfflineGuide {
+                guide_url: links().offline_guide_url
+            })]
+        );
+        reply(&mut s, view_at(EnrollmentStep::Enrolled));
+        assert_eq!(enter(&mut s), vec![Action::Close]);
+
+        // Duo: an expired activation renews; a live one waits on the phone.
+        let (mut s, _) = State::new(Some(passing()));
+        reply(
+            &mut s,
+            duo_view(EnrollmentStep::Pairing, activate("duo://a", false)),
+        );
+        assert!(enter(&mut s).is_empty());
+        reply(
+            &mut s,
+            duo_view(EnrollmentStep::Pairing, activate("duo://a", true)),
+        );
+        assert_eq!(
+            enter(&mut s),
+            vec![Action::Mfa(MfaCommand::RenewActivation)]
+        );
+        reply(
+            &mut s,
+            duo_view(EnrollmentStep::Pairing, confirm(PushState::NotSent)),
+        );
+        assert_eq!(
+            enter(&mut s),
+            vec![Action::Mfa(MfaCommand::SendPush {
+                device: Some("DP1".into())
+            })]
+        );
+
+        // Still resuming: nothing to press yet.
+        let mut status = passing();
+        status.mfa.state = MfaState::InProgress;
+        let (mut s, _) = State::new(Some(status));
+        assert!(enter(&mut s).is_empty());
+    }
+
+    /// "Get started" is disabled until the checks pass, so it cannot take
+    /// the focus when the step opens: it takes it when they first pass.
+    #[test]
+    fn get_started_takes_the_focus_when_the_checks_first_pass() {
+        let unchecked = status_with(NetworkState::Unknown, ClockState::Unknown, None);
+        let (mut s, _) = State::new(Some(Box::new(unchecked.clone())));
+        assert_eq!(
+            update(&mut s, Message::Status(passing())),
+            vec![Action::FocusPrimary]
+        );
+        assert!(update(&mut s, Message::Status(passing())).is_empty());
+        assert!(update(&mut s, Message::Status(Box::new(unchecked))).is_empty());
     }
 }

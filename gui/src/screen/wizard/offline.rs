@@ -1,11 +1,12 @@
 //! Step 5, "Set up offline access": the policy's guide opens in the browser
 //! by itself (only an https link ever does); the user confirms reading it.
 
-use iced::widget::{checkbox, column, row, text};
+use iced::widget::{column, row, text};
 use iced::{Element, Fill};
 use rampart_shared::links::check_https_link;
 
 use crate::screen::{Outcome, action, note, secondary};
+use crate::widget::checkbox;
 
 #[derive(Debug, Default)]
 pub struct State {
@@ -88,11 +89,17 @@ pub fn view<'a>(state: &'a State, guide: Option<&'a str>) -> Element<'a, Message
             .spacing(12),
         )
         .push(
-            checkbox(state.read)
-                .label("I have read and understand the setup instructions")
-                .on_toggle(Message::Read),
+            checkbox(
+                "I have read and understand the setup instructions",
+                state.read,
+                Message::Read,
+            )
+            .id_if(!state.read, super::PRIMARY),
         )
-        .push(action("Finish", can_finish.then_some(Message::Finish)))
+        .push(
+            action("Finish", can_finish.then_some(Message::Finish))
+                .id_if(state.read, super::PRIMARY),
+        )
         .width(Fill)
         .into()
 }

@@ -94,7 +94,7 @@ pub fn view(state: &State) -> Element<'_, Message> {
         ]
         .spacing(20),
         text("When your app shows a 6-digit code, click Next."),
-        action("Next", Some(Message::Next)),
+        action("Next", Some(Message::Next)).id(super::PRIMARY),
     ]
     .spacing(14)
     .into()

@@ -3,10 +3,11 @@
 
 use std::path::PathBuf;
 
-use iced::widget::{checkbox, column, row, text};
+use iced::widget::{column, row, text};
 use iced::{Element, Fill, Font};
 
 use crate::screen::{Outcome, action, note, secondary};
+use crate::widget::checkbox;
 
 #[derive(Default)]
 pub struct State {
@@ -134,14 +135,20 @@ pub fn view(state: &State) -> Element<'_, Message> {
     }
     content
         .push(
-            checkbox(state.confirmed)
-                .label("I have saved my recovery codes")
-                .on_toggle(Message::Confirm),
+            checkbox(
+                "I have saved my recovery codes",
+                state.confirmed,
+                Message::Confirm,
+            )
+            .id_if(!state.confirmed, super::PRIMARY),
         )
-        .push(action(
-            "Continue",
-            (state.confirmed && !state.busy).then_some(Message::Continue),
-        ))
+        .push(
+            action(
+                "Continue",
+                (state.confirmed && !state.busy).then_some(Message::Continue),
+            )
+            .id_if(state.confirmed, super::PRIMARY),
+        )
         .width(Fill)
         .into()
 }
