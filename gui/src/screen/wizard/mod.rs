@@ -1313,7 +1313,9 @@ pub(crate) mod tests {
     /// the focus when the step opens: it takes it when they first pass.
     #[test]
     fn get_started_takes_the_focus_when_the_checks_first_pass() {
-        let unchecked = status_with(NetworkState::Unknown, ClockState::Unknown, None);
+        // The first clock check has not run: Get started waits for it.
+        let mut unchecked = status_with(NetworkState::Unknown, ClockState::Unknown, None);
+        unchecked.clock.checked_at = None;
         let (mut s, _) = State::new(Some(Box::new(unchecked.clone())));
         assert_eq!(
             update(&mut s, Message::Status(passing())),
