@@ -195,7 +195,12 @@ pub fn sections(s: &AgentStatus, since_status: Duration) -> Vec<Section> {
             outcome,
             figure: match s.network.state {
                 // A host name starts the vocabulary's words: as written.
-                NetworkState::Offline => network_words(&s.network),
+                NetworkState::Offline => match s.network.problems.first() {
+                    Some(first) => {
+                        format!("{} {}", network_words(&s.network), first.cause.next_step())
+                    }
+                    None => super::capitalize(&s.network.detail),
+                },
                 _ => super::capitalize(&s.network.detail),
             },
             check: Check::Network,
@@ -560,7 +565,9 @@ mod tests {
         assert_eq!(
             network.figure,
             "guide.example.com (offline-access guide) presented a certificate this computer \
-             does not trust."
+             does not trust. Tell IT: a network proxy that inspects encrypted traffic, or a \
+             company certificate missing from this computer, is the likely cause. Until then, \
+             try another network."
         );
         let mut state = State::default();
         {

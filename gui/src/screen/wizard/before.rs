@@ -99,6 +99,17 @@ pub struct CheckLine {
     pub details: Option<String>,
 }
 
+impl CheckLine {
+    /// The word beside the name. A network failure this provider can do
+    /// without was measured: it is not needed now, rather than unmeasured.
+    pub fn mark(&self) -> &'static str {
+        match (self.name, self.outcome) {
+            ("Internet connection", Outcome::Warn) => "Not needed now",
+            _ => self.outcome.mark(),
+        }
+    }
+}
+
 /// Whether this provider's enrollment cannot go on with `problem`: only
 /// Duo's needs the network, and then only Duo itself.
 fn blocks(problem: &Problem, provider: ProviderKind) -> bool {
@@ -361,7 +372,7 @@ pub fn view<'a>(state: &'a State, status: Option<&'a AgentStatus>) -> Element<'a
     }
     let mut content = column![
         text("Before you begin").size(24),
-        text("Setting up MFA takes about five minutes. Two things must be right first:"),
+        text("Setting up MFA takes about five minutes. First, Rampart checks what it needs:"),
         checks,
     ]
     .spacing(14);
@@ -424,7 +435,7 @@ fn check_view<'a>(line: CheckLine) -> Element<'a, Message> {
     let mut body = column![
         row![
             text(line.name).size(17),
-            text(line.outcome.mark()).size(17).color(color),
+            text(line.mark()).size(17).color(color),
         ]
         .spacing(12),
         text(line.figure),
@@ -541,6 +552,7 @@ pub(crate) mod tests {
                 ),
             }
         );
+        assert_eq!(line.mark(), "Not needed now");
         assert!(can_start(Some(&status)));
         // Offline altogether, and the network check not even run: still fine.
         let offline = with_problems(
