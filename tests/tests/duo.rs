@@ -375,11 +375,54 @@ fn deny_bypass_and_rate_limits_are_said_plainly() {
 }
 
 #[test]
-fn a_clock_duo_refuses_is_named_with_its_figure() {
+fn a_clock_duo_refuses_is_named_with_its_figure_and_a_small_skew_is_signed_around() {
     let server = DuoServer::start();
     // Duo's clock is 10 min ahead: this computer's is 10 min slow, and the
-    // server refuses the Date as Duo would.
+    // server refuses the Date (40105) as Duo would.
     server.set_clock_offset(600);
+    let dir = tempfile::tempdir().unwrap();
+    let agent = start_agent(&server, dir.path());
+    let mut c = RawClient::greeted(&agent.socket);
+    let view = mfa(&mut c, 1, json!({"type": "start_enrollment"}));
+    assert_eq!(view["error"]["code"], "provider_error", "{view}");
+    let problem = &view["error"]["problem"];
+    assert_eq!(problem["cause"], "duo_clock", "{view}");
+    let offset = problem["offset_ms"].as_i64().unwrap();
+    assert!((offset + 600_000).abs() < 2_000, "measured {offset} ms");
+    assert!(
+        problem["details"].as_str().unwrap().contains("40105"),
+        "Duo's code in the details: {problem}"
+    );
+    let message = view["error"]["message"].as_str().unwrap();
+    assert_eq!(
+        message,
+        "Duo refused the request because this computer's clock is 10 min slow by Duo's time. \
+         Turn on \"Set time automatically\" in your computer's date and time settings, then \
+         try again."
+    );
+    assert_eq!(view["step"], "not_set_up");
+
+    // A minute off is beyond Duo's tolerance but within what the agent
+    // measures and signs around: the setup goes on.
+    server.set_clock_offset(60);
+    let view = mfa(&mut c, 2, json!({"type": "start_enrollment"}));
+    assert_eq!(view["error"], Value::Null, "{view}");
+    assert_eq!(view["duo"]["type"], "activate", "{view}");
+    let view = mfa(&mut c, 3, json!({"type": "check_progress"}));
+    assert_eq!(view["error"], Value::Null, "{view}");
+    assert!(
+        server
+            .requests()
+            .iter()
+            .filter(|r| r.signature_ok.is_some())
+            .all(|r| r.status != 401 || r.path == "/auth/v2/check"),
+        "after the first refusal every signed request was accepted"
+    );
+}
+
+#[test]
+fn a_wrong_key_with_the_clock_right_is_duos_credentials() {
+    let server = DuoServer::start();
     let dir = tempfile::tempdir().unwrap();
     let key = server.write_secret_key_file(dir.path());
     let mut policy = server.policy(&key);
@@ -398,17 +441,22 @@ fn a_clock_duo_refuses_is_named_with_its_figure() {
     );
     let mut c = RawClient::greeted(&agent.socket);
     let view = mfa(&mut c, 1, json!({"type": "start_enrollment"}));
-    assert_eq!(view["error"]["code"], "provider_error", "{view}");
-    let message = view["error"]["message"].as_str().unwrap();
-    assert!(
-        message.starts_with(
-            "Duo did not accept Rampart's credentials: the clock or the integration key is wrong. \
-             This computer's clock is 10 min"
-        ),
-        "{message}"
+    assert_eq!(
+        view["error"]["problem"]["cause"], "duo_credentials",
+        "{view}"
     );
-    assert!(message.contains("slow compared with Duo's"), "{message}");
-    assert_eq!(view["step"], "not_set_up");
+    assert!(
+        view["error"]["problem"]["details"]
+            .as_str()
+            .unwrap()
+            .contains("40103"),
+        "{view}"
+    );
+    assert_eq!(
+        view["error"]["message"],
+        "Duo refused Rampart's credentials (the integration key or secret key). Tell IT; \
+         nothing on this computer needs to change."
+    );
 }
 
 /// Waits until the agent's status satisfies `done`.
