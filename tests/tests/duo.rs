@@ -342,7 +342,13 @@ fn deny_bypass_and_rate_limits_are_said_plainly() {
     assert_eq!(denied["error"]["code"], "access_denied", "{denied}");
     assert_eq!(
         denied["error"]["message"],
-        "Duo does not allow MFA setup for your account (Duo says: Access denied). Contact your IT support team."
+        "Duo does not allow MFA setup for your account. Contact your IT support team: only they \
+         can allow it."
+    );
+    assert_eq!(denied["error"]["problem"]["cause"], "duo_denied");
+    assert_eq!(
+        denied["error"]["problem"]["details"], "Access denied.",
+        "Duo's own words, on demand"
     );
     let s = status(&mut c, 2);
     assert_eq!(s["mfa"]["state"], "error");
