@@ -690,6 +690,7 @@ mod tests {
             now: at(now),
             policy: p,
             agent_version: Version::new(0, 1, 0),
+            clock: Default::default(),
         }
     }
 

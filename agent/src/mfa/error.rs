@@ -75,6 +75,9 @@ pub enum MfaError {
     /// this computer's clock is the one that is off.
     #[error("{}", sentence(&Cause::ComputerClockMoved { moved_ms: *.moved_ms }))]
     ComputerClockMoved { moved_ms: i64 },
+    /// As above, explained by the skew the last clock check measured.
+    #[error("{}", sentence(&Cause::ClockSkew { offset_ms: *.offset_ms, allowed_ms: *.allowed_ms }))]
+    ComputerClockSkew { offset_ms: i64, allowed_ms: u64 },
     /// Duo has still not confirmed the phone's activation this long after
     /// the phone reported it done.
     #[error("{}", sentence(&Cause::DuoActivationPending { waited_ms: *.waited_ms }))]
@@ -181,6 +184,16 @@ impl MfaError {
                 },
                 "",
             )),
+            Self::ComputerClockSkew {
+                offset_ms,
+                allowed_ms,
+            } => Some(Problem::new(
+                Cause::ClockSkew {
+                    offset_ms: *offset_ms,
+                    allowed_ms: *allowed_ms,
+                },
+                "",
+            )),
             Self::ActivationPending { waited_ms } => Some(Problem::new(
                 Cause::DuoActivationPending {
                     waited_ms: *waited_ms,
@@ -228,7 +241,9 @@ impl MfaError {
             | Self::NoPushDevice
             | Self::ProviderInFlight => MfaErrorCode::ProviderError,
             // A wrong code, explained by this computer's clock.
-            Self::ComputerClockMoved { .. } => MfaErrorCode::WrongCode,
+            Self::ComputerClockMoved { .. } | Self::ComputerClockSkew { .. } => {
+                MfaErrorCode::WrongCode
+            }
             Self::ProviderBusy { .. } => MfaErrorCode::Throttled,
             Self::AccessDenied(_) => MfaErrorCode::AccessDenied,
             Self::Code(VerifyError::Replayed) => MfaErrorCode::ReplayedCode,
