@@ -254,17 +254,20 @@ fn a_new_duo_user_activates_confirms_with_a_push_and_is_enrolled() {
     assert_eq!(status(&mut c, 11)["mfa"]["state"], "enrolled");
 
     let user = login_name();
+    // `/ping` is also the network check's clock sample, at any moment: the
+    // signed calls are in order, and Duo's clock was read before them.
     let paths = server.paths();
+    let signed: Vec<&String> = paths.iter().filter(|p| *p != "/auth/v2/ping").collect();
     assert_eq!(
-        &paths[..4],
-        [
-            "/auth/v2/ping",
-            "/auth/v2/check",
-            "/auth/v2/preauth",
-            "/auth/v2/enroll"
-        ]
+        signed[..3],
+        ["/auth/v2/check", "/auth/v2/preauth", "/auth/v2/enroll"]
     );
-    let enroll = &server.requests()[3];
+    assert_eq!(paths[0], "/auth/v2/ping");
+    let enroll = server
+        .requests()
+        .into_iter()
+        .find(|r| r.path == "/auth/v2/enroll")
+        .unwrap();
     assert_eq!(enroll.params, [("username".to_owned(), user)]);
     assert!(
         server
@@ -370,14 +373,19 @@ fn deny_bypass_and_rate_limits_are_said_plainly() {
     let limited = mfa(&mut c, 5, json!({"type": "start_enrollment"}));
     assert_eq!(limited["error"]["code"], "throttled", "{limited}");
     assert!(limited["error"]["retry_after_secs"].as_u64().unwrap() >= 59);
-    let asked = server.requests().len();
+    // The network check's `/ping` may come at any moment; the setup's own
+    // calls are what must wait.
+    let setup_calls = || {
+        server
+            .paths()
+            .iter()
+            .filter(|p| *p != "/auth/v2/ping")
+            .count()
+    };
+    let asked = setup_calls();
     let again = mfa(&mut c, 6, json!({"type": "start_enrollment"}));
     assert_eq!(again["error"]["code"], "throttled");
-    assert_eq!(
-        server.requests().len(),
-        asked,
-        "Duo was asked while backing off"
-    );
+    assert_eq!(setup_calls(), asked, "Duo was asked while backing off");
 }
 
 #[test]
@@ -586,5 +594,38 @@ fn doctor_checks_the_duo_keys_and_names_the_cause() {
     assert!(
         bad["fix"].as_str().unwrap().contains("integration_key"),
         "{bad:#}"
+    );
+}
+
+/// No time server answers (the loopback policy's is 127.0.0.1:9) and the
+/// guide is unreachable: Duo's `/ping` measures the clock. Duo's clock is
+/// 10 min ahead, so this computer's reads 10 min slow, by Duo's time.
+#[test]
+fn with_no_time_server_duos_ping_measures_the_clock() {
+    let server = DuoServer::start();
+    server.set_clock_offset(600);
+    let dir = tempfile::tempdir().unwrap();
+    let agent = start_agent(&server, dir.path());
+    let s = agent.wait_for_status("the clock measured against Duo", |s| {
+        s["clock"]["source"] == "duo_ping"
+    });
+    let clock = &s["clock"];
+    assert_eq!(clock["state"], "skewed", "{clock:#}");
+    assert_eq!(clock["server"], server.api_host().as_str(), "{clock:#}");
+    let offset = clock["offset_ms"].as_i64().unwrap();
+    let uncertainty = clock["uncertainty_ms"].as_i64().unwrap();
+    assert!(uncertainty >= 1000, "{clock:#}");
+    assert!((offset + 600_000).abs() <= uncertainty, "{clock:#}");
+    let detail = clock["detail"].as_str().unwrap();
+    assert!(
+        detail.contains(&format!(
+            "measured against Duo's time ({}), ± ",
+            server.api_host()
+        )),
+        "{detail}"
+    );
+    assert!(
+        server.paths().iter().any(|p| p == "/auth/v2/ping"),
+        "asked Duo's /ping"
     );
 }
