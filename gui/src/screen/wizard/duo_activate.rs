@@ -17,7 +17,8 @@ pub enum State {
     Activate {
         /// What the QR code encodes: kept to notice a new activation.
         code: String,
-        qr: Option<qr_code::Data>,
+        /// Boxed: a QR code's modules are large beside the portal variant.
+        qr: Option<Box<qr_code::Data>>,
         link: String,
         expires_at: Option<DateTime<Utc>>,
         expired: bool,
@@ -58,7 +59,7 @@ impl State {
                 expired,
             } => Some(Self::Activate {
                 code: activation_code.clone(),
-                qr: qr_code::Data::new(activation_code).ok(),
+                qr: qr_code::Data::new(activation_code).ok().map(Box::new),
                 link: activation_url.clone(),
                 expires_at: *expires_at,
                 expired: *expired,
@@ -219,7 +220,7 @@ pub fn view(state: &State) -> Element<'_, Message> {
             expired,
             renewing,
             ..
-        } => activate_view(qr.as_ref(), link, *expires_at, *expired, *renewing),
+        } => activate_view(qr.as_deref(), link, *expires_at, *expired, *renewing),
         State::Portal { renewing, .. } => column![
             text("Add your phone to Duo").size(24),
             text(
