@@ -63,12 +63,16 @@ impl AgentProcess {
 
     /// Dev mode with `policy` and extra environment for the agent's process
     /// (e.g. libfaketime's, to move its wall clock while it runs).
-    pub fn start_dev_with_env(policy: &Value, env: &[(&str, &std::ffi::OsStr)]) -> Self {
+    pub fn start_dev_with_env(
+        policy: &Value,
+        install: &Value,
+        env: &[(&str, &std::ffi::OsStr)],
+    ) -> Self {
         let env = env
             .iter()
             .map(|(k, v)| (std::ffi::OsString::from(k), v.to_os_string()))
             .collect();
-        Self::start_full(&["--dev"], policy, &json!({}), &[], |_| {}, env)
+        Self::start_full(&["--dev"], policy, install, &[], |_| {}, env)
     }
 
     fn start_prepared(

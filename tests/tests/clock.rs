@@ -530,6 +530,7 @@ fn a_computer_clock_set_after_its_check_is_blamed_not_the_phone() {
     std::fs::write(&shift, "+0s").unwrap();
     let agent = rampart_tests::agent::AgentProcess::start_dev_with_env(
         &rampart_tests::agent::loopback_policy(1),
+        &json!({}),
         &[
             ("LD_PRELOAD", lib.as_os_str()),
             ("FAKETIME_TIMESTAMP_FILE", shift.as_os_str()),

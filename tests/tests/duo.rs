@@ -629,3 +629,60 @@ fn with_no_time_server_duos_ping_measures_the_clock() {
         "asked Duo's /ping"
     );
 }
+
+/// The phone's activation succeeded but Duo's preauth still says `enroll`.
+/// The wizard waits quietly, then, 2 min after the first such answer, says
+/// so with the wait. The agent's wall clock is moved 130 s forward by
+/// libfaketime (an offset file; its monotonic clock stays real), and Duo's
+/// with it, so the test need not wait two minutes.
+#[test]
+fn an_activation_duo_does_not_confirm_is_said_after_two_minutes() {
+    let Some(lib) = rampart_tests::chrony::libfaketime() else {
+        return;
+    };
+    let server = DuoServer::start();
+    server.add_user(
+        &login_name(),
+        UserScript {
+            enroll_statuses: vec!["success"],
+            enroll_after_activation: true,
+            ..UserScript::new(Preauth::Enroll { exists: false })
+        },
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let shift = dir.path().join("faketime");
+    std::fs::write(&shift, "+0s").unwrap();
+    let key = server.write_secret_key_file(dir.path());
+    let agent = AgentProcess::start_dev_with_env(
+        &server.policy(&key),
+        &json!({"extra_ca_file": server.ca_file()}),
+        &[
+            ("LD_PRELOAD", lib.as_os_str()),
+            ("FAKETIME_TIMESTAMP_FILE", shift.as_os_str()),
+            ("FAKETIME_NO_CACHE", "1".as_ref()),
+            ("DONT_FAKE_MONOTONIC", "1".as_ref()),
+        ],
+    );
+    let mut c = RawClient::greeted(&agent.socket);
+    let view = mfa(&mut c, 1, json!({"type": "start_enrollment"}));
+    assert_eq!(view["duo"]["type"], "activate", "{view}");
+    // Activated on the phone; Duo's preauth has not caught up: quiet.
+    let view = mfa(&mut c, 2, json!({"type": "check_progress"}));
+    assert_eq!(view["duo"]["type"], "activate", "{view}");
+    assert_eq!(view["error"], Value::Null, "{view}");
+
+    std::fs::write(&shift, "+130s").unwrap();
+    server.set_clock_offset(130);
+    let view = mfa(&mut c, 3, json!({"type": "check_progress"}));
+    assert_eq!(view["duo"]["type"], "activate", "{view}");
+    let problem = &view["error"]["problem"];
+    assert_eq!(problem["cause"], "duo_activation_pending", "{view}");
+    let waited = problem["waited_ms"].as_u64().unwrap();
+    assert!((130_000..135_000).contains(&waited), "waited {waited} ms");
+    let message = view["error"]["message"].as_str().unwrap();
+    assert!(
+        message.starts_with("Duo has not confirmed your phone's activation after 2 min 1")
+            && message.ends_with("then click Try again. If it still waits, tell IT."),
+        "{message}"
+    );
+}
