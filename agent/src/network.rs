@@ -2,11 +2,12 @@
 //! the policy server, the MFA provider's API, IT's report collector, and the
 //! offline-access guide the employee must open. Each is resolved and
 //! connected to (TCP); a failure names the stage that failed. A reached
-//! policy server or guide host is then asked for its `Date` header (HTTP(S) `HEAD`, the same
-//! trust as doctor's), with the request's send and receive instants: the
-//! clock check's measure when no time server answers
+//! policy server or guide host is then asked for its `Date` header (HTTP(S)
+//! `HEAD`, the same trust as doctor's), and a reached Duo API for its time
+//! (`/ping`), with the request's send and receive instants: the clock
+//! check's measure when no time server answers
 //! ([`crate::clock::http_date`]). That request's failure does not change
-//! the verdict (TCP decides reachability).
+//! the verdict (TCP decides reachability), except a refused certificate.
 //!
 //! [`check`] is the only I/O; [`targets`] and [`to_section`] are pure.
 //! `rampart-agent doctor` probes the same [`targets`], over HTTP(S) with the
@@ -20,7 +21,7 @@ use chrono::{DateTime, Utc};
 use rampart_shared::cause::{Cause, Problem};
 use rampart_shared::links::split_host_port;
 use rampart_shared::policy::{Policy, Provider};
-use rampart_shared::status::{NetworkSection, NetworkState};
+use rampart_shared::status::{ClockSource, NetworkSection, NetworkState};
 use tokio::net::TcpStream;
 
 use crate::clock::http_date::DateSample;
@@ -28,13 +29,20 @@ use crate::config::InstallConfig;
 
 pub use rampart_shared::cause::Endpoint;
 
-/// Whether the network check asks `endpoint` for its `Date` header: the
-/// policy server and the guide's host, which serve documents; not IT's
-/// report collector (it takes reports, not probes) nor Duo's API (asked
-/// only what enrollment needs, its `/ping` has Duo's own time).
+/// Whether the network check asks `endpoint` for its time: the policy
+/// server and the guide's host, which serve documents, for their `Date`
+/// header; Duo's API (the policy's provider is Duo) for its own time, by
+/// `/ping` (unsigned, made for this). Not IT's report collector: it takes
+/// reports, not probes.
 pub fn asked_for_date(endpoint: Endpoint) -> bool {
-    matches!(endpoint, Endpoint::PolicyServer | Endpoint::OfflineGuide)
+    matches!(
+        endpoint,
+        Endpoint::PolicyServer | Endpoint::OfflineGuide | Endpoint::Duo
+    )
 }
+
+/// Duo's `/ping` under the Duo target's URL (`https://{api_host}/`).
+const DUO_PING_PATH: &str = "auth/v2/ping";
 
 /// One endpoint to reach.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -370,10 +378,11 @@ pub fn client_at(
     builder.build()
 }
 
-/// A `HEAD` of the target's URL at the address just reached: its `Date`
-/// header and when the request went out and the answer came back. `None`
-/// when the exchange fails or the answer has no `Date`; logged at debug.
-/// A refused certificate is the endpoint's failure.
+/// A `HEAD` of the target's URL at the address just reached (for Duo, a
+/// `GET` of `/ping`): its `Date` header (Duo's `time`) and when the request
+/// went out and the answer came back. `None` when the exchange fails or the
+/// answer has no time; logged at debug. A refused certificate is the
+/// endpoint's failure.
 async fn date_of(
     target: &Target,
     addr: SocketAddr,
@@ -394,25 +403,54 @@ async fn date_of(
         .inspect_err(|e| tracing::debug!(error = %e, "no HTTP client for the Date header"))
         .ok()?;
         let sent = Utc::now();
-        let response = match client.head(&target.url).send().await {
+        let request = match target.endpoint {
+            Endpoint::Duo => client.get(format!(
+                "{}/{DUO_PING_PATH}",
+                target.url.trim_end_matches('/')
+            )),
+            _ => client.head(&target.url),
+        };
+        let response = match request.send().await {
             Ok(response) => response,
             Err(e) => {
                 let detail = crate::error_chain(&e);
-                tracing::debug!(url = %target.url, error = %detail, "no Date header");
+                tracing::debug!(url = %target.url, error = %detail, "no time from the endpoint");
                 return Some(Err(
                     certificate_refusal(&e).map(|dates| Failure::Certificate { dates, detail })
                 ));
             }
         };
         let received = Utc::now();
-        let date = response
-            .headers()
-            .get(reqwest::header::DATE)?
-            .to_str()
-            .ok()?
-            .to_owned();
+        let (source, date) = match target.endpoint {
+            // Duo's time, whole seconds like a Date header: one kind of
+            // sample, one estimate (`clock::http_date`).
+            Endpoint::Duo => {
+                let status = response.status().as_u16();
+                let body = response
+                    .bytes()
+                    .await
+                    .inspect_err(|e| tracing::debug!(error = %e, "Duo's /ping unread"))
+                    .ok()?;
+                let time = crate::duo::client::parse_envelope(status, &body)
+                    .inspect_err(|e| tracing::debug!(error = %e, "Duo's /ping refused"))
+                    .ok()?["time"]
+                    .as_i64()
+                    .and_then(|t| DateTime::from_timestamp(t, 0))?;
+                (ClockSource::DuoPing, crate::duo::sign::date_header(time))
+            }
+            _ => (
+                ClockSource::HttpDate,
+                response
+                    .headers()
+                    .get(reqwest::header::DATE)?
+                    .to_str()
+                    .ok()?
+                    .to_owned(),
+            ),
+        };
         Some(Ok(DateSample {
             host: target.display(),
+            source,
             date,
             sent,
             received,
@@ -519,7 +557,7 @@ mod tests {
     use rampart_shared::policy::Reporting;
 
     #[test]
-    fn only_the_policy_server_and_the_guide_are_asked_for_the_date() {
+    fn the_policy_server_the_guide_and_duo_are_asked_for_the_time() {
         let asked: Vec<bool> = [
             Endpoint::PolicyServer,
             Endpoint::Duo,
@@ -528,7 +566,7 @@ mod tests {
         ]
         .map(asked_for_date)
         .to_vec();
-        assert_eq!(asked, [true, false, false, true]);
+        assert_eq!(asked, [true, true, false, true]);
     }
 
     #[test]

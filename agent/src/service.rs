@@ -284,6 +284,7 @@ pub async fn start(config: AgentConfig) -> Result<RunningAgent, AgentError> {
         failures: Failures::default(),
         clock_ntp: None,
         date_samples: Vec::new(),
+        clock_checked_at: None,
         duo_client: None,
         config,
     };
@@ -365,6 +366,19 @@ impl Publisher {
     }
 }
 
+/// What the machine is told about this computer's clock: the last check's
+/// offset, and how far the wall clock moved since that check.
+fn computer_clock(
+    section: &ClockSection,
+    checked_at: Option<(chrono::DateTime<Utc>, std::time::Instant)>,
+) -> mfa::ComputerClock {
+    mfa::ComputerClock {
+        offset_ms: section.offset_ms,
+        moved_ms: checked_at
+            .map(|then| clock::moved_ms(then, (Utc::now(), std::time::Instant::now()))),
+    }
+}
+
 /// When each kind of work is next due (`None`: not scheduled).
 #[derive(Debug)]
 struct Due {
@@ -422,6 +436,9 @@ struct Shell {
     clock_ntp: Option<(ClockSection, bool)>,
     /// The `Date` headers of the last network check.
     date_samples: Vec<clock::http_date::DateSample>,
+    /// The wall and monotonic clocks when the last clock check finished:
+    /// how far the wall clock moved since is measured against them.
+    clock_checked_at: Option<(chrono::DateTime<Utc>, std::time::Instant)>,
     /// Built on first use from the policy's Duo provider; cleared when the
     /// policy changes. A failure is not kept: IT may fix the key file.
     duo_client: Option<crate::duo::DuoClient>,
@@ -626,6 +643,7 @@ impl Shell {
             now: Utc::now(),
             policy,
             agent_version: Version::current(),
+            clock: computer_clock(&self.core.clock, self.clock_checked_at),
         };
         let view = match self.mfa.plan(&peer, &owner, &command, &ctx) {
             mfa::Plan::Reply(view) => view,
@@ -657,6 +675,22 @@ impl Shell {
                 }
             }
         };
+        if view
+            .error
+            .as_ref()
+            .and_then(|e| e.problem.as_ref())
+            .is_some_and(|p| {
+                matches!(
+                    p.cause,
+                    rampart_shared::cause::Cause::ComputerClockMoved { .. }
+                )
+            })
+            && !self.in_flight.clock
+        {
+            // The clock was set since it was checked: check it again now,
+            // so the status (and the wizard's clock line) says so too.
+            self.due.clock = Some(TokioInstant::now());
+        }
         Some((to, Ok(Response::Enrollment { view })))
     }
 
@@ -719,6 +753,7 @@ impl Shell {
                     now: Utc::now(),
                     policy,
                     agent_version: Version::current(),
+                    clock: mfa::ComputerClock::default(),
                 };
                 let mut view =
                     self.mfa
@@ -750,6 +785,7 @@ impl Shell {
             now: Utc::now(),
             policy,
             agent_version: Version::current(),
+            clock: mfa::ComputerClock::default(),
         };
         let view = self.mfa.finish_duo(
             &job.peer,
@@ -968,6 +1004,7 @@ impl Shell {
         let failed = ntp.state == ClockState::Unknown;
         self.core.clock = clock::http_date::fallback(ntp.clone(), no_answer, &self.date_samples);
         self.clock_ntp = Some((ntp, no_answer));
+        self.clock_checked_at = Some((Utc::now(), std::time::Instant::now()));
         let failures = Failures::count(&mut self.failures.clock, failed);
         let next = retry::next_check_in(
             failures,

@@ -234,6 +234,10 @@ pub enum ClockSource {
     /// The `Date` header of an HTTP(S) answer (whole seconds), used when no
     /// time server answered.
     HttpDate,
+    /// Duo's time from its Auth API's `/ping` (whole seconds, so measured
+    /// as a `Date` header is), used like `http_date` when the policy's
+    /// provider is Duo. Protocol 1, added with issue 14.
+    DuoPing,
     /// A source a newer agent knows.
     #[serde(other)]
     Other,

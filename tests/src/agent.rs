@@ -14,6 +14,8 @@ pub struct AgentProcess {
     pub dir: TempDir,
     pub socket: PathBuf,
     args: Vec<std::ffi::OsString>,
+    /// Extra environment, kept for restarts.
+    env: Vec<(std::ffi::OsString, std::ffi::OsString)>,
 }
 
 impl AgentProcess {
@@ -59,12 +61,37 @@ impl AgentProcess {
         Self::start_prepared(mode_args, policy, install, extra_args, |_| {})
     }
 
+    /// Dev mode with `policy` and extra environment for the agent's process
+    /// (e.g. libfaketime's, to move its wall clock while it runs).
+    pub fn start_dev_with_env(
+        policy: &Value,
+        install: &Value,
+        env: &[(&str, &std::ffi::OsStr)],
+    ) -> Self {
+        let env = env
+            .iter()
+            .map(|(k, v)| (std::ffi::OsString::from(k), v.to_os_string()))
+            .collect();
+        Self::start_full(&["--dev"], policy, install, &[], |_| {}, env)
+    }
+
     fn start_prepared(
         mode_args: &[&str],
         policy: &Value,
         install: &Value,
         extra_args: &[&str],
         prepare: impl FnOnce(&Path),
+    ) -> Self {
+        Self::start_full(mode_args, policy, install, extra_args, prepare, Vec::new())
+    }
+
+    fn start_full(
+        mode_args: &[&str],
+        policy: &Value,
+        install: &Value,
+        extra_args: &[&str],
+        prepare: impl FnOnce(&Path),
+        env: Vec<(std::ffi::OsString, std::ffi::OsString)>,
     ) -> Self {
         let dir = short_tempdir();
         prepare(dir.path());
@@ -79,12 +106,13 @@ impl AgentProcess {
             args.extend(["--log".into(), "info".into()]);
         }
         args.extend(extra_args.iter().map(Into::into));
-        let child = spawn_agent(&args, dir.path());
+        let child = spawn_agent(&args, &env, dir.path());
         let agent = Self {
             child,
             dir,
             socket,
             args,
+            env,
         };
         agent.wait_until_listening();
         agent
@@ -94,7 +122,7 @@ impl AgentProcess {
     /// socket and arguments: a crash and a restart by the service manager.
     pub fn crash_and_restart(&mut self) {
         self.kill();
-        self.child = spawn_agent(&self.args, self.dir.path());
+        self.child = spawn_agent(&self.args, &self.env, self.dir.path());
         self.wait_until_listening();
     }
 
@@ -103,7 +131,7 @@ impl AgentProcess {
     pub fn restart(&mut self) {
         let status = self.terminate();
         assert!(status.success(), "rampart-agent exited with {status}");
-        self.child = spawn_agent(&self.args, self.dir.path());
+        self.child = spawn_agent(&self.args, &self.env, self.dir.path());
         self.wait_until_listening();
     }
 
@@ -202,7 +230,11 @@ impl Drop for AgentProcess {
     }
 }
 
-fn spawn_agent(args: &[std::ffi::OsString], dir: &Path) -> Child {
+fn spawn_agent(
+    args: &[std::ffi::OsString],
+    env: &[(std::ffi::OsString, std::ffi::OsString)],
+    dir: &Path,
+) -> Child {
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -210,6 +242,7 @@ fn spawn_agent(args: &[std::ffi::OsString], dir: &Path) -> Child {
         .expect("open the agent log");
     let mut cmd = Command::new(workspace_bin("rampart-agent"));
     cmd.args(args);
+    cmd.envs(env.iter().map(|(k, v)| (k, v)));
     isolate_home(&mut cmd, dir);
     cmd.env("NO_COLOR", "1")
         .stdin(Stdio::null())

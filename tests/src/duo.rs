@@ -10,8 +10,10 @@
 //! Scripts: [`DuoServer::add_user`] with a [`UserScript`] (what preauth
 //! says, the answers enroll_status and auth_status give in turn, the
 //! passcode that works); [`DuoServer::rate_limit`] to answer the next
-//! requests with 429; [`DuoServer::set_clock_offset`] to move the time
-//! `/ping` and `/check` report. Every request is recorded
+//! requests with 429; [`DuoServer::set_clock_offset`] to move Duo's clock:
+//! the time `/ping` and `/check` report, and the one a signed request's
+//! `Date` must be within [`DATE_TOLERANCE_SECS`] of (else 40105, "Bad
+//! request timestamp", checked before the signature as Duo does). Every request is recorded
 //! ([`DuoServer::requests`]).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -27,6 +29,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde_json::{Value, json};
 
 pub const INTEGRATION_KEY: &str = "DIWJ8X6AEYOR5OMC6TQ1";
+/// How far a signed request's `Date` may be from this server's clock.
+pub const DATE_TOLERANCE_SECS: i64 = 30;
 pub const SECRET_KEY: &str = "Zh5eGmUq9zpfQnyUIu5OL9iWoMMv5ZNmk3zLJ4Ep";
 
 /// What `/preauth` says for a user.
@@ -55,6 +59,9 @@ pub struct UserScript {
     pub push_results: Vec<(&'static str, &'static str)>,
     /// The passcode that `/auth` accepts.
     pub passcode: Option<&'static str>,
+    /// Preauth keeps saying `enroll` after `/enroll_status` said `success`
+    /// (Duo has not caught up with the phone's activation).
+    pub enroll_after_activation: bool,
 }
 
 impl UserScript {
@@ -64,6 +71,7 @@ impl UserScript {
             enroll_statuses: vec!["waiting", "success"],
             push_results: vec![("waiting", "pushed"), ("allow", "allow")],
             passcode: None,
+            enroll_after_activation: false,
         }
     }
 }
@@ -371,11 +379,24 @@ fn answer(
     }
     let signed = request.path != "/auth/v2/ping";
     let signature_ok = signed.then(|| verify(request, &params, addr));
+    let duo_now = now_secs() + s.clock_offset_secs;
+    let stale_date = signed
+        && request
+            .headers
+            .get("date")
+            .and_then(|d| chrono::DateTime::parse_from_rfc2822(d).ok())
+            .is_some_and(|sent| (sent.timestamp() - duo_now).abs() > DATE_TOLERANCE_SECS);
     let (status, headers, body) = if let Some(wait) = s.rate_limit.pop_front() {
         (
             429,
             vec![("Retry-After".to_owned(), wait.to_string())],
             json!({"stat": "FAIL", "code": 42901, "message": "Too Many Requests"}),
+        )
+    } else if stale_date {
+        (
+            401,
+            vec![],
+            json!({"stat": "FAIL", "code": 40105, "message": "Bad request timestamp"}),
         )
     } else if signature_ok == Some(false) {
         (
@@ -498,7 +519,7 @@ fn route(s: &mut State, path: &str, params: &[(String, String)], addr: SocketAdd
             } else {
                 user.enroll_statuses.front().copied().unwrap_or("waiting")
             };
-            if answer == "success" {
+            if answer == "success" && !user.script.enroll_after_activation {
                 user.script.preauth = Preauth::Auth;
             }
             ok(json!(answer))
@@ -586,11 +607,8 @@ fn verify(request: &Request, params: &[(String, String)], addr: SocketAddr) -> b
     let Some((ikey, signature)) = decoded.split_once(':') else {
         return false;
     };
-    // Duo accepts a Date within a few minutes of its own clock.
-    let Ok(sent) = chrono::DateTime::parse_from_rfc2822(date) else {
-        return false;
-    };
-    if (sent.timestamp() - now_secs()).abs() > 300 {
+    // The Date's distance from Duo's clock is checked by the caller (40105).
+    if chrono::DateTime::parse_from_rfc2822(date).is_err() {
         return false;
     }
     let mut pairs: Vec<(String, String)> =

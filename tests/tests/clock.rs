@@ -510,3 +510,79 @@ fn with_no_time_server_the_policy_servers_date_header_measures_the_clock() {
         }
     }
 }
+
+/// The agent's wall clock is set 5 min forward (libfaketime reading its
+/// offset from a file, the monotonic clock left alone) after its clock
+/// check ran. A right phone's code then matches "a phone 5 min behind";
+/// the agent measures that its own clock moved (wall time elapsed minus
+/// monotonic time elapsed) and blames it, not the phone, then checks the
+/// clock again.
+#[test]
+fn a_computer_clock_set_after_its_check_is_blamed_not_the_phone() {
+    use rampart_shared::totp::{self, Params, Secret};
+    use rampart_tests::ipc::RawClient;
+    use serde_json::json;
+    let Some(lib) = chrony::libfaketime() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let shift = dir.path().join("faketime");
+    std::fs::write(&shift, "+0s").unwrap();
+    let agent = rampart_tests::agent::AgentProcess::start_dev_with_env(
+        &rampart_tests::agent::loopback_policy(1),
+        &json!({}),
+        &[
+            ("LD_PRELOAD", lib.as_os_str()),
+            ("FAKETIME_TIMESTAMP_FILE", shift.as_os_str()),
+            ("FAKETIME_NO_CACHE", "1".as_ref()),
+            ("DONT_FAKE_MONOTONIC", "1".as_ref()),
+        ],
+    );
+    // The clock check ran (nothing answers at 127.0.0.1:9: it measured
+    // nothing, but the agent noted its wall and monotonic clocks).
+    let checked = agent.wait_for_status("the first clock check", |s| {
+        !s["clock"]["checked_at"].is_null()
+    })["clock"]["checked_at"]
+        .clone();
+    let mut c = RawClient::greeted(&agent.socket);
+    let view = c.call(
+        1,
+        json!({"type": "mfa", "command": {"type": "start_enrollment"}}),
+    )["reply"]["response"]["view"]
+        .clone();
+    let uri = view["pairing"]["otpauth_uri"].as_str().unwrap().to_owned();
+    let secret = uri
+        .split(['?', '&'])
+        .find_map(|p| p.strip_prefix("secret="))
+        .unwrap();
+    let secret = Secret::from_base32(secret).unwrap();
+
+    std::fs::write(&shift, "+300s").unwrap();
+    let now = chrono::Utc::now().timestamp();
+    let code = totp::totp(&secret, now, Params::PRODUCT);
+    let view = c.call(
+        2,
+        json!({"type": "mfa", "command": {"type": "verify_code", "code": code}}),
+    )["reply"]["response"]["view"]
+        .clone();
+    let error = &view["error"];
+    assert_eq!(
+        error["problem"]["cause"], "computer_clock_moved",
+        "{view:#}"
+    );
+    let moved = error["problem"]["moved_ms"].as_i64().unwrap();
+    assert!((moved - 300_000).abs() < 2_000, "moved {moved} ms");
+    assert_eq!(error["code"], "wrong_code");
+    assert_eq!(error["phone_skew_secs"], serde_json::Value::Null, "{error}");
+    assert!(
+        error["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("This computer's clock moved 5 min forward since it was checked"),
+        "{error}"
+    );
+    // The clock is checked again at once.
+    agent.wait_for_status("a clock check after the move", |s| {
+        s["clock"]["checked_at"] != checked
+    });
+}

@@ -254,17 +254,20 @@ fn a_new_duo_user_activates_confirms_with_a_push_and_is_enrolled() {
     assert_eq!(status(&mut c, 11)["mfa"]["state"], "enrolled");
 
     let user = login_name();
+    // `/ping` is also the network check's clock sample, at any moment: the
+    // signed calls are in order, and Duo's clock was read before them.
     let paths = server.paths();
+    let signed: Vec<&String> = paths.iter().filter(|p| *p != "/auth/v2/ping").collect();
     assert_eq!(
-        &paths[..4],
-        [
-            "/auth/v2/ping",
-            "/auth/v2/check",
-            "/auth/v2/preauth",
-            "/auth/v2/enroll"
-        ]
+        signed[..3],
+        ["/auth/v2/check", "/auth/v2/preauth", "/auth/v2/enroll"]
     );
-    let enroll = &server.requests()[3];
+    assert_eq!(paths[0], "/auth/v2/ping");
+    let enroll = server
+        .requests()
+        .into_iter()
+        .find(|r| r.path == "/auth/v2/enroll")
+        .unwrap();
     assert_eq!(enroll.params, [("username".to_owned(), user)]);
     assert!(
         server
@@ -342,7 +345,13 @@ fn deny_bypass_and_rate_limits_are_said_plainly() {
     assert_eq!(denied["error"]["code"], "access_denied", "{denied}");
     assert_eq!(
         denied["error"]["message"],
-        "Duo does not allow MFA setup for your account (Duo says: Access denied). Contact your IT support team."
+        "Duo does not allow MFA setup for your account. Contact your IT support team: only they \
+         can allow it."
+    );
+    assert_eq!(denied["error"]["problem"]["cause"], "duo_denied");
+    assert_eq!(
+        denied["error"]["problem"]["details"], "Access denied.",
+        "Duo's own words, on demand"
     );
     let s = status(&mut c, 2);
     assert_eq!(s["mfa"]["state"], "error");
@@ -364,22 +373,70 @@ fn deny_bypass_and_rate_limits_are_said_plainly() {
     let limited = mfa(&mut c, 5, json!({"type": "start_enrollment"}));
     assert_eq!(limited["error"]["code"], "throttled", "{limited}");
     assert!(limited["error"]["retry_after_secs"].as_u64().unwrap() >= 59);
-    let asked = server.requests().len();
+    // The network check's `/ping` may come at any moment; the setup's own
+    // calls are what must wait.
+    let setup_calls = || {
+        server
+            .paths()
+            .iter()
+            .filter(|p| *p != "/auth/v2/ping")
+            .count()
+    };
+    let asked = setup_calls();
     let again = mfa(&mut c, 6, json!({"type": "start_enrollment"}));
     assert_eq!(again["error"]["code"], "throttled");
+    assert_eq!(setup_calls(), asked, "Duo was asked while backing off");
+}
+
+#[test]
+fn a_clock_duo_refuses_is_named_with_its_figure_and_a_small_skew_is_signed_around() {
+    let server = DuoServer::start();
+    // Duo's clock is 10 min ahead: this computer's is 10 min slow, and the
+    // server refuses the Date (40105) as Duo would.
+    server.set_clock_offset(600);
+    let dir = tempfile::tempdir().unwrap();
+    let agent = start_agent(&server, dir.path());
+    let mut c = RawClient::greeted(&agent.socket);
+    let view = mfa(&mut c, 1, json!({"type": "start_enrollment"}));
+    assert_eq!(view["error"]["code"], "provider_error", "{view}");
+    let problem = &view["error"]["problem"];
+    assert_eq!(problem["cause"], "duo_clock", "{view}");
+    let offset = problem["offset_ms"].as_i64().unwrap();
+    assert!((offset + 600_000).abs() < 2_000, "measured {offset} ms");
+    assert!(
+        problem["details"].as_str().unwrap().contains("40105"),
+        "Duo's code in the details: {problem}"
+    );
+    let message = view["error"]["message"].as_str().unwrap();
     assert_eq!(
-        server.requests().len(),
-        asked,
-        "Duo was asked while backing off"
+        message,
+        "Duo refused the request because this computer's clock is 10 min slow by Duo's time. \
+         Turn on \"Set time automatically\" in your computer's date and time settings, then \
+         try again."
+    );
+    assert_eq!(view["step"], "not_set_up");
+
+    // A minute off is beyond Duo's tolerance but within what the agent
+    // measures and signs around: the setup goes on.
+    server.set_clock_offset(60);
+    let view = mfa(&mut c, 2, json!({"type": "start_enrollment"}));
+    assert_eq!(view["error"], Value::Null, "{view}");
+    assert_eq!(view["duo"]["type"], "activate", "{view}");
+    let view = mfa(&mut c, 3, json!({"type": "check_progress"}));
+    assert_eq!(view["error"], Value::Null, "{view}");
+    assert!(
+        server
+            .requests()
+            .iter()
+            .filter(|r| r.signature_ok.is_some())
+            .all(|r| r.status != 401 || r.path == "/auth/v2/check"),
+        "after the first refusal every signed request was accepted"
     );
 }
 
 #[test]
-fn a_clock_duo_refuses_is_named_with_its_figure() {
+fn a_wrong_key_with_the_clock_right_is_duos_credentials() {
     let server = DuoServer::start();
-    // Duo's clock is 10 min ahead: this computer's is 10 min slow, and the
-    // server refuses the Date as Duo would.
-    server.set_clock_offset(600);
     let dir = tempfile::tempdir().unwrap();
     let key = server.write_secret_key_file(dir.path());
     let mut policy = server.policy(&key);
@@ -398,17 +455,22 @@ fn a_clock_duo_refuses_is_named_with_its_figure() {
     );
     let mut c = RawClient::greeted(&agent.socket);
     let view = mfa(&mut c, 1, json!({"type": "start_enrollment"}));
-    assert_eq!(view["error"]["code"], "provider_error", "{view}");
-    let message = view["error"]["message"].as_str().unwrap();
-    assert!(
-        message.starts_with(
-            "Duo did not accept Rampart's credentials: the clock or the integration key is wrong. \
-             This computer's clock is 10 min"
-        ),
-        "{message}"
+    assert_eq!(
+        view["error"]["problem"]["cause"], "duo_credentials",
+        "{view}"
     );
-    assert!(message.contains("slow compared with Duo's"), "{message}");
-    assert_eq!(view["step"], "not_set_up");
+    assert!(
+        view["error"]["problem"]["details"]
+            .as_str()
+            .unwrap()
+            .contains("40103"),
+        "{view}"
+    );
+    assert_eq!(
+        view["error"]["message"],
+        "Duo refused Rampart's credentials (the integration key or secret key). Tell IT; \
+         nothing on this computer needs to change."
+    );
 }
 
 /// Waits until the agent's status satisfies `done`.
@@ -532,5 +594,95 @@ fn doctor_checks_the_duo_keys_and_names_the_cause() {
     assert!(
         bad["fix"].as_str().unwrap().contains("integration_key"),
         "{bad:#}"
+    );
+}
+
+/// No time server answers (the loopback policy's is 127.0.0.1:9) and the
+/// guide is unreachable: Duo's `/ping` measures the clock. Duo's clock is
+/// 10 min ahead, so this computer's reads 10 min slow, by Duo's time.
+#[test]
+fn with_no_time_server_duos_ping_measures_the_clock() {
+    let server = DuoServer::start();
+    server.set_clock_offset(600);
+    let dir = tempfile::tempdir().unwrap();
+    let agent = start_agent(&server, dir.path());
+    let s = agent.wait_for_status("the clock measured against Duo", |s| {
+        s["clock"]["source"] == "duo_ping"
+    });
+    let clock = &s["clock"];
+    assert_eq!(clock["state"], "skewed", "{clock:#}");
+    assert_eq!(clock["server"], server.api_host().as_str(), "{clock:#}");
+    let offset = clock["offset_ms"].as_i64().unwrap();
+    let uncertainty = clock["uncertainty_ms"].as_i64().unwrap();
+    assert!(uncertainty >= 1000, "{clock:#}");
+    assert!((offset + 600_000).abs() <= uncertainty, "{clock:#}");
+    let detail = clock["detail"].as_str().unwrap();
+    assert!(
+        detail.contains(&format!(
+            "measured against Duo's time ({}), ± ",
+            server.api_host()
+        )),
+        "{detail}"
+    );
+    assert!(
+        server.paths().iter().any(|p| p == "/auth/v2/ping"),
+        "asked Duo's /ping"
+    );
+}
+
+/// The phone's activation succeeded but Duo's preauth still says `enroll`.
+/// The wizard waits quietly, then, 2 min after the first such answer, says
+/// so with the wait. The agent's wall clock is moved 130 s forward by
+/// libfaketime (an offset file; its monotonic clock stays real), and Duo's
+/// with it, so the test need not wait two minutes.
+#[test]
+fn an_activation_duo_does_not_confirm_is_said_after_two_minutes() {
+    let Some(lib) = rampart_tests::chrony::libfaketime() else {
+        return;
+    };
+    let server = DuoServer::start();
+    server.add_user(
+        &login_name(),
+        UserScript {
+            enroll_statuses: vec!["success"],
+            enroll_after_activation: true,
+            ..UserScript::new(Preauth::Enroll { exists: false })
+        },
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let shift = dir.path().join("faketime");
+    std::fs::write(&shift, "+0s").unwrap();
+    let key = server.write_secret_key_file(dir.path());
+    let agent = AgentProcess::start_dev_with_env(
+        &server.policy(&key),
+        &json!({"extra_ca_file": server.ca_file()}),
+        &[
+            ("LD_PRELOAD", lib.as_os_str()),
+            ("FAKETIME_TIMESTAMP_FILE", shift.as_os_str()),
+            ("FAKETIME_NO_CACHE", "1".as_ref()),
+            ("DONT_FAKE_MONOTONIC", "1".as_ref()),
+        ],
+    );
+    let mut c = RawClient::greeted(&agent.socket);
+    let view = mfa(&mut c, 1, json!({"type": "start_enrollment"}));
+    assert_eq!(view["duo"]["type"], "activate", "{view}");
+    // Activated on the phone; Duo's preauth has not caught up: quiet.
+    let view = mfa(&mut c, 2, json!({"type": "check_progress"}));
+    assert_eq!(view["duo"]["type"], "activate", "{view}");
+    assert_eq!(view["error"], Value::Null, "{view}");
+
+    std::fs::write(&shift, "+130s").unwrap();
+    server.set_clock_offset(130);
+    let view = mfa(&mut c, 3, json!({"type": "check_progress"}));
+    assert_eq!(view["duo"]["type"], "activate", "{view}");
+    let problem = &view["error"]["problem"];
+    assert_eq!(problem["cause"], "duo_activation_pending", "{view}");
+    let waited = problem["waited_ms"].as_u64().unwrap();
+    assert!((130_000..135_000).contains(&waited), "waited {waited} ms");
+    let message = view["error"]["message"].as_str().unwrap();
+    assert!(
+        message.starts_with("Duo has not confirmed your phone's activation after 2 min 1")
+            && message.ends_with("then click Try again. If it still waits, tell IT."),
+        "{message}"
     );
 }

@@ -1,5 +1,6 @@
-//! The clock measured against an HTTP(S) answer's `Date` header, for when
-//! no time server answers (UDP 123 blocked). Pure: the header and the
+//! The clock measured against an HTTP(S) answer's `Date` header, or Duo's
+//! `/ping` time (whole seconds too, so the same sample), for when no time
+//! server answers (UDP 123 blocked). Pure: the header and the
 //! request's send and receive instants (this computer's clock) in, an
 //! offset with an honest uncertainty out.
 //!
@@ -24,7 +25,9 @@ use rampart_shared::status::{
 pub struct DateSample {
     /// The host that answered: `policy.example.com`, `127.0.0.1:8080`.
     pub host: String,
-    /// The header as sent.
+    /// `HttpDate` (a `Date` header) or `DuoPing` (Duo's `/ping` time).
+    pub source: ClockSource,
+    /// The header as sent; for `/ping`, Duo's time written as one.
     pub date: String,
     pub sent: DateTime<Utc>,
     pub received: DateTime<Utc>,
@@ -98,6 +101,7 @@ pub fn state_of(e: &DateEstimate, max_skew: Duration) -> ClockState {
 /// "clock is 10 min fast, more than the 30 s allowed (measured against the
 /// Date header of policy.example.com, ± 1 s; no time server answered: …)".
 pub fn detail(
+    source: ClockSource,
     host: &str,
     e: &DateEstimate,
     state: ClockState,
@@ -113,8 +117,12 @@ pub fn detail(
     } else {
         figure
     };
+    let against = match source {
+        ClockSource::DuoPing => format!("Duo's time ({host})"),
+        _ => format!("the Date header of {host}"),
+    };
     format!(
-        "{verdict} (measured against the Date header of {host}, ± {:.1} s; {ntp_failure})",
+        "{verdict} (measured against {against}, ± {:.1} s; {ntp_failure})",
         e.uncertainty_ms as f64 / 1000.0
     )
 }
@@ -138,8 +146,15 @@ pub fn fallback(ntp: ClockSection, no_answer: bool, samples: &[DateSample]) -> C
         offset_ms: Some(e.offset_ms),
         uncertainty_ms: Some(e.uncertainty_ms),
         server: Some(sample.host.clone()),
-        source: Some(ClockSource::HttpDate),
-        detail: detail(&sample.host, &e, state, ntp.max_skew_ms, &ntp.detail),
+        source: Some(sample.source),
+        detail: detail(
+            sample.source,
+            &sample.host,
+            &e,
+            state,
+            ntp.max_skew_ms,
+            &ntp.detail,
+        ),
         // Measured: the time servers' silence is no longer the cause.
         problem: (state == ClockState::Skewed).then(|| {
             Problem::new(
@@ -196,6 +211,7 @@ mod tests {
         assert_eq!(state_of(&e, SKEW), ClockState::Skewed);
         assert_eq!(
             detail(
+                ClockSource::HttpDate,
                 "policy.example.com",
                 &e,
                 ClockState::Skewed,
@@ -237,6 +253,7 @@ mod tests {
     fn the_shortest_round_trip_is_used() {
         const T: i64 = 1_795_000_000;
         let sample = |host: &str, rtt_ms| DateSample {
+            source: ClockSource::HttpDate,
             host: host.into(),
             date: header(T),
             sent: at(T, 0),
@@ -275,6 +292,7 @@ mod tests {
         const T: i64 = 1_795_000_000;
         let samples = [DateSample {
             host: "guide.example".into(),
+            source: ClockSource::HttpDate,
             date: header(T),
             sent: at(T + 600, 0),
             received: at(T + 600, 1000),
@@ -294,5 +312,42 @@ mod tests {
         // Time servers that disagree, or no sample: the NTP verdict stands.
         assert_eq!(fallback(unknown(), false, &samples), unknown());
         assert_eq!(fallback(unknown(), true, &[]), unknown());
+    }
+
+    #[test]
+    fn duos_ping_is_a_sample_like_a_date_header_and_the_shorter_trip_wins() {
+        const T: i64 = 1_795_000_000;
+        let date = DateSample {
+            host: "guide.example".into(),
+            source: ClockSource::HttpDate,
+            date: header(T),
+            sent: at(T + 600, 0),
+            received: at(T + 600, 1000),
+        };
+        let duo = DateSample {
+            host: "api-1234.duosecurity.com".into(),
+            source: ClockSource::DuoPing,
+            date: crate::duo::sign::date_header(DateTime::from_timestamp(T, 0).unwrap()),
+            sent: at(T + 600, 200),
+            received: at(T + 600, 800),
+        };
+        let s = fallback(unknown(), true, &[date.clone(), duo.clone()]);
+        assert_eq!(s.source, Some(ClockSource::DuoPing));
+        assert_eq!((s.offset_ms, s.uncertainty_ms), (Some(600_000), Some(1300)));
+        assert!(
+            s.detail.starts_with(
+                "clock is 10 min fast, more than the 30 s allowed (measured against Duo's \
+                 time (api-1234.duosecurity.com), ± 1.3 s;"
+            ),
+            "{}",
+            s.detail
+        );
+        // A longer trip to Duo: the Date header measures instead.
+        let slow_duo = DateSample {
+            sent: at(T + 599, 0),
+            ..duo
+        };
+        let s = fallback(unknown(), true, &[slow_duo, date]);
+        assert_eq!(s.source, Some(ClockSource::HttpDate));
     }
 }

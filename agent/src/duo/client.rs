@@ -3,7 +3,7 @@
 
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
@@ -103,6 +103,10 @@ pub struct DuoClient {
     host: String,
     integration_key: String,
     secret_key: std::sync::Arc<Zeroizing<String>>,
+    /// Duo's clock as `/ping` last read it, and when (monotonic): what
+    /// requests are signed with while it is fresh and the skew small
+    /// ([`sign::signing_time`]). Shared by the clones.
+    reading: std::sync::Arc<std::sync::Mutex<Option<(sign::DuoReading, Instant)>>>,
 }
 
 impl fmt::Debug for DuoClient {
@@ -162,6 +166,7 @@ impl DuoClient {
             host,
             integration_key: config.integration_key,
             secret_key: std::sync::Arc::new(config.secret_key),
+            reading: Default::default(),
         })
     }
 
@@ -169,6 +174,43 @@ impl DuoClient {
     pub async fn ping(&self) -> Result<DateTime<Utc>, DuoError> {
         let reply = self.call(Method::Get, "/auth/v2/ping", &[], false).await?;
         duo_time(&reply)
+    }
+
+    /// Reads Duo's clock with `/ping` and keeps the reading for signing.
+    /// Duo's `time` is truncated to the second, so its clock is taken as
+    /// half a second later than it says, against the middle of the round
+    /// trip on this computer's clock.
+    pub async fn read_clock(&self) -> Result<sign::DuoReading, DuoError> {
+        let before = Utc::now();
+        let duo_time = self.ping().await?;
+        let after = Utc::now();
+        let reading = sign::DuoReading {
+            duo_time: duo_time + chrono::TimeDelta::milliseconds(500),
+            local_time: before + (after - before) / 2,
+        };
+        *self.reading.lock().unwrap_or_else(|e| e.into_inner()) = Some((reading, Instant::now()));
+        Ok(reading)
+    }
+
+    /// The last reading of Duo's clock while it is fresh enough to sign with.
+    pub fn fresh_reading(&self) -> Option<sign::DuoReading> {
+        let guard = self.reading.lock().unwrap_or_else(|e| e.into_inner());
+        guard
+            .filter(|(_, at)| at.elapsed() <= sign::READING_FRESH_FOR)
+            .map(|(reading, _)| reading)
+    }
+
+    /// The time the next request is signed with, and whether it is Duo's
+    /// (corrected) rather than this computer's own.
+    pub fn signing_time(&self) -> (DateTime<Utc>, bool) {
+        let now = Utc::now();
+        let guard = self.reading.lock().unwrap_or_else(|e| e.into_inner());
+        let (reading, since) = match *guard {
+            Some((reading, at)) => (Some(reading), at.elapsed()),
+            None => (None, Duration::ZERO),
+        };
+        let at = sign::signing_time(now, reading.as_ref(), since);
+        (at, at != now)
     }
 
     /// Whether Duo accepts the keys; Duo's clock.
@@ -296,7 +338,7 @@ impl DuoClient {
         signed: bool,
     ) -> Result<Answer, DuoError> {
         let canon_params = sign::canon_params(params);
-        let date = sign::date_header(Utc::now());
+        let date = sign::date_header(self.signing_time().0);
         let (verb, url) = match method {
             Method::Get if canon_params.is_empty() => ("GET", format!("{}{path}", self.base_url)),
             Method::Get => ("GET", format!("{}{path}?{canon_params}", self.base_url)),

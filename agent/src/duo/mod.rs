@@ -156,12 +156,26 @@ pub enum DuoError {
 /// integration key, or a clock far enough off that the Date is refused.
 pub const INVALID_SIGNATURE: u32 = 40103;
 
+/// Duo's code for a request whose `Date` is too far from its own clock
+/// ("Bad request timestamp").
+pub const BAD_TIMESTAMP: u32 = 40105;
+
 impl DuoError {
     pub fn is_invalid_signature(&self) -> bool {
         matches!(
             self,
             Self::Fail {
                 code: Some(INVALID_SIGNATURE),
+                ..
+            }
+        )
+    }
+
+    pub fn is_bad_timestamp(&self) -> bool {
+        matches!(
+            self,
+            Self::Fail {
+                code: Some(BAD_TIMESTAMP),
                 ..
             }
         )

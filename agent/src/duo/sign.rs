@@ -13,6 +13,60 @@ pub fn date_header(t: DateTime<Utc>) -> String {
     t.format("%a, %d %b %Y %H:%M:%S -0000").to_string()
 }
 
+/// Duo's clock as `/ping` read it: Duo's time at the middle of the round
+/// trip (its whole seconds + 0.5 s), and this computer's clock then.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DuoReading {
+    pub duo_time: DateTime<Utc>,
+    pub local_time: DateTime<Utc>,
+}
+
+impl DuoReading {
+    /// This computer's clock minus Duo's when it was read.
+    pub fn offset_ms(&self) -> i64 {
+        (self.local_time - self.duo_time).num_milliseconds()
+    }
+}
+
+/// A skew this small is signed around (see [`signing_time`]); a larger one
+/// is left for Duo to refuse, so that the person hears about it.
+pub const CORRECTABLE_SKEW_SECS: u64 = 120;
+/// A reading older than this is not trusted to sign with (the clock may
+/// have been set meanwhile); the client reads Duo's clock again.
+pub const READING_FRESH_FOR: std::time::Duration = std::time::Duration::from_secs(15 * 60);
+
+/// The time a request is signed with. Duo refuses a `Date` too far from its
+/// own clock (40105, or 40103 on some endpoints), so a laptop a minute off
+/// could not enroll at all (duo_unix issue #311 asks for the same: offset
+/// the date by what `/ping` measured). Decision: sign with Duo's time when
+/// the reading is fresh and this computer's clock is within
+/// [`CORRECTABLE_SKEW_SECS`] of it; otherwise sign with this computer's own
+/// time. A larger skew is never hidden: Duo refuses it and the person reads
+/// "clock is N min fast by Duo's time", because TOTP codes, certificates and
+/// the rest of the device need the clock right too, and the clock check
+/// reports the skew whatever Duo accepts. Duo's time now is the reading
+/// plus the monotonic time since (`since`), so a wall clock set after the
+/// reading does not move it; `now` is this computer's clock.
+pub fn signing_time(
+    now: DateTime<Utc>,
+    reading: Option<&DuoReading>,
+    since: std::time::Duration,
+) -> DateTime<Utc> {
+    let Some(reading) = reading.filter(|_| since <= READING_FRESH_FOR) else {
+        return now;
+    };
+    let Ok(since) = chrono::TimeDelta::from_std(since) else {
+        return now;
+    };
+    let duo_now = reading.duo_time + since;
+    let skew_ms = (now - duo_now).num_milliseconds().unsigned_abs();
+    if skew_ms <= CORRECTABLE_SKEW_SECS * 1000 {
+        duo_now
+    } else {
+        now
+    }
+}
+
 /// Percent-encodes all but `A-Z a-z 0-9 - . _ ~` (RFC 3986 unreserved),
 /// upper-case hex; a space is `%20`: the encoding otpauth URIs use too.
 use rampart_shared::totp::percent_encode as encode;
@@ -58,6 +112,41 @@ pub fn authorization(integration_key: &str, secret_key: &[u8], canonical: &str) 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn at(secs: i64) -> DateTime<Utc> {
+        DateTime::from_timestamp(secs, 0).unwrap()
+    }
+
+    #[test]
+    fn a_small_skew_is_signed_with_duos_time_a_large_one_is_not() {
+        use std::time::Duration;
+        let t = 1_795_000_000;
+        // This computer 90 s fast: Duo's time, carried forward 10 s.
+        let fast = DuoReading {
+            duo_time: at(t),
+            local_time: at(t + 90),
+        };
+        assert_eq!(fast.offset_ms(), 90_000);
+        let since = Duration::from_secs(10);
+        assert_eq!(signing_time(at(t + 100), Some(&fast), since), at(t + 10));
+        // 10 min fast: its own time, for Duo to refuse and the person to hear.
+        let far = DuoReading {
+            duo_time: at(t),
+            local_time: at(t + 600),
+        };
+        assert_eq!(signing_time(at(t + 610), Some(&far), since), at(t + 610));
+        // The clock was set right after a small-skew reading: nothing to fix.
+        assert_eq!(signing_time(at(t + 10), Some(&fast), since), at(t + 10));
+        // It jumped 10 min after the reading: beyond the bound, its own time.
+        assert_eq!(signing_time(at(t + 700), Some(&fast), since), at(t + 700));
+        // A stale reading, or none: its own time.
+        let stale = READING_FRESH_FOR + Duration::from_secs(1);
+        assert_eq!(
+            signing_time(at(t + 90) + stale, Some(&fast), stale),
+            at(t + 90) + stale
+        );
+        assert_eq!(signing_time(at(t + 90), None, since), at(t + 90));
+    }
 
     // The vectors below are from duo_client_python, tests/test_client.py
     // (TestQueryParameters, TestCanonicalize.test_v2, TestSign.test_hmac_sha512).

@@ -72,6 +72,10 @@ pub enum DuoPhase {
         activation_url: String,
         expires_at: Option<DateTime<Utc>>,
         expired: bool,
+        /// When `/enroll_status` first said `success` while `/preauth`
+        /// still said `enroll`: the start of [`ACTIVATION_WAIT`].
+        #[serde(default)]
+        activated_at: Option<DateTime<Utc>>,
     },
     Portal {
         url: String,
@@ -207,12 +211,22 @@ impl std::fmt::Debug for DuoReply {
 pub enum DuoFailure {
     /// Wait this long before asking Duo again.
     RateLimited { retry_after_secs: u64 },
-    /// 40103: the clock or the integration key is wrong. `clock_offset_secs`:
-    /// this computer's clock minus Duo's, when `/ping` answered.
-    InvalidSignature { clock_offset_secs: Option<i64> },
+    /// 40105, or 40103 with a `Date` beyond Duo's tolerance: this
+    /// computer's clock minus Duo's, as `/ping` measured it. `details`:
+    /// Duo's own text and code.
+    Clock { offset_ms: i64, details: String },
+    /// 40103 with the clock right: the integration key or secret key.
+    Credentials { details: String },
+    /// 40103 or 40105 (`timestamp`) when Duo's clock could not be read.
+    Unmeasured { timestamp: bool, details: String },
     /// Anything else, as a sentence.
     Other(String),
 }
+
+/// How long after the phone's activation succeeded the wizard waits for
+/// Duo's `/preauth` to stop saying `enroll` before it says so. Duo normally
+/// catches up within seconds; two minutes of polling every 3 s is enough.
+pub const ACTIVATION_WAIT: std::time::Duration = std::time::Duration::from_secs(120);
 
 /// The Duo username for `login` under `template` (`{user}` is the login
 /// name): `"{user}@acme.example"` → `"jane@acme.example"`.
@@ -382,6 +396,11 @@ impl Enrollment {
             }
             DuoReply::Preauth(preauth) => {
                 state.last_preauth = Some((PreauthKind::of(&preauth), ctx.now));
+                if matches!(call, DuoCall::EnrollStatus { .. })
+                    && matches!(preauth, Preauth::Enroll { .. })
+                {
+                    return self.activation_pending(ctx.now);
+                }
                 self.on_preauth(call, preauth)
             }
             DuoReply::Activation(a) => {
@@ -392,6 +411,7 @@ impl Enrollment {
                     activation_url: a.activation_url,
                     expires_at: a.expires_at,
                     expired: false,
+                    activated_at: None,
                 });
                 Ok(Outcome::default())
             }
@@ -429,6 +449,24 @@ impl Enrollment {
                 Ok(Outcome::default())
             }
             DuoReply::Auth(status) => self.on_auth(call, &status, ctx.now, cost),
+        }
+    }
+
+    /// The phone's activation succeeded but `/preauth` still says `enroll`:
+    /// Duo has not caught up. The app keeps polling; once
+    /// [`ACTIVATION_WAIT`] has passed since the first such answer, each
+    /// poll says so (with the wait) instead of spinning without a word.
+    fn activation_pending(&mut self, now: DateTime<Utc>) -> Result<Outcome, MfaError> {
+        let Some(DuoPhase::Activate { activated_at, .. }) = self.duo.as_mut().map(|d| &mut d.phase)
+        else {
+            return Ok(Outcome::default());
+        };
+        let since = *activated_at.get_or_insert(now);
+        let waited_ms = u64::try_from((now - since).num_milliseconds()).unwrap_or(0);
+        if waited_ms >= ACTIVATION_WAIT.as_millis() as u64 {
+            Err(MfaError::ActivationPending { waited_ms })
+        } else {
+            Ok(Outcome::default())
         }
     }
 
@@ -652,6 +690,7 @@ mod tests {
             now: at(now),
             policy: p,
             agent_version: Version::new(0, 1, 0),
+            clock: Default::default(),
         }
     }
 
@@ -824,6 +863,80 @@ mod tests {
             None,
             "nothing of Duo's is shown after pairing"
         );
+    }
+
+    #[test]
+    fn an_activation_duo_does_not_confirm_is_said_after_the_wait() {
+        let p = policy();
+        let mut e = jane();
+        exchange(
+            &mut e,
+            &p,
+            T0,
+            MfaCommand::StartEnrollment,
+            DuoReply::Activation(activation()),
+        )
+        .unwrap();
+        let still_enroll = || {
+            DuoReply::Preauth(Preauth::Enroll {
+                enroll_portal_url: None,
+            })
+        };
+        // The phone says done; Duo's preauth has not caught up: wait quietly.
+        exchange(
+            &mut e,
+            &p,
+            T0 + 10,
+            MfaCommand::CheckProgress,
+            still_enroll(),
+        )
+        .unwrap();
+        let wait = ACTIVATION_WAIT.as_secs() as i64;
+        exchange(
+            &mut e,
+            &p,
+            T0 + 10 + wait - 1,
+            MfaCommand::CheckProgress,
+            still_enroll(),
+        )
+        .unwrap();
+        // Past the wait, counted from the first "done": said, with the wait.
+        let err = exchange(
+            &mut e,
+            &p,
+            T0 + 10 + wait + 5,
+            MfaCommand::CheckProgress,
+            still_enroll(),
+        )
+        .unwrap_err();
+        let view = err.view();
+        assert_eq!(
+            view.problem.map(|p| p.cause),
+            Some(rampart_shared::cause::Cause::DuoActivationPending {
+                waited_ms: (wait as u64 + 5) * 1000
+            })
+        );
+        assert_eq!(
+            view.message,
+            "Duo has not confirmed your phone's activation after 2 min 5 s. Check that Duo \
+             Mobile shows your account, then click Try again. If it still waits, tell IT."
+        );
+        assert!(
+            matches!(phase(&e), DuoPhase::Activate { expired: false, .. }),
+            "the activation stays; polling may still succeed"
+        );
+        // Duo catches up: the devices to confirm with.
+        exchange(
+            &mut e,
+            &p,
+            T0 + 10 + wait + 8,
+            MfaCommand::CheckProgress,
+            DuoReply::Preauth(Preauth::Auth {
+                devices: vec![phone()],
+            }),
+        )
+        .unwrap();
+        assert!(matches!(phase(&e), DuoPhase::Confirm { .. }));
     }
 
     #[test]
@@ -1013,8 +1126,12 @@ mod tests {
         assert_eq!(err.code(), MfaErrorCode::AccessDenied);
         assert_eq!(
             err.to_string(),
-            "Duo does not allow MFA setup for your account (Duo says: Access denied). Contact your IT support team."
+            "Duo does not allow MFA setup for your account. Contact your IT support team: only \
+             they can allow it."
         );
+        let problem = err.view().problem.unwrap();
+        assert_eq!(problem.cause, rampart_shared::cause::Cause::DuoDenied);
+        assert_eq!(problem.details, "Access denied.", "Duo's words as details");
         assert_eq!(e.step, EnrollmentStep::NotSetUp);
         assert!(matches!(phase(&e), DuoPhase::Denied { .. }));
     }
@@ -1050,25 +1167,59 @@ mod tests {
                 .is_some()
         );
 
+        let details = "Duo refused the request: Bad request timestamp (code 40105, HTTP 401)";
         let skewed = MfaError::from_duo(
-            DuoFailure::InvalidSignature {
-                clock_offset_secs: Some(-312),
+            DuoFailure::Clock {
+                offset_ms: -312_000,
+                details: details.into(),
             },
             &p,
         );
         assert_eq!(
             skewed.to_string(),
-            "Duo did not accept Rampart's credentials: the clock or the integration key is wrong. \
-             This computer's clock is 5 min 12 s slow compared with Duo's: set the clock right, then try again."
+            "Duo refused the request because this computer's clock is 5 min 12 s slow by Duo's \
+             time. Turn on \"Set time automatically\" in your computer's date and time settings, \
+             then try again."
         );
+        let view = skewed.view();
+        assert_eq!(view.code, MfaErrorCode::ProviderError);
+        let problem = view.problem.unwrap();
+        assert_eq!(
+            problem.cause,
+            rampart_shared::cause::Cause::DuoClock {
+                offset_ms: -312_000
+            }
+        );
+        assert_eq!(problem.details, details, "Duo's text only in the details");
         let keys = MfaError::from_duo(
-            DuoFailure::InvalidSignature {
-                clock_offset_secs: Some(1),
+            DuoFailure::Credentials {
+                details: "code 40103".into(),
             },
             &p,
         );
-        assert!(keys.to_string().contains("so the integration key or secret key for api-1234abcd.duosecurity.com is likely wrong"), "{keys}");
-        assert_eq!(keys.code(), MfaErrorCode::ProviderError);
+        assert_eq!(
+            keys.to_string(),
+            "Duo refused Rampart's credentials (the integration key or secret key). Tell IT; \
+             nothing on this computer needs to change."
+        );
+        assert_eq!(
+            keys.view().problem.map(|p| p.cause),
+            Some(rampart_shared::cause::Cause::DuoCredentials)
+        );
+        let unknown = MfaError::from_duo(
+            DuoFailure::Unmeasured {
+                timestamp: false,
+                details: String::new(),
+            },
+            &p,
+        );
+        assert!(
+            unknown
+                .to_string()
+                .contains("for api-1234abcd.duosecurity.com"),
+            "{unknown}"
+        );
+        assert_eq!(unknown.view().problem, None, "no cause without a figure");
     }
 
     #[test]

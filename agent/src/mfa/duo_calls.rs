@@ -4,8 +4,6 @@
 
 use std::time::Duration;
 
-use chrono::Utc;
-
 use super::duo::{DuoCall, DuoFailure, DuoReply};
 use crate::duo::{DuoClient, DuoError, EnrollStatus, Preauth};
 
@@ -16,11 +14,19 @@ pub const CALL_DEADLINE: Duration = Duration::from_secs(30);
 /// username Duo already has, its `message_detail` is `username`.
 const INVALID_PARAMETERS: u32 = 40002;
 
+/// Reading Duo's clock after a refusal takes at most this long more.
+pub const PING_DEADLINE: Duration = Duration::from_secs(5);
+
 pub async fn perform(client: &DuoClient, call: &DuoCall) -> DuoReply {
-    let mut clock_offset = None;
-    match tokio::time::timeout(CALL_DEADLINE, exchange(client, call, &mut clock_offset)).await {
+    let mut signed_with_duos_time = false;
+    match tokio::time::timeout(
+        CALL_DEADLINE,
+        exchange(client, call, &mut signed_with_duos_time),
+    )
+    .await
+    {
         Ok(Ok(reply)) => reply,
-        Ok(Err(e)) => DuoReply::Failed(failure(client, e, clock_offset).await),
+        Ok(Err(e)) => DuoReply::Failed(failure(client, e, signed_with_duos_time).await),
         Err(_) => DuoReply::Failed(DuoFailure::Other(format!(
             "Duo did not answer within {} s. Check your internet connection, then try again.",
             CALL_DEADLINE.as_secs()
@@ -28,17 +34,27 @@ pub async fn perform(client: &DuoClient, call: &DuoCall) -> DuoReply {
     }
 }
 
-/// `clock_offset`: set once `/ping` has measured this computer's clock
-/// minus Duo's, in seconds.
+/// `signed_with_duos_time`: set when the signed requests carried Duo's
+/// time rather than this computer's (a small skew, see
+/// [`crate::duo::sign::signing_time`]), so a refusal is not the clock.
 async fn exchange(
     client: &DuoClient,
     call: &DuoCall,
-    clock_offset: &mut Option<i64>,
+    signed_with_duos_time: &mut bool,
 ) -> Result<DuoReply, DuoError> {
+    // Duo's clock, read when the last reading is missing or stale: `/ping`
+    // is unsigned, so it answers even when the keys or the clock are wrong.
+    // A failed read is not the call's failure: the signed request says more.
+    if matches!(call, DuoCall::Start { .. }) || client.fresh_reading().is_none() {
+        match client.read_clock().await {
+            Ok(_) => {}
+            Err(e) if matches!(call, DuoCall::Start { .. }) => return Err(e),
+            Err(e) => tracing::debug!(error = %e, "Duo's clock could not be read"),
+        }
+    }
+    *signed_with_duos_time = client.signing_time().1;
     Ok(match call {
         DuoCall::Start { username } => {
-            // Unsigned, so it answers even when the keys are wrong.
-            *clock_offset = Some(measure_offset(client).await?);
             client.check().await?;
             enroll_if_needed(client, username).await?
         }
@@ -82,36 +98,52 @@ async fn enroll_if_needed(client: &DuoClient, username: &str) -> Result<DuoReply
     }
 }
 
-/// The failure in the user's words; a refused signature measures the clock
-/// against Duo's `/ping`, which needs no signature.
-async fn failure(client: &DuoClient, error: DuoError, clock_offset: Option<i64>) -> DuoFailure {
-    if error.is_invalid_signature() {
-        let offset = match clock_offset {
-            Some(known) => Some(known),
-            None => measure_offset(client).await.ok(),
+/// The failure in the user's words. A refused signature or timestamp reads
+/// Duo's clock again (bounded by [`PING_DEADLINE`]) for the figure.
+async fn failure(client: &DuoClient, error: DuoError, signed_with_duos_time: bool) -> DuoFailure {
+    let timestamp = error.is_bad_timestamp();
+    if timestamp || error.is_invalid_signature() {
+        let offset_ms = match tokio::time::timeout(PING_DEADLINE, client.read_clock()).await {
+            Ok(Ok(reading)) => Some(reading.offset_ms()),
+            _ => None,
         };
-        return DuoFailure::InvalidSignature {
-            clock_offset_secs: offset,
-        };
+        return refusal(
+            timestamp,
+            offset_ms,
+            signed_with_duos_time,
+            error.to_string(),
+        );
     }
     describe(&error)
 }
 
-/// This computer's clock minus Duo's, in whole seconds, against the middle
-/// of the round trip. Duo's `time` is truncated to the second, so its clock
-/// is taken as half a second later than it says.
-pub async fn measure_offset(client: &DuoClient) -> Result<i64, DuoError> {
-    let before = Utc::now();
-    let duo_time = client.ping().await?;
-    let after = Utc::now();
-    let local_mid = before + (after - before) / 2;
-    Ok(offset_secs((local_mid - duo_time).num_milliseconds()))
+/// Pure: what a 40105 (`timestamp`) or 40103 means, given this computer's
+/// clock minus Duo's (`offset_ms`, when `/ping` answered) and whether the
+/// request was signed with Duo's time. 40105 is Duo naming the time; 40103
+/// is the time only when the `Date` sent was beyond Duo's tolerance, and
+/// otherwise the keys. Duo's own text goes in `details`.
+pub fn refusal(
+    timestamp: bool,
+    offset_ms: Option<i64>,
+    signed_with_duos_time: bool,
+    details: String,
+) -> DuoFailure {
+    let tolerance_ms = super::error::DUO_CLOCK_TOLERANCE_SECS * 1000;
+    match offset_ms {
+        None => DuoFailure::Unmeasured { timestamp, details },
+        Some(offset_ms) if timestamp => DuoFailure::Clock { offset_ms, details },
+        Some(offset_ms) if !signed_with_duos_time && offset_ms.unsigned_abs() > tolerance_ms => {
+            DuoFailure::Clock { offset_ms, details }
+        }
+        Some(_) => DuoFailure::Credentials { details },
+    }
 }
 
-/// `local_minus_duo_ms` against Duo's truncated seconds: rounding
-/// (ms - 500) to the nearest second is flooring ms.
-pub fn offset_secs(local_minus_duo_ms: i64) -> i64 {
-    local_minus_duo_ms.div_euclid(1000)
+/// This computer's clock minus Duo's, in whole seconds, against the middle
+/// of the round trip (`doctor`'s figure). Keeps the reading for signing.
+pub async fn measure_offset(client: &DuoClient) -> Result<i64, DuoError> {
+    let reading = client.read_clock().await?;
+    Ok(reading.offset_ms().div_euclid(1000))
 }
 
 /// Every other failure as a sentence with what to do.
@@ -137,13 +169,41 @@ mod tests {
     use super::*;
 
     #[test]
-    fn offsets_allow_for_duos_truncated_seconds() {
-        // Duo said 700 when it was 700.3; this clock read 100.3: 600 s slow.
-        assert_eq!(offset_secs(-599_700), -600);
-        assert_eq!(offset_secs(-599_000), -599);
-        assert_eq!(offset_secs(300), 0);
-        assert_eq!(offset_secs(1_400), 1);
-        assert_eq!(offset_secs(600_600), 600);
+    fn refusals_blame_the_clock_only_when_it_is_measured_off() {
+        let d = || "Duo refused the request: …".to_owned();
+        // 40105: Duo named the time; the figure is the measured offset.
+        assert_eq!(
+            refusal(true, Some(600_000), false, d()),
+            DuoFailure::Clock {
+                offset_ms: 600_000,
+                details: d()
+            }
+        );
+        // 40103 with a clock beyond Duo's tolerance: the clock.
+        assert_eq!(
+            refusal(false, Some(-312_000), false, d()),
+            DuoFailure::Clock {
+                offset_ms: -312_000,
+                details: d()
+            }
+        );
+        // 40103 with the clock right, or signed with Duo's own time: the keys.
+        assert_eq!(
+            refusal(false, Some(1_000), false, d()),
+            DuoFailure::Credentials { details: d() }
+        );
+        assert_eq!(
+            refusal(false, Some(90_000), true, d()),
+            DuoFailure::Credentials { details: d() }
+        );
+        // Duo's clock could not be read.
+        assert_eq!(
+            refusal(false, None, false, d()),
+            DuoFailure::Unmeasured {
+                timestamp: false,
+                details: d()
+            }
+        );
     }
 
     #[test]

@@ -1,12 +1,12 @@
 //! Every way an MFA command can fail, each with the sentence the user reads
 //! and the stable code the app branches on.
 
+use rampart_shared::cause::{Cause, Problem};
 use rampart_shared::mfa::{EnrollmentStep, MfaErrorCode, MfaErrorView};
 use rampart_shared::policy::ProviderKind;
 use rampart_shared::totp::VerifyError;
 
 use rampart_shared::policy::Policy;
-use rampart_shared::status::describe_offset;
 
 use super::duo::DuoFailure;
 use crate::fsutil::FsError;
@@ -60,10 +60,28 @@ pub enum MfaError {
     /// Duo asked Rampart to slow down (HTTP 429).
     #[error("Duo asked Rampart to wait a moment. Try again in {}.", wait_words(*.retry_after_secs))]
     ProviderBusy { retry_after_secs: u64 },
-    /// Duo's `deny` for this user, with Duo's own words.
-    #[error("Duo does not allow MFA setup for your account{}. Contact your IT support team.",
-        if .0.is_empty() { String::new() } else { format!(" (Duo says: {})", .0.trim_end_matches('.')) })]
+    /// Duo's `deny` for this user; Duo's own words are the details.
+    #[error("{}", sentence(&Cause::DuoDenied))]
     AccessDenied(String),
+    /// Duo refused the request's time (40105, or 40103 with the clock
+    /// measured beyond Duo's tolerance): this computer's clock minus Duo's.
+    #[error("{}", sentence(&Cause::DuoClock { offset_ms: *.offset_ms }))]
+    DuoClock { offset_ms: i64, details: String },
+    /// Duo refused the keys (40103 with the clock right).
+    #[error("{}", sentence(&Cause::DuoCredentials))]
+    DuoCredentials { details: String },
+    /// A TOTP code that matches the phone's clock off by about as much as
+    /// this computer's clock moved since it was measured (the other way):
+    /// this computer's clock is the one that is off.
+    #[error("{}", sentence(&Cause::ComputerClockMoved { moved_ms: *.moved_ms }))]
+    ComputerClockMoved { moved_ms: i64 },
+    /// As above, explained by the skew the last clock check measured.
+    #[error("{}", sentence(&Cause::ClockSkew { offset_ms: *.offset_ms, allowed_ms: *.allowed_ms }))]
+    ComputerClockSkew { offset_ms: i64, allowed_ms: u64 },
+    /// Duo has still not confirmed the phone's activation this long after
+    /// the phone reported it done.
+    #[error("{}", sentence(&Cause::DuoActivationPending { waited_ms: *.waited_ms }))]
+    ActivationPending { waited_ms: u64 },
     #[error(
         "Rampart is still waiting for Duo's answer to your last request. Try again in a moment."
     )]
@@ -78,6 +96,11 @@ pub enum MfaError {
     /// The OS random source or the hash failed: nothing the user can fix.
     #[error("Rampart could not {0}. Try again; if it keeps failing, open a support ticket.")]
     Internal(String),
+}
+
+/// A cause's words and its next step: the whole message.
+fn sentence(cause: &Cause) -> String {
+    format!("{} {}", cause.words(), cause.next_step())
 }
 
 fn provider_name(kind: ProviderKind) -> &'static str {
@@ -113,35 +136,92 @@ pub fn wait_words(secs: u64) -> String {
 }
 
 impl MfaError {
-    /// A failed Duo call in plain words. A refused signature names its two
-    /// causes and measures the first: this computer's clock against Duo's.
+    /// A failed Duo call in plain words: a refused time or key by its
+    /// cause (Duo's text kept as details).
     pub fn from_duo(failure: DuoFailure, policy: &Policy) -> Self {
         match failure {
             DuoFailure::RateLimited { retry_after_secs } => Self::ProviderBusy { retry_after_secs },
-            DuoFailure::InvalidSignature { clock_offset_secs } => {
-                let clock = match clock_offset_secs {
-                    Some(offset) if offset.unsigned_abs() > DUO_CLOCK_TOLERANCE_SECS => format!(
-                        "This computer's {} compared with Duo's: set the clock right, then try again.",
-                        describe_offset(offset.saturating_mul(1000))
-                    ),
-                    Some(offset) => format!(
-                        "This computer's clock agrees with Duo's (within {} s), so the integration \
-                         key or secret key for {} is likely wrong: tell your IT team.",
-                        offset.unsigned_abs().max(1),
-                        match &policy.mfa.provider {
-                            rampart_shared::policy::Provider::Duo { api_host, .. } =>
-                                api_host.as_str(),
-                            rampart_shared::policy::Provider::Totp => "Duo",
-                        }
-                    ),
-                    None => "Duo's clock could not be read to tell which.".to_owned(),
-                };
-                Self::ProviderError(format!(
-                    "Duo did not accept Rampart's credentials: the clock or the integration key is \
-                     wrong. {clock}"
+            DuoFailure::Clock { offset_ms, details } => Self::DuoClock { offset_ms, details },
+            DuoFailure::Credentials { details } => Self::DuoCredentials { details },
+            DuoFailure::Unmeasured { timestamp, .. } => Self::ProviderError(if timestamp {
+                "Duo refused this computer's time, and Duo's clock could not be read for the \
+                 figure. Turn on \"Set time automatically\" in your computer's date and time \
+                 settings, then try again."
+                    .to_owned()
+            } else {
+                format!(
+                    "Duo did not accept Rampart's credentials for {}: this computer's clock or \
+                     the integration key is wrong, and Duo's clock could not be read to tell \
+                     which. Check that the date and time are set automatically, then try again; \
+                     if it keeps failing, tell IT.",
+                    match &policy.mfa.provider {
+                        rampart_shared::policy::Provider::Duo { api_host, .. } => api_host.as_str(),
+                        rampart_shared::policy::Provider::Totp => "Duo",
+                    }
+                )
+            }),
+            DuoFailure::Other(sentence) => Self::ProviderError(sentence),
+        }
+    }
+
+    /// The cause in the shared vocabulary, when this error has one, with
+    /// the raw text (Duo's message and code, the OS error) as details.
+    pub fn problem(&self) -> Option<Problem> {
+        match self {
+            Self::DuoClock { offset_ms, details } => Some(Problem::new(
+                Cause::DuoClock {
+                    offset_ms: *offset_ms,
+                },
+                details.clone(),
+            )),
+            Self::DuoCredentials { details } => {
+                Some(Problem::new(Cause::DuoCredentials, details.clone()))
+            }
+            Self::AccessDenied(message) => Some(Problem::new(Cause::DuoDenied, message.clone())),
+            Self::ComputerClockMoved { moved_ms } => Some(Problem::new(
+                Cause::ComputerClockMoved {
+                    moved_ms: *moved_ms,
+                },
+                "",
+            )),
+            Self::ComputerClockSkew {
+                offset_ms,
+                allowed_ms,
+            } => Some(Problem::new(
+                Cause::ClockSkew {
+                    offset_ms: *offset_ms,
+                    allowed_ms: *allowed_ms,
+                },
+                "",
+            )),
+            Self::ActivationPending { waited_ms } => Some(Problem::new(
+                Cause::DuoActivationPending {
+                    waited_ms: *waited_ms,
+                },
+                "",
+            )),
+            Self::Code(VerifyError::Wrong {
+                phone_skew_secs: Some(secs),
+            }) => Some(Problem::new(
+                Cause::PhoneClockSkew {
+                    offset_ms: secs.saturating_mul(1000),
+                },
+                "",
+            )),
+            Self::Storage(e)
+                if matches!(
+                    e.io_error().map(std::io::Error::kind),
+                    Some(std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded)
+                ) =>
+            {
+                Some(Problem::new(
+                    Cause::StorageFull {
+                        what: "your MFA setup".into(),
+                    },
+                    e.to_string(),
                 ))
             }
-            DuoFailure::Other(sentence) => Self::ProviderError(sentence),
+            _ => None,
         }
     }
 
@@ -154,8 +234,15 @@ impl MfaError {
             | Self::MalformedRecoveryCode
             | Self::MalformedPasscode => MfaErrorCode::MalformedCode,
             Self::WrongPasscode(_) => MfaErrorCode::WrongCode,
-            Self::ProviderError(_) | Self::NoPushDevice | Self::ProviderInFlight => {
-                MfaErrorCode::ProviderError
+            Self::ProviderError(_)
+            | Self::DuoClock { .. }
+            | Self::DuoCredentials { .. }
+            | Self::ActivationPending { .. }
+            | Self::NoPushDevice
+            | Self::ProviderInFlight => MfaErrorCode::ProviderError,
+            // A wrong code, explained by this computer's clock.
+            Self::ComputerClockMoved { .. } | Self::ComputerClockSkew { .. } => {
+                MfaErrorCode::WrongCode
             }
             Self::ProviderBusy { .. } => MfaErrorCode::Throttled,
             Self::AccessDenied(_) => MfaErrorCode::AccessDenied,
@@ -190,7 +277,7 @@ impl MfaError {
                 Self::Code(VerifyError::Wrong { phone_skew_secs }) => *phone_skew_secs,
                 _ => None,
             },
-            problem: None,
+            problem: self.problem(),
         }
     }
 }

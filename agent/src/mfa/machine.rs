@@ -33,6 +33,69 @@ pub struct Ctx<'a> {
     pub now: DateTime<Utc>,
     pub policy: &'a Policy,
     pub agent_version: Version,
+    /// What the agent measured about this computer's clock.
+    pub clock: ComputerClock,
+}
+
+/// This computer's clock as the agent measured it, for telling whose clock
+/// a code that matches a shifted time blames.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ComputerClock {
+    /// This computer's clock minus true time at the last clock check, when
+    /// it measured one.
+    pub offset_ms: Option<i64>,
+    /// How far this computer's clock moved since that check: wall time
+    /// elapsed minus monotonic time elapsed (`None`: never checked).
+    pub moved_ms: Option<i64>,
+}
+
+/// A movement of this computer's clock smaller than this is noise (the
+/// check's own timing), not a clock that was set.
+pub const CLOCK_MOVED_MIN_MS: u64 = 2_000;
+/// A code's step is 30 s, so a code that matches `d` steps off says the
+/// phone is off by `30·d` s give or take one step; a little more for the
+/// measurement's own uncertainty.
+pub const CLOCK_MATCH_MS: u64 = 35_000;
+
+/// Whose clock a code explains. A code that is wrong now but matches a
+/// step `phone_skew_secs` away says "phone minus this computer ≈
+/// phone_skew". If this computer's clock is `c` off true time (measured
+/// offset plus how far it moved since), a right phone gives `phone_skew ≈
+/// -c`: so when `phone_skew + c ≈ 0`, the phone is right and this computer
+/// is wrong. A clock that moved since its check is named as such (the
+/// check will be run again); a skew the check already measured is named as
+/// that skew. Otherwise the phone is the likely culprit (`None`).
+pub fn blame_computer(
+    phone_skew_secs: i64,
+    clock: ComputerClock,
+    allowed_ms: u64,
+) -> Option<MfaError> {
+    let explains = |computer_ms: i64| {
+        phone_skew_secs
+            .saturating_mul(1000)
+            .saturating_add(computer_ms)
+            .unsigned_abs()
+            <= CLOCK_MATCH_MS
+    };
+    let offset = clock.offset_ms.unwrap_or(0);
+    match clock.moved_ms {
+        Some(moved)
+            if moved.unsigned_abs() > CLOCK_MOVED_MIN_MS
+                && explains(offset.saturating_add(moved)) =>
+        {
+            return Some(MfaError::ComputerClockMoved { moved_ms: moved });
+        }
+        _ => {}
+    }
+    match clock.offset_ms {
+        Some(offset) if explains(offset.saturating_add(clock.moved_ms.unwrap_or(0))) => {
+            Some(MfaError::ComputerClockSkew {
+                offset_ms: offset,
+                allowed_ms,
+            })
+        }
+        _ => None,
+    }
 }
 
 /// Wrong codes allowed before waits begin.
@@ -144,7 +207,7 @@ impl Enrollment {
             (MfaCommand::StartEnrollment, _) => Ok(Outcome::default()),
             // Nothing to ask a provider about: the reply is the current view.
             (MfaCommand::CheckProgress, _) => Ok(Outcome::default()),
-            (MfaCommand::VerifyCode { code }, S::Pairing) => self.verify(code, ctx.now, cost),
+            (MfaCommand::VerifyCode { code }, S::Pairing) => self.verify(code, ctx, cost),
             (MfaCommand::ConfirmRecoveryCodesSaved, S::Verified) => {
                 self.step = S::RecoveryCodesSaved;
                 Ok(Outcome::default())
@@ -189,12 +252,8 @@ impl Enrollment {
         Ok(Outcome::default())
     }
 
-    fn verify(
-        &mut self,
-        code: &str,
-        now: DateTime<Utc>,
-        cost: HashCost,
-    ) -> Result<Outcome, MfaError> {
+    fn verify(&mut self, code: &str, ctx: &Ctx<'_>, cost: HashCost) -> Result<Outcome, MfaError> {
+        let now = ctx.now;
         self.check_throttle(now)?;
         let secret = self.secret.as_ref().ok_or_else(|| MfaError::StateCorrupt {
             reason: "pairing has no secret".into(),
@@ -211,6 +270,23 @@ impl Enrollment {
                     recovery_codes: Some(codes),
                 })
             }
+            // The right code for a shifted time, and this computer's clock
+            // is what shifted: not a guess, so it does not count.
+            Err(MfaError::Code(totp::VerifyError::Wrong {
+                phone_skew_secs: Some(skew),
+            })) => match blame_computer(
+                skew,
+                ctx.clock,
+                ctx.policy.clock.max_skew_secs.saturating_mul(1000),
+            ) {
+                Some(blamed) => Err(blamed),
+                None => {
+                    let e = MfaError::Code(totp::VerifyError::Wrong {
+                        phone_skew_secs: Some(skew),
+                    });
+                    Err(self.fail(now, e))
+                }
+            },
             Err(e @ MfaError::Code(totp::VerifyError::Wrong { .. })) => Err(self.fail(now, e)),
             // A typo or a replay is not a guess: it does not count.
             Err(e) => Err(e),
@@ -341,6 +417,7 @@ mod tests {
             now: at(now),
             policy,
             agent_version: Version::new(0, 1, 0),
+            clock: Default::default(),
         }
     }
 
@@ -606,6 +683,107 @@ mod tests {
             err.message
         );
         assert_eq!(e.step, EnrollmentStep::Pairing);
+        assert_eq!(
+            err.problem.map(|p| p.cause),
+            Some(rampart_shared::cause::Cause::PhoneClockSkew { offset_ms: 300_000 })
+        );
+    }
+
+    /// Verifies, with what the agent measured about its clock, the code a
+    /// right phone shows at true time `T0` while this computer reads `now`.
+    fn verify_with_clock(
+        e: &mut Enrollment,
+        p: &Policy,
+        now: i64,
+        clock: ComputerClock,
+    ) -> Result<Outcome, MfaError> {
+        let c = code(e, T0);
+        let ctx = Ctx {
+            clock,
+            ..ctx(p, now)
+        };
+        e.apply(&MfaCommand::VerifyCode { code: c }, &ctx, HashCost::TEST)
+    }
+
+    #[test]
+    fn a_computer_clock_that_moved_is_blamed_not_the_phone() {
+        let p = policy();
+        let mut e = jane();
+        run(&mut e, &p, T0, MfaCommand::StartEnrollment).unwrap();
+        // The clock check found this computer right; since, its clock
+        // jumped 5 min forward. The phone is right: its code is for T0.
+        let jumped = ComputerClock {
+            offset_ms: Some(150),
+            moved_ms: Some(300_400),
+        };
+        let err = verify_with_clock(&mut e, &p, T0 + 300, jumped).unwrap_err();
+        let view = err.view();
+        assert_eq!(
+            view.problem.map(|p| p.cause),
+            Some(rampart_shared::cause::Cause::ComputerClockMoved { moved_ms: 300_400 })
+        );
+        assert_eq!(view.code, MfaErrorCode::WrongCode);
+        assert_eq!(view.phone_skew_secs, None, "the phone is not blamed");
+        assert!(
+            view.message
+                .starts_with("This computer's clock moved 5 min forward")
+        );
+        assert_eq!(e.consecutive_failures, 0, "the right code is not a guess");
+
+        // The same code, with this computer's clock steady: the phone.
+        let steady = ComputerClock {
+            offset_ms: Some(150),
+            moved_ms: Some(300),
+        };
+        let err = verify_with_clock(&mut e, &p, T0 + 300, steady).unwrap_err();
+        assert_eq!(err.code(), MfaErrorCode::PhoneClockSkew);
+        assert_eq!(e.consecutive_failures, 1);
+
+        // It moved, but the other way from what the code says: the phone.
+        let other_way = ComputerClock {
+            offset_ms: Some(0),
+            moved_ms: Some(-300_000),
+        };
+        let err = verify_with_clock(&mut e, &p, T0 + 300, other_way).unwrap_err();
+        assert_eq!(err.code(), MfaErrorCode::PhoneClockSkew);
+
+        // The check after the jump measured the skew: named as that skew.
+        let measured = ComputerClock {
+            offset_ms: Some(299_800),
+            moved_ms: Some(0),
+        };
+        let err = verify_with_clock(&mut e, &p, T0 + 300, measured).unwrap_err();
+        assert_eq!(
+            err.view().problem.map(|p| p.cause),
+            Some(rampart_shared::cause::Cause::ClockSkew {
+                offset_ms: 299_800,
+                allowed_ms: p.clock.max_skew_secs * 1000
+            })
+        );
+        // Never measured: nothing to blame this computer with.
+        let err = verify_with_clock(&mut e, &p, T0 + 300, ComputerClock::default()).unwrap_err();
+        assert_eq!(err.code(), MfaErrorCode::PhoneClockSkew);
+    }
+
+    #[test]
+    fn blame_follows_the_sign_of_the_movement() {
+        // This computer's clock went back 2 min: codes match a phone 2 min
+        // ahead, which is this computer's doing.
+        let back = ComputerClock {
+            offset_ms: None,
+            moved_ms: Some(-120_000),
+        };
+        assert!(matches!(
+            blame_computer(120, back, 30_000),
+            Some(MfaError::ComputerClockMoved { moved_ms: -120_000 })
+        ));
+        assert!(blame_computer(-120, back, 30_000).is_none());
+        // A small wobble is never a movement.
+        let wobble = ComputerClock {
+            offset_ms: None,
+            moved_ms: Some(1_500),
+        };
+        assert!(blame_computer(60, wobble, 30_000).is_none());
     }
 
     #[test]

@@ -52,7 +52,7 @@ use rampart_shared::status::MfaSection;
 use rampart_shared::user::UserId;
 
 pub use error::MfaError;
-pub use machine::{Ctx, Enrollment, UserKey};
+pub use machine::{ComputerClock, Ctx, Enrollment, UserKey};
 pub use recovery::HashCost;
 pub use store::LoadError;
 

@@ -33,6 +33,7 @@ fn ctx(policy: &Policy, now: i64) -> Ctx<'_> {
         now: at(now),
         policy,
         agent_version: Version::new(0, 1, 0),
+        clock: Default::default(),
     }
 }
 

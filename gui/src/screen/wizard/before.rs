@@ -235,6 +235,10 @@ pub fn clock_check(c: &ClockSection) -> CheckLine {
             " (measured against the Date header of {host}, ± {:.1} s)",
             u as f64 / 1000.0
         ),
+        (Some(ClockSource::DuoPing), Some(_), Some(u)) => format!(
+            " (measured against Duo's time, ± {:.1} s)",
+            u as f64 / 1000.0
+        ),
         _ => String::new(),
     };
     let measured = c
@@ -772,6 +776,19 @@ pub(crate) mod tests {
              guide.example.com, ± 1.5 s); at most 30 s is allowed"
         );
         assert!(!can_start(Some(&status)));
+    }
+
+    #[test]
+    fn a_skew_measured_against_duo_says_so() {
+        let mut status = status_with(NetworkState::Online, ClockState::Skewed, Some(600_000));
+        status.clock.source = Some(ClockSource::DuoPing);
+        status.clock.server = Some("api-1234.duosecurity.com".into());
+        status.clock.uncertainty_ms = Some(1_500);
+        assert_eq!(
+            clock_check(&status.clock).figure,
+            "Your clock is 10 min fast (measured against Duo's time, ± 1.5 s); at most 30 s is \
+             allowed"
+        );
     }
 
     #[test]

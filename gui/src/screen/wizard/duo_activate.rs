@@ -1,7 +1,10 @@
 //! Step 2 for Duo, "Activate Duo Mobile": the activation QR code (drawn like
 //! the TOTP one) and the same activation as a link for the phone; or, for a
 //! user Duo already has, a button to Duo's enrollment page. The app asks
-//! the agent every 3 s whether the phone is done.
+//! the agent every 3 s whether the phone is done. When the agent says Duo
+//! has not confirmed a finished activation in time (`Cause::
+//! DuoActivationPending`), polling stops and the screen says so, with
+//! "Try again" (one more check).
 
 use chrono::{DateTime, Local, Utc};
 use iced::widget::{column, qr_code, row, text};
@@ -14,11 +17,17 @@ pub enum State {
     Activate {
         /// What the QR code encodes: kept to notice a new activation.
         code: String,
-        qr: Option<qr_code::Data>,
+        /// Boxed: a QR code's modules are large beside the portal variant.
+        qr: Option<Box<qr_code::Data>>,
         link: String,
         expires_at: Option<DateTime<Utc>>,
         expired: bool,
         renewing: bool,
+        /// The agent's words when Duo has not confirmed the phone's
+        /// activation in time: no more polling until "Try again".
+        pending: Option<String>,
+        /// "Try again" was pressed and the agent has not answered yet.
+        checking: bool,
     },
     Portal {
         url: String,
@@ -50,11 +59,13 @@ impl State {
                 expired,
             } => Some(Self::Activate {
                 code: activation_code.clone(),
-                qr: qr_code::Data::new(activation_code).ok(),
+                qr: qr_code::Data::new(activation_code).ok().map(Box::new),
                 link: activation_url.clone(),
                 expires_at: *expires_at,
                 expired: *expired,
                 renewing: false,
+                pending: None,
+                checking: false,
             }),
             DuoPrompt::Portal { url } => Some(Self::Portal {
                 url: url.clone(),
@@ -74,6 +85,8 @@ impl State {
                     code,
                     expired,
                     renewing,
+                    pending,
+                    checking,
                     ..
                 },
                 DuoPrompt::Activate {
@@ -84,6 +97,9 @@ impl State {
             ) if code == activation_code => {
                 *expired = *now_expired;
                 *renewing = false;
+                // An answer without the error: Duo may still catch up.
+                *pending = None;
+                *checking = false;
             }
             _ => {
                 if let Some(fresh) = Self::from_prompt(prompt) {
@@ -96,14 +112,34 @@ impl State {
     /// Whether the app should ask the agent again in 3 s.
     pub fn waiting(&self) -> bool {
         match self {
-            Self::Activate { expired, .. } => !expired,
+            Self::Activate {
+                expired, pending, ..
+            } => !expired && pending.is_none(),
             Self::Portal { .. } => true,
+        }
+    }
+
+    /// The agent says Duo has not confirmed the activation in time
+    /// (`message`: its words and next step).
+    pub fn pending(&mut self, message: String) {
+        if let Self::Activate {
+            pending, checking, ..
+        } = self
+        {
+            *pending = Some(message);
+            *checking = false;
         }
     }
 
     pub fn failed(&mut self) {
         match self {
-            Self::Activate { renewing, .. } | Self::Portal { renewing, .. } => *renewing = false,
+            Self::Activate {
+                renewing, checking, ..
+            } => {
+                *renewing = false;
+                *checking = false;
+            }
+            Self::Portal { renewing, .. } => *renewing = false,
         }
     }
 }
@@ -113,6 +149,7 @@ pub enum Message {
     CopyLink,
     OpenPortal,
     Renew,
+    TryAgain,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -121,11 +158,24 @@ pub enum Event {
     /// Duo's enrollment page, to open in the browser.
     Open(String),
     Renew,
+    /// Ask the agent (and Duo) once more.
+    CheckAgain,
 }
 
 pub fn update(state: &mut State, message: Message) -> Option<Event> {
     match (state, message) {
         (State::Activate { link, .. }, Message::CopyLink) => Some(Event::Copy(link.clone())),
+        (
+            State::Activate {
+                pending: Some(_),
+                checking,
+                ..
+            },
+            Message::TryAgain,
+        ) => (!*checking).then(|| {
+            *checking = true;
+            Event::CheckAgain
+        }),
         (State::Portal { url, .. }, Message::OpenPortal) => Some(Event::Open(url.clone())),
         (State::Activate { renewing, .. } | State::Portal { renewing, .. }, Message::Renew) => {
             (!*renewing).then(|| {
@@ -145,8 +195,32 @@ pub fn view(state: &State) -> Element<'_, Message> {
             expires_at,
             expired,
             renewing,
+            pending: Some(words),
+            checking,
             ..
-        } => activate_view(qr.as_ref(), link, *expires_at, *expired, *renewing),
+        } if !expired && !renewing => column![
+            text("Activate Duo Mobile").size(24),
+            note(text(words.as_str()), Outcome::Fail),
+            action(
+                if *checking {
+                    "Checking…"
+                } else {
+                    "Try again"
+                },
+                (!*checking).then_some(Message::TryAgain)
+            ),
+            secondary("Get a new activation", Some(Message::Renew)),
+        ]
+        .spacing(14)
+        .into(),
+        State::Activate {
+            qr,
+            link,
+            expires_at,
+            expired,
+            renewing,
+            ..
+        } => activate_view(qr.as_deref(), link, *expires_at, *expired, *renewing),
         State::Portal { renewing, .. } => column![
             text("Add your phone to Duo").size(24),
             text(
@@ -279,6 +353,36 @@ mod tests {
             (code.as_str(), *expired, *renewing),
             ("duo://PLANTED-2", false, false)
         );
+    }
+
+    #[test]
+    fn an_activation_duo_does_not_confirm_stops_polling_until_try_again() {
+        let mut state = State::from_prompt(&prompt("duo://PLANTED-1", false)).unwrap();
+        assert_eq!(
+            update(&mut state, Message::TryAgain),
+            None,
+            "nothing to retry"
+        );
+        state.pending("Duo has not confirmed your phone's activation after 2 min.".into());
+        assert!(!state.waiting(), "no spinning once the agent says why");
+        assert_eq!(
+            update(&mut state, Message::TryAgain),
+            Some(Event::CheckAgain)
+        );
+        assert_eq!(
+            update(&mut state, Message::TryAgain),
+            None,
+            "one check at a time"
+        );
+        // Still pending: said again, and Try again works again.
+        state.pending("Duo has not confirmed your phone's activation after 3 min.".into());
+        assert_eq!(
+            update(&mut state, Message::TryAgain),
+            Some(Event::CheckAgain)
+        );
+        // An answer without the error: polling resumes.
+        state.refresh(&prompt("duo://PLANTED-1", false));
+        assert!(state.waiting());
     }
 
     #[test]

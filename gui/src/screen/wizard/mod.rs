@@ -228,6 +228,19 @@ impl State {
                 c.refused(error);
                 return actions;
             }
+            // Duo has not confirmed the phone's activation in time: said on
+            // the activation screen, which stops polling until "Try again".
+            if let Step::DuoActivate(a) = &mut self.step
+                && view.step == EnrollmentStep::Pairing
+                && matches!(
+                    error.problem.as_ref().map(|p| &p.cause),
+                    Some(rampart_shared::cause::Cause::DuoActivationPending { .. })
+                )
+            {
+                a.pending(error.message);
+                self.notice = None;
+                return actions;
+            }
             if error.code == MfaErrorCode::AccessDenied {
                 self.step = Step::Denied(error.message);
                 self.notice = None;
@@ -471,6 +484,9 @@ fn route(state: &mut State, message: Message) -> Vec<Action> {
                 },
                 Some(duo_activate::Event::Renew) => {
                     vec![Action::Mfa(MfaCommand::RenewActivation)]
+                }
+                Some(duo_activate::Event::CheckAgain) => {
+                    vec![Action::Mfa(MfaCommand::CheckProgress)]
                 }
                 None => vec![],
             }
@@ -932,6 +948,50 @@ pub(crate) mod tests {
             duo_view(EnrollmentStep::Pairing, activate("duo://b", false)),
         );
         assert!(s.polling());
+    }
+
+    #[test]
+    fn an_activation_duo_does_not_confirm_is_said_with_try_again() {
+        use rampart_shared::cause::{Cause, Problem};
+        let (mut s, _) = State::new(Some(passing()));
+        reply(
+            &mut s,
+            duo_view(EnrollmentStep::Pairing, activate("duo://a", false)),
+        );
+        assert!(s.polling());
+        let cause = Cause::DuoActivationPending { waited_ms: 125_000 };
+        let words = format!("{} {}", cause.words(), cause.next_step());
+        let mut pending = duo_view(EnrollmentStep::Pairing, activate("duo://a", false));
+        pending.error = Some(MfaErrorView {
+            code: MfaErrorCode::ProviderError,
+            message: words.clone(),
+            retry_after_secs: None,
+            phone_skew_secs: None,
+            problem: Some(Problem::new(cause, "")),
+        });
+        reply(&mut s, pending);
+        let Step::DuoActivate(duo_activate::State::Activate { pending, .. }) = &s.step else {
+            panic!("{:?}", s.step)
+        };
+        assert_eq!(pending.as_deref(), Some(words.as_str()));
+        assert_eq!(s.notice, None, "said once, on the screen");
+        assert!(!s.polling(), "no spinning once the agent says why");
+        assert_eq!(
+            update(
+                &mut s,
+                Message::DuoActivate(duo_activate::Message::TryAgain)
+            ),
+            vec![Action::Mfa(MfaCommand::CheckProgress)]
+        );
+        // Duo caught up: the phone to confirm with.
+        reply(
+            &mut s,
+            duo_view(
+                EnrollmentStep::Pairing,
+                confirm(rampart_shared::mfa::PushState::NotSent),
+            ),
+        );
+        assert!(matches!(s.step, Step::DuoConfirm(_)));
     }
 
     #[test]
