@@ -47,7 +47,8 @@ pub enum Message {
     /// Enter that no widget used: the waiting screens' "Try again", or the
     /// wizard step's primary action in the wizard's window.
     Enter(window::Id),
-    Tick,
+    /// The one-second tick of a screen that counts (a wait, a check).
+    Tick(iced::time::Instant),
     /// Ask the agent whether the phone is done (Duo's waiting screens).
     Poll,
     FirstFrame,
@@ -170,12 +171,16 @@ impl App {
                 }
                 Task::none()
             }
-            Message::Tick => match &mut self.wizard {
+            Message::Tick(at) => match &mut self.wizard {
                 Some(w) => {
-                    let tick = if matches!(w.step, wizard::Step::DuoConfirm(_)) {
-                        wizard::Message::DuoConfirm(wizard::duo_confirm::Message::Tick)
-                    } else {
-                        wizard::Message::Verify(wizard::verify::Message::Tick)
+                    let tick = match w.step {
+                        wizard::Step::DuoConfirm(_) => {
+                            wizard::Message::DuoConfirm(wizard::duo_confirm::Message::Tick)
+                        }
+                        wizard::Step::Before(_) => {
+                            wizard::Message::Before(wizard::before::Message::Tick(at))
+                        }
+                        _ => wizard::Message::Verify(wizard::verify::Message::Tick),
                     };
                     let actions = wizard::update(w, tick);
                     self.perform(actions)
@@ -383,7 +388,7 @@ impl App {
             .as_ref()
             .is_some_and(wizard::State::counting_down)
         {
-            subs.push(iced::time::every(std::time::Duration::from_secs(1)).map(|_| Message::Tick));
+            subs.push(iced::time::every(std::time::Duration::from_secs(1)).map(Message::Tick));
         }
         // The waiting screen's clock, only while it is shown.
         if self.starting.is_some() {

@@ -107,7 +107,7 @@ pub fn view(state: &State) -> Element<'_, Message> {
 pub fn view_for(state: &State, os: Os) -> Element<'_, Message> {
     let body = if state.gave_up() {
         let mut body = column![
-            text("The Rampart service is not running").size(24),
+            text(rampart_shared::cause::Cause::AgentDown.words()).size(24),
             text(format!(
                 "Rampart has waited {} s for its service, which checks your device and sets up MFA. \
                  To start it, run {}, or ask IT.",
@@ -218,7 +218,7 @@ mod tests {
 
         let _ = update(&mut state, Message::Tick(t0 + GIVE_UP_AFTER));
         let mut ui = simulator(view_for(&state, Os::Linux));
-        assert!(ui.find("The Rampart service is not running").is_ok());
+        assert!(ui.find("The Rampart service is not running.").is_ok());
         assert!(
             ui.find(
                 "Rampart has waited 60 s for its service, which checks your device and sets up MFA. \

@@ -30,7 +30,8 @@ pub fn view(why: Option<&str>) -> Element<'_, Message> {
             text(
                 "This app needs the Rampart agent to check your device and set up MFA. It will keep trying by itself."
             ),
-            note(text(why).size(13), Outcome::Fail),
+            // The connection error is for support, not the headline.
+            note(text(format!("Details: {why}")).size(13), Outcome::Pending),
             action("Try again", Some(Message::TryAgain)),
         ],
         None => column![

@@ -9,7 +9,10 @@
 //! failure reads in the shared vocabulary's words (`rampart_shared::cause`),
 //! the raw text behind it under "Details", shown on demand and copyable.
 
+use std::time::Duration;
+
 use chrono::{DateTime, Local, Utc};
+use iced::time::Instant;
 use iced::widget::{column, row, text};
 use iced::{Element, Fill};
 use rampart_shared::cause::{Cause, Endpoint, Problem};
@@ -33,7 +36,14 @@ pub struct State {
     pub refresh_error: Option<String>,
     /// The raw text behind the failures is shown.
     pub details_shown: bool,
+    /// The first tick seen while checking: the wait is counted from there.
+    pub checking_since: Option<Instant>,
 }
+
+/// How long "Checking…" may last: the agent's checks end within their own
+/// timeouts (5 s for the network, 2 s per time server), so this much
+/// means the answer is not coming.
+pub const CHECK_BOUND: Duration = Duration::from_secs(20);
 
 /// When the network and clock checks last ran.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -65,6 +75,7 @@ impl State {
         let newer = |new: Option<DateTime<Utc>>, old| new.is_some() && new > old;
         if newer(now.network, before.network) && newer(now.clock, before.clock) {
             self.checking = None;
+            self.checking_since = None;
             self.checked = now.network.max(now.clock);
         }
     }
@@ -76,6 +87,8 @@ pub enum Message {
     CheckAgain,
     ToggleDetails,
     CopyDetails,
+    /// A second passed (only while checking).
+    Tick(Instant),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -352,12 +365,28 @@ pub fn update(state: &mut State, message: Message, status: Option<&AgentStatus>)
                 return None;
             }
             state.checking = Some(Checked::of(status));
+            state.checking_since = None;
             state.checked = None;
             state.refresh_error = None;
             Some(Event::CheckAgain)
         }
         Message::ToggleDetails => {
             state.details_shown = !state.details_shown;
+            None
+        }
+        Message::Tick(at) => {
+            if !state.is_checking() {
+                return None;
+            }
+            let since = *state.checking_since.get_or_insert(at);
+            if at.saturating_duration_since(since) >= CHECK_BOUND {
+                state.checking = None;
+                state.checking_since = None;
+                state.refresh_error = Some(format!(
+                    "the checks did not finish within {} s. The Rampart service may be busy or restarting: click Check again in a moment",
+                    CHECK_BOUND.as_secs()
+                ));
+            }
             None
         }
         Message::CopyDetails => {
@@ -845,5 +874,35 @@ pub(crate) mod tests {
         );
         assert!(state.is_checking());
         assert_eq!(state.refresh_error, None);
+    }
+
+    #[test]
+    fn checking_ends_with_words_when_no_answer_comes() {
+        let status = status_with(NetworkState::Online, ClockState::Synced, Some(0));
+        let mut state = State::default();
+        update(&mut state, Message::CheckAgain, Some(&status));
+        let t0 = Instant::now();
+        update(&mut state, Message::Tick(t0), Some(&status));
+        update(
+            &mut state,
+            Message::Tick(t0 + CHECK_BOUND - Duration::from_secs(1)),
+            Some(&status),
+        );
+        assert!(state.is_checking());
+        update(&mut state, Message::Tick(t0 + CHECK_BOUND), Some(&status));
+        assert!(!state.is_checking());
+        assert_eq!(
+            state.refresh_error.as_deref(),
+            Some(
+                "the checks did not finish within 20 s. The Rampart service may be busy or \
+                 restarting: click Check again in a moment"
+            )
+        );
+        // And Check again works again.
+        assert_eq!(
+            update(&mut state, Message::CheckAgain, Some(&status)),
+            Some(Event::CheckAgain)
+        );
+        assert_eq!(state.checking_since, None);
     }
 }

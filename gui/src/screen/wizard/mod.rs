@@ -182,6 +182,8 @@ impl State {
         match &self.step {
             Step::Verify(v) => v.wait_left > 0,
             Step::DuoConfirm(c) => c.wait_left > 0,
+            // "Checking…" ends by itself after a bound, counted in ticks.
+            Step::Before(b) => b.is_checking(),
             _ => false,
         }
     }
