@@ -1123,3 +1123,58 @@ fn refresh_clears_a_fixed_mfa_error_without_a_restart() {
     let status = agent.status();
     assert_eq!(status["mfa"]["state"], "not_set_up", "{status:#}");
 }
+
+/// IT's policy server refusing is named by cause and endpoint (not "connect
+/// to Wi-Fi"), does not stop the authenticator app's setup, and clears at
+/// the next check once the server answers: the fix is seen without a
+/// restart.
+#[test]
+fn a_refused_policy_server_is_named_and_clears_once_it_answers() {
+    const KEY: &str = "RWQf6LRCGA9i53mlYecO4IzT51TGPpvWucNSCh1CBM0QTaLn73Y7GFO3";
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("http://127.0.0.1:{port}/policy.json");
+    let agent = AgentProcess::start_dev_with_install(
+        &loopback_policy(1),
+        &json!({"policy_url": url, "public_keys": [KEY]}),
+        &[],
+    );
+    let status = agent.wait_for_status("the policy server refused", |s| {
+        s["network"]["problems"]
+            .as_array()
+            .is_some_and(|p| p.iter().any(|p| p["endpoint"] == "policy_server"))
+    });
+    let problem = status["network"]["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["endpoint"] == "policy_server")
+        .unwrap()
+        .clone();
+    assert_eq!(problem["cause"], "refused", "{problem:#}");
+    assert_eq!(problem["host"], format!("127.0.0.1:{port}"), "{problem:#}");
+    let out = String::from_utf8_lossy(&agent.cli(&["status"]).stdout).into_owned();
+    assert!(
+        out.contains(&format!(
+            "127.0.0.1:{port} (policy server) refused the connection. Tell IT that \
+             127.0.0.1:{port} is not answering Rampart; nothing on this computer needs to change."
+        )),
+        "{out}"
+    );
+    assert!(!out.contains("Wi-Fi"), "{out}");
+
+    // IT brings the server back; a refresh of the network check sees it.
+    let server = rampart_tests::http::HttpServer::start_on(port);
+    server.serve("/policy.json", "{}", "application/json");
+    rampart_tests::ipc::RawClient::greeted(&agent.socket)
+        .call(2, json!({"type": "refresh", "check": "network"}));
+    agent.wait_for_status("the policy server's problem cleared", |s| {
+        !s["network"]["problems"]
+            .as_array()
+            .is_some_and(|p| p.iter().any(|p| p["endpoint"] == "policy_server"))
+            && s["network"]["checked_at"] != status["network"]["checked_at"]
+    });
+}
