@@ -725,7 +725,19 @@ pub async fn probe(
         Err(e) => {
             let detail = crate::error_chain(&e);
             match crate::network::certificate_refusal(&e) {
-                Some(dates) => failed(Failure::Certificate { dates, detail }),
+                Some(dates) => failed(
+                    crate::network::with_issuer(
+                        Failure::Certificate {
+                            dates,
+                            detail,
+                            issuer: None,
+                        },
+                        &host,
+                        addr,
+                        timeout,
+                    )
+                    .await,
+                ),
                 // TCP worked a moment ago: a failure while connecting is
                 // the handshake.
                 None if e.is_connect() && https => failed(Failure::Tls(detail)),

@@ -19,6 +19,7 @@ pub mod report;
 pub mod retry;
 pub mod service;
 pub mod storage;
+pub mod tls_issuer;
 pub mod update;
 pub mod winsec;
 

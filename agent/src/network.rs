@@ -89,7 +89,13 @@ pub enum Failure {
     /// Connected, but the TLS handshake refused the server's certificate:
     /// the endpoint cannot be used although TCP reaches it.
     #[error("certificate refused: {detail}")]
-    Certificate { dates: bool, detail: String },
+    Certificate {
+        dates: bool,
+        detail: String,
+        /// Who issued the refused certificate, when it could be read
+        /// ([`crate::tls_issuer`]).
+        issuer: Option<String>,
+    },
     /// Connected, but the TLS handshake failed for another reason.
     #[error("{0}")]
     Tls(String),
@@ -156,10 +162,14 @@ impl Failure {
                 after_ms: u64::try_from(after.as_millis()).unwrap_or(u64::MAX),
             },
             Self::Certificate { dates: true, .. } => Cause::CertificateDates { endpoint, host },
-            Self::Certificate { dates: false, .. } => Cause::UntrustedCertificate {
+            Self::Certificate {
+                dates: false,
+                issuer,
+                ..
+            } => Cause::UntrustedCertificate {
                 endpoint,
                 host,
-                issuer: None,
+                issuer: issuer.clone(),
             },
         }
     }
@@ -321,7 +331,10 @@ pub async fn check(
                         match tokio::time::timeout(timeout, date_of(&target, addr, timeout, &roots))
                             .await
                         {
-                            Ok(Err(refused)) => (Err(refused), None),
+                            Ok(Err(refused)) => (
+                                Err(with_issuer(refused, &target.host, addr, timeout).await),
+                                None,
+                            ),
                             Ok(Ok(date)) => (Ok(addr), date),
                             Err(_) => (Ok(addr), None),
                         }
@@ -345,6 +358,37 @@ pub async fn check(
         }
     }
     results
+}
+
+/// A refusal of an untrusted certificate, with its issuer's name when a
+/// second handshake can read it (off the event loop, within `timeout`).
+pub async fn with_issuer(
+    failure: Failure,
+    host: &str,
+    addr: SocketAddr,
+    timeout: Duration,
+) -> Failure {
+    match failure {
+        Failure::Certificate {
+            dates: false,
+            detail,
+            issuer: None,
+        } => {
+            let host = host.to_owned();
+            let issuer = tokio::task::spawn_blocking(move || {
+                crate::tls_issuer::presented_issuer(&host, addr, timeout)
+            })
+            .await
+            .ok()
+            .flatten();
+            Failure::Certificate {
+                dates: false,
+                detail,
+                issuer,
+            }
+        }
+        other => other,
+    }
 }
 
 /// How long a probe may take to connect, and in all.
@@ -415,9 +459,13 @@ async fn date_of(
             Err(e) => {
                 let detail = crate::error_chain(&e);
                 tracing::debug!(url = %target.url, error = %detail, "no time from the endpoint");
-                return Some(Err(
-                    certificate_refusal(&e).map(|dates| Failure::Certificate { dates, detail })
-                ));
+                return Some(Err(certificate_refusal(&e).map(|dates| {
+                    Failure::Certificate {
+                        dates,
+                        detail,
+                        issuer: None,
+                    }
+                })));
             }
         };
         let received = Utc::now();
@@ -784,6 +832,7 @@ mod tests {
             Failure::Certificate {
                 dates: false,
                 detail: "invalid peer certificate: UnknownIssuer".into(),
+                issuer: None,
             },
         )];
         assert_eq!(

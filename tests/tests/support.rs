@@ -179,7 +179,8 @@ fn doctor_trusts_the_extra_ca_for_duo_as_the_agent_does() {
     let figure = net["figure"].as_str().unwrap();
     assert!(
         figure.starts_with(&format!(
-            "{} (Duo) presented a certificate this computer does not trust.",
+            "{} (Duo) presented a certificate this computer does not trust, issued by \
+             \"Rampart test Duo CA\".",
             duo.api_host()
         )),
         "{net}"
@@ -215,6 +216,8 @@ fn status_names_an_untrusted_certificate_by_cause_with_the_raw_text_as_details()
     assert_eq!(problem["cause"], "untrusted_certificate", "{network:#}");
     assert_eq!(problem["endpoint"], "offline_guide", "{network:#}");
     assert_eq!(problem["host"], duo.api_host().as_str(), "{network:#}");
+    // Read from the certificate the server presented: the name to give IT.
+    assert_eq!(problem["issuer"], "Rampart test Duo CA", "{network:#}");
     assert!(
         problem["details"]
             .as_str()
@@ -226,7 +229,8 @@ fn status_names_an_untrusted_certificate_by_cause_with_the_raw_text_as_details()
     let out = String::from_utf8_lossy(&output.stdout).into_owned();
     assert_eq!(output.status.code(), Some(1), "{out}");
     let headline = format!(
-        "  - {} (offline-access guide) presented a certificate this computer does not trust.",
+        "  - {} (offline-access guide) presented a certificate this computer does not trust, \
+         issued by \"Rampart test Duo CA\".",
         duo.api_host()
     );
     assert!(out.lines().any(|l| l.starts_with(&headline)), "{out}");
