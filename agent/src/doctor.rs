@@ -938,6 +938,7 @@ mod tests {
         let failure = rampart_shared::status::FetchFailure {
             message: "the server answered HTTP 404 for https://it.example/policy.json".into(),
             at: f.now,
+            problem: None,
         };
         if let Ok(a) = &mut f.agent {
             a.status.policy.fetch_error = Some(failure.clone());

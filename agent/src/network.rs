@@ -181,6 +181,32 @@ impl Failure {
     }
 }
 
+/// A failed connection of an HTTP client, by kind: a refused certificate, a
+/// refused connection, or another failure to connect.
+pub fn connect_failure(e: &(dyn std::error::Error + 'static), detail: String) -> Failure {
+    if let Some(dates) = certificate_refusal(e) {
+        return Failure::Certificate {
+            dates,
+            detail,
+            issuer: None,
+        };
+    }
+    let mut next = Some(e);
+    while let Some(err) = next {
+        if let Some(io) = err.downcast_ref::<std::io::Error>() {
+            if io.kind() == std::io::ErrorKind::ConnectionRefused {
+                return Failure::Refused(detail);
+            }
+            if let Some(inner) = io.get_ref() {
+                next = Some(inner as &(dyn std::error::Error + 'static));
+                continue;
+            }
+        }
+        next = err.source();
+    }
+    Failure::Tcp(detail)
+}
+
 /// Whether `e` (anywhere in its chain) is a TLS refusal of the server's
 /// certificate: `Some(true)` when only its dates are wrong for this
 /// computer's clock, `Some(false)` when it is not trusted.

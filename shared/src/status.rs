@@ -168,6 +168,11 @@ pub struct FetchFailure {
     pub message: String,
     /// When the poll failed.
     pub at: DateTime<Utc>,
+    /// Protocol 1, added with issue 14: the cause, when the vocabulary has
+    /// one (refused, silent, untrusted, an HTTP error); `message` is then
+    /// its details.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub problem: Option<Problem>,
 }
 
 impl FetchFailure {
@@ -177,7 +182,9 @@ impl FetchFailure {
         format!(
             "last policy poll failed at {}: {}",
             self.at.format("%Y-%m-%d %H:%M UTC"),
-            self.message
+            self.problem
+                .as_ref()
+                .map_or_else(|| self.message.clone(), Problem::words)
         )
     }
 }
@@ -513,6 +520,11 @@ pub fn network_words(network: &NetworkSection) -> String {
 /// "Details" shows (never the headline).
 pub fn problem_details(status: &AgentStatus) -> Vec<(&'static str, String)> {
     let mut out = Vec::new();
+    if let Some(failure) = &status.policy.fetch_error
+        && failure.problem.is_some()
+    {
+        out.push(("Policy", failure.message.clone()));
+    }
     for p in &status.network.problems {
         out.push(("Network", p.details.clone()));
     }
@@ -670,6 +682,7 @@ mod tests {
                     s.policy.fetch_error = Some(FetchFailure {
                         message: "the server answered HTTP 404".into(),
                         at: DateTime::from_timestamp(1_795_000_000, 0).unwrap(),
+                        problem: None,
                     })
                 },
                 Overall::Healthy,
@@ -723,6 +736,7 @@ mod tests {
         s.policy.fetch_error = Some(FetchFailure {
             message: "the server answered HTTP 404 for https://it.example/policy.json".into(),
             at: DateTime::from_timestamp(1_795_000_000, 0).unwrap(),
+            problem: None,
         });
         assert_eq!(
             section_lines(&s)[3].1,

@@ -1160,6 +1160,13 @@ fn a_refused_policy_server_is_named_and_clears_once_it_answers() {
         .clone();
     assert_eq!(problem["cause"], "refused", "{problem:#}");
     assert_eq!(problem["host"], format!("127.0.0.1:{port}"), "{problem:#}");
+    // The policy poll failed the same way, and says so by the same cause.
+    let status = agent.wait_for_status("the policy poll failed", |s| {
+        !s["policy"]["fetch_error"].is_null()
+    });
+    let poll = &status["policy"]["fetch_error"];
+    assert_eq!(poll["problem"]["cause"], "refused", "{poll:#}");
+    assert_eq!(poll["problem"]["endpoint"], "policy_server", "{poll:#}");
     let out = String::from_utf8_lossy(&agent.cli(&["status"]).stdout).into_owned();
     assert!(
         out.contains(&format!(

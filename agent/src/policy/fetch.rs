@@ -63,7 +63,12 @@ pub enum FetchError {
     #[error("{url}: no answer within {secs} s")]
     Timeout { url: String, secs: u64 },
     #[error("{url}: cannot connect: {detail}")]
-    Connect { url: String, detail: String },
+    Connect {
+        url: String,
+        detail: String,
+        /// What kind of failure, for the vocabulary (`FetchError::cause`).
+        failure: crate::network::Failure,
+    },
     #[error("{url}: redirect refused: {detail}")]
     Redirect { url: String, detail: String },
     #[error("{url}: the server answered HTTP {status}")]
@@ -74,6 +79,31 @@ pub enum FetchError {
     SignatureNotText { url: String },
     #[error("{url}: {detail}")]
     Transport { url: String, detail: String },
+}
+
+impl FetchError {
+    /// The failure in the shared vocabulary, where it has a cause there:
+    /// the policy server refusing, silent, untrusted or answering an error.
+    pub fn cause(&self) -> Option<rampart_shared::cause::Cause> {
+        use crate::network::{Endpoint, display_host, url_host_port};
+        use rampart_shared::cause::Cause;
+        let host = |url: &str| url_host_port(url).map(|(h, p)| display_host(&h, p));
+        let endpoint = Endpoint::PolicyServer;
+        match self {
+            Self::Timeout { url, secs } => Some(Cause::Timeout {
+                endpoint,
+                host: host(url)?,
+                after_ms: secs.saturating_mul(1000),
+            }),
+            Self::Connect { url, failure, .. } => Some(failure.cause_at(endpoint, host(url)?)),
+            Self::Status { url, status } => Some(Cause::HttpStatus {
+                endpoint,
+                host: host(url)?,
+                status: *status,
+            }),
+            _ => None,
+        }
+    }
 }
 
 /// Checks a policy URL: `https://`, or `http://` to a loopback address.
@@ -266,9 +296,11 @@ impl Fetcher {
                 detail: chain_sources(&e),
             }
         } else if e.is_connect() {
+            let detail = chain_sources(&e);
             FetchError::Connect {
+                failure: crate::network::connect_failure(&e, detail.clone()),
                 url,
-                detail: chain_sources(&e),
+                detail,
             }
         } else {
             FetchError::Transport {

@@ -360,6 +360,9 @@ impl PolicyStore {
                 .map(|(e, at)| FetchFailure {
                     message: e.to_string(),
                     at,
+                    problem: e
+                        .cause()
+                        .map(|cause| rampart_shared::cause::Problem::new(cause, e.to_string())),
                 }),
             mfa_required: policy.mfa.required,
             provider: policy.mfa.provider.kind(),

@@ -256,12 +256,22 @@ fn a_failed_poll_is_kept_apart_from_rejections() {
         },
     ] {
         let message = failure.to_string();
+        // A 404 has a cause in the vocabulary; a body too large does not.
+        let problem = failure
+            .cause()
+            .map(|cause| rampart_shared::cause::Problem::new(cause, message.clone()));
+        let has_cause = matches!(failure, FetchError::Status { .. });
+        assert_eq!(problem.is_some(), has_cause);
         store.apply(FetchOutcome::Failed(failure), later);
         let section = store.section();
         assert_eq!(section.error, None, "the old rejection is gone");
         assert_eq!(
             section.fetch_error,
-            Some(FetchFailure { message, at: later })
+            Some(FetchFailure {
+                message,
+                at: later,
+                problem
+            })
         );
         assert_eq!(section.serial, 5, "the policy in force stays");
     }

@@ -470,6 +470,7 @@ mod tests {
         s.policy.fetch_error = Some(rampart_shared::status::FetchFailure {
             message: "the server answered HTTP 404 for https://it.example/policy.json".into(),
             at: chrono::DateTime::from_timestamp(1_795_000_000, 0).unwrap(),
+            problem: None,
         });
         let state = State::default();
         let last = sections(&s, Duration::ZERO)[4].figure.clone();
