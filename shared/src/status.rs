@@ -8,7 +8,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::cause::Problem;
+use crate::cause::{Cause, Problem};
 use crate::policy::ProviderKind;
 use crate::version::Version;
 
@@ -398,10 +398,11 @@ pub fn assess(status: &AgentStatus) -> Assessment {
             add(Overall::ActionNeeded, said(Some(problem), ""));
         }
     }
-    if let Some(error) = &status.policy.error {
+    // What IT's validator said is for IT: under Details, not the reason.
+    if status.policy.error.is_some() {
         add(
             Overall::ActionNeeded,
-            format!("latest policy rejected: {error}"),
+            said(Some(&Problem::new(Cause::PolicyRejected, "")), ""),
         );
     }
     match status.update.state {
@@ -520,6 +521,9 @@ pub fn network_words(network: &NetworkSection) -> String {
 /// "Details" shows (never the headline).
 pub fn problem_details(status: &AgentStatus) -> Vec<(&'static str, String)> {
     let mut out = Vec::new();
+    if let Some(error) = &status.policy.error {
+        out.push(("Policy", error.clone()));
+    }
     if let Some(failure) = &status.policy.fetch_error
         && failure.problem.is_some()
     {

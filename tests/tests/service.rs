@@ -55,10 +55,13 @@ fn checks_follow_policy_and_check_again_reruns_them() {
     let detail = s["network"]["detail"].as_str().unwrap();
     assert!(
         detail.starts_with(&format!(
-            "cannot reach offline-access guide (127.0.0.1:{guide_port}): connection failed"
+            "cannot reach offline-access guide (127.0.0.1:{guide_port}): connection refused"
         )),
         "{detail}"
     );
+    let problem = &s["network"]["problems"][0];
+    assert_eq!(problem["cause"], "refused", "{s:#}");
+    assert_eq!(problem["endpoint"], "offline_guide", "{s:#}");
     assert_eq!(s["overall"], "action_needed");
 }
 
@@ -336,13 +339,22 @@ fn a_failed_poll_is_reported_apart_from_a_rejected_policy() {
     assert!((at - asked).num_seconds().abs() < 15, "{at} vs {asked}");
     assert_eq!(s["policy"]["serial"], 5, "the policy in force stays");
 
+    // The cause in the vocabulary's words; the raw text under Details.
+    assert_eq!(failure["problem"]["cause"], "http_status", "{failure:#}");
+    assert_eq!(failure["problem"]["status"], 404, "{failure:#}");
+    let host = server.addr().to_string();
     let words = format!(
-        "last policy poll failed at {}: {message}",
+        "last policy poll failed at {}: {host} (policy server) answered with an error (HTTP 404).",
         at.format("%Y-%m-%d %H:%M UTC")
     );
     let status = agent.cli(&["status"]);
     let status = String::from_utf8_lossy(&status.stdout);
     assert!(status.contains(&words), "{status}");
+    let (_, details) = status.split_once("\nDetails:\n").expect("a Details block");
+    assert!(
+        details.contains(&format!("  Policy: {message}")),
+        "{status}"
+    );
     let doctor = agent.cli(&["doctor", "--dev"]);
     let doctor = String::from_utf8_lossy(&doctor.stdout);
     let line = doctor

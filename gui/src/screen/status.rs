@@ -225,8 +225,9 @@ pub fn sections(s: &AgentStatus, since_status: Duration) -> Vec<Section> {
         if let Some(kept) = &s.policy.kept {
             figure.push_str(&format!("; {}", kept.message));
         }
-        if let Some(e) = &s.policy.error {
-            figure.push_str(&format!("; {e}"));
+        if s.policy.error.is_some() {
+            let rejected = rampart_shared::cause::Cause::PolicyRejected;
+            figure.push_str(&format!(". {} {}", rejected.words(), rejected.next_step()));
         }
         if let Some(failure) = &s.policy.fetch_error {
             figure.push_str(&format!("; {}", failure.summary()));
