@@ -460,11 +460,16 @@ mod tests {
             // The service restarts (as after a self-update): "starting"
             // again, not "not running", then connected to the new one.
             agent.stop().await.unwrap();
-            match events.next().await {
-                Some(Event::ServiceStarting { why, .. }) => {
-                    assert!(why.starts_with("lost the connection"), "{why}")
+            loop {
+                match events.next().await {
+                    // A status the agent sent just before it stopped.
+                    Some(Event::StatusChanged(_)) => continue,
+                    Some(Event::ServiceStarting { why, .. }) => {
+                        assert!(why.starts_with("lost the connection"), "{why}");
+                        break;
+                    }
+                    other => panic!("expected the service to be restarting: {other:?}"),
                 }
-                other => panic!("expected the service to be restarting: {other:?}"),
             }
             let agent = start().await.unwrap();
             let _ = retry.try_send(());
