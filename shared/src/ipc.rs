@@ -555,4 +555,100 @@ mod tests {
         s.push(&vec![b'x'; MAX_FRAME_BYTES]);
         assert_eq!(s.next_frame(), Some(Err(FrameTooLarge)));
     }
+
+    /// The status every `subscribed` reply and `status_changed` event
+    /// carries, as a protocol 1 agent from before issue 14 wrote it (no
+    /// `problem(s)`): it keeps decoding, and today's agent writes the same
+    /// bytes for the same facts.
+    const STATUS_V1: &str = "{\"schema\":1,\"overall\":\"healthy\",\"agent\":{\"version\":\"0.1.0\",\"mode\":\"dev\",\"pid\":42,\"started_at\":\"2026-11-18T11:06:40Z\",\"uptime_secs\":5},\"policy\":{\"source\":\"builtin\",\"serial\":0,\"fetched_at\":null,\"error\":null,\"fetch_error\":null,\"kept\":null,\"mfa_required\":true,\"provider\":\"totp\"},\"clock\":{\"state\":\"synced\",\"offset_ms\":12,\"uncertainty_ms\":1,\"max_skew_ms\":30000,\"server\":\"127.0.0.1:123\",\"checked_at\":\"2026-11-18T11:06:41Z\",\"detail\":\"clock is 12 ms fast\",\"source\":\"ntp\"},\"network\":{\"state\":\"online\",\"checked_at\":null,\"detail\":\"online\"},\"mfa\":{\"state\":\"enrolled\",\"provider\":\"totp\",\"detail\":null},\"update\":{\"state\":\"not_checked\",\"current_version\":\"0.1.0\",\"min_version\":null,\"detail\":\"meets the policy\"},\"storage\":{\"failures\":[],\"reports_not_queued\":0},\"reporting\":{\"credential_error\":null}}";
+
+    #[test]
+    fn subscribed_and_status_changed_frames_are_pinned() {
+        let status = Box::new(crate::status::tests::sample());
+        let subscribed = ServerFrame::Reply {
+            id: 7,
+            response: Response::Subscribed {
+                status: status.clone(),
+            },
+        };
+        let subscribed_line = format!(
+            "{{\"reply\":{{\"id\":7,\"response\":{{\"type\":\"subscribed\",\"status\":{STATUS_V1}}}}}}}\n"
+        );
+        assert_eq!(
+            String::from_utf8(encode_frame(&subscribed)).unwrap(),
+            subscribed_line
+        );
+        assert_eq!(
+            decode_server_frame(subscribed_line.trim_end().as_bytes()).unwrap(),
+            subscribed
+        );
+        let changed = ServerFrame::Event {
+            event: Event::StatusChanged { status },
+        };
+        let changed_line = format!(
+            "{{\"event\":{{\"event\":{{\"type\":\"status_changed\",\"status\":{STATUS_V1}}}}}}}\n"
+        );
+        assert_eq!(
+            String::from_utf8(encode_frame(&changed)).unwrap(),
+            changed_line
+        );
+        assert_eq!(
+            decode_server_frame(changed_line.trim_end().as_bytes()).unwrap(),
+            changed
+        );
+    }
+
+    /// One of each request. A new variant stops this match compiling until
+    /// it is added to the list beside it.
+    fn every_request() -> Vec<Request> {
+        let all = vec![
+            Request::Hello {
+                protocol: PROTOCOL_VERSION,
+                client: "test".into(),
+            },
+            Request::Status,
+            Request::Subscribe,
+            Request::PolicyShow,
+            Request::Refresh { check: Check::All },
+            Request::SetLogLevel {
+                level: LogLevel::Info,
+            },
+            Request::Mfa {
+                command: MfaCommand::StartEnrollment,
+            },
+            Request::Ping,
+        ];
+        for request in &all {
+            match request {
+                Request::Hello { .. }
+                | Request::Status
+                | Request::Subscribe
+                | Request::PolicyShow
+                | Request::Refresh { .. }
+                | Request::SetLogLevel { .. }
+                | Request::Mfa { .. }
+                | Request::Ping => {}
+            }
+        }
+        all
+    }
+
+    /// The names an unknown request is told about are the requests there
+    /// are, each as its JSON `type`, and each documented.
+    #[test]
+    fn the_known_request_names_are_the_request_variants() {
+        let requests = every_request();
+        let names: Vec<&str> = requests.iter().map(Request::name).collect();
+        assert_eq!(names, KNOWN_REQUESTS);
+        let doc = include_str!("../../docs/protocol.md");
+        for request in &requests {
+            let json = serde_json::to_value(request).unwrap();
+            assert_eq!(json["type"], request.name());
+            assert!(
+                doc.contains(&format!("| `{}` |", request.name())),
+                "docs/protocol.md has no row for `{}`",
+                request.name()
+            );
+        }
+    }
 }

@@ -578,7 +578,7 @@ pub fn describe_offset(offset_ms: i64) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     pub(crate) fn sample() -> AgentStatus {
