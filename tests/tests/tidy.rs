@@ -1,6 +1,8 @@
 //! Tidy tests, as rust-analyzer keeps them: the architecture's rules and the
 //! documents' claims checked against the tree, so that ARCHITECTURE.md and
 //! docs/protocol.md cannot drift from the code.
+// Test helpers: a missing file is the test failing, with its path.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
