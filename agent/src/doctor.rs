@@ -207,7 +207,7 @@ pub fn evaluate(f: &Facts) -> Vec<CheckResult> {
             format!(
                 "{socket}: Rampart {} ({} mode)",
                 a.status.agent.version,
-                mode_name(a.status.agent.mode)
+                a.status.agent.mode.label()
             ),
             "",
         ),
@@ -401,14 +401,6 @@ fn not_checked(name: &str) -> CheckResult {
         "not checked: the agent could not be asked",
         "start the agent, then run doctor again",
     )
-}
-
-fn mode_name(mode: AgentMode) -> &'static str {
-    match mode {
-        AgentMode::System => "service",
-        AgentMode::Dev => "dev",
-        AgentMode::Embedded => "embedded",
-    }
 }
 
 fn socket_check(f: &Facts) -> CheckResult {

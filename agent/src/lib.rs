@@ -25,6 +25,16 @@ pub mod winsec;
 
 pub use service::{AgentConfig, AgentError, RunningAgent, StopReason, start};
 
+/// Makes ring the process's TLS provider (reqwest is built without one, to
+/// keep aws-lc-rs and its C build out). Every TLS client calls this first;
+/// only the first call does anything.
+pub fn install_tls_provider() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
+}
+
 /// An error with its causes, "outer: inner: root", for one log line or one
 /// status detail (reqwest and io errors hide the useful part in `source`).
 pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {

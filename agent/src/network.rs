@@ -435,7 +435,7 @@ pub fn client_at(
     extra_roots: &[reqwest::Certificate],
     user_agent: &'static str,
 ) -> reqwest::Result<reqwest::Client> {
-    let _ = rustls::crypto::ring::default_provider().install_default();
+    crate::install_tls_provider();
     let mut builder = reqwest::Client::builder()
         .user_agent(user_agent)
         .connect_timeout(timeouts.connect)

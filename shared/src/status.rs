@@ -123,6 +123,18 @@ pub enum AgentMode {
     Embedded,
 }
 
+impl AgentMode {
+    /// "service", "dev", "embedded": the one name the CLI, doctor and the
+    /// app give the mode (the same word as its JSON value, but the service's).
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::System => "service",
+            Self::Dev => "dev",
+            Self::Embedded => "embedded",
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PolicySection {
     pub source: PolicySource,
@@ -465,11 +477,7 @@ pub fn section_lines(status: &AgentStatus) -> Vec<(&'static str, String)> {
     let agent = format!(
         "Rampart {} ({} mode), up {}, pid {}",
         status.agent.version,
-        match status.agent.mode {
-            AgentMode::System => "service",
-            AgentMode::Dev => "dev",
-            AgentMode::Embedded => "embedded",
-        },
+        status.agent.mode.label(),
         human_duration(status.agent.uptime_secs.saturating_mul(1000)),
         status.agent.pid,
     );

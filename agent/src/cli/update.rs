@@ -68,7 +68,7 @@ pub fn run(args: UpdateArgs) -> anyhow::Result<ExitCode> {
         apply: !args.check,
     };
     // reqwest is built without a bundled crypto provider: ring is the one.
-    let _ = rustls::crypto::ring::default_provider().install_default();
+    crate::install_tls_provider();
     let outcome = super::block_on(check_and_apply(request))?;
     match &outcome {
         UpdateOutcome::Decided(UpdateDecision::Update { to }) if args.check => {

@@ -142,7 +142,7 @@ impl DuoClient {
                 )));
             }
         }
-        let _ = rustls::crypto::ring::default_provider().install_default();
+        crate::install_tls_provider();
         let mut builder = reqwest::Client::builder()
             .user_agent(concat!("rampart-agent/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(CONNECT_TIMEOUT)

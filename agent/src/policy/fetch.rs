@@ -154,7 +154,7 @@ impl Fetcher {
         // reqwest is built without a bundled crypto provider (aws-lc-rs needs
         // a C/cmake build); ring is the process-wide one. Already installed
         // (by an earlier Fetcher) is fine.
-        let _ = rustls::crypto::ring::default_provider().install_default();
+        crate::install_tls_provider();
         let redirects = reqwest::redirect::Policy::custom(|attempt| {
             if attempt.previous().len() > MAX_REDIRECTS {
                 let detail = format!("more than {MAX_REDIRECTS} redirects");

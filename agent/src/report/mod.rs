@@ -140,7 +140,7 @@ pub struct SendOutcome {
 
 /// The HTTP client for deliveries; built once.
 pub fn client() -> Result<reqwest::Client, String> {
-    let _ = rustls::crypto::ring::default_provider().install_default();
+    crate::install_tls_provider();
     reqwest::Client::builder()
         .user_agent(concat!("rampart-agent/", env!("CARGO_PKG_VERSION")))
         .connect_timeout(SEND_TIMEOUT)

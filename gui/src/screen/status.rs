@@ -14,8 +14,8 @@ use iced::widget::{column, container, row, rule, scrollable, space, text};
 use iced::{Element, Fill};
 use rampart_shared::ipc::Check;
 use rampart_shared::status::{
-    AgentMode, AgentStatus, ClockState, MfaState, NetworkState, UpdateState, describe_offset,
-    human_duration, network_words, problem_details,
+    AgentStatus, ClockState, MfaState, NetworkState, UpdateState, describe_offset, human_duration,
+    network_words, problem_details,
 };
 
 use super::{Outcome, action, note, secondary};
@@ -257,11 +257,7 @@ pub fn sections(s: &AgentStatus, since_status: Duration) -> Vec<Section> {
                 format!(
                     "Rampart {}, {} mode, up {}",
                     s.agent.version,
-                    match s.agent.mode {
-                        AgentMode::System => "service",
-                        AgentMode::Dev => "dev",
-                        AgentMode::Embedded => "built-in",
-                    },
+                    s.agent.mode.label(),
                     human_duration(
                         s.agent
                             .uptime_secs
