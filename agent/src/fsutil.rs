@@ -219,26 +219,29 @@ pub fn read_capped(path: &Path, max: u64) -> Result<Option<Vec<u8>>, FsError> {
     Ok(Some(bytes))
 }
 
-#[cfg(unix)]
-fn create_private(path: &Path) -> io::Result<File> {
-    use std::os::unix::fs::OpenOptionsExt;
-    OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)
+/// Write access to a new or existing file, created 0600 on Unix. On Windows
+/// the state directory's ACL (set by the installer) is what keeps files
+/// private; new files inherit it.
+fn private_options() -> OpenOptions {
+    let mut options = OpenOptions::new();
+    options.write(true).create(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    options
 }
 
-#[cfg(not(unix))]
 fn create_private(path: &Path) -> io::Result<File> {
-    // On Windows the state directory's ACL (set by the installer) is what
-    // keeps files private; new files inherit it.
-    OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .open(path)
+    private_options().truncate(true).open(path)
+}
+
+/// Opens `path` to write in place (created 0600 if missing): for a journal
+/// appended to, such as the report queue, where a whole-file replace per
+/// record would cost too much. Everything else writes with [`write_atomic`].
+pub fn open_private(path: &Path) -> io::Result<File> {
+    private_options().truncate(false).open(path)
 }
 
 #[cfg(unix)]

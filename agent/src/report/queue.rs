@@ -17,7 +17,6 @@
 //! disagrees with the cursor, whichever of the two a crash leaves newer.
 
 use std::collections::VecDeque;
-use std::fs::OpenOptions;
 use std::io::{self, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
@@ -223,7 +222,7 @@ impl Queue {
             path: self.file.clone(),
             source,
         };
-        let mut file = open_private(&self.file).map_err(err)?;
+        let mut file = fsutil::open_private(&self.file).map_err(err)?;
         let result = (|| {
             file.seek(SeekFrom::Start(self.file_len))?;
             file.write_all(record)?;
@@ -237,26 +236,6 @@ impl Queue {
         self.file_len += record.len() as u64;
         Ok(())
     }
-}
-
-#[cfg(unix)]
-fn open_private(path: &Path) -> io::Result<std::fs::File> {
-    use std::os::unix::fs::OpenOptionsExt;
-    OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .mode(0o600)
-        .open(path)
-}
-
-#[cfg(not(unix))]
-fn open_private(path: &Path) -> io::Result<std::fs::File> {
-    OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(path)
 }
 
 fn record_len(payload: usize) -> u64 {
