@@ -10,6 +10,7 @@ pub mod cause;
 pub mod ipc;
 pub mod links;
 pub mod mfa;
+pub mod percent;
 pub mod platform;
 pub mod policy;
 pub mod report;

@@ -69,7 +69,7 @@ pub fn signing_time(
 
 /// Percent-encodes all but `A-Z a-z 0-9 - . _ ~` (RFC 3986 unreserved),
 /// upper-case hex; a space is `%20`: the encoding otpauth URIs use too.
-use rampart_shared::totp::percent_encode as encode;
+use rampart_shared::percent::encode;
 
 /// `k=v` pairs, each side encoded, sorted by encoded key then value, joined
 /// by `&`: the same string is the signed parameters, the query string of a

@@ -11,8 +11,9 @@ use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
 use rampart_shared::mfa::{EnrollmentStep, Evidence};
+use rampart_shared::percent;
 use rampart_shared::policy::ProviderKind;
-use rampart_shared::totp::{Secret, percent_encode};
+use rampart_shared::totp::Secret;
 use rampart_shared::user::UserId;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use zeroize::Zeroize;
@@ -38,7 +39,7 @@ pub enum LoadError {
 }
 
 pub fn file_name(owner: &UserKey) -> String {
-    let name = percent_encode(&owner.name);
+    let name = percent::encode(&owner.name);
     match &owner.id {
         UserId::Uid(uid) => format!("{PREFIX}{uid}-{name}{SUFFIX}"),
         UserId::Sid(sid) => format!("{PREFIX}{sid}@{name}{SUFFIX}"),
