@@ -528,7 +528,7 @@ pub fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::screen::wizard::tests::passing;
+    use crate::fixtures::passing;
     use rampart_shared::status::MfaState;
 
     fn connected(app: &mut App, status: Box<AgentStatus>) {
