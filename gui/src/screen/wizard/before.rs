@@ -66,6 +66,17 @@ impl State {
         self.checking.is_some()
     }
 
+    /// The request failed: "Check again" works again.
+    pub fn failed(&mut self) {
+        self.checking = None;
+    }
+
+    /// The agent refused "Check again": the button is back, with its words.
+    pub fn refresh_failed(&mut self, error: String) {
+        self.failed();
+        self.refresh_error = Some(error);
+    }
+
     /// A new status: a "Check again" ends once both checks ran after it.
     pub fn status_arrived(&mut self, status: &AgentStatus) {
         let Some(before) = self.checking else {

@@ -13,58 +13,26 @@ pub mod pair;
 pub mod recovery;
 pub mod verify;
 
+mod answer;
+mod step;
+mod view;
+
+pub use step::Step;
+pub use view::view;
+
 use std::path::PathBuf;
 
-use iced::widget::{button, column, container, row, scrollable, space, text};
-
-use crate::widget::Focusable;
-use iced::{Element, Fill};
+use iced::time::Instant;
 use rampart_shared::ipc::Check;
 use rampart_shared::links::check_https_link;
-use rampart_shared::mfa::{DuoPrompt, EnrollmentStep, EnrollmentView, MfaCommand, MfaErrorCode};
-use rampart_shared::policy::Links;
+use rampart_shared::mfa::{EnrollmentView, MfaCommand};
+use rampart_shared::policy::{Links, ProviderKind};
 use rampart_shared::status::{AgentStatus, MfaState};
-
-use super::{Outcome, action, note, secondary};
 
 /// The id of each step's primary action (or of the checkbox that enables
 /// it): it takes the focus when the step opens, so Enter or Space goes on
 /// at once.
 pub const PRIMARY: &str = "wizard-primary";
-
-#[derive(Debug)]
-pub enum Step {
-    /// Waiting for the agent to say where an earlier setup stands.
-    Resuming,
-    Before(before::State),
-    Pair(pair::State),
-    Verify(verify::State),
-    /// Duo: activate Duo Mobile, or add a phone on Duo's page.
-    DuoActivate(duo_activate::State),
-    /// Duo: a push or a passcode confirms the phone.
-    DuoConfirm(duo_confirm::State),
-    Recovery(recovery::State),
-    Offline(offline::State),
-    Done,
-    /// Duo lets this user in without a second factor: Duo's words.
-    Bypass(String),
-    /// Duo denies this user: only IT can help.
-    Denied(String),
-}
-
-impl Step {
-    /// "Step n of 5" for the steps the user works through.
-    fn number(&self) -> Option<u8> {
-        match self {
-            Self::Resuming | Self::Done | Self::Bypass(_) | Self::Denied(_) => None,
-            Self::Before(_) => Some(1),
-            Self::Pair(_) | Self::DuoActivate(_) => Some(2),
-            Self::Verify(_) | Self::DuoConfirm(_) => Some(3),
-            Self::Recovery(_) => Some(4),
-            Self::Offline(_) => Some(5),
-        }
-    }
-}
 
 #[derive(Debug)]
 pub struct State {
@@ -91,6 +59,9 @@ pub enum Message {
     Offline(offline::Message),
     DuoActivate(duo_activate::Message),
     DuoConfirm(duo_confirm::Message),
+    /// A second passed while `counting_down`: the current step's countdown
+    /// (or "Checking…" bound) moves on.
+    Tick(Instant),
     /// Three seconds passed on a screen that waits for the phone.
     Poll,
     /// Send again the command Duo could not answer.
@@ -177,6 +148,16 @@ impl State {
         self.links.as_ref().map(|l| l.offline_guide_url.as_str())
     }
 
+    /// "Step n of m" for the step on screen, in the policy's provider's
+    /// list of steps.
+    pub fn place(&self) -> Option<(usize, usize)> {
+        let provider = self
+            .status
+            .as_ref()
+            .map_or(ProviderKind::Totp, |s| s.policy.provider);
+        step::place(&self.step, provider)
+    }
+
     /// Whether a throttle countdown is running (the app then ticks).
     pub fn counting_down(&self) -> bool {
         match &self.step {
@@ -210,132 +191,29 @@ impl State {
         actions
     }
 
-    /// Moves to the step the agent says the user is at.
-    fn apply(&mut self, view: EnrollmentView) -> Vec<Action> {
-        let mut actions = Vec::new();
-        if let Some(error) = view.error {
-            // A refused code stays on the code step, shown as the agent wrote it.
-            if let Step::Verify(v) = &mut self.step
-                && view.step == EnrollmentStep::Pairing
-            {
-                v.refused(error);
-                return actions;
-            }
-            if let Step::DuoConfirm(c) = &mut self.step
-                && view.step == EnrollmentStep::Pairing
-            {
-                if let Some(DuoPrompt::Confirm { devices, push }) = view.duo {
-                    c.refresh(devices, push);
-                }
-                c.refused(error);
-                return actions;
-            }
-            // Duo has not confirmed the phone's activation in time: said on
-            // the activation screen, which stops polling until "Try again".
-            if let Step::DuoActivate(a) = &mut self.step
-                && view.step == EnrollmentStep::Pairing
-                && matches!(
-                    error.problem.as_ref().map(|p| &p.cause),
-                    Some(rampart_shared::cause::Cause::DuoActivationPending { .. })
-                )
-            {
-                a.pending(error.message);
-                self.notice = None;
-                return actions;
-            }
-            if error.code == MfaErrorCode::AccessDenied {
-                self.step = Step::Denied(error.message);
-                self.notice = None;
-                return actions;
-            }
-            self.notice = Some(error.message);
-            if error.code == MfaErrorCode::WrongStep {
-                // Somebody else moved the enrollment on: follow the agent.
-            } else {
-                self.unbusy();
-                return actions;
-            }
-        } else {
-            self.notice = None;
-            self.retry = None;
+    /// The guide opens by itself on arriving at the offline step, or when
+    /// the policy's links arrive after the step did: once either way.
+    fn open_guide_by_itself(&mut self) -> Vec<Action> {
+        let guide = self.links.as_ref().map(|l| l.offline_guide_url.as_str());
+        match &mut self.step {
+            Step::Offline(o) => offline::open_by_itself(o, guide)
+                .map(offline_action)
+                .into_iter()
+                .collect(),
+            _ => vec![],
         }
-        match view.step {
-            EnrollmentStep::NotRequired if matches!(view.duo, Some(DuoPrompt::Bypass { .. })) => {
-                if let Some(DuoPrompt::Bypass { message }) = view.duo {
-                    self.step = Step::Bypass(message);
-                }
-            }
-            EnrollmentStep::Pairing if view.duo.is_some() => {
-                let Some(prompt) = view.duo else {
-                    return actions;
-                };
-                match (&mut self.step, prompt) {
-                    (Step::DuoConfirm(c), DuoPrompt::Confirm { devices, push }) => {
-                        c.refresh(devices, push);
-                    }
-                    (_, DuoPrompt::Confirm { devices, push }) => {
-                        self.step = Step::DuoConfirm(duo_confirm::State::new(devices, push));
-                    }
-                    (Step::DuoActivate(a), prompt) => a.refresh(&prompt),
-                    (_, prompt) => {
-                        if let Some(a) = duo_activate::State::from_prompt(&prompt) {
-                            self.step = Step::DuoActivate(a);
-                        }
-                    }
-                }
-            }
-            EnrollmentStep::NotRequired | EnrollmentStep::NotSetUp => {
-                if !matches!(self.step, Step::Before(_)) {
-                    self.step = Step::Before(before::State::default());
-                }
-            }
-            EnrollmentStep::Pairing => match view.pairing {
-                Some(pairing) => {
-                    if !matches!(self.step, Step::Verify(_)) {
-                        self.step = Step::Pair(pair::State::new(&pairing));
-                    }
-                    self.pairing = Some(pairing);
-                }
-                None => self.notice = Some("The agent did not send the pairing code.".into()),
-            },
-            EnrollmentStep::Verified => {
-                self.pairing = None;
-                match &mut self.step {
-                    // Regenerated codes replace the ones on screen.
-                    Step::Recovery(r) => {
-                        r.busy = false;
-                        if view.recovery_codes.is_some() {
-                            r.codes = view.recovery_codes;
-                            r.saved = None;
-                            r.copied = false;
-                        }
-                    }
-                    _ => {
-                        self.step = Step::Recovery(recovery::State {
-                            codes: view.recovery_codes,
-                            ..recovery::State::default()
-                        })
-                    }
-                }
-            }
-            EnrollmentStep::RecoveryCodesSaved => {
-                if !matches!(self.step, Step::Offline(_)) {
-                    let mut offline = offline::State::default();
-                    // The guide opens by itself on arrival (once the policy's
-                    // links are known; see `Message::Links`).
-                    if let Some(offline::Event::Open(url)) =
-                        offline::update(&mut offline, offline::Message::OpenGuide, self.guide())
-                    {
-                        actions.push(Action::OpenLink(url));
-                    }
-                    self.step = Step::Offline(offline);
-                }
-            }
-            EnrollmentStep::OfflineGuideAcknowledged | EnrollmentStep::Enrolled => {
-                self.step = Step::Done;
+    }
+
+    /// Hands `url` to the browser if it is https; otherwise the notice
+    /// says what was not opened and why.
+    fn open(&mut self, what: &str, url: String) -> Vec<Action> {
+        match https_only(what, &url) {
+            Ok(()) => vec![Action::OpenLink(url)],
+            Err(words) => {
+                self.notice = Some(words);
+                vec![]
             }
         }
-        actions
     }
 
     /// A request failed: let the user press the button again.
@@ -344,9 +222,9 @@ impl State {
             Step::Verify(v) => v.failed(),
             Step::DuoActivate(a) => a.failed(),
             Step::DuoConfirm(c) => c.failed(),
-            Step::Recovery(r) => r.busy = false,
-            Step::Offline(o) => o.busy = false,
-            Step::Before(b) => b.checking = None,
+            Step::Recovery(r) => r.failed(),
+            Step::Offline(o) => o.failed(),
+            Step::Before(b) => b.failed(),
             _ => {}
         }
     }
@@ -392,6 +270,31 @@ fn primary(step: &Step) -> Option<Message> {
         Step::Offline(_) => Some(Message::Offline(offline::Message::Finish)),
         Step::Done | Step::Bypass(_) => Some(Message::Close),
         Step::Denied(_) => Some(Message::OpenSupport),
+    }
+}
+
+/// What a second's tick is to each step: only the steps that count.
+fn tick(step: &Step, at: Instant) -> Option<Message> {
+    match step {
+        Step::Before(_) => Some(Message::Before(before::Message::Tick(at))),
+        Step::Verify(_) => Some(Message::Verify(verify::Message::Tick)),
+        Step::DuoConfirm(_) => Some(Message::DuoConfirm(duo_confirm::Message::Tick)),
+        _ => None,
+    }
+}
+
+/// Only an https link is handed to the browser: any other is named (`what`
+/// and its address) with why it was not opened, for the user to tell IT.
+fn https_only(what: &str, url: &str) -> Result<(), String> {
+    check_https_link(url).map_err(|e| format!("{what} \"{url}\" {e}, so it was not opened."))
+}
+
+fn offline_action(event: offline::Event) -> Action {
+    match event {
+        offline::Event::Open(url) => Action::OpenLink(url),
+        offline::Event::Finish { guide_url } => {
+            Action::Mfa(MfaCommand::AcknowledgeOfflineGuide { guide_url })
+        }
     }
 }
 
@@ -460,15 +363,10 @@ fn route(state: &mut State, message: Message) -> Vec<Action> {
             let Step::Offline(o) = &mut state.step else {
                 return vec![];
             };
-            match offline::update(o, m, guide.as_deref()) {
-                Some(offline::Event::Open(url)) => vec![Action::OpenLink(url)],
-                Some(offline::Event::Finish { guide_url }) => {
-                    vec![Action::Mfa(MfaCommand::AcknowledgeOfflineGuide {
-                        guide_url,
-                    })]
-                }
-                None => vec![],
-            }
+            offline::update(o, m, guide.as_deref())
+                .map(offline_action)
+                .into_iter()
+                .collect()
         }
         Message::DuoActivate(m) => {
             let Step::DuoActivate(a) = &mut state.step else {
@@ -476,14 +374,7 @@ fn route(state: &mut State, message: Message) -> Vec<Action> {
             };
             match duo_activate::update(a, m) {
                 Some(duo_activate::Event::Copy(link)) => vec![Action::Copy(link)],
-                Some(duo_activate::Event::Open(url)) => match check_https_link(&url) {
-                    Ok(()) => vec![Action::OpenLink(url)],
-                    Err(e) => {
-                        state.notice =
-                            Some(format!("Duo's page \"{url}\" {e}, so it was not opened."));
-                        vec![]
-                    }
-                },
+                Some(duo_activate::Event::Open(url)) => state.open("Duo's page", url),
                 Some(duo_activate::Event::Renew) => {
                     vec![Action::Mfa(MfaCommand::RenewActivation)]
                 }
@@ -532,17 +423,7 @@ fn route(state: &mut State, message: Message) -> Vec<Action> {
         }
         Message::Links(Ok(links)) => {
             state.links = Some(links);
-            // Arrived at the offline step before the links: open it now.
-            match &mut state.step {
-                Step::Offline(o) if !o.opened && o.link_error.is_none() => {
-                    let guide = state.links.as_ref().map(|l| l.offline_guide_url.as_str());
-                    match offline::update(o, offline::Message::OpenGuide, guide) {
-                        Some(offline::Event::Open(url)) => vec![Action::OpenLink(url)],
-                        _ => vec![],
-                    }
-                }
-                _ => vec![],
-            }
+            state.open_guide_by_itself()
         }
         Message::Links(Err(e)) => {
             state.notice = Some(format!("Could not read the policy's links: {e}"));
@@ -552,8 +433,7 @@ fn route(state: &mut State, message: Message) -> Vec<Action> {
             // Accepted: the checks run now and the status says when they
             // have; refused: the button is back with the agent's words.
             if let (Step::Before(b), Err(e)) = (&mut state.step, result) {
-                b.checking = None;
-                b.refresh_error = Some(e);
+                b.refresh_failed(e);
             }
             vec![]
         }
@@ -572,7 +452,7 @@ fn route(state: &mut State, message: Message) -> Vec<Action> {
         }
         Message::Saved(result) => {
             if let Step::Recovery(r) = &mut state.step {
-                r.saved = Some(result);
+                r.file_written(result);
             }
             vec![]
         }
@@ -582,102 +462,20 @@ fn route(state: &mut State, message: Message) -> Vec<Action> {
             });
             vec![]
         }
-        Message::OpenSupport => {
-            let Some(links) = &state.links else {
-                return vec![];
-            };
-            match check_https_link(&links.support_url) {
-                Ok(()) => vec![Action::OpenLink(links.support_url.clone())],
-                Err(e) => {
-                    state.notice = Some(format!(
-                        "The support address \"{}\" {e}, so it was not opened.",
-                        links.support_url
-                    ));
-                    vec![]
-                }
-            }
-        }
+        Message::OpenSupport => match state.links.as_ref().map(|l| l.support_url.clone()) {
+            Some(url) => state.open("The support address", url),
+            None => vec![],
+        },
         Message::Close => vec![Action::Close],
         Message::Enter => match primary(&state.step) {
             Some(message) => route(state, message),
             None => vec![],
         },
+        Message::Tick(at) => match tick(&state.step, at) {
+            Some(message) => route(state, message),
+            None => vec![],
+        },
     }
-}
-
-pub fn view(state: &State) -> Element<'_, Message> {
-    let body: Element<'_, Message> = match &state.step {
-        Step::Resuming => text("Picking up where you left off…").into(),
-        Step::Before(b) => before::view(b, state.status.as_deref()).map(Message::Before),
-        Step::Pair(p) => pair::view(p).map(Message::Pair),
-        Step::Verify(v) => verify::view(v).map(Message::Verify),
-        Step::DuoActivate(a) => duo_activate::view(a).map(Message::DuoActivate),
-        Step::DuoConfirm(c) => duo_confirm::view(c).map(Message::DuoConfirm),
-        Step::Bypass(message) => column![
-            text("Nothing to set up").size(24),
-            text("Duo lets you sign in without a second factor: your IT team chose this."),
-            note(text(message), Outcome::Pass),
-            secondary("Close", Some(Message::Close)).id(PRIMARY),
-        ]
-        .spacing(14)
-        .into(),
-        Step::Denied(message) => column![
-            text("Duo does not allow setup").size(24),
-            note(text(message), Outcome::Fail),
-            text("Only your IT team can change this. Contact them, then open Rampart again."),
-            action(
-                "Contact support",
-                state.links.as_ref().map(|_| Message::OpenSupport)
-            )
-            .id(PRIMARY),
-        ]
-        .spacing(14)
-        .into(),
-        Step::Recovery(r) => recovery::view(r).map(Message::Recovery),
-        Step::Offline(o) => offline::view(o, state.guide()).map(Message::Offline),
-        Step::Done => column![
-            text("All set").size(24),
-            text("Setup complete. You may close this window."),
-            secondary("Close", Some(Message::Close)).id(PRIMARY),
-        ]
-        .spacing(14)
-        .into(),
-    };
-    let header = row![
-        text("Set up multi-factor authentication").size(15),
-        space::horizontal(),
-        text(
-            state
-                .step
-                .number()
-                .map(|n| format!("Step {n} of 5"))
-                .unwrap_or_default()
-        )
-        .size(15),
-    ];
-    let mut content = column![header, body].spacing(18);
-    if let Some(notice) = &state.notice {
-        let mut body = column![text(notice)].spacing(8);
-        if state.retry.is_some() {
-            body = body.push(secondary(
-                "Try again",
-                (!state.in_flight).then_some(Message::Retry),
-            ));
-        }
-        content = content.push(note(body, Outcome::Fail));
-    }
-    let support = state.links.as_ref().map(|_| Message::OpenSupport);
-    let help = Focusable::new(
-        button(text("Need help? Open a support ticket").size(14))
-            .style(button::text)
-            .on_press_maybe(support.clone()),
-        support,
-    );
-    column![
-        scrollable(container(content).padding([24, 28])).height(Fill),
-        container(help).padding([8, 20]),
-    ]
-    .into()
 }
 
 #[cfg(test)]

@@ -3,7 +3,7 @@
 
 use super::*;
 use crate::fixtures::{activate, confirm, duo_view, links, passing, status_with, view_at};
-use rampart_shared::mfa::MfaErrorView;
+use rampart_shared::mfa::{DuoPrompt, EnrollmentStep, MfaErrorCode, MfaErrorView};
 use rampart_shared::status::{ClockState, NetworkState};
 
 fn reply(state: &mut State, view: EnrollmentView) -> Vec<Action> {
@@ -87,7 +87,7 @@ fn the_duo_path_activates_polls_and_confirms_with_a_push() {
         duo_view(EnrollmentStep::Pairing, activate("duo://a", false)),
     );
     assert!(matches!(s.step, Step::DuoActivate(_)));
-    assert_eq!(s.step.number(), Some(2));
+    assert_eq!(s.place(), Some((2, 5)));
     assert!(s.polling());
     let poll = vec![Action::Mfa(MfaCommand::CheckProgress)];
     assert_eq!(update(&mut s, Message::Poll), poll);
@@ -204,7 +204,7 @@ fn a_denied_account_goes_to_support_and_nowhere_else() {
     });
     reply(&mut s, denied);
     assert!(matches!(s.step, Step::Denied(_)));
-    assert_eq!(s.step.number(), None);
+    assert_eq!(s.place(), None);
     assert_eq!(
         update(&mut s, Message::OpenSupport),
         vec![Action::OpenLink(links().support_url)]
@@ -369,7 +369,7 @@ fn throttle_starts_a_countdown() {
     });
     reply(&mut s, throttled);
     assert!(s.counting_down());
-    update(&mut s, Message::Verify(verify::Message::Tick));
+    update(&mut s, Message::Tick(Instant::now()));
     let Step::Verify(v) = &s.step else {
         panic!("left the code step")
     };
@@ -581,4 +581,68 @@ fn get_started_takes_the_focus_when_the_checks_first_pass() {
     );
     assert!(update(&mut s, Message::Status(passing())).is_empty());
     assert!(update(&mut s, Message::Status(Box::new(unchecked))).is_empty());
+}
+
+/// The app's one-second tick goes to the step on screen, whichever counts.
+#[test]
+fn a_tick_reaches_the_step_that_counts() {
+    let (mut s, _) = State::new(Some(passing()));
+    update(&mut s, Message::Before(before::Message::CheckAgain));
+    assert!(s.counting_down());
+    let t0 = Instant::now();
+    update(&mut s, Message::Tick(t0));
+    update(&mut s, Message::Tick(t0 + before::CHECK_BOUND));
+    assert!(!s.counting_down(), "\"Checking…\" ended at its bound");
+
+    use rampart_shared::mfa::PushState;
+    reply(
+        &mut s,
+        duo_view(EnrollmentStep::Pairing, confirm(PushState::NotSent)),
+    );
+    let mut throttled = duo_view(EnrollmentStep::Pairing, confirm(PushState::NotSent));
+    throttled.error = Some(MfaErrorView {
+        code: MfaErrorCode::Throttled,
+        message: "Too many attempts.".into(),
+        retry_after_secs: Some(2),
+        phone_skew_secs: None,
+        problem: None,
+    });
+    reply(&mut s, throttled);
+    update(&mut s, Message::Tick(t0));
+    update(&mut s, Message::Tick(t0));
+    assert!(!s.counting_down(), "the throttle's two seconds ran out");
+}
+
+/// "Step n of m" is the step's place in its provider's list of steps.
+#[test]
+fn each_step_is_numbered_in_its_providers_list() {
+    let mut status = passing();
+    let (mut s, _) = State::new(Some(status.clone()));
+    assert_eq!(s.place(), Some((1, 5)));
+    reply(&mut s, view_at(EnrollmentStep::Pairing));
+    assert_eq!(s.place(), Some((2, 5)));
+    update(&mut s, Message::Pair(pair::Message::Next));
+    assert_eq!(s.place(), Some((3, 5)));
+    reply(&mut s, view_at(EnrollmentStep::Verified));
+    assert_eq!(s.place(), Some((4, 5)));
+    reply(&mut s, view_at(EnrollmentStep::RecoveryCodesSaved));
+    assert_eq!(s.place(), Some((5, 5)));
+    reply(&mut s, view_at(EnrollmentStep::Enrolled));
+    assert_eq!(s.place(), None);
+
+    status.policy.provider = rampart_shared::policy::ProviderKind::Duo;
+    let (mut s, _) = State::new(Some(status));
+    reply(
+        &mut s,
+        duo_view(EnrollmentStep::Pairing, activate("duo://a", false)),
+    );
+    assert_eq!(s.place(), Some((2, 5)));
+    reply(
+        &mut s,
+        duo_view(
+            EnrollmentStep::Pairing,
+            confirm(rampart_shared::mfa::PushState::NotSent),
+        ),
+    );
+    assert_eq!(s.place(), Some((3, 5)));
 }
