@@ -3,7 +3,9 @@
 //! change to the shared types is made here once.
 
 use chrono::Utc;
-use rampart_shared::mfa::{DuoPrompt, EnrollmentStep, EnrollmentView, PairingInfo};
+use rampart_shared::mfa::{
+    DuoPrompt, EnrollmentStep, EnrollmentView, MfaErrorCode, MfaErrorView, PairingInfo,
+};
 use rampart_shared::policy::{Links, Policy, ProviderKind};
 use rampart_shared::status::{
     AgentMode, AgentSection, AgentStatus, ClockSection, ClockState, MfaSection, MfaState,
@@ -144,5 +146,17 @@ pub(crate) fn pairing(otpauth_uri: &str, secret_grouped: &str) -> PairingInfo {
         secret_grouped: secret_grouped.into(),
         issuer: "ACME".into(),
         account: "jane".into(),
+    }
+}
+
+/// The agent's refusal with `code` in its words, nothing more: a test adds
+/// the wait, the phone's skew or the cause it is about.
+pub(crate) fn refusal(code: MfaErrorCode, message: impl Into<String>) -> MfaErrorView {
+    MfaErrorView {
+        code,
+        message: message.into(),
+        retry_after_secs: None,
+        phone_skew_secs: None,
+        problem: None,
     }
 }

@@ -2,7 +2,7 @@
 //! the agent's answers are fed back as `Message::Enrollment`.
 
 use super::*;
-use crate::fixtures::{activate, confirm, duo_view, links, passing, status_with, view_at};
+use crate::fixtures::{activate, confirm, duo_view, links, passing, refusal, status_with, view_at};
 use rampart_shared::mfa::{DuoPrompt, EnrollmentStep, MfaErrorCode, MfaErrorView};
 use rampart_shared::status::{ClockState, NetworkState};
 
@@ -159,11 +159,8 @@ fn an_activation_duo_does_not_confirm_is_said_with_try_again() {
     let words = format!("{} {}", cause.words(), cause.next_step());
     let mut pending = duo_view(EnrollmentStep::Pairing, activate("duo://a", false));
     pending.error = Some(MfaErrorView {
-        code: MfaErrorCode::ProviderError,
-        message: words.clone(),
-        retry_after_secs: None,
-        phone_skew_secs: None,
         problem: Some(Problem::new(cause, "")),
+        ..refusal(MfaErrorCode::ProviderError, words.clone())
     });
     reply(&mut s, pending);
     let Step::DuoActivate(duo_activate::State::Activate { pending, .. }) = &s.step else {
@@ -195,13 +192,10 @@ fn a_denied_account_goes_to_support_and_nowhere_else() {
     let (mut s, _) = State::new(Some(passing()));
     update(&mut s, Message::Links(Ok(links())));
     let mut denied = duo_view(EnrollmentStep::NotSetUp, None);
-    denied.error = Some(MfaErrorView {
-        code: MfaErrorCode::AccessDenied,
-        message: "Duo does not allow MFA setup for your account.".into(),
-        retry_after_secs: None,
-        phone_skew_secs: None,
-        problem: None,
-    });
+    denied.error = Some(refusal(
+        MfaErrorCode::AccessDenied,
+        "Duo does not allow MFA setup for your account.",
+    ));
     reply(&mut s, denied);
     assert!(matches!(s.step, Step::Denied(_)));
     assert_eq!(s.place(), None);
@@ -216,13 +210,10 @@ fn duo_unreachable_offers_try_again_with_the_same_command() {
     let (mut s, _) = State::new(Some(passing()));
     update(&mut s, Message::Before(before::Message::GetStarted));
     let mut failed = duo_view(EnrollmentStep::NotSetUp, None);
-    failed.error = Some(MfaErrorView {
-        code: MfaErrorCode::ProviderError,
-        message: "Rampart could not reach Duo (connection refused).".into(),
-        retry_after_secs: None,
-        phone_skew_secs: None,
-        problem: None,
-    });
+    failed.error = Some(refusal(
+        MfaErrorCode::ProviderError,
+        "Rampart could not reach Duo (connection refused).",
+    ));
     reply(&mut s, failed);
     assert!(
         s.notice
@@ -274,13 +265,10 @@ fn a_wrong_duo_passcode_stays_on_the_confirm_step() {
         })]
     );
     let mut wrong = duo_view(EnrollmentStep::Pairing, confirm(PushState::NotSent));
-    wrong.error = Some(MfaErrorView {
-        code: MfaErrorCode::WrongCode,
-        message: "Incorrect passcode. Please try again.".into(),
-        retry_after_secs: None,
-        phone_skew_secs: None,
-        problem: None,
-    });
+    wrong.error = Some(refusal(
+        MfaErrorCode::WrongCode,
+        "Incorrect passcode. Please try again.",
+    ));
     reply(&mut s, wrong);
     let Step::DuoConfirm(c) = &s.step else {
         panic!("left the confirm step")
@@ -336,11 +324,11 @@ fn wrong_code_stays_on_the_code_step_with_the_agents_words() {
     update(&mut s, Message::Verify(verify::Message::Submit));
     let mut refused = view_at(EnrollmentStep::Pairing);
     refused.error = Some(MfaErrorView {
-        code: MfaErrorCode::PhoneClockSkew,
-        message: "That code would be right if your phone's clock were 2 min ahead.".into(),
-        retry_after_secs: None,
         phone_skew_secs: Some(120),
-        problem: None,
+        ..refusal(
+            MfaErrorCode::PhoneClockSkew,
+            "That code would be right if your phone's clock were 2 min ahead.",
+        )
     });
     reply(&mut s, refused);
     let Step::Verify(v) = &s.step else {
@@ -361,11 +349,11 @@ fn throttle_starts_a_countdown() {
     update(&mut s, Message::Pair(pair::Message::Next));
     let mut throttled = view_at(EnrollmentStep::Pairing);
     throttled.error = Some(MfaErrorView {
-        code: MfaErrorCode::Throttled,
-        message: "Too many wrong codes. Try again in 1 min 30 s.".into(),
         retry_after_secs: Some(90),
-        phone_skew_secs: None,
-        problem: None,
+        ..refusal(
+            MfaErrorCode::Throttled,
+            "Too many wrong codes. Try again in 1 min 30 s.",
+        )
     });
     reply(&mut s, throttled);
     assert!(s.counting_down());
@@ -601,11 +589,8 @@ fn a_tick_reaches_the_step_that_counts() {
     );
     let mut throttled = duo_view(EnrollmentStep::Pairing, confirm(PushState::NotSent));
     throttled.error = Some(MfaErrorView {
-        code: MfaErrorCode::Throttled,
-        message: "Too many attempts.".into(),
         retry_after_secs: Some(2),
-        phone_skew_secs: None,
-        problem: None,
+        ..refusal(MfaErrorCode::Throttled, "Too many attempts.")
     });
     reply(&mut s, throttled);
     update(&mut s, Message::Tick(t0));
