@@ -1,9 +1,11 @@
 //! The MFA setup wizard: its steps follow the agent's enrollment step, so
 //! closing the window and coming back resumes where the user stopped.
 //!
-//! Each step is its own module; this one routes messages to the current
-//! step, turns step events into [`Action`]s for the app, and moves between
-//! steps when the agent answers.
+//! Each step is its own module and changes only its own state; this one
+//! routes messages (keys and ticks too) to the current step and turns step
+//! events into [`Action`]s for the app. `answer` moves between steps when
+//! the agent answers, `step` lists the steps per provider, `view` draws the
+//! window around the step.
 
 pub mod before;
 pub mod duo_activate;
