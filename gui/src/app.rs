@@ -47,10 +47,6 @@ pub enum Message {
     /// Enter that no widget used: the waiting screens' "Try again", or the
     /// wizard step's primary action in the wizard's window.
     Enter(window::Id),
-    /// The one-second tick of a screen that counts (a wait, a check).
-    Tick(iced::time::Instant),
-    /// Ask the agent whether the phone is done (Duo's waiting screens).
-    Poll,
     FirstFrame,
 }
 
@@ -171,29 +167,6 @@ impl App {
                 }
                 Task::none()
             }
-            Message::Tick(at) => match &mut self.wizard {
-                Some(w) => {
-                    let tick = match w.step {
-                        wizard::Step::DuoConfirm(_) => {
-                            wizard::Message::DuoConfirm(wizard::duo_confirm::Message::Tick)
-                        }
-                        wizard::Step::Before(_) => {
-                            wizard::Message::Before(wizard::before::Message::Tick(at))
-                        }
-                        _ => wizard::Message::Verify(wizard::verify::Message::Tick),
-                    };
-                    let actions = wizard::update(w, tick);
-                    self.perform(actions)
-                }
-                None => Task::none(),
-            },
-            Message::Poll => match &mut self.wizard {
-                Some(w) => {
-                    let actions = wizard::update(w, wizard::Message::Poll);
-                    self.perform(actions)
-                }
-                None => Task::none(),
-            },
         }
     }
 
@@ -388,7 +361,10 @@ impl App {
             .as_ref()
             .is_some_and(wizard::State::counting_down)
         {
-            subs.push(iced::time::every(std::time::Duration::from_secs(1)).map(Message::Tick));
+            subs.push(
+                iced::time::every(std::time::Duration::from_secs(1))
+                    .map(|at| Message::Wizard(wizard::Message::Tick(at))),
+            );
         }
         // The waiting screen's clock, only while it is shown.
         if self.starting.is_some() {
@@ -406,7 +382,9 @@ impl App {
         }
         // Only while a screen waits on the phone: idle windows cost nothing.
         if self.wizard.as_ref().is_some_and(wizard::State::polling) {
-            subs.push(iced::time::every(POLL_INTERVAL).map(|_| Message::Poll));
+            subs.push(
+                iced::time::every(POLL_INTERVAL).map(|_| Message::Wizard(wizard::Message::Poll)),
+            );
         }
         Subscription::batch(subs)
     }
@@ -461,23 +439,28 @@ fn open_link(
 }
 
 /// Re-executes this program with the same arguments and quits. The agent's
-/// state is on disk, so the new process resumes where this one was.
+/// state is on disk, so the new process resumes where this one was. A task:
+/// starting a process is I/O, done when iced runs it, not in `update`.
 fn restart() -> Task<Message> {
-    let spawned = std::env::current_exe().and_then(|exe| {
-        std::process::Command::new(exe)
-            .args(std::env::args_os().skip(1))
-            .spawn()
-    });
-    match spawned {
-        Ok(child) => {
-            info!(pid = child.id(), "restarted the app");
+    Task::future(async { spawn_again() }).then(|spawned| match spawned {
+        Ok(pid) => {
+            info!(pid, "restarted the app");
             iced::exit()
         }
         Err(e) => {
             warn!(error = %e, "could not restart the app");
             Task::none()
         }
-    }
+    })
+}
+
+/// Starts this program again with the same arguments; its process id.
+fn spawn_again() -> std::io::Result<u32> {
+    let exe = std::env::current_exe()?;
+    let child = std::process::Command::new(exe)
+        .args(std::env::args_os().skip(1))
+        .spawn()?;
+    Ok(child.id())
 }
 
 pub const CODES_FILE: &str = "Rampart recovery codes.txt";
@@ -528,7 +511,7 @@ pub fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::screen::wizard::tests::passing;
+    use crate::fixtures::passing;
     use rampart_shared::status::MfaState;
 
     fn connected(app: &mut App, status: Box<AgentStatus>) {

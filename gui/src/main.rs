@@ -2,6 +2,8 @@
 
 mod agent;
 mod app;
+#[cfg(test)]
+mod fixtures;
 mod screen;
 #[cfg(test)]
 mod simulated;

@@ -21,7 +21,7 @@ use rampart_shared::status::AgentMode;
 use rampart_shared::totp::{self, Params, Secret};
 
 use crate::agent;
-use crate::screen::wizard::tests::passing;
+use crate::fixtures::passing;
 use crate::screen::wizard::{self, Action, Message, Step, verify};
 use crate::widget::scope;
 use crate::widget::scope::shift_tab;
@@ -555,15 +555,12 @@ fn wizard_end_to_end_by_keyboard_alone() {
 #[test]
 fn qr_code_as_drawn_decodes_to_the_otpauth_uri_in_any_theme() {
     use crate::screen::wizard::pair;
-    use rampart_shared::mfa::PairingInfo;
     use_tiny_skia();
     let uri = "otpauth://totp/ACME%20Corp:jane?secret=JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP&issuer=ACME%20Corp&algorithm=SHA1&digits=6&period=30";
-    let state = pair::State::new(&PairingInfo {
-        otpauth_uri: uri.into(),
-        secret_grouped: "JBSW Y3DP EHPK 3PXP JBSW Y3DP EHPK 3PXP".into(),
-        issuer: "ACME Corp".into(),
-        account: "jane".into(),
-    });
+    let state = pair::State::new(&crate::fixtures::pairing(
+        uri,
+        "JBSW Y3DP EHPK 3PXP JBSW Y3DP EHPK 3PXP",
+    ));
     let dir = tempfile::tempdir().unwrap();
     for (i, theme) in [iced::Theme::Light, iced::Theme::Dark].iter().enumerate() {
         let mut ui = simulator(pair::view(&state));

@@ -361,7 +361,7 @@ pub fn view<'a>(state: &'a State, status: &'a AgentStatus) -> Element<'a, Messag
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::screen::wizard::tests::passing;
+    use crate::fixtures::passing;
     use rampart_shared::version::Version;
 
     #[test]

@@ -237,6 +237,7 @@ pub fn view(state: &State) -> Element<'_, Message> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fixtures::refusal;
     use rampart_shared::mfa::MfaErrorCode;
 
     fn phone(id: &str, push: bool) -> DuoDevice {
@@ -303,11 +304,11 @@ mod tests {
             "a 9-digit bypass code from IT"
         );
         state.refused(MfaErrorView {
-            code: MfaErrorCode::Throttled,
-            message: "Too many wrong codes. Try again in 30 s.".into(),
             retry_after_secs: Some(30),
-            phone_skew_secs: None,
-            problem: None,
+            ..refusal(
+                MfaErrorCode::Throttled,
+                "Too many wrong codes. Try again in 30 s.",
+            )
         });
         update(&mut state, Message::PasscodeChanged("654321".into()));
         assert_eq!(update(&mut state, Message::SubmitPasscode), None);

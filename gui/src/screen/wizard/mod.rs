@@ -1,9 +1,11 @@
 //! The MFA setup wizard: its steps follow the agent's enrollment step, so
 //! closing the window and coming back resumes where the user stopped.
 //!
-//! Each step is its own module; this one routes messages to the current
-//! step, turns step events into [`Action`]s for the app, and moves between
-//! steps when the agent answers.
+//! Each step is its own module and changes only its own state; this one
+//! routes messages (keys and ticks too) to the current step and turns step
+//! events into [`Action`]s for the app. `answer` moves between steps when
+//! the agent answers, `step` lists the steps per provider, `view` draws the
+//! window around the step.
 
 pub mod before;
 pub mod duo_activate;
@@ -13,58 +15,26 @@ pub mod pair;
 pub mod recovery;
 pub mod verify;
 
+mod answer;
+mod step;
+mod view;
+
+pub use step::Step;
+pub use view::view;
+
 use std::path::PathBuf;
 
-use iced::widget::{button, column, container, row, scrollable, space, text};
-
-use crate::widget::Focusable;
-use iced::{Element, Fill};
+use iced::time::Instant;
 use rampart_shared::ipc::Check;
 use rampart_shared::links::check_https_link;
-use rampart_shared::mfa::{DuoPrompt, EnrollmentStep, EnrollmentView, MfaCommand, MfaErrorCode};
-use rampart_shared::policy::Links;
+use rampart_shared::mfa::{EnrollmentView, MfaCommand};
+use rampart_shared::policy::{Links, ProviderKind};
 use rampart_shared::status::{AgentStatus, MfaState};
-
-use super::{Outcome, action, note, secondary};
 
 /// The id of each step's primary action (or of the checkbox that enables
 /// it): it takes the focus when the step opens, so Enter or Space goes on
 /// at once.
 pub const PRIMARY: &str = "wizard-primary";
-
-#[derive(Debug)]
-pub enum Step {
-    /// Waiting for the agent to say where an earlier setup stands.
-    Resuming,
-    Before(before::State),
-    Pair(pair::State),
-    Verify(verify::State),
-    /// Duo: activate Duo Mobile, or add a phone on Duo's page.
-    DuoActivate(duo_activate::State),
-    /// Duo: a push or a passcode confirms the phone.
-    DuoConfirm(duo_confirm::State),
-    Recovery(recovery::State),
-    Offline(offline::State),
-    Done,
-    /// Duo lets this user in without a second factor: Duo's words.
-    Bypass(String),
-    /// Duo denies this user: only IT can help.
-    Denied(String),
-}
-
-impl Step {
-    /// "Step n of 5" for the steps the user works through.
-    fn number(&self) -> Option<u8> {
-        match self {
-            Self::Resuming | Self::Done | Self::Bypass(_) | Self::Denied(_) => None,
-            Self::Before(_) => Some(1),
-            Self::Pair(_) | Self::DuoActivate(_) => Some(2),
-            Self::Verify(_) | Self::DuoConfirm(_) => Some(3),
-            Self::Recovery(_) => Some(4),
-            Self::Offline(_) => Some(5),
-        }
-    }
-}
 
 #[derive(Debug)]
 pub struct State {
@@ -91,6 +61,9 @@ pub enum Message {
     Offline(offline::Message),
     DuoActivate(duo_activate::Message),
     DuoConfirm(duo_confirm::Message),
+    /// A second passed while `counting_down`: the current step's countdown
+    /// (or "Checking…" bound) moves on.
+    Tick(Instant),
     /// Three seconds passed on a screen that waits for the phone.
     Poll,
     /// Send again the command Duo could not answer.
@@ -177,6 +150,16 @@ impl State {
         self.links.as_ref().map(|l| l.offline_guide_url.as_str())
     }
 
+    /// "Step n of m" for the step on screen, in the policy's provider's
+    /// list of steps.
+    pub fn place(&self) -> Option<(usize, usize)> {
+        let provider = self
+            .status
+            .as_ref()
+            .map_or(ProviderKind::Totp, |s| s.policy.provider);
+        step::place(&self.step, provider)
+    }
+
     /// Whether a throttle countdown is running (the app then ticks).
     pub fn counting_down(&self) -> bool {
         match &self.step {
@@ -210,132 +193,29 @@ impl State {
         actions
     }
 
-    /// Moves to the step the agent says the user is at.
-    fn apply(&mut self, view: EnrollmentView) -> Vec<Action> {
-        let mut actions = Vec::new();
-        if let Some(error) = view.error {
-            // A refused code stays on the code step, shown as the agent wrote it.
-            if let Step::Verify(v) = &mut self.step
-                && view.step == EnrollmentStep::Pairing
-            {
-                v.refused(error);
-                return actions;
-            }
-            if let Step::DuoConfirm(c) = &mut self.step
-                && view.step == EnrollmentStep::Pairing
-            {
-                if let Some(DuoPrompt::Confirm { devices, push }) = view.duo {
-                    c.refresh(devices, push);
-                }
-                c.refused(error);
-                return actions;
-            }
-            // Duo has not confirmed the phone's activation in time: said on
-            // the activation screen, which stops polling until "Try again".
-            if let Step::DuoActivate(a) = &mut self.step
-                && view.step == EnrollmentStep::Pairing
-                && matches!(
-                    error.problem.as_ref().map(|p| &p.cause),
-                    Some(rampart_shared::cause::Cause::DuoActivationPending { .. })
-                )
-            {
-                a.pending(error.message);
-                self.notice = None;
-                return actions;
-            }
-            if error.code == MfaErrorCode::AccessDenied {
-                self.step = Step::Denied(error.message);
-                self.notice = None;
-                return actions;
-            }
-            self.notice = Some(error.message);
-            if error.code == MfaErrorCode::WrongStep {
-                // Somebody else moved the enrollment on: follow the agent.
-            } else {
-                self.unbusy();
-                return actions;
-            }
-        } else {
-            self.notice = None;
-            self.retry = None;
+    /// The guide opens by itself on arriving at the offline step, or when
+    /// the policy's links arrive after the step did: once either way.
+    fn open_guide_by_itself(&mut self) -> Vec<Action> {
+        let guide = self.links.as_ref().map(|l| l.offline_guide_url.as_str());
+        match &mut self.step {
+            Step::Offline(o) => offline::open_by_itself(o, guide)
+                .map(offline_action)
+                .into_iter()
+                .collect(),
+            _ => vec![],
         }
-        match view.step {
-            EnrollmentStep::NotRequired if matches!(view.duo, Some(DuoPrompt::Bypass { .. })) => {
-                if let Some(DuoPrompt::Bypass { message }) = view.duo {
-                    self.step = Step::Bypass(message);
-                }
-            }
-            EnrollmentStep::Pairing if view.duo.is_some() => {
-                let Some(prompt) = view.duo else {
-                    return actions;
-                };
-                match (&mut self.step, prompt) {
-                    (Step::DuoConfirm(c), DuoPrompt::Confirm { devices, push }) => {
-                        c.refresh(devices, push);
-                    }
-                    (_, DuoPrompt::Confirm { devices, push }) => {
-                        self.step = Step::DuoConfirm(duo_confirm::State::new(devices, push));
-                    }
-                    (Step::DuoActivate(a), prompt) => a.refresh(&prompt),
-                    (_, prompt) => {
-                        if let Some(a) = duo_activate::State::from_prompt(&prompt) {
-                            self.step = Step::DuoActivate(a);
-                        }
-                    }
-                }
-            }
-            EnrollmentStep::NotRequired | EnrollmentStep::NotSetUp => {
-                if !matches!(self.step, Step::Before(_)) {
-                    self.step = Step::Before(before::State::default());
-                }
-            }
-            EnrollmentStep::Pairing => match view.pairing {
-                Some(pairing) => {
-                    if !matches!(self.step, Step::Verify(_)) {
-                        self.step = Step::Pair(pair::State::new(&pairing));
-                    }
-                    self.pairing = Some(pairing);
-                }
-                None => self.notice = Some("The agent did not send the pairing code.".into()),
-            },
-            EnrollmentStep::Verified => {
-                self.pairing = None;
-                match &mut self.step {
-                    // Regenerated codes replace the ones on screen.
-                    Step::Recovery(r) => {
-                        r.busy = false;
-                        if view.recovery_codes.is_some() {
-                            r.codes = view.recovery_codes;
-                            r.saved = None;
-                            r.copied = false;
-                        }
-                    }
-                    _ => {
-                        self.step = Step::Recovery(recovery::State {
-                            codes: view.recovery_codes,
-                            ..recovery::State::default()
-                        })
-                    }
-                }
-            }
-            EnrollmentStep::RecoveryCodesSaved => {
-                if !matches!(self.step, Step::Offline(_)) {
-                    let mut offline = offline::State::default();
-                    // The guide opens by itself on arrival (once the policy's
-                    // links are known; see `Message::Links`).
-                    if let Some(offline::Event::Open(url)) =
-                        offline::update(&mut offline, offline::Message::OpenGuide, self.guide())
-                    {
-                        actions.push(Action::OpenLink(url));
-                    }
-                    self.step = Step::Offline(offline);
-                }
-            }
-            EnrollmentStep::OfflineGuideAcknowledged | EnrollmentStep::Enrolled => {
-                self.step = Step::Done;
+    }
+
+    /// Hands `url` to the browser if it is https; otherwise the notice
+    /// says what was not opened and why.
+    fn open(&mut self, what: &str, url: String) -> Vec<Action> {
+        match https_only(what, &url) {
+            Ok(()) => vec![Action::OpenLink(url)],
+            Err(words) => {
+                self.notice = Some(words);
+                vec![]
             }
         }
-        actions
     }
 
     /// A request failed: let the user press the button again.
@@ -344,9 +224,9 @@ impl State {
             Step::Verify(v) => v.failed(),
             Step::DuoActivate(a) => a.failed(),
             Step::DuoConfirm(c) => c.failed(),
-            Step::Recovery(r) => r.busy = false,
-            Step::Offline(o) => o.busy = false,
-            Step::Before(b) => b.checking = None,
+            Step::Recovery(r) => r.failed(),
+            Step::Offline(o) => o.failed(),
+            Step::Before(b) => b.failed(),
             _ => {}
         }
     }
@@ -392,6 +272,31 @@ fn primary(step: &Step) -> Option<Message> {
         Step::Offline(_) => Some(Message::Offline(offline::Message::Finish)),
         Step::Done | Step::Bypass(_) => Some(Message::Close),
         Step::Denied(_) => Some(Message::OpenSupport),
+    }
+}
+
+/// What a second's tick is to each step: only the steps that count.
+fn tick(step: &Step, at: Instant) -> Option<Message> {
+    match step {
+        Step::Before(_) => Some(Message::Before(before::Message::Tick(at))),
+        Step::Verify(_) => Some(Message::Verify(verify::Message::Tick)),
+        Step::DuoConfirm(_) => Some(Message::DuoConfirm(duo_confirm::Message::Tick)),
+        _ => None,
+    }
+}
+
+/// Only an https link is handed to the browser: any other is named (`what`
+/// and its address) with why it was not opened, for the user to tell IT.
+fn https_only(what: &str, url: &str) -> Result<(), String> {
+    check_https_link(url).map_err(|e| format!("{what} \"{url}\" {e}, so it was not opened."))
+}
+
+fn offline_action(event: offline::Event) -> Action {
+    match event {
+        offline::Event::Open(url) => Action::OpenLink(url),
+        offline::Event::Finish { guide_url } => {
+            Action::Mfa(MfaCommand::AcknowledgeOfflineGuide { guide_url })
+        }
     }
 }
 
@@ -460,15 +365,10 @@ fn route(state: &mut State, message: Message) -> Vec<Action> {
             let Step::Offline(o) = &mut state.step else {
                 return vec![];
             };
-            match offline::update(o, m, guide.as_deref()) {
-                Some(offline::Event::Open(url)) => vec![Action::OpenLink(url)],
-                Some(offline::Event::Finish { guide_url }) => {
-                    vec![Action::Mfa(MfaCommand::AcknowledgeOfflineGuide {
-                        guide_url,
-                    })]
-                }
-                None => vec![],
-            }
+            offline::update(o, m, guide.as_deref())
+                .map(offline_action)
+                .into_iter()
+                .collect()
         }
         Message::DuoActivate(m) => {
             let Step::DuoActivate(a) = &mut state.step else {
@@ -476,14 +376,7 @@ fn route(state: &mut State, message: Message) -> Vec<Action> {
             };
             match duo_activate::update(a, m) {
                 Some(duo_activate::Event::Copy(link)) => vec![Action::Copy(link)],
-                Some(duo_activate::Event::Open(url)) => match check_https_link(&url) {
-                    Ok(()) => vec![Action::OpenLink(url)],
-                    Err(e) => {
-                        state.notice =
-                            Some(format!("Duo's page \"{url}\" {e}, so it was not opened."));
-                        vec![]
-                    }
-                },
+                Some(duo_activate::Event::Open(url)) => state.open("Duo's page", url),
                 Some(duo_activate::Event::Renew) => {
                     vec![Action::Mfa(MfaCommand::RenewActivation)]
                 }
@@ -532,17 +425,7 @@ fn route(state: &mut State, message: Message) -> Vec<Action> {
         }
         Message::Links(Ok(links)) => {
             state.links = Some(links);
-            // Arrived at the offline step before the links: open it now.
-            match &mut state.step {
-                Step::Offline(o) if !o.opened && o.link_error.is_none() => {
-                    let guide = state.links.as_ref().map(|l| l.offline_guide_url.as_str());
-                    match offline::update(o, offline::Message::OpenGuide, guide) {
-                        Some(offline::Event::Open(url)) => vec![Action::OpenLink(url)],
-                        _ => vec![],
-                    }
-                }
-                _ => vec![],
-            }
+            state.open_guide_by_itself()
         }
         Message::Links(Err(e)) => {
             state.notice = Some(format!("Could not read the policy's links: {e}"));
@@ -552,8 +435,7 @@ fn route(state: &mut State, message: Message) -> Vec<Action> {
             // Accepted: the checks run now and the status says when they
             // have; refused: the button is back with the agent's words.
             if let (Step::Before(b), Err(e)) = (&mut state.step, result) {
-                b.checking = None;
-                b.refresh_error = Some(e);
+                b.refresh_failed(e);
             }
             vec![]
         }
@@ -572,7 +454,7 @@ fn route(state: &mut State, message: Message) -> Vec<Action> {
         }
         Message::Saved(result) => {
             if let Step::Recovery(r) = &mut state.step {
-                r.saved = Some(result);
+                r.file_written(result);
             }
             vec![]
         }
@@ -582,808 +464,21 @@ fn route(state: &mut State, message: Message) -> Vec<Action> {
             });
             vec![]
         }
-        Message::OpenSupport => {
-            let Some(links) = &state.links else {
-                return vec![];
-            };
-            match check_https_link(&links.support_url) {
-                Ok(()) => vec![Action::OpenLink(links.support_url.clone())],
-                Err(e) => {
-                    state.notice = Some(format!(
-                        "The support address \"{}\" {e}, so it was not opened.",
-                        links.support_url
-                    ));
-                    vec![]
-                }
-            }
-        }
+        Message::OpenSupport => match state.links.as_ref().map(|l| l.support_url.clone()) {
+            Some(url) => state.open("The support address", url),
+            None => vec![],
+        },
         Message::Close => vec![Action::Close],
         Message::Enter => match primary(&state.step) {
+            Some(message) => route(state, message),
+            None => vec![],
+        },
+        Message::Tick(at) => match tick(&state.step, at) {
             Some(message) => route(state, message),
             None => vec![],
         },
     }
 }
 
-pub fn view(state: &State) -> Element<'_, Message> {
-    let body: Element<'_, Message> = match &state.step {
-        Step::Resuming => text("Picking up where you left off…").into(),
-        Step::Before(b) => before::view(b, state.status.as_deref()).map(Message::Before),
-        Step::Pair(p) => pair::view(p).map(Message::Pair),
-        Step::Verify(v) => verify::view(v).map(Message::Verify),
-        Step::DuoActivate(a) => duo_activate::view(a).map(Message::DuoActivate),
-        Step::DuoConfirm(c) => duo_confirm::view(c).map(Message::DuoConfirm),
-        Step::Bypass(message) => column![
-            text("Nothing to set up").size(24),
-            text("Duo lets you sign in without a second factor: your IT team chose this."),
-            note(text(message), Outcome::Pass),
-            secondary("Close", Some(Message::Close)).id(PRIMARY),
-        ]
-        .spacing(14)
-        .into(),
-        Step::Denied(message) => column![
-            text("Duo does not allow setup").size(24),
-            note(text(message), Outcome::Fail),
-            text("Only your IT team can change this. Contact them, then open Rampart again."),
-            action(
-                "Contact support",
-                state.links.as_ref().map(|_| Message::OpenSupport)
-            )
-            .id(PRIMARY),
-        ]
-        .spacing(14)
-        .into(),
-        Step::Recovery(r) => recovery::view(r).map(Message::Recovery),
-        Step::Offline(o) => offline::view(o, state.guide()).map(Message::Offline),
-        Step::Done => column![
-            text("All set").size(24),
-            text("Setup complete. You may close this window."),
-            secondary("Close", Some(Message::Close)).id(PRIMARY),
-        ]
-        .spacing(14)
-        .into(),
-    };
-    let header = row![
-        text("Set up multi-factor authentication").size(15),
-        space::horizontal(),
-        text(
-            state
-                .step
-                .number()
-                .map(|n| format!("Step {n} of 5"))
-                .unwrap_or_default()
-        )
-        .size(15),
-    ];
-    let mut content = column![header, body].spacing(18);
-    if let Some(notice) = &state.notice {
-        let mut body = column![text(notice)].spacing(8);
-        if state.retry.is_some() {
-            body = body.push(secondary(
-                "Try again",
-                (!state.in_flight).then_some(Message::Retry),
-            ));
-        }
-        content = content.push(note(body, Outcome::Fail));
-    }
-    let support = state.links.as_ref().map(|_| Message::OpenSupport);
-    let help = Focusable::new(
-        button(text("Need help? Open a support ticket").size(14))
-            .style(button::text)
-            .on_press_maybe(support.clone()),
-        support,
-    );
-    column![
-        scrollable(container(content).padding([24, 28])).height(Fill),
-        container(help).padding([8, 20]),
-    ]
-    .into()
-}
-
 #[cfg(test)]
-pub(crate) mod tests {
-    use super::*;
-    use chrono::Utc;
-    use rampart_shared::mfa::{MfaErrorView, PairingInfo};
-    use rampart_shared::policy::{Policy, ProviderKind};
-    use rampart_shared::status::{
-        AgentMode, AgentSection, ClockSection, ClockState, MfaSection, NetworkSection,
-        NetworkState, Overall, PolicySection, PolicySource, UpdateSection, UpdateState,
-    };
-    use rampart_shared::version::Version;
-
-    /// A status with the given checks; MFA not set up.
-    pub(crate) fn status_with(
-        network: NetworkState,
-        clock: ClockState,
-        offset_ms: Option<i64>,
-    ) -> AgentStatus {
-        AgentStatus {
-            schema: 1,
-            overall: Overall::ActionNeeded,
-            agent: AgentSection {
-                version: Version::new(0, 1, 0),
-                mode: AgentMode::Dev,
-                pid: 1,
-                started_at: Utc::now(),
-                uptime_secs: 5,
-            },
-            policy: PolicySection {
-                source: PolicySource::Builtin,
-                serial: 0,
-                fetched_at: None,
-                error: None,
-                fetch_error: None,
-                kept: None,
-                mfa_required: true,
-                provider: ProviderKind::Totp,
-            },
-            clock: ClockSection {
-                state: clock,
-                offset_ms,
-                uncertainty_ms: Some(10),
-                max_skew_ms: 30_000,
-                server: Some("127.0.0.1:123".into()),
-                checked_at: Some(Utc::now()),
-                detail: "checked against 127.0.0.1:123".into(),
-                source: Some(rampart_shared::status::ClockSource::Ntp),
-                problem: None,
-            },
-            network: NetworkSection {
-                state: network,
-                checked_at: Some(Utc::now()),
-                detail: "policy server answered in 12 ms".into(),
-                problems: Vec::new(),
-            },
-            mfa: MfaSection {
-                state: MfaState::NotSetUp,
-                provider: ProviderKind::Totp,
-                detail: None,
-            },
-            update: UpdateSection {
-                state: UpdateState::NotChecked,
-                current_version: Version::new(0, 1, 0),
-                min_version: None,
-                detail: "Rampart 0.1.0; policy sets no minimum version".into(),
-                problem: None,
-            },
-            storage: Default::default(),
-            reporting: Default::default(),
-        }
-    }
-
-    pub(crate) fn passing() -> Box<AgentStatus> {
-        Box::new(status_with(
-            NetworkState::Online,
-            ClockState::Synced,
-            Some(40),
-        ))
-    }
-
-    fn view_at(step: EnrollmentStep) -> EnrollmentView {
-        EnrollmentView {
-            step,
-            provider: ProviderKind::Totp,
-            pairing: (step == EnrollmentStep::Pairing).then(|| PairingInfo {
-                otpauth_uri: "otpauth://totp/ACME:jane?secret=JBSWY3DPEHPK3PXP".into(),
-                secret_grouped: "JBSW Y3DP EHPK 3PXP".into(),
-                issuer: "ACME".into(),
-                account: "jane".into(),
-            }),
-            recovery_codes: None,
-            recovery_codes_left: None,
-            enrolled_at: None,
-            evidence: None,
-            error: None,
-            duo: None,
-        }
-    }
-
-    fn reply(state: &mut State, view: EnrollmentView) -> Vec<Action> {
-        update(state, Message::Enrollment(Ok(Box::new(view))))
-    }
-
-    fn links() -> Links {
-        Policy::default().links
-    }
-
-    #[test]
-    fn the_whole_happy_path_step_by_step() {
-        let (mut s, actions) = State::new(Some(passing()));
-        assert_eq!(actions, vec![Action::FetchLinks, Action::FocusPrimary]);
-        assert!(matches!(s.step, Step::Before(_)));
-        update(&mut s, Message::Links(Ok(links())));
-
-        let a = update(&mut s, Message::Before(before::Message::GetStarted));
-        assert_eq!(a, vec![Action::Mfa(MfaCommand::StartEnrollment)]);
-        reply(&mut s, view_at(EnrollmentStep::Pairing));
-        assert!(matches!(s.step, Step::Pair(_)));
-
-        let a = update(&mut s, Message::Pair(pair::Message::Next));
-        assert_eq!(a, vec![Action::FocusCode]);
-        update(
-            &mut s,
-            Message::Verify(verify::Message::CodeChanged("123456".into())),
-        );
-        let a = update(&mut s, Message::Verify(verify::Message::Submit));
-        assert_eq!(
-            a,
-            vec![Action::Mfa(MfaCommand::VerifyCode {
-                code: "123456".into()
-            })]
-        );
-
-        let mut verified = view_at(EnrollmentStep::Verified);
-        verified.recovery_codes = Some(vec!["AAAA-BBBB".into()]);
-        reply(&mut s, verified);
-        let Step::Recovery(r) = &s.step else {
-            panic!("expected recovery codes, got {:?}", s.step)
-        };
-        assert_eq!(r.codes.as_ref().map(Vec::len), Some(1));
-        assert!(update(&mut s, Message::Recovery(recovery::Message::Continue)).is_empty());
-        update(&mut s, Message::Recovery(recovery::Message::Confirm(true)));
-        assert_eq!(
-            update(&mut s, Message::Recovery(recovery::Message::Continue)),
-            vec![Action::Mfa(MfaCommand::ConfirmRecoveryCodesSaved)]
-        );
-
-        // Arriving at the offline step opens the policy's guide by itself.
-        let a = reply(&mut s, view_at(EnrollmentStep::RecoveryCodesSaved));
-        assert_eq!(
-            a,
-            vec![
-                Action::OpenLink(links().offline_guide_url),
-                Action::FocusPrimary
-            ]
-        );
-        assert!(update(&mut s, Message::Offline(offline::Message::Finish)).is_empty());
-        update(&mut s, Message::Offline(offline::Message::Read(true)));
-        assert_eq!(
-            update(&mut s, Message::Offline(offline::Message::Finish)),
-            vec![Action::Mfa(MfaCommand::AcknowledgeOfflineGuide {
-                guide_url: links().offline_guide_url
-            })]
-        );
-        reply(&mut s, view_at(EnrollmentStep::Enrolled));
-        assert!(matches!(s.step, Step::Done));
-        assert_eq!(update(&mut s, Message::Close), vec![Action::Close]);
-    }
-
-    fn duo_view(step: EnrollmentStep, duo: Option<DuoPrompt>) -> EnrollmentView {
-        EnrollmentView {
-            provider: ProviderKind::Duo,
-            pairing: None,
-            duo,
-            ..view_at(step)
-        }
-    }
-
-    fn activate(code: &str, expired: bool) -> Option<DuoPrompt> {
-        Some(DuoPrompt::Activate {
-            activation_code: code.into(),
-            activation_url: "https://127.0.0.1:1/iphone/abc".into(),
-            expires_at: None,
-            expired,
-        })
-    }
-
-    fn confirm(push: rampart_shared::mfa::PushState) -> Option<DuoPrompt> {
-        Some(DuoPrompt::Confirm {
-            devices: vec![rampart_shared::mfa::DuoDevice {
-                id: "DP1".into(),
-                name: "iOS (XXX-XXX-0100)".into(),
-                push: true,
-            }],
-            push,
-        })
-    }
-
-    #[test]
-    fn the_duo_path_activates_polls_and_confirms_with_a_push() {
-        use rampart_shared::mfa::PushState;
-        let (mut s, _) = State::new(Some(passing()));
-        update(&mut s, Message::Links(Ok(links())));
-        update(&mut s, Message::Before(before::Message::GetStarted));
-        assert!(
-            update(&mut s, Message::Poll).is_empty(),
-            "nothing to poll yet"
-        );
-        reply(
-            &mut s,
-            duo_view(EnrollmentStep::Pairing, activate("duo://a", false)),
-        );
-        assert!(matches!(s.step, Step::DuoActivate(_)));
-        assert_eq!(s.step.number(), Some(2));
-        assert!(s.polling());
-        let poll = vec![Action::Mfa(MfaCommand::CheckProgress)];
-        assert_eq!(update(&mut s, Message::Poll), poll);
-        assert!(
-            update(&mut s, Message::Poll).is_empty(),
-            "no second poll while the first is unanswered"
-        );
-        reply(
-            &mut s,
-            duo_view(EnrollmentStep::Pairing, activate("duo://a", false)),
-        );
-        assert_eq!(update(&mut s, Message::Poll), poll);
-
-        // The phone is activated: confirm it.
-        reply(
-            &mut s,
-            duo_view(EnrollmentStep::Pairing, confirm(PushState::NotSent)),
-        );
-        assert!(matches!(s.step, Step::DuoConfirm(_)));
-        assert!(!s.polling(), "nothing to wait for before the push");
-        assert_eq!(
-            update(&mut s, Message::DuoConfirm(duo_confirm::Message::SendPush)),
-            vec![Action::Mfa(MfaCommand::SendPush {
-                device: Some("DP1".into())
-            })]
-        );
-        reply(
-            &mut s,
-            duo_view(EnrollmentStep::Pairing, confirm(PushState::Waiting)),
-        );
-        assert!(s.polling());
-        assert_eq!(update(&mut s, Message::Poll), poll);
-        let mut verified = duo_view(EnrollmentStep::Verified, None);
-        verified.recovery_codes = Some(vec!["AAAA-BBBB".into()]);
-        reply(&mut s, verified);
-        assert!(matches!(s.step, Step::Recovery(_)), "{:?}", s.step);
-        assert!(!s.polling());
-    }
-
-    #[test]
-    fn an_expired_activation_stops_polling_and_offers_a_new_one() {
-        let (mut s, _) = State::new(Some(passing()));
-        reply(
-            &mut s,
-            duo_view(EnrollmentStep::Pairing, activate("duo://a", true)),
-        );
-        assert!(!s.polling());
-        assert_eq!(
-            update(&mut s, Message::DuoActivate(duo_activate::Message::Renew)),
-            vec![Action::Mfa(MfaCommand::RenewActivation)]
-        );
-        reply(
-            &mut s,
-            duo_view(EnrollmentStep::Pairing, activate("duo://b", false)),
-        );
-        assert!(s.polling());
-    }
-
-    #[test]
-    fn an_activation_duo_does_not_confirm_is_said_with_try_again() {
-        use rampart_shared::cause::{Cause, Problem};
-        let (mut s, _) = State::new(Some(passing()));
-        reply(
-            &mut s,
-            duo_view(EnrollmentStep::Pairing, activate("duo://a", false)),
-        );
-        assert!(s.polling());
-        let cause = Cause::DuoActivationPending { waited_ms: 125_000 };
-        let words = format!("{} {}", cause.words(), cause.next_step());
-        let mut pending = duo_view(EnrollmentStep::Pairing, activate("duo://a", false));
-        pending.error = Some(MfaErrorView {
-            code: MfaErrorCode::ProviderError,
-            message: words.clone(),
-            retry_after_secs: None,
-            phone_skew_secs: None,
-            problem: Some(Problem::new(cause, "")),
-        });
-        reply(&mut s, pending);
-        let Step::DuoActivate(duo_activate::State::Activate { pending, .. }) = &s.step else {
-            panic!("{:?}", s.step)
-        };
-        assert_eq!(pending.as_deref(), Some(words.as_str()));
-        assert_eq!(s.notice, None, "said once, on the screen");
-        assert!(!s.polling(), "no spinning once the agent says why");
-        assert_eq!(
-            update(
-                &mut s,
-                Message::DuoActivate(duo_activate::Message::TryAgain)
-            ),
-            vec![Action::Mfa(MfaCommand::CheckProgress)]
-        );
-        // Duo caught up: the phone to confirm with.
-        reply(
-            &mut s,
-            duo_view(
-                EnrollmentStep::Pairing,
-                confirm(rampart_shared::mfa::PushState::NotSent),
-            ),
-        );
-        assert!(matches!(s.step, Step::DuoConfirm(_)));
-    }
-
-    #[test]
-    fn a_denied_account_goes_to_support_and_nowhere_else() {
-        let (mut s, _) = State::new(Some(passing()));
-        update(&mut s, Message::Links(Ok(links())));
-        let mut denied = duo_view(EnrollmentStep::NotSetUp, None);
-        denied.error = Some(MfaErrorView {
-            code: MfaErrorCode::AccessDenied,
-            message: "Duo does not allow MFA setup for your account.".into(),
-            retry_after_secs: None,
-            phone_skew_secs: None,
-            problem: None,
-        });
-        reply(&mut s, denied);
-        assert!(matches!(s.step, Step::Denied(_)));
-        assert_eq!(s.step.number(), None);
-        assert_eq!(
-            update(&mut s, Message::OpenSupport),
-            vec![Action::OpenLink(links().support_url)]
-        );
-    }
-
-    #[test]
-    fn duo_unreachable_offers_try_again_with_the_same_command() {
-        let (mut s, _) = State::new(Some(passing()));
-        update(&mut s, Message::Before(before::Message::GetStarted));
-        let mut failed = duo_view(EnrollmentStep::NotSetUp, None);
-        failed.error = Some(MfaErrorView {
-            code: MfaErrorCode::ProviderError,
-            message: "Rampart could not reach Duo (connection refused).".into(),
-            retry_after_secs: None,
-            phone_skew_secs: None,
-            problem: None,
-        });
-        reply(&mut s, failed);
-        assert!(
-            s.notice
-                .as_deref()
-                .is_some_and(|n| n.contains("could not reach Duo"))
-        );
-        assert!(matches!(s.step, Step::Before(_)));
-        assert_eq!(
-            update(&mut s, Message::Retry),
-            vec![Action::Mfa(MfaCommand::StartEnrollment)]
-        );
-        assert!(s.notice.is_none());
-        assert!(
-            update(&mut s, Message::Retry).is_empty(),
-            "not while in flight"
-        );
-    }
-
-    #[test]
-    fn a_bypassed_user_is_told_there_is_nothing_to_do() {
-        let (mut s, _) = State::new(Some(passing()));
-        let bypass = Some(DuoPrompt::Bypass {
-            message: "Allowing unknown user".into(),
-        });
-        reply(&mut s, duo_view(EnrollmentStep::NotRequired, bypass));
-        assert!(matches!(&s.step, Step::Bypass(m) if m == "Allowing unknown user"));
-    }
-
-    #[test]
-    fn a_wrong_duo_passcode_stays_on_the_confirm_step() {
-        use rampart_shared::mfa::PushState;
-        let (mut s, _) = State::new(Some(passing()));
-        reply(
-            &mut s,
-            duo_view(EnrollmentStep::Pairing, confirm(PushState::NotSent)),
-        );
-        update(
-            &mut s,
-            Message::DuoConfirm(duo_confirm::Message::PasscodeChanged("123456".into())),
-        );
-        let a = update(
-            &mut s,
-            Message::DuoConfirm(duo_confirm::Message::SubmitPasscode),
-        );
-        assert_eq!(
-            a,
-            vec![Action::Mfa(MfaCommand::VerifyCode {
-                code: "123456".into()
-            })]
-        );
-        let mut wrong = duo_view(EnrollmentStep::Pairing, confirm(PushState::NotSent));
-        wrong.error = Some(MfaErrorView {
-            code: MfaErrorCode::WrongCode,
-            message: "Incorrect passcode. Please try again.".into(),
-            retry_after_secs: None,
-            phone_skew_secs: None,
-            problem: None,
-        });
-        reply(&mut s, wrong);
-        let Step::DuoConfirm(c) = &s.step else {
-            panic!("left the confirm step")
-        };
-        assert_eq!(
-            c.error.as_ref().map(|e| e.message.as_str()),
-            Some("Incorrect passcode. Please try again.")
-        );
-        assert!(s.notice.is_none());
-    }
-
-    #[test]
-    fn get_started_does_nothing_while_the_clock_is_skewed() {
-        let skewed = Box::new(status_with(
-            NetworkState::Online,
-            ClockState::Skewed,
-            Some(-252_000),
-        ));
-        let (mut s, _) = State::new(Some(skewed));
-        assert!(update(&mut s, Message::Before(before::Message::GetStarted)).is_empty());
-        // The clock gets fixed; the status event enables it.
-        update(&mut s, Message::Status(passing()));
-        assert_eq!(
-            update(&mut s, Message::Before(before::Message::GetStarted)),
-            vec![Action::Mfa(MfaCommand::StartEnrollment)]
-        );
-    }
-
-    #[test]
-    fn check_again_refreshes_everything_and_shows_the_agents_refusal() {
-        let (mut s, _) = State::new(Some(passing()));
-        assert_eq!(
-            update(&mut s, Message::Before(before::Message::CheckAgain)),
-            vec![Action::Refresh(Check::All)]
-        );
-        update(&mut s, Message::Refreshed(Err("no checks yet".into())));
-        let Step::Before(b) = &s.step else {
-            panic!("left step 1")
-        };
-        assert!(!b.is_checking());
-        assert_eq!(b.refresh_error.as_deref(), Some("no checks yet"));
-    }
-
-    #[test]
-    fn wrong_code_stays_on_the_code_step_with_the_agents_words() {
-        let (mut s, _) = State::new(Some(passing()));
-        reply(&mut s, view_at(EnrollmentStep::Pairing));
-        update(&mut s, Message::Pair(pair::Message::Next));
-        update(
-            &mut s,
-            Message::Verify(verify::Message::CodeChanged("000000".into())),
-        );
-        update(&mut s, Message::Verify(verify::Message::Submit));
-        let mut refused = view_at(EnrollmentStep::Pairing);
-        refused.error = Some(MfaErrorView {
-            code: MfaErrorCode::PhoneClockSkew,
-            message: "That code would be right if your phone's clock were 2 min ahead.".into(),
-            retry_after_secs: None,
-            phone_skew_secs: Some(120),
-            problem: None,
-        });
-        reply(&mut s, refused);
-        let Step::Verify(v) = &s.step else {
-            panic!("left the code step")
-        };
-        assert_eq!(
-            v.error.as_ref().map(|e| e.message.as_str()),
-            Some("That code would be right if your phone's clock were 2 min ahead.")
-        );
-        assert!(!v.submitting);
-        assert!(s.notice.is_none());
-    }
-
-    #[test]
-    fn throttle_starts_a_countdown() {
-        let (mut s, _) = State::new(Some(passing()));
-        reply(&mut s, view_at(EnrollmentStep::Pairing));
-        update(&mut s, Message::Pair(pair::Message::Next));
-        let mut throttled = view_at(EnrollmentStep::Pairing);
-        throttled.error = Some(MfaErrorView {
-            code: MfaErrorCode::Throttled,
-            message: "Too many wrong codes. Try again in 1 min 30 s.".into(),
-            retry_after_secs: Some(90),
-            phone_skew_secs: None,
-            problem: None,
-        });
-        reply(&mut s, throttled);
-        assert!(s.counting_down());
-        update(&mut s, Message::Verify(verify::Message::Tick));
-        let Step::Verify(v) = &s.step else {
-            panic!("left the code step")
-        };
-        assert_eq!(v.wait_left, 89);
-    }
-
-    #[test]
-    fn reopening_resumes_at_the_agents_step() {
-        let mut status = passing();
-        status.mfa.state = MfaState::InProgress;
-        let (mut s, actions) = State::new(Some(status));
-        assert!(matches!(s.step, Step::Resuming));
-        assert_eq!(
-            actions,
-            vec![Action::FetchLinks, Action::Mfa(MfaCommand::StartEnrollment)]
-        );
-        // At `verified` the codes are gone: offer new ones.
-        reply(&mut s, view_at(EnrollmentStep::Verified));
-        let Step::Recovery(r) = &s.step else {
-            panic!("expected the recovery step")
-        };
-        assert!(r.codes.is_none());
-        assert_eq!(
-            update(&mut s, Message::Recovery(recovery::Message::Regenerate)),
-            vec![Action::Mfa(MfaCommand::RegenerateRecoveryCodes)]
-        );
-        let mut fresh = view_at(EnrollmentStep::Verified);
-        fresh.recovery_codes = Some(vec!["NEW1-CODE".into(), "NEW2-CODE".into()]);
-        reply(&mut s, fresh);
-        let Step::Recovery(r) = &s.step else {
-            panic!("expected the recovery step")
-        };
-        assert_eq!(r.codes.as_ref().map(Vec::len), Some(2));
-        assert!(!r.busy);
-    }
-
-    #[test]
-    fn offline_step_before_links_opens_the_guide_when_they_arrive() {
-        let mut status = passing();
-        status.mfa.state = MfaState::InProgress;
-        let (mut s, _) = State::new(Some(status));
-        assert_eq!(
-            reply(&mut s, view_at(EnrollmentStep::RecoveryCodesSaved)),
-            vec![Action::FocusPrimary]
-        );
-        assert_eq!(
-            update(&mut s, Message::Links(Ok(links()))),
-            vec![Action::OpenLink(links().offline_guide_url)]
-        );
-        // Only once by itself.
-        assert!(update(&mut s, Message::Links(Ok(links()))).is_empty());
-        // No browser: the user is told where to go instead.
-        update(
-            &mut s,
-            Message::LinkOpened(links().offline_guide_url, Err("no browser found".into())),
-        );
-        assert!(s.notice.as_deref().is_some_and(
-            |n| n.contains("no browser found") && n.contains(&links().offline_guide_url)
-        ));
-    }
-
-    #[test]
-    fn links_that_are_not_https_are_never_opened() {
-        let mut status = passing();
-        status.mfa.state = MfaState::InProgress;
-        let (mut s, _) = State::new(Some(status));
-        let bad = Links {
-            offline_guide_url: "http://guide.example/offline".into(),
-            support_url: "file:///etc/passwd".into(),
-        };
-        update(&mut s, Message::Links(Ok(bad)));
-        assert_eq!(
-            reply(&mut s, view_at(EnrollmentStep::RecoveryCodesSaved)),
-            vec![Action::FocusPrimary]
-        );
-        let Step::Offline(o) = &s.step else {
-            panic!("expected the offline step")
-        };
-        assert!(!o.opened);
-        assert!(o.link_error.is_some());
-        assert!(update(&mut s, Message::OpenSupport).is_empty());
-        assert!(
-            s.notice
-                .as_deref()
-                .is_some_and(|n| n.contains("not opened"))
-        );
-    }
-
-    #[test]
-    fn agent_unreachable_mid_step_lets_the_user_retry() {
-        let (mut s, _) = State::new(Some(passing()));
-        reply(&mut s, view_at(EnrollmentStep::Pairing));
-        update(&mut s, Message::Pair(pair::Message::Next));
-        update(
-            &mut s,
-            Message::Verify(verify::Message::CodeChanged("123456".into())),
-        );
-        update(&mut s, Message::Verify(verify::Message::Submit));
-        update(
-            &mut s,
-            Message::Enrollment(Err("connection refused".into())),
-        );
-        assert!(
-            s.notice
-                .as_deref()
-                .is_some_and(|n| n.contains("connection refused"))
-        );
-        assert_eq!(
-            update(&mut s, Message::Verify(verify::Message::Submit)).len(),
-            1
-        );
-    }
-
-    /// Enter that no widget took does what each step's primary button does,
-    /// and nothing while that button is disabled.
-    #[test]
-    fn enter_does_each_steps_primary_action() {
-        use rampart_shared::mfa::PushState;
-        let enter = |s: &mut State| update(s, Message::Enter);
-        let (mut s, _) = State::new(Some(passing()));
-        update(&mut s, Message::Links(Ok(links())));
-        assert_eq!(
-            enter(&mut s),
-            vec![Action::Mfa(MfaCommand::StartEnrollment)]
-        );
-        let a = reply(&mut s, view_at(EnrollmentStep::Pairing));
-        assert!(matches!(s.step, Step::Pair(_)));
-        assert_eq!(a, vec![Action::FocusPrimary], "Next takes the focus");
-        assert_eq!(enter(&mut s), vec![Action::FocusCode]);
-        assert!(matches!(s.step, Step::Verify(_)));
-        assert!(enter(&mut s).is_empty(), "no code yet");
-        update(
-            &mut s,
-            Message::Verify(verify::Message::CodeChanged("123456".into())),
-        );
-        assert_eq!(
-            enter(&mut s),
-            vec![Action::Mfa(MfaCommand::VerifyCode {
-                code: "123456".into()
-            })]
-        );
-        let mut verified = view_at(EnrollmentStep::Verified);
-        verified.recovery_codes = Some(vec!["AAAA-BBBB".into()]);
-        assert_eq!(reply(&mut s, verified), vec![Action::FocusPrimary]);
-        assert!(enter(&mut s).is_empty(), "Continue needs the checkbox");
-        update(&mut s, Message::Recovery(recovery::Message::Confirm(true)));
-        assert_eq!(
-            enter(&mut s),
-            vec![Action::Mfa(MfaCommand::ConfirmRecoveryCodesSaved)]
-        );
-        reply(&mut s, view_at(EnrollmentStep::RecoveryCodesSaved));
-        assert!(enter(&mut s).is_empty(), "Finish needs the checkbox");
-        update(&mut s, Message::Offline(offline::Message::Read(true)));
-        assert_eq!(
-            enter(&mut s),
-            vec![Action::Mfa(MfaCommand::AcknowledgeOfflineGuide {
-                guide_url: links().offline_guide_url
-            })]
-        );
-        reply(&mut s, view_at(EnrollmentStep::Enrolled));
-        assert_eq!(enter(&mut s), vec![Action::Close]);
-
-        // Duo: an expired activation renews; a live one waits on the phone.
-        let (mut s, _) = State::new(Some(passing()));
-        reply(
-            &mut s,
-            duo_view(EnrollmentStep::Pairing, activate("duo://a", false)),
-        );
-        assert!(enter(&mut s).is_empty());
-        reply(
-            &mut s,
-            duo_view(EnrollmentStep::Pairing, activate("duo://a", true)),
-        );
-        assert_eq!(
-            enter(&mut s),
-            vec![Action::Mfa(MfaCommand::RenewActivation)]
-        );
-        reply(
-            &mut s,
-            duo_view(EnrollmentStep::Pairing, confirm(PushState::NotSent)),
-        );
-        assert_eq!(
-            enter(&mut s),
-            vec![Action::Mfa(MfaCommand::SendPush {
-                device: Some("DP1".into())
-            })]
-        );
-
-        // Still resuming: nothing to press yet.
-        let mut status = passing();
-        status.mfa.state = MfaState::InProgress;
-        let (mut s, _) = State::new(Some(status));
-        assert!(enter(&mut s).is_empty());
-    }
-
-    /// "Get started" is disabled until the checks pass, so it cannot take
-    /// the focus when the step opens: it takes it when they first pass.
-    #[test]
-    fn get_started_takes_the_focus_when_the_checks_first_pass() {
-        // The first clock check has not run: Get started waits for it.
-        let mut unchecked = status_with(NetworkState::Unknown, ClockState::Unknown, None);
-        unchecked.clock.checked_at = None;
-        let (mut s, _) = State::new(Some(Box::new(unchecked.clone())));
-        assert_eq!(
-            update(&mut s, Message::Status(passing())),
-            vec![Action::FocusPrimary]
-        );
-        assert!(update(&mut s, Message::Status(passing())).is_empty());
-        assert!(update(&mut s, Message::Status(Box::new(unchecked))).is_empty());
-    }
-}
+mod tests;

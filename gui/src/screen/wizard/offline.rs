@@ -3,7 +3,6 @@
 
 use iced::widget::{column, row, text};
 use iced::{Element, Fill};
-use rampart_shared::links::check_https_link;
 
 use crate::screen::{Outcome, action, note, secondary};
 use crate::widget::checkbox;
@@ -15,6 +14,13 @@ pub struct State {
     pub link_error: Option<String>,
     pub read: bool,
     pub busy: bool,
+}
+
+impl State {
+    /// The request failed: "Finish" works again.
+    pub fn failed(&mut self) {
+        self.busy = false;
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,16 +42,14 @@ pub fn update(state: &mut State, message: Message, guide: Option<&str>) -> Optio
     match message {
         Message::OpenGuide => {
             let url = guide?;
-            match check_https_link(url) {
+            match super::https_only("The guide's address", url) {
                 Ok(()) => {
                     state.opened = true;
                     state.link_error = None;
                     Some(Event::Open(url.to_owned()))
                 }
-                Err(e) => {
-                    state.link_error = Some(format!(
-                        "The guide's address \"{url}\" {e}, so it was not opened. Please open a support ticket."
-                    ));
+                Err(words) => {
+                    state.link_error = Some(format!("{words} Please open a support ticket."));
                     None
                 }
             }
@@ -64,6 +68,15 @@ pub fn update(state: &mut State, message: Message, guide: Option<&str>) -> Optio
             })
         }
     }
+}
+
+/// Opens the guide unasked, once: on arriving at the step, or when its
+/// address arrives later. Not again after it opened or was refused.
+pub fn open_by_itself(state: &mut State, guide: Option<&str>) -> Option<Event> {
+    if state.opened || state.link_error.is_some() {
+        return None;
+    }
+    update(state, Message::OpenGuide, guide)
 }
 
 pub fn view<'a>(state: &'a State, guide: Option<&'a str>) -> Element<'a, Message> {

@@ -106,12 +106,10 @@ mod tests {
 
     #[test]
     fn next_moves_on_and_debug_hides_the_secret() {
-        let mut state = State::new(&PairingInfo {
-            otpauth_uri: "otpauth://totp/ACME:jane?secret=PLANTEDSECRET".into(),
-            secret_grouped: "PLAN TEDS".into(),
-            issuer: "ACME".into(),
-            account: "jane".into(),
-        });
+        let mut state = State::new(&crate::fixtures::pairing(
+            "otpauth://totp/ACME:jane?secret=PLANTEDSECRET",
+            "PLAN TEDS",
+        ));
         assert!(state.qr.is_some());
         assert_eq!(update(&mut state, Message::Next), Event::Next);
         assert!(!format!("{state:?}").contains("PLAN"));

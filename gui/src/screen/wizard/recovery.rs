@@ -30,6 +30,39 @@ impl std::fmt::Debug for State {
     }
 }
 
+impl State {
+    /// The step as the agent opens it: with the codes it just made, or
+    /// `None` when they were shown in an earlier session.
+    pub fn new(codes: Option<Vec<String>>) -> Self {
+        Self {
+            codes,
+            ..Self::default()
+        }
+    }
+
+    /// The agent answered again on this step: regenerated codes replace
+    /// the ones on screen (the old ones no longer work, so neither does
+    /// their copy or file).
+    pub fn answered(&mut self, codes: Option<Vec<String>>) {
+        self.busy = false;
+        if codes.is_some() {
+            self.codes = codes;
+            self.saved = None;
+            self.copied = false;
+        }
+    }
+
+    /// The request failed: the buttons work again.
+    pub fn failed(&mut self) {
+        self.busy = false;
+    }
+
+    /// Where "Save to file…" wrote the codes, or why it could not.
+    pub fn file_written(&mut self, result: Result<PathBuf, String>) {
+        self.saved = Some(result);
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Message {
     Copy,

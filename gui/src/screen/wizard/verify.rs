@@ -152,11 +152,8 @@ mod tests {
 
     fn error(code: MfaErrorCode, message: &str, retry: Option<u64>) -> MfaErrorView {
         MfaErrorView {
-            code,
-            message: message.into(),
             retry_after_secs: retry,
-            phone_skew_secs: None,
-            problem: None,
+            ..crate::fixtures::refusal(code, message)
         }
     }
 
