@@ -12,14 +12,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use chrono::{DateTime, Utc};
-use rampart_shared::cause::{Cause, Problem};
 use rampart_shared::ipc::{Check, ErrorCode, IpcError, LogLevel, Request, Response};
 use rampart_shared::mfa::MfaCommand;
 use rampart_shared::policy::Policy;
 use rampart_shared::status::{
     AgentMode, AgentSection, AgentStatus, ClockSection, ClockState, MfaSection, NetworkSection,
     NetworkState, PolicySection, ReportingSection, STATUS_SCHEMA, StorageSection, UpdateSection,
-    UpdateState, assess,
+    assess,
 };
 use rampart_shared::user::UserId;
 use rampart_shared::version::Version;
@@ -467,20 +466,12 @@ impl Shell {
                 None => error.clone(),
             });
         }
-        let mut update = match &self.update {
-            Some(outcome) => update::section(Version::current(), policy.agent.min_version, outcome),
-            None => update_section(Version::current(), policy.agent.min_version),
-        };
-        if let (UpdateState::UpdateRequired, Some(minimum)) = (update.state, update.min_version) {
-            update.problem = Some(Problem::new(
-                Cause::VersionTooOld {
-                    current: update.current_version,
-                    minimum,
-                    updates_itself: matches!(self.update_request(), Some(Ok(_))),
-                },
-                update.detail.clone(),
-            ));
-        }
+        let update = update::section(
+            Version::current(),
+            policy.agent.min_version,
+            self.update.as_ref(),
+            || matches!(self.update_request(), Some(Ok(_))),
+        );
         let storage = StorageSection {
             failures: [
                 self.mfa.storage_failure(),
@@ -1210,7 +1201,7 @@ impl Core {
             provider: policy.mfa.provider.kind(),
         };
         let mfa = mfa::section::section(None, &policy);
-        let update = update_section(Version::current(), policy.agent.min_version);
+        let update = update::section(Version::current(), policy.agent.min_version, None, || false);
         Self::new(mode, policy.clock.max_skew_secs, now).status(
             section,
             mfa,
@@ -1218,31 +1209,6 @@ impl Core {
             StorageSection::default(),
             ReportingSection::default(),
         )
-    }
-}
-
-/// Whether this build meets the policy's minimum version, in words.
-pub fn update_section(current: Version, min_version: Option<Version>) -> UpdateSection {
-    let (state, detail) = match min_version {
-        Some(min) if current < min => (
-            UpdateState::UpdateRequired,
-            format!("Rampart {min} or later is required; this is {current}"),
-        ),
-        Some(min) => (
-            UpdateState::NotChecked,
-            format!("Rampart {current} meets the required {min}"),
-        ),
-        None => (
-            UpdateState::NotChecked,
-            format!("Rampart {current}; policy sets no minimum version"),
-        ),
-    };
-    UpdateSection {
-        state,
-        current_version: current,
-        min_version,
-        detail,
-        problem: None,
     }
 }
 
@@ -1260,24 +1226,5 @@ mod tests {
         assert_eq!(status.clock.max_skew_ms, 30_000);
         assert_eq!(status.policy.source, PolicySource::Builtin);
         assert_eq!(status.overall, Overall::ActionNeeded);
-    }
-
-    #[test]
-    fn version_floor_in_words() {
-        let v = |s: &str| s.parse::<Version>().unwrap();
-        let below = update_section(v("6.0.0"), Some(v("6.0.1")));
-        assert_eq!(below.state, UpdateState::UpdateRequired);
-        assert_eq!(
-            below.detail,
-            "Rampart 6.0.1 or later is required; this is 6.0.0"
-        );
-        assert_eq!(
-            update_section(v("6.0.1"), Some(v("6.0.1"))).state,
-            UpdateState::NotChecked
-        );
-        assert_eq!(
-            update_section(v("6.0.1"), None).state,
-            UpdateState::NotChecked
-        );
     }
 }
