@@ -1,15 +1,15 @@
 //! The agent service: one event loop over every cause of work.
 //!
-//! - [`core`]: [`Core`], what the agent has measured and the status derived
+//! - `core`: [`Core`], what the agent has measured and the status derived
 //!   from it, with no I/O.
-//! - [`shell`]: the `Shell`, which owns the parts that do I/O (the policy
+//! - `shell`: the `Shell`, which owns the parts that do I/O (the policy
 //!   store, the MFA engine, the reporter) and the timers.
-//! - [`main_loop`]: waits for the next [`Event`], lets the shell decide,
+//! - `main_loop`: waits for the next [`Event`], lets the shell decide,
 //!   starts the checks the decision calls for as tasks that report back with
 //!   another event, and publishes the new status snapshot, which the IPC
 //!   server hands out and pushes to subscribers.
-//! - [`handlers`]: the IPC requests the loop answers.
-//! - [`duo_jobs`]: MFA commands waiting on a Duo exchange.
+//! - `handlers`: the IPC requests the loop answers.
+//! - `duo_jobs`: MFA commands waiting on a Duo exchange.
 //!
 //! This file is the public face: [`start`], the [`RunningAgent`] handle and
 //! the [`Event`]s the loop runs on.
