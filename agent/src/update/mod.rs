@@ -17,6 +17,7 @@ pub mod floor;
 
 use std::fmt;
 
+use rampart_shared::cause::{Cause, Problem};
 use rampart_shared::policy::UpdateChannel;
 use rampart_shared::status::{ClockState, UpdateSection, UpdateState};
 use rampart_shared::version::Version;
@@ -129,14 +130,68 @@ fn rough_duration(ms: u64) -> String {
     }
 }
 
-/// The status section for a decision or an attempt's outcome.
+/// The one status section for updates: the policy's version floor and, once
+/// a check has run, its outcome. A build below the floor carries the
+/// `VersionTooOld` problem here, so no caller words it again.
+/// `updates_itself` is asked only then: it reads this binary's path.
 pub fn section(
     current: Version,
     min_version: Option<Version>,
-    outcome: &UpdateOutcome,
+    outcome: Option<&UpdateOutcome>,
+    updates_itself: impl FnOnce() -> bool,
 ) -> UpdateSection {
+    let (state, detail) = match outcome {
+        Some(outcome) => (
+            outcome_state(current, min_version, outcome),
+            outcome.to_string(),
+        ),
+        None => floor_words(current, min_version),
+    };
+    let problem = match (state, min_version) {
+        (UpdateState::UpdateRequired, Some(minimum)) => Some(Problem::new(
+            Cause::VersionTooOld {
+                current,
+                minimum,
+                updates_itself: updates_itself(),
+            },
+            detail.clone(),
+        )),
+        _ => None,
+    };
+    UpdateSection {
+        state,
+        current_version: current,
+        min_version,
+        detail,
+        problem,
+    }
+}
+
+/// Before any check: whether this build meets the policy's minimum version.
+fn floor_words(current: Version, min_version: Option<Version>) -> (UpdateState, String) {
+    match min_version {
+        Some(min) if current < min => (
+            UpdateState::UpdateRequired,
+            format!("Rampart {min} or later is required; this is {current}"),
+        ),
+        Some(min) => (
+            UpdateState::NotChecked,
+            format!("Rampart {current} meets the required {min}"),
+        ),
+        None => (
+            UpdateState::NotChecked,
+            format!("Rampart {current}; policy sets no minimum version"),
+        ),
+    }
+}
+
+fn outcome_state(
+    current: Version,
+    min_version: Option<Version>,
+    outcome: &UpdateOutcome,
+) -> UpdateState {
     let below_min = min_version.is_some_and(|min| current < min);
-    let state = match outcome {
+    match outcome {
         UpdateOutcome::Decided(UpdateDecision::UpToDate { .. }) => UpdateState::UpToDate,
         UpdateOutcome::Decided(UpdateDecision::Update { .. }) => UpdateState::Updating,
         UpdateOutcome::Decided(UpdateDecision::Refuse { .. }) | UpdateOutcome::Failed(_) => {
@@ -147,13 +202,6 @@ pub fn section(
         }
         UpdateOutcome::Decided(UpdateDecision::Paused { .. }) => UpdateState::NotChecked,
         UpdateOutcome::Updated { .. } => UpdateState::UpToDate,
-    };
-    UpdateSection {
-        state,
-        current_version: current,
-        min_version,
-        detail: outcome.to_string(),
-        problem: None,
     }
 }
 
@@ -290,7 +338,8 @@ mod tests {
         let s = section(
             v("1.0.0"),
             Some(v("1.5.0")),
-            &UpdateOutcome::Decided(decision),
+            Some(&UpdateOutcome::Decided(decision)),
+            || false,
         );
         assert_eq!(s.state, UpdateState::UpdateRequired);
     }
@@ -301,7 +350,10 @@ mod tests {
         let s = section(
             cur,
             None,
-            &UpdateOutcome::Decided(UpdateDecision::Update { to: v("1.1.0") }),
+            Some(&UpdateOutcome::Decided(UpdateDecision::Update {
+                to: v("1.1.0"),
+            })),
+            || false,
         );
         assert_eq!(
             (s.state, s.detail.as_str()),
@@ -310,7 +362,8 @@ mod tests {
         let s = section(
             cur,
             None,
-            &UpdateOutcome::Failed("signature does not match".into()),
+            Some(&UpdateOutcome::Failed("signature does not match".into())),
+            || false,
         );
         assert_eq!(
             (s.state, s.detail.as_str()),
@@ -322,11 +375,56 @@ mod tests {
         let s = section(
             cur,
             None,
-            &UpdateOutcome::Decided(UpdateDecision::UpToDate { current: cur }),
+            Some(&UpdateOutcome::Decided(UpdateDecision::UpToDate {
+                current: cur,
+            })),
+            || false,
         );
         assert_eq!(
             (s.state, s.detail.as_str()),
             (UpdateState::UpToDate, "up to date")
         );
+    }
+
+    #[test]
+    fn version_floor_in_words() {
+        let below = section(v("6.0.0"), Some(v("6.0.1")), None, || false);
+        assert_eq!(below.state, UpdateState::UpdateRequired);
+        assert_eq!(
+            below.detail,
+            "Rampart 6.0.1 or later is required; this is 6.0.0"
+        );
+        assert_eq!(
+            section(v("6.0.1"), Some(v("6.0.1")), None, || false).state,
+            UpdateState::NotChecked
+        );
+        assert_eq!(
+            section(v("6.0.1"), None, None, || false).state,
+            UpdateState::NotChecked
+        );
+    }
+
+    #[test]
+    fn a_build_below_the_floor_carries_version_too_old_with_the_section_words() {
+        let below = section(v("6.0.0"), Some(v("6.0.1")), None, || true);
+        let problem = below
+            .problem
+            .expect("a build below the floor has a problem");
+        assert_eq!(
+            problem.cause,
+            Cause::VersionTooOld {
+                current: v("6.0.0"),
+                minimum: v("6.0.1"),
+                updates_itself: true,
+            }
+        );
+        assert_eq!(problem.details, below.detail);
+        let mut asked = false;
+        let met = section(v("6.0.1"), Some(v("6.0.1")), None, || {
+            asked = true;
+            true
+        });
+        assert_eq!(met.problem, None);
+        assert!(!asked, "updates_itself is asked only below the floor");
     }
 }
