@@ -661,47 +661,13 @@ pub fn portal_url_is_duos(url: &str, api_host: &str) -> bool {
 mod tests {
     use super::*;
     use crate::duo::Device;
-    use crate::mfa::machine::UserKey;
+    use crate::mfa::test_support::{
+        DUO_HOST as HOST, T0, at, ctx, duo_policy as policy, new_enrollment,
+    };
     use rampart_shared::mfa::MfaErrorCode;
-    use rampart_shared::version::Version;
-
-    const T0: i64 = 1_795_000_020;
-    const HOST: &str = "api-1234abcd.duosecurity.com";
-
-    fn at(secs: i64) -> DateTime<Utc> {
-        DateTime::from_timestamp(secs, 0).unwrap()
-    }
-
-    fn policy() -> Policy {
-        let mut p = Policy::default();
-        p.mfa.required = true;
-        p.organization = "ACME".into();
-        p.mfa.provider = Provider::Duo {
-            api_host: HOST.into(),
-            integration_key: "DIWJ8X6AEYOR5OMC6TQ1".into(),
-            secret_key_file: "/etc/rampart/duo.key".into(),
-            username: "{user}@acme.example".into(),
-        };
-        p
-    }
-
-    fn ctx(p: &Policy, now: i64) -> Ctx<'_> {
-        Ctx {
-            now: at(now),
-            policy: p,
-            agent_version: Version::new(0, 1, 0),
-            clock: Default::default(),
-        }
-    }
 
     fn jane() -> Enrollment {
-        Enrollment::new(
-            UserKey {
-                id: rampart_shared::user::UserId::Uid(1000),
-                name: "jane".into(),
-            },
-            ProviderKind::Duo,
-        )
+        new_enrollment(ProviderKind::Duo)
     }
 
     fn phone() -> Device {
@@ -1294,15 +1260,8 @@ mod tests {
 
     #[test]
     fn totp_policies_never_ask_duo() {
-        let mut p = policy();
-        p.mfa.provider = Provider::Totp;
-        let e = Enrollment::new(
-            UserKey {
-                id: rampart_shared::user::UserId::Uid(1000),
-                name: "jane".into(),
-            },
-            ProviderKind::Totp,
-        );
+        let p = crate::mfa::test_support::policy();
+        let e = new_enrollment(ProviderKind::Totp);
         for command in [MfaCommand::StartEnrollment, MfaCommand::CheckProgress] {
             assert_eq!(plan(&e, &command, &ctx(&p, T0)).unwrap(), None);
         }

@@ -390,45 +390,11 @@ impl Enrollment {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::mfa::test_support::{T0, at, ctx, duo_policy, new_enrollment, policy};
     use rampart_shared::mfa::MfaErrorCode;
-    use rampart_shared::policy::Provider;
-
-    const T0: i64 = 1_795_000_020;
-
-    fn at(secs: i64) -> DateTime<Utc> {
-        DateTime::from_timestamp(secs, 0).unwrap()
-    }
-
-    fn policy() -> Policy {
-        let defaults = Policy::default();
-        Policy {
-            organization: "ACME Corp".into(),
-            serial: 7,
-            links: rampart_shared::policy::Links {
-                offline_guide_url: "https://it.acme.example/offline".into(),
-                ..defaults.links.clone()
-            },
-            ..defaults
-        }
-    }
-
-    fn ctx(policy: &Policy, now: i64) -> Ctx<'_> {
-        Ctx {
-            now: at(now),
-            policy,
-            agent_version: Version::new(0, 1, 0),
-            clock: Default::default(),
-        }
-    }
 
     fn jane() -> Enrollment {
-        Enrollment::new(
-            UserKey {
-                id: UserId::Uid(1000),
-                name: "jane".into(),
-            },
-            ProviderKind::Totp,
-        )
+        new_enrollment(ProviderKind::Totp)
     }
 
     fn run(e: &mut Enrollment, p: &Policy, now: i64, c: MfaCommand) -> Result<Outcome, MfaError> {
@@ -599,13 +565,7 @@ mod tests {
         let err = run(&mut e, &p, T0, MfaCommand::StartEnrollment).unwrap_err();
         assert_eq!(err.code(), MfaErrorCode::NotRequired);
 
-        p.mfa.required = true;
-        p.mfa.provider = Provider::Duo {
-            api_host: "api-x.duosecurity.com".into(),
-            integration_key: "DIXXXXXXXXXXXXXXXXXX".into(),
-            secret_key_file: "/etc/rampart/duo.key".into(),
-            username: "{user}".into(),
-        };
+        let p = duo_policy();
         // Duo's start is planned by `mfa::duo`; here it must not pair TOTP.
         let err = run(&mut e, &p, T0, MfaCommand::StartEnrollment).unwrap_err();
         assert_eq!(err.code(), MfaErrorCode::ProviderUnavailable, "{err}");

@@ -41,6 +41,8 @@ pub mod provider;
 pub mod recovery;
 pub mod section;
 pub mod store;
+#[cfg(test)]
+pub(crate) mod test_support;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

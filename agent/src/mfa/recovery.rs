@@ -97,7 +97,7 @@ fn argon(cost: HashCost) -> Result<Argon2<'static>, MfaError> {
     Ok(Argon2::new(Algorithm::Argon2id, Version::V0x13, params))
 }
 
-fn hash_with(code: &str, salt: &[u8], cost: HashCost) -> Result<Vec<u8>, MfaError> {
+pub(super) fn hash_with(code: &str, salt: &[u8], cost: HashCost) -> Result<Vec<u8>, MfaError> {
     let mut out = vec![0u8; HASH_LEN];
     argon(cost)?
         .hash_password_into(code.as_bytes(), salt, &mut out)

@@ -5,53 +5,9 @@ use std::fs;
 use rampart_shared::mfa::{MfaErrorCode, PairingInfo};
 use rampart_shared::status::MfaState;
 use rampart_shared::totp::{self, Params, Secret};
-use rampart_shared::version::Version;
 
 use super::*;
-
-const T0: i64 = 1_795_000_020; // 2026-11-18
-
-fn at(secs: i64) -> DateTime<Utc> {
-    DateTime::from_timestamp(secs, 0).unwrap()
-}
-
-fn policy() -> Policy {
-    let defaults = Policy::default();
-    Policy {
-        organization: "ACME Corp".into(),
-        serial: 3,
-        links: rampart_shared::policy::Links {
-            offline_guide_url: "https://it.acme.example/offline".into(),
-            ..defaults.links.clone()
-        },
-        ..defaults
-    }
-}
-
-fn ctx(policy: &Policy, now: i64) -> Ctx<'_> {
-    Ctx {
-        now: at(now),
-        policy,
-        agent_version: Version::new(0, 1, 0),
-        clock: Default::default(),
-    }
-}
-
-fn jane() -> Peer {
-    Peer {
-        id: UserId::Uid(1000),
-        admin: false,
-        user_name: "jane".into(),
-    }
-}
-
-fn root() -> Peer {
-    Peer {
-        id: UserId::ROOT,
-        admin: true,
-        user_name: "root".into(),
-    }
-}
+use crate::mfa::test_support::{DUO_HOST, T0, at, ctx, duo_policy, jane, policy, root};
 
 fn open(dir: &Path) -> MfaEngine {
     MfaEngine::open_with_cost(dir, HashCost::TEST).unwrap()
@@ -413,13 +369,7 @@ fn a_duo_answer_is_persisted_and_a_stale_one_is_dropped() {
     use rampart_shared::mfa::DuoPrompt;
 
     let tmp = tempfile::tempdir().unwrap();
-    let mut p = policy();
-    p.mfa.provider = rampart_shared::policy::Provider::Duo {
-        api_host: "api-x.duosecurity.com".into(),
-        integration_key: "DIXXXXXXXXXXXXXXXXXX".into(),
-        secret_key_file: "/etc/rampart/duo.key".into(),
-        username: "{user}".into(),
-    };
+    let p = duo_policy();
     let mut engine = open(tmp.path());
     let start = MfaCommand::StartEnrollment;
     let crate::mfa::Plan::Duo(call) = engine.plan(&jane(), &jane().key(), &start, &ctx(&p, T0))
@@ -429,14 +379,14 @@ fn a_duo_answer_is_persisted_and_a_stale_one_is_dropped() {
     assert_eq!(
         call,
         DuoCall::Start {
-            username: "jane".into()
+            username: "jane@acme.example".into()
         }
     );
     let activation = Activation {
         user_id: "DU1".into(),
-        username: "jane".into(),
+        username: "jane@acme.example".into(),
         activation_code: "duo://PLANTED-activation".into(),
-        activation_url: "https://api-x.duosecurity.com/activate/x".into(),
+        activation_url: format!("https://{DUO_HOST}/activate/x"),
         expires_at: None,
     };
     let reply = DuoReply::Activation(activation.clone());
