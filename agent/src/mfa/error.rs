@@ -29,12 +29,6 @@ pub enum MfaError {
     WrongStep { current: EnrollmentStep },
     #[error("{}", capitalized(.0))]
     Code(VerifyError),
-    #[error("Enter a recovery code of 10 letters and digits, as it was shown to you.")]
-    MalformedRecoveryCode,
-    #[error("That recovery code is not right or was already used.")]
-    WrongRecoveryCode,
-    #[error("There are no recovery codes left. Ask IT to reset your MFA setup.")]
-    NoRecoveryCodes,
     #[error("Too many wrong codes. Try again in {}.", wait_words(*.retry_after_secs))]
     Throttled { retry_after_secs: u64 },
     #[error("{0}")]
@@ -229,10 +223,10 @@ impl MfaError {
         match self {
             Self::NotRequired => MfaErrorCode::NotRequired,
             Self::ProviderUnavailable(_) => MfaErrorCode::ProviderUnavailable,
-            Self::WrongStep { .. } | Self::NoRecoveryCodes => MfaErrorCode::WrongStep,
-            Self::Code(VerifyError::Malformed { .. })
-            | Self::MalformedRecoveryCode
-            | Self::MalformedPasscode => MfaErrorCode::MalformedCode,
+            Self::WrongStep { .. } => MfaErrorCode::WrongStep,
+            Self::Code(VerifyError::Malformed { .. }) | Self::MalformedPasscode => {
+                MfaErrorCode::MalformedCode
+            }
             Self::WrongPasscode(_) => MfaErrorCode::WrongCode,
             Self::ProviderError(_)
             | Self::DuoClock { .. }
@@ -252,8 +246,7 @@ impl MfaError {
             }) => MfaErrorCode::PhoneClockSkew,
             Self::Code(VerifyError::Wrong {
                 phone_skew_secs: None,
-            })
-            | Self::WrongRecoveryCode => MfaErrorCode::WrongCode,
+            }) => MfaErrorCode::WrongCode,
             Self::Throttled { .. } => MfaErrorCode::Throttled,
             Self::Forbidden(_) => MfaErrorCode::Forbidden,
             Self::GuideChanged => MfaErrorCode::GuideChanged,

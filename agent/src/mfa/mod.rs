@@ -9,8 +9,6 @@
 //!     -> Result<EnrollmentView, MfaError>
 //! MfaEngine::reply(&mut self, peer: &Peer, owner: &UserKey, command: &MfaCommand, ctx: &Ctx)
 //!     -> EnrollmentView                       // handle, with any error inside the view
-//! MfaEngine::use_recovery_code(&mut self, peer: &Peer, owner: &UserKey, code: &str,
-//!     now: DateTime<Utc>) -> Result<u32, MfaError>   // codes left
 //! MfaEngine::section(&self, owner: &UserKey, policy: &Policy) -> MfaSection
 //! MfaEngine::users(&self) -> impl Iterator<Item = &UserKey>
 //! section::summary(&MfaSection) -> String     // "Setup in progress: verify a code"
@@ -47,7 +45,7 @@ pub(crate) mod test_support;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use rampart_shared::mfa::{EnrollmentStep, EnrollmentView, MfaCommand};
 use rampart_shared::policy::Policy;
 use rampart_shared::status::MfaSection;
@@ -408,38 +406,6 @@ impl MfaEngine {
         };
         let username = e.duo.as_ref()?.username.clone();
         Some(duo::DuoCall::Preauth { username })
-    }
-
-    /// Spends one recovery code of `owner`'s; returns how many are left.
-    pub fn use_recovery_code(
-        &mut self,
-        peer: &Peer,
-        owner: &UserKey,
-        code: &str,
-        now: DateTime<Utc>,
-    ) -> Result<u32, MfaError> {
-        if !peer.admin && peer.id != owner.id {
-            return Err(MfaError::Forbidden(
-                "Only the person whose MFA this is, or an administrator, can use its recovery codes.",
-            ));
-        }
-        let before = match self.users.get(owner) {
-            Some(Slot::Loaded(e)) => (**e).clone(),
-            Some(Slot::Broken(reason)) => {
-                return Err(MfaError::StateCorrupt {
-                    reason: reason.clone(),
-                });
-            }
-            None => return Err(MfaError::NoRecoveryCodes),
-        };
-        let mut next = before.clone();
-        let result = next.use_recovery_code(code, now);
-        if next != before {
-            self.save(&next)?;
-            self.users
-                .insert(owner.clone(), Slot::Loaded(Box::new(next)));
-        }
-        result
     }
 
     /// A user's enrollment, when its state file could be read.

@@ -7,7 +7,9 @@ use rampart_shared::status::MfaState;
 use rampart_shared::totp::{self, Params, Secret};
 
 use super::*;
-use crate::mfa::test_support::{DUO_HOST, T0, at, ctx, duo_policy, jane, policy, root};
+use crate::mfa::test_support::{
+    DUO_HOST, T0, ctx, duo_policy, jane, matching_code, policy, root,
+};
 
 fn open(dir: &Path) -> MfaEngine {
     MfaEngine::open_with_cost(dir, HashCost::TEST).unwrap()
@@ -226,6 +228,7 @@ fn another_uid_is_refused_and_sees_no_pairing() {
     for c in [
         MfaCommand::StartEnrollment,
         verify("123456".into()),
+        MfaCommand::RegenerateRecoveryCodes,
         MfaCommand::ResetEnrollment,
     ] {
         let view = engine.reply(&mallory, &jane().key(), &c, &ctx(&p, T0));
@@ -233,10 +236,6 @@ fn another_uid_is_refused_and_sees_no_pairing() {
         assert_eq!(view.pairing, None);
         assert_eq!(view.step, EnrollmentStep::Pairing);
     }
-    let err = engine
-        .use_recovery_code(&mallory, &jane().key(), "ABCDEFGHJK", at(T0))
-        .unwrap_err();
-    assert_eq!(err.code(), MfaErrorCode::Forbidden);
     // Root may drive it, and is the only one who may reset it.
     let view = cmd(&mut engine, &root(), &p, T0, MfaCommand::StartEnrollment).unwrap();
     assert_eq!(view.step, EnrollmentStep::Pairing);
@@ -265,16 +264,8 @@ fn recovery_codes_through_the_engine_survive_reload_and_regeneration() {
     drop(engine);
 
     let mut engine = open(tmp.path());
-    assert_eq!(
-        engine
-            .use_recovery_code(&jane(), &jane().key(), &old[0], at(T0))
-            .unwrap(),
-        9
-    );
-    let again = engine
-        .use_recovery_code(&jane(), &jane().key(), &old[0], at(T0))
-        .unwrap_err();
-    assert_eq!(again.code(), MfaErrorCode::WrongCode);
+    let stored = |engine: &MfaEngine| engine.enrollment(&jane().key()).unwrap().recovery.clone();
+    assert_eq!(matching_code(&stored(&engine), &old[0]), Some(0));
     let new = cmd(
         &mut engine,
         &jane(),
@@ -287,16 +278,12 @@ fn recovery_codes_through_the_engine_survive_reload_and_regeneration() {
     .unwrap();
     drop(engine);
 
-    let mut engine = open(tmp.path());
-    let stale = engine
-        .use_recovery_code(&jane(), &jane().key(), &old[1], at(T0))
-        .unwrap_err();
-    assert_eq!(stale.code(), MfaErrorCode::WrongCode);
+    let engine = open(tmp.path());
+    assert_eq!(matching_code(&stored(&engine), &old[1]), None);
+    assert_eq!(matching_code(&stored(&engine), &new[1]), Some(1));
     assert_eq!(
-        engine
-            .use_recovery_code(&jane(), &jane().key(), &new[1], at(T0))
-            .unwrap(),
-        9
+        engine.enrollment(&jane().key()).unwrap().view(&p, None).recovery_codes_left,
+        Some(10)
     );
 }
 
