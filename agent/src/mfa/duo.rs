@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 
 use super::error::MfaError;
 use super::machine::{Ctx, Enrollment, Outcome};
-use super::recovery::{self, HashCost};
+use super::recovery::HashCost;
 use crate::duo::{Activation, AuthResult, AuthStatus, EnrollStatus, Preauth};
 
 /// Duo's part of one user's enrollment; persisted with it.
@@ -541,20 +541,14 @@ impl Enrollment {
         match status.result {
             AuthResult::Waiting => Ok(Outcome::default()),
             AuthResult::Allow => {
-                let (codes, hashes) = recovery::generate(cost)?;
-                self.clear_failures();
-                self.recovery = hashes;
-                self.verified_at = Some(now);
-                self.step = EnrollmentStep::Verified;
+                let outcome = self.verified(now, cost)?;
                 if let Some(DuoPhase::Confirm { push, txid, .. }) =
                     self.duo.as_mut().map(|d| &mut d.phase)
                 {
                     *push = PushState::NotSent;
                     *txid = None;
                 }
-                Ok(Outcome {
-                    recovery_codes: Some(codes),
-                })
+                Ok(outcome)
             }
             AuthResult::Deny if passcode => {
                 let error = MfaError::WrongPasscode(status.status_msg.clone());

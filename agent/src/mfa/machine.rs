@@ -16,7 +16,7 @@ use rampart_shared::version::Version;
 
 use super::duo::DuoState;
 use super::error::MfaError;
-use super::provider::Backend;
+use super::provider;
 use super::recovery::{self, HashCost, RecoveryHash};
 
 /// Whose enrollment: both the user id (uid or SID: what the OS says about
@@ -196,9 +196,9 @@ impl Enrollment {
                 if !ctx.policy.mfa.required {
                     return Err(MfaError::NotRequired);
                 }
-                let backend = Backend::for_policy(&ctx.policy.mfa.provider);
-                self.secret = Some(backend.begin_pairing()?);
-                self.provider = backend.kind();
+                let kind = ctx.policy.mfa.provider.kind();
+                self.secret = Some(provider::begin_pairing(kind)?);
+                self.provider = kind;
                 self.issuer = ctx.policy.organization.clone();
                 self.step = S::Pairing;
                 Ok(Outcome::default())
@@ -224,12 +224,16 @@ impl Enrollment {
                     policy_serial: ctx.policy.serial,
                     agent_version: ctx.agent_version,
                 });
-                self.step = S::OfflineGuideAcknowledged;
-                self.finish(ctx.now)
+                self.finish(ctx.now);
+                Ok(Outcome::default())
             }
-            // A provider that could not complete last time gets another go.
+            // No step stops here any more, but Duo's first version (commit
+            // 7160219) left Duo users here when its completion
+            // refused; their state files still say so. The guide was
+            // acknowledged: finish.
             (MfaCommand::AcknowledgeOfflineGuide { .. }, S::OfflineGuideAcknowledged) => {
-                self.finish(ctx.now)
+                self.finish(ctx.now);
+                Ok(Outcome::default())
             }
             (
                 MfaCommand::RegenerateRecoveryCodes,
@@ -246,10 +250,30 @@ impl Enrollment {
         }
     }
 
-    fn finish(&mut self, now: DateTime<Utc>) -> Result<Outcome, MfaError> {
+    /// The last step: no provider has anything left to confirm after the
+    /// offline guide (Duo confirmed the phone before the recovery codes),
+    /// so acknowledging it is what enrolls.
+    fn finish(&mut self, now: DateTime<Utc>) {
         self.step = EnrollmentStep::Enrolled;
         self.enrolled_at = Some(now);
-        Ok(Outcome::default())
+    }
+
+    /// The user proved the phone (a TOTP code, or Duo's allow): the one
+    /// place a setup becomes verified. Fresh recovery codes replace any
+    /// earlier ones; nothing changes if they cannot be made.
+    pub(super) fn verified(
+        &mut self,
+        now: DateTime<Utc>,
+        cost: HashCost,
+    ) -> Result<Outcome, MfaError> {
+        let (codes, hashes) = recovery::generate(cost)?;
+        self.clear_failures();
+        self.recovery = hashes;
+        self.verified_at = Some(now);
+        self.step = EnrollmentStep::Verified;
+        Ok(Outcome {
+            recovery_codes: Some(codes),
+        })
     }
 
     fn verify(&mut self, code: &str, ctx: &Ctx<'_>, cost: HashCost) -> Result<Outcome, MfaError> {
@@ -258,17 +282,11 @@ impl Enrollment {
         let secret = self.secret.as_ref().ok_or_else(|| MfaError::StateCorrupt {
             reason: "pairing has no secret".into(),
         })?;
-        match Backend::for_kind(self.provider).verify(secret, code, now, self.last_accepted_step) {
+        match provider::verify(self.provider, secret, code, now, self.last_accepted_step) {
             Ok(step) => {
-                let (codes, hashes) = recovery::generate(cost)?;
+                let outcome = self.verified(now, cost)?;
                 self.last_accepted_step = Some(step);
-                self.clear_failures();
-                self.recovery = hashes;
-                self.verified_at = Some(now);
-                self.step = EnrollmentStep::Verified;
-                Ok(Outcome {
-                    recovery_codes: Some(codes),
-                })
+                Ok(outcome)
             }
             // The right code for a shifted time, and this computer's clock
             // is what shifted: not a guess, so it does not count.
@@ -792,6 +810,19 @@ mod tests {
             assert_eq!(matching_code(&e.recovery, code), None, "an old code");
         }
         assert_eq!(matching_code(&e.recovery, &new[1]), Some(1));
+    }
+
+    #[test]
+    fn a_setup_left_at_offline_guide_acknowledged_finishes() {
+        let p = policy();
+        let mut e = jane();
+        e.step = EnrollmentStep::OfflineGuideAcknowledged;
+        let ack = MfaCommand::AcknowledgeOfflineGuide {
+            guide_url: "https://it.acme.example/offline".into(),
+        };
+        run(&mut e, &p, T0, ack).unwrap();
+        assert_eq!(e.step, EnrollmentStep::Enrolled);
+        assert_eq!(e.enrolled_at, Some(at(T0)));
     }
 
     #[test]

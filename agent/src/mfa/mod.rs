@@ -52,8 +52,8 @@ use rampart_shared::status::MfaSection;
 use rampart_shared::user::UserId;
 
 pub use error::MfaError;
-pub use machine::{ComputerClock, Ctx, Enrollment, UserKey};
 use machine::Outcome;
+pub use machine::{ComputerClock, Ctx, Enrollment, UserKey};
 pub use recovery::HashCost;
 pub use store::LoadError;
 
@@ -357,8 +357,8 @@ impl MfaEngine {
         };
         self.transact(owner, action, ctx, |e, cost| {
             // A status refresh applies to whatever step the user is at.
-            let still_applies = command
-                .is_none_or(|c| duo::plan(e, c, ctx).ok().flatten().as_ref() == Some(call));
+            let still_applies =
+                command.is_none_or(|c| duo::plan(e, c, ctx).ok().flatten().as_ref() == Some(call));
             if !still_applies {
                 tracing::info!(
                     user = %owner.id,

@@ -7,9 +7,9 @@ use rampart_shared::policy::{Links, Policy, Provider, ProviderKind};
 use rampart_shared::user::UserId;
 use rampart_shared::version::Version;
 
+use super::Peer;
 use super::machine::{Ctx, Enrollment, UserKey};
 use super::recovery::{self, RecoveryHash};
-use super::Peer;
 
 /// 2026-11-18, the start of a TOTP step.
 pub const T0: i64 = 1_795_000_020;

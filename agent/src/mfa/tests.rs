@@ -7,9 +7,7 @@ use rampart_shared::status::MfaState;
 use rampart_shared::totp::{self, Params, Secret};
 
 use super::*;
-use crate::mfa::test_support::{
-    DUO_HOST, T0, ctx, duo_policy, jane, matching_code, policy, root,
-};
+use crate::mfa::test_support::{DUO_HOST, T0, ctx, duo_policy, jane, matching_code, policy, root};
 
 fn open(dir: &Path) -> MfaEngine {
     MfaEngine::open_with_cost(dir, HashCost::TEST).unwrap()
@@ -282,7 +280,11 @@ fn recovery_codes_through_the_engine_survive_reload_and_regeneration() {
     assert_eq!(matching_code(&stored(&engine), &old[1]), None);
     assert_eq!(matching_code(&stored(&engine), &new[1]), Some(1));
     assert_eq!(
-        engine.enrollment(&jane().key()).unwrap().view(&p, None).recovery_codes_left,
+        engine
+            .enrollment(&jane().key())
+            .unwrap()
+            .view(&p, None)
+            .recovery_codes_left,
         Some(10)
     );
 }
