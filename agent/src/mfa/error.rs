@@ -8,7 +8,7 @@ use rampart_shared::totp::VerifyError;
 
 use rampart_shared::policy::Policy;
 
-use super::duo::DuoFailure;
+use super::duo::types::{self, DuoFailure};
 use crate::fsutil::FsError;
 
 /// Duo refuses requests whose Date is more than about this far from its own.
@@ -148,10 +148,7 @@ impl MfaError {
                      the integration key is wrong, and Duo's clock could not be read to tell \
                      which. Check that the date and time are set automatically, then try again; \
                      if it keeps failing, tell IT.",
-                    match &policy.mfa.provider {
-                        rampart_shared::policy::Provider::Duo { api_host, .. } => api_host.as_str(),
-                        rampart_shared::policy::Provider::Totp => "Duo",
-                    }
+                    types::api_host(policy).unwrap_or("Duo")
                 )
             }),
             DuoFailure::Other(sentence) => Self::ProviderError(sentence),

@@ -14,7 +14,7 @@ use rampart_shared::totp::{self, Params, Secret};
 use rampart_shared::user::UserId;
 use rampart_shared::version::Version;
 
-use super::duo::DuoState;
+use super::duo::types::{DuoPhase, DuoState};
 use super::error::MfaError;
 use super::provider;
 use super::recovery::{self, HashCost, RecoveryHash};
@@ -352,6 +352,15 @@ impl Enrollment {
         }
     }
 
+    /// Duo lets this user in without a second factor.
+    pub fn duo_bypass(&self) -> bool {
+        self.step == EnrollmentStep::NotSetUp
+            && matches!(
+                self.duo.as_ref().map(|d| &d.phase),
+                Some(DuoPhase::Bypass { .. })
+            )
+    }
+
     /// The reply to a command. The secret leaves the agent only while pairing.
     pub fn view(&self, policy: &Policy, recovery_codes: Option<Vec<String>>) -> EnrollmentView {
         let step = self.visible_step(policy);
@@ -384,7 +393,7 @@ impl Enrollment {
             enrolled_at: self.enrolled_at,
             evidence: self.evidence.clone(),
             error: None,
-            duo: self.duo_prompt(step),
+            duo: self.duo.as_ref().and_then(|d| d.phase.prompt(step)),
         }
     }
 }
