@@ -1,5 +1,6 @@
 //! Recovery codes: generated from the OS CSPRNG, shown once, stored only as
-//! salted Argon2id hashes, each usable once.
+//! salted Argon2id hashes, each usable once. Nothing spends one yet: that
+//! comes with signing in (a request of its own), which marks `used_at`.
 
 use argon2::{Algorithm, Argon2, Params, Version};
 use chrono::{DateTime, Utc};
@@ -51,6 +52,7 @@ pub struct RecoveryHash {
     pub salt: Vec<u8>,
     pub hash: Vec<u8>,
     pub cost: HashCost,
+    /// Kept in the state file; counted by [`unused`].
     pub used_at: Option<DateTime<Utc>>,
 }
 
