@@ -14,7 +14,8 @@ use crate::mfa::machine::{Ctx, Enrollment, Outcome};
 use crate::mfa::recovery::HashCost;
 
 impl Enrollment {
-    /// Applies Duo's answer to the call [`plan`] chose for this enrollment.
+    /// Applies Duo's answer to the call [`plan`](super::plan::plan) chose for this
+    /// enrollment.
     pub fn apply_duo(
         &mut self,
         call: &DuoCall,

@@ -1,5 +1,5 @@
 //! The Duo path through the enrollment machine, pure: which Duo call a
-//! command needs ([`plan`]), and what Duo's answer does to the enrollment
+//! command needs ([`plan()`]), and what Duo's answer does to the enrollment
 //! ([`Enrollment::apply_duo`](crate::mfa::Enrollment::apply_duo)). The
 //! calls themselves are made by [`super::duo_calls::perform`], off the
 //! event loop.

@@ -1,8 +1,8 @@
 //! The Duo path's vocabulary: what is kept of Duo per user ([`DuoState`],
 //! [`DuoPhase`]), the exchanges a command needs ([`DuoCall`]) and what Duo
 //! answered ([`DuoReply`], [`DuoFailure`]). Data only: the machine, the
-//! errors and the store depend on these, while [`super::plan`] and
-//! [`super::apply`] depend on the machine, never the other way round.
+//! errors and the store depend on these, while Duo's `plan` and `apply`
+//! depend on the machine, never the other way round.
 
 use chrono::{DateTime, Utc};
 use rampart_shared::mfa::{DuoDevice, DuoPrompt, EnrollmentStep, PushState};
