@@ -50,6 +50,25 @@ fn exchange(
     e.apply_duo(&call, reply, &ctx(p, now), HashCost::TEST)
 }
 
+/// Duo's `/preauth` for a user whose phone takes pushes.
+fn phone_ready() -> DuoReply {
+    DuoReply::Preauth(Preauth::Auth {
+        devices: vec![phone()],
+    })
+}
+
+/// `StartEnrollment` at `T0`, Duo answering `reply`.
+fn start(e: &mut Enrollment, p: &Policy, reply: DuoReply) -> Result<Outcome, MfaError> {
+    exchange(e, p, T0, MfaCommand::StartEnrollment, reply)
+}
+
+/// Jane after `StartEnrollment`, Duo having answered `reply`.
+fn started(p: &Policy, reply: DuoReply) -> Enrollment {
+    let mut e = jane();
+    start(&mut e, p, reply).unwrap();
+    e
+}
+
 fn phase(e: &Enrollment) -> &DuoPhase {
     &e.duo.as_ref().unwrap().phase
 }
@@ -66,14 +85,7 @@ fn a_new_user_activates_then_confirms_with_a_push() {
         }),
         "the username comes from the policy's template"
     );
-    exchange(
-        &mut e,
-        &p,
-        T0,
-        MfaCommand::StartEnrollment,
-        DuoReply::Activation(activation()),
-    )
-    .unwrap();
+    start(&mut e, &p, DuoReply::Activation(activation())).unwrap();
     assert_eq!(e.step, EnrollmentStep::Pairing);
     let view = e.view(&p, None);
     let Some(DuoPrompt::Activate {
@@ -102,16 +114,7 @@ fn a_new_user_activates_then_confirms_with_a_push() {
     )
     .unwrap();
     assert_eq!(e, before);
-    exchange(
-        &mut e,
-        &p,
-        T0 + 6,
-        MfaCommand::CheckProgress,
-        DuoReply::Preauth(Preauth::Auth {
-            devices: vec![phone()],
-        }),
-    )
-    .unwrap();
+    exchange(&mut e, &p, T0 + 6, MfaCommand::CheckProgress, phone_ready()).unwrap();
     assert!(matches!(
         phase(&e),
         DuoPhase::Confirm {
@@ -182,15 +185,7 @@ fn a_new_user_activates_then_confirms_with_a_push() {
 #[test]
 fn an_activation_duo_does_not_confirm_is_said_after_the_wait() {
     let p = policy();
-    let mut e = jane();
-    exchange(
-        &mut e,
-        &p,
-        T0,
-        MfaCommand::StartEnrollment,
-        DuoReply::Activation(activation()),
-    )
-    .unwrap();
+    let mut e = started(&p, DuoReply::Activation(activation()));
     let still_enroll = || {
         DuoReply::Preauth(Preauth::Enroll {
             enroll_portal_url: None,
@@ -245,9 +240,7 @@ fn an_activation_duo_does_not_confirm_is_said_after_the_wait() {
         &p,
         T0 + 10 + wait + 8,
         MfaCommand::CheckProgress,
-        DuoReply::Preauth(Preauth::Auth {
-            devices: vec![phone()],
-        }),
+        phone_ready(),
     )
     .unwrap();
     assert!(matches!(phase(&e), DuoPhase::Confirm { .. }));
@@ -262,16 +255,7 @@ fn a_denied_or_fraudulent_push_can_be_sent_again() {
         ("timeout", PushState::TimedOut),
     ] {
         let mut e = jane();
-        exchange(
-            &mut e,
-            &p,
-            T0,
-            MfaCommand::StartEnrollment,
-            DuoReply::Preauth(Preauth::Auth {
-                devices: vec![phone()],
-            }),
-        )
-        .unwrap();
+        exchange(&mut e, &p, T0, MfaCommand::StartEnrollment, phone_ready()).unwrap();
         exchange(
             &mut e,
             &p,
@@ -316,17 +300,7 @@ fn a_denied_or_fraudulent_push_can_be_sent_again() {
 #[test]
 fn a_wrong_passcode_counts_towards_throttling() {
     let p = policy();
-    let mut e = jane();
-    exchange(
-        &mut e,
-        &p,
-        T0,
-        MfaCommand::StartEnrollment,
-        DuoReply::Preauth(Preauth::Auth {
-            devices: vec![phone()],
-        }),
-    )
-    .unwrap();
+    let mut e = started(&p, phone_ready());
     let bad = |code: &str| MfaCommand::VerifyCode { code: code.into() };
     assert_eq!(
         plan(&e, &bad("12a456"), &ctx(&p, T0)).unwrap_err().code(),
@@ -362,15 +336,7 @@ fn a_wrong_passcode_counts_towards_throttling() {
 #[test]
 fn an_expired_activation_is_renewed() {
     let p = policy();
-    let mut e = jane();
-    exchange(
-        &mut e,
-        &p,
-        T0,
-        MfaCommand::StartEnrollment,
-        DuoReply::Activation(activation()),
-    )
-    .unwrap();
+    let mut e = started(&p, DuoReply::Activation(activation()));
     exchange(
         &mut e,
         &p,
@@ -406,17 +372,12 @@ fn an_expired_activation_is_renewed() {
 #[test]
 fn bypass_and_deny_are_noted() {
     let p = policy();
-    let mut e = jane();
-    exchange(
-        &mut e,
+    let e = started(
         &p,
-        T0,
-        MfaCommand::StartEnrollment,
         DuoReply::Preauth(Preauth::Allow {
             status_msg: "Allowing unknown user".into(),
         }),
-    )
-    .unwrap();
+    );
     let view = e.view(&p, None);
     assert_eq!(view.step, EnrollmentStep::NotRequired);
     assert_eq!(
@@ -427,11 +388,9 @@ fn bypass_and_deny_are_noted() {
     );
 
     let mut e = jane();
-    let err = exchange(
+    let err = start(
         &mut e,
         &p,
-        T0,
-        MfaCommand::StartEnrollment,
         DuoReply::Preauth(Preauth::Deny {
             status_msg: "Access denied.".into(),
         }),
@@ -454,11 +413,9 @@ fn bypass_and_deny_are_noted() {
 fn rate_limits_and_bad_signatures_in_plain_words() {
     let p = policy();
     let mut e = jane();
-    let err = exchange(
+    let err = start(
         &mut e,
         &p,
-        T0,
-        MfaCommand::StartEnrollment,
         DuoReply::Failed(DuoFailure::RateLimited {
             retry_after_secs: 20,
         }),
