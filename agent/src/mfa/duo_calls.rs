@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use super::duo::{DuoCall, DuoFailure, DuoReply};
+use super::duo::types::{DuoCall, DuoFailure, DuoReply};
 use crate::duo::{DuoClient, DuoError, EnrollStatus, Preauth};
 
 /// Longer than this and the wizard would sit on a spinner: give up and say so.

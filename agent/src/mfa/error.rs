@@ -8,7 +8,7 @@ use rampart_shared::totp::VerifyError;
 
 use rampart_shared::policy::Policy;
 
-use super::duo::DuoFailure;
+use super::duo::types::{self, DuoFailure};
 use crate::fsutil::FsError;
 
 /// Duo refuses requests whose Date is more than about this far from its own.
@@ -29,12 +29,6 @@ pub enum MfaError {
     WrongStep { current: EnrollmentStep },
     #[error("{}", capitalized(.0))]
     Code(VerifyError),
-    #[error("Enter a recovery code of 10 letters and digits, as it was shown to you.")]
-    MalformedRecoveryCode,
-    #[error("That recovery code is not right or was already used.")]
-    WrongRecoveryCode,
-    #[error("There are no recovery codes left. Ask IT to reset your MFA setup.")]
-    NoRecoveryCodes,
     #[error("Too many wrong codes. Try again in {}.", wait_words(*.retry_after_secs))]
     Throttled { retry_after_secs: u64 },
     #[error("{0}")]
@@ -154,10 +148,7 @@ impl MfaError {
                      the integration key is wrong, and Duo's clock could not be read to tell \
                      which. Check that the date and time are set automatically, then try again; \
                      if it keeps failing, tell IT.",
-                    match &policy.mfa.provider {
-                        rampart_shared::policy::Provider::Duo { api_host, .. } => api_host.as_str(),
-                        rampart_shared::policy::Provider::Totp => "Duo",
-                    }
+                    types::api_host(policy).unwrap_or("Duo")
                 )
             }),
             DuoFailure::Other(sentence) => Self::ProviderError(sentence),
@@ -229,10 +220,10 @@ impl MfaError {
         match self {
             Self::NotRequired => MfaErrorCode::NotRequired,
             Self::ProviderUnavailable(_) => MfaErrorCode::ProviderUnavailable,
-            Self::WrongStep { .. } | Self::NoRecoveryCodes => MfaErrorCode::WrongStep,
-            Self::Code(VerifyError::Malformed { .. })
-            | Self::MalformedRecoveryCode
-            | Self::MalformedPasscode => MfaErrorCode::MalformedCode,
+            Self::WrongStep { .. } => MfaErrorCode::WrongStep,
+            Self::Code(VerifyError::Malformed { .. }) | Self::MalformedPasscode => {
+                MfaErrorCode::MalformedCode
+            }
             Self::WrongPasscode(_) => MfaErrorCode::WrongCode,
             Self::ProviderError(_)
             | Self::DuoClock { .. }
@@ -252,8 +243,7 @@ impl MfaError {
             }) => MfaErrorCode::PhoneClockSkew,
             Self::Code(VerifyError::Wrong {
                 phone_skew_secs: None,
-            })
-            | Self::WrongRecoveryCode => MfaErrorCode::WrongCode,
+            }) => MfaErrorCode::WrongCode,
             Self::Throttled { .. } => MfaErrorCode::Throttled,
             Self::Forbidden(_) => MfaErrorCode::Forbidden,
             Self::GuideChanged => MfaErrorCode::GuideChanged,

@@ -14,9 +14,9 @@ use rampart_shared::totp::{self, Params, Secret};
 use rampart_shared::user::UserId;
 use rampart_shared::version::Version;
 
-use super::duo::DuoState;
+use super::duo::types::{DuoPhase, DuoState};
 use super::error::MfaError;
-use super::provider::Backend;
+use super::provider;
 use super::recovery::{self, HashCost, RecoveryHash};
 
 /// Whose enrollment: both the user id (uid or SID: what the OS says about
@@ -196,9 +196,9 @@ impl Enrollment {
                 if !ctx.policy.mfa.required {
                     return Err(MfaError::NotRequired);
                 }
-                let backend = Backend::for_policy(&ctx.policy.mfa.provider);
-                self.secret = Some(backend.begin_pairing()?);
-                self.provider = backend.kind();
+                let kind = ctx.policy.mfa.provider.kind();
+                self.secret = Some(provider::begin_pairing(kind)?);
+                self.provider = kind;
                 self.issuer = ctx.policy.organization.clone();
                 self.step = S::Pairing;
                 Ok(Outcome::default())
@@ -224,12 +224,16 @@ impl Enrollment {
                     policy_serial: ctx.policy.serial,
                     agent_version: ctx.agent_version,
                 });
-                self.step = S::OfflineGuideAcknowledged;
-                self.finish(ctx.now)
+                self.finish(ctx.now);
+                Ok(Outcome::default())
             }
-            // A provider that could not complete last time gets another go.
+            // No step stops here any more, but Duo's first version (commit
+            // 7160219) left Duo users here when its completion
+            // refused; their state files still say so. The guide was
+            // acknowledged: finish.
             (MfaCommand::AcknowledgeOfflineGuide { .. }, S::OfflineGuideAcknowledged) => {
-                self.finish(ctx.now)
+                self.finish(ctx.now);
+                Ok(Outcome::default())
             }
             (
                 MfaCommand::RegenerateRecoveryCodes,
@@ -246,10 +250,30 @@ impl Enrollment {
         }
     }
 
-    fn finish(&mut self, now: DateTime<Utc>) -> Result<Outcome, MfaError> {
+    /// The last step: no provider has anything left to confirm after the
+    /// offline guide (Duo confirmed the phone before the recovery codes),
+    /// so acknowledging it is what enrolls.
+    fn finish(&mut self, now: DateTime<Utc>) {
         self.step = EnrollmentStep::Enrolled;
         self.enrolled_at = Some(now);
-        Ok(Outcome::default())
+    }
+
+    /// The user proved the phone (a TOTP code, or Duo's allow): the one
+    /// place a setup becomes verified. Fresh recovery codes replace any
+    /// earlier ones; nothing changes if they cannot be made.
+    pub(super) fn verified(
+        &mut self,
+        now: DateTime<Utc>,
+        cost: HashCost,
+    ) -> Result<Outcome, MfaError> {
+        let (codes, hashes) = recovery::generate(cost)?;
+        self.clear_failures();
+        self.recovery = hashes;
+        self.verified_at = Some(now);
+        self.step = EnrollmentStep::Verified;
+        Ok(Outcome {
+            recovery_codes: Some(codes),
+        })
     }
 
     fn verify(&mut self, code: &str, ctx: &Ctx<'_>, cost: HashCost) -> Result<Outcome, MfaError> {
@@ -258,17 +282,11 @@ impl Enrollment {
         let secret = self.secret.as_ref().ok_or_else(|| MfaError::StateCorrupt {
             reason: "pairing has no secret".into(),
         })?;
-        match Backend::for_kind(self.provider).verify(secret, code, now, self.last_accepted_step) {
+        match provider::verify(self.provider, secret, code, now, self.last_accepted_step) {
             Ok(step) => {
-                let (codes, hashes) = recovery::generate(cost)?;
+                let outcome = self.verified(now, cost)?;
                 self.last_accepted_step = Some(step);
-                self.clear_failures();
-                self.recovery = hashes;
-                self.verified_at = Some(now);
-                self.step = EnrollmentStep::Verified;
-                Ok(Outcome {
-                    recovery_codes: Some(codes),
-                })
+                Ok(outcome)
             }
             // The right code for a shifted time, and this computer's clock
             // is what shifted: not a guess, so it does not count.
@@ -290,22 +308,6 @@ impl Enrollment {
             Err(e @ MfaError::Code(totp::VerifyError::Wrong { .. })) => Err(self.fail(now, e)),
             // A typo or a replay is not a guess: it does not count.
             Err(e) => Err(e),
-        }
-    }
-
-    /// Uses one recovery code (a later sign-in flow calls this). Returns how
-    /// many are left.
-    pub fn use_recovery_code(&mut self, input: &str, now: DateTime<Utc>) -> Result<u32, MfaError> {
-        if recovery::unused(&self.recovery) == 0 {
-            return Err(MfaError::NoRecoveryCodes);
-        }
-        self.check_throttle(now)?;
-        let code = recovery::normalize(input).ok_or(MfaError::MalformedRecoveryCode)?;
-        if recovery::consume(&mut self.recovery, &code, now)? {
-            self.clear_failures();
-            Ok(recovery::unused(&self.recovery))
-        } else {
-            Err(self.fail(now, MfaError::WrongRecoveryCode))
         }
     }
 
@@ -350,6 +352,15 @@ impl Enrollment {
         }
     }
 
+    /// Duo lets this user in without a second factor.
+    pub fn duo_bypass(&self) -> bool {
+        self.step == EnrollmentStep::NotSetUp
+            && matches!(
+                self.duo.as_ref().map(|d| &d.phase),
+                Some(DuoPhase::Bypass { .. })
+            )
+    }
+
     /// The reply to a command. The secret leaves the agent only while pairing.
     pub fn view(&self, policy: &Policy, recovery_codes: Option<Vec<String>>) -> EnrollmentView {
         let step = self.visible_step(policy);
@@ -382,7 +393,7 @@ impl Enrollment {
             enrolled_at: self.enrolled_at,
             evidence: self.evidence.clone(),
             error: None,
-            duo: self.duo_prompt(step),
+            duo: self.duo.as_ref().and_then(|d| d.phase.prompt(step)),
         }
     }
 }
@@ -390,45 +401,13 @@ impl Enrollment {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::mfa::test_support::{
+        T0, at, ctx, duo_policy, matching_code, new_enrollment, policy,
+    };
     use rampart_shared::mfa::MfaErrorCode;
-    use rampart_shared::policy::Provider;
-
-    const T0: i64 = 1_795_000_020;
-
-    fn at(secs: i64) -> DateTime<Utc> {
-        DateTime::from_timestamp(secs, 0).unwrap()
-    }
-
-    fn policy() -> Policy {
-        let defaults = Policy::default();
-        Policy {
-            organization: "ACME Corp".into(),
-            serial: 7,
-            links: rampart_shared::policy::Links {
-                offline_guide_url: "https://it.acme.example/offline".into(),
-                ..defaults.links.clone()
-            },
-            ..defaults
-        }
-    }
-
-    fn ctx(policy: &Policy, now: i64) -> Ctx<'_> {
-        Ctx {
-            now: at(now),
-            policy,
-            agent_version: Version::new(0, 1, 0),
-            clock: Default::default(),
-        }
-    }
 
     fn jane() -> Enrollment {
-        Enrollment::new(
-            UserKey {
-                id: UserId::Uid(1000),
-                name: "jane".into(),
-            },
-            ProviderKind::Totp,
-        )
+        new_enrollment(ProviderKind::Totp)
     }
 
     fn run(e: &mut Enrollment, p: &Policy, now: i64, c: MfaCommand) -> Result<Outcome, MfaError> {
@@ -599,13 +578,7 @@ mod tests {
         let err = run(&mut e, &p, T0, MfaCommand::StartEnrollment).unwrap_err();
         assert_eq!(err.code(), MfaErrorCode::NotRequired);
 
-        p.mfa.required = true;
-        p.mfa.provider = Provider::Duo {
-            api_host: "api-x.duosecurity.com".into(),
-            integration_key: "DIXXXXXXXXXXXXXXXXXX".into(),
-            secret_key_file: "/etc/rampart/duo.key".into(),
-            username: "{user}".into(),
-        };
+        let p = duo_policy();
         // Duo's start is planned by `mfa::duo`; here it must not pair TOTP.
         let err = run(&mut e, &p, T0, MfaCommand::StartEnrollment).unwrap_err();
         assert_eq!(err.code(), MfaErrorCode::ProviderUnavailable, "{err}");
@@ -823,7 +796,7 @@ mod tests {
     }
 
     #[test]
-    fn recovery_codes_single_use_and_regeneration_invalidates_old() {
+    fn regeneration_invalidates_every_old_recovery_code() {
         let p = policy();
         let mut e = jane();
         run(&mut e, &p, T0, MfaCommand::StartEnrollment).unwrap();
@@ -831,10 +804,7 @@ mod tests {
             .unwrap()
             .recovery_codes
             .unwrap();
-        let spaced = format!("{}-{}", &old[0][..5], old[0][5..].to_lowercase());
-        assert_eq!(e.use_recovery_code(&spaced, at(T0)).unwrap(), 9);
-        let again = e.use_recovery_code(&old[0], at(T0)).unwrap_err();
-        assert_eq!(again.code(), MfaErrorCode::WrongCode);
+        assert_eq!(matching_code(&e.recovery, &old[0]), Some(0));
 
         let new = run(&mut e, &p, T0, MfaCommand::RegenerateRecoveryCodes)
             .unwrap()
@@ -845,11 +815,23 @@ mod tests {
             e.view(&p, None).recovery_codes.is_none(),
             "codes are shown once"
         );
-        assert_eq!(
-            e.use_recovery_code(&old[1], at(T0)).unwrap_err().code(),
-            MfaErrorCode::WrongCode
-        );
-        assert_eq!(e.use_recovery_code(&new[1], at(T0)).unwrap(), 9);
+        for code in &old {
+            assert_eq!(matching_code(&e.recovery, code), None, "an old code");
+        }
+        assert_eq!(matching_code(&e.recovery, &new[1]), Some(1));
+    }
+
+    #[test]
+    fn a_setup_left_at_offline_guide_acknowledged_finishes() {
+        let p = policy();
+        let mut e = jane();
+        e.step = EnrollmentStep::OfflineGuideAcknowledged;
+        let ack = MfaCommand::AcknowledgeOfflineGuide {
+            guide_url: "https://it.acme.example/offline".into(),
+        };
+        run(&mut e, &p, T0, ack).unwrap();
+        assert_eq!(e.step, EnrollmentStep::Enrolled);
+        assert_eq!(e.enrolled_at, Some(at(T0)));
     }
 
     #[test]

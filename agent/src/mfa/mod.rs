@@ -9,8 +9,6 @@
 //!     -> Result<EnrollmentView, MfaError>
 //! MfaEngine::reply(&mut self, peer: &Peer, owner: &UserKey, command: &MfaCommand, ctx: &Ctx)
 //!     -> EnrollmentView                       // handle, with any error inside the view
-//! MfaEngine::use_recovery_code(&mut self, peer: &Peer, owner: &UserKey, code: &str,
-//!     now: DateTime<Utc>) -> Result<u32, MfaError>   // codes left
 //! MfaEngine::section(&self, owner: &UserKey, policy: &Policy) -> MfaSection
 //! MfaEngine::users(&self) -> impl Iterator<Item = &UserKey>
 //! section::summary(&MfaSection) -> String     // "Setup in progress: verify a code"
@@ -41,17 +39,20 @@ pub mod provider;
 pub mod recovery;
 pub mod section;
 pub mod store;
+#[cfg(test)]
+pub(crate) mod test_support;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use rampart_shared::mfa::{EnrollmentStep, EnrollmentView, MfaCommand};
 use rampart_shared::policy::Policy;
 use rampart_shared::status::MfaSection;
 use rampart_shared::user::UserId;
 
 pub use error::MfaError;
+use machine::Outcome;
 pub use machine::{ComputerClock, Ctx, Enrollment, UserKey};
 pub use recovery::HashCost;
 pub use store::LoadError;
@@ -202,50 +203,48 @@ impl MfaEngine {
         ctx: &Ctx<'_>,
     ) -> Result<EnrollmentView, MfaError> {
         machine::authorize(&peer.id, peer.admin, &owner.id, command)?;
-        let current = match self.users.get(owner) {
-            Some(Slot::Broken(_)) if *command == MfaCommand::ResetEnrollment => None,
+        let action = Action {
+            peer,
+            command: command.name(),
+            call: None,
+            resets: *command == MfaCommand::ResetEnrollment,
+        };
+        self.transact(owner, action, ctx, |e, cost| e.apply(command, ctx, cost))
+    }
+
+    /// One change to `owner`'s enrollment, the only way one is made: applied
+    /// to a copy, written to the state file when it changed (or replaces a
+    /// file that could not be read), kept in memory only once written, then
+    /// logged. A failed write drops the change, with any recovery codes it
+    /// created, which were never shown: what the user sees is on disk.
+    fn transact(
+        &mut self,
+        owner: &UserKey,
+        action: Action<'_>,
+        ctx: &Ctx<'_>,
+        change: impl FnOnce(&mut Enrollment, HashCost) -> Result<Outcome, MfaError>,
+    ) -> Result<EnrollmentView, MfaError> {
+        let (current, was_broken) = match self.users.get(owner) {
+            // Only a reset may replace a state file that cannot be read.
+            Some(Slot::Broken(_)) if action.resets => (None, true),
             Some(Slot::Broken(reason)) => {
                 return Err(MfaError::StateCorrupt {
                     reason: reason.clone(),
                 });
             }
-            Some(Slot::Loaded(e)) => Some(&**e),
-            None => None,
+            Some(Slot::Loaded(e)) => (Some((**e).clone()), false),
+            None => (None, false),
         };
-        let was_broken = matches!(self.users.get(owner), Some(Slot::Broken(_)));
         let before = current
-            .cloned()
             .unwrap_or_else(|| Enrollment::new(owner.clone(), ctx.policy.mfa.provider.kind()));
         let mut next = before.clone();
-        let result = next.apply(command, ctx, self.cost);
-
+        let result = change(&mut next, self.cost);
         if next != before || was_broken {
-            // Persist first: on failure the change is dropped, with the
-            // recovery codes it may have created, which were never shown.
             self.save(&next)?;
             self.users
                 .insert(owner.clone(), Slot::Loaded(Box::new(next.clone())));
         }
-        match &result {
-            Ok(_) => tracing::info!(
-                user = %owner.id,
-                peer = %peer.id,
-                command = command.name(),
-                step = ?next.step,
-                "MFA command applied"
-            ),
-            Err(e) => {
-                if crate::logging::first_refusal(Some(&peer.id)) {
-                    tracing::warn!(
-                        user = %owner.id,
-                        peer = %peer.id,
-                        command = command.name(),
-                        code = ?e.code(),
-                        "MFA command refused (further refusals from this user are summarised once a minute)"
-                    );
-                }
-            }
-        }
+        action.log(owner, &next, &result);
         result.map(|outcome| next.view(ctx.policy, outcome.recovery_codes))
     }
 
@@ -296,11 +295,7 @@ impl MfaEngine {
             Ok(Some(call)) => Plan::Duo(call),
             Ok(None) => Plan::Reply(Box::new(self.reply(peer, owner, command, ctx))),
             Err(error) => {
-                if crate::logging::first_refusal(Some(&peer.id)) {
-                    tracing::warn!(user = %owner.id, peer = %peer.id, command = command.name(),
-                        code = ?error.code(),
-                        "MFA command refused (further refusals from this user are summarised once a minute)");
-                }
+                log_refusal(peer, owner, command.name(), &error);
                 Plan::Reply(Box::new(self.error_view(owner, &error, ctx)))
             }
         }
@@ -354,45 +349,28 @@ impl MfaEngine {
         reply: duo::DuoReply,
         ctx: &Ctx<'_>,
     ) -> Result<EnrollmentView, MfaError> {
-        let before = match self.users.get(owner) {
-            Some(Slot::Loaded(e)) => (**e).clone(),
-            Some(Slot::Broken(reason)) => {
-                return Err(MfaError::StateCorrupt {
-                    reason: reason.clone(),
+        let action = Action {
+            peer,
+            command: command.map_or("status_refresh", MfaCommand::name),
+            call: Some(call.name()),
+            resets: false,
+        };
+        self.transact(owner, action, ctx, |e, cost| {
+            // A status refresh applies to whatever step the user is at.
+            let still_applies =
+                command.is_none_or(|c| duo::plan(e, c, ctx).ok().flatten().as_ref() == Some(call));
+            if !still_applies {
+                tracing::info!(
+                    user = %owner.id,
+                    call = call.name(),
+                    "Duo answer dropped: the setup moved on"
+                );
+                return Err(MfaError::WrongStep {
+                    current: e.visible_step(ctx.policy),
                 });
             }
-            None => Enrollment::new(owner.clone(), ctx.policy.mfa.provider.kind()),
-        };
-        let still_applies = match command {
-            // A status refresh applies to whatever step the user is at.
-            None => true,
-            Some(command) => duo::plan(&before, command, ctx).ok().flatten().as_ref() == Some(call),
-        };
-        let name = command.map_or("status_refresh", MfaCommand::name);
-        if !still_applies {
-            tracing::info!(
-                user = %owner.id,
-                call = call.name(),
-                "Duo answer dropped: the setup moved on"
-            );
-            return Err(MfaError::WrongStep {
-                current: before.visible_step(ctx.policy),
-            });
-        }
-        let mut next = before.clone();
-        let result = next.apply_duo(call, reply, ctx, self.cost);
-        if next != before {
-            self.save(&next)?;
-            self.users
-                .insert(owner.clone(), Slot::Loaded(Box::new(next.clone())));
-        }
-        match &result {
-            Ok(_) => tracing::info!(user = %owner.id, peer = %peer.id, command = name,
-                call = call.name(), step = ?next.step, "Duo answer applied"),
-            Err(e) => tracing::warn!(user = %owner.id, peer = %peer.id, command = name,
-                call = call.name(), code = ?e.code(), "Duo answer refused the command"),
-        }
-        result.map(|outcome| next.view(ctx.policy, outcome.recovery_codes))
+            e.apply_duo(call, reply, ctx, cost)
+        })
     }
 
     /// The Duo call that refreshes `owner`'s status (the refresh button):
@@ -406,38 +384,6 @@ impl MfaEngine {
         };
         let username = e.duo.as_ref()?.username.clone();
         Some(duo::DuoCall::Preauth { username })
-    }
-
-    /// Spends one recovery code of `owner`'s; returns how many are left.
-    pub fn use_recovery_code(
-        &mut self,
-        peer: &Peer,
-        owner: &UserKey,
-        code: &str,
-        now: DateTime<Utc>,
-    ) -> Result<u32, MfaError> {
-        if !peer.admin && peer.id != owner.id {
-            return Err(MfaError::Forbidden(
-                "Only the person whose MFA this is, or an administrator, can use its recovery codes.",
-            ));
-        }
-        let before = match self.users.get(owner) {
-            Some(Slot::Loaded(e)) => (**e).clone(),
-            Some(Slot::Broken(reason)) => {
-                return Err(MfaError::StateCorrupt {
-                    reason: reason.clone(),
-                });
-            }
-            None => return Err(MfaError::NoRecoveryCodes),
-        };
-        let mut next = before.clone();
-        let result = next.use_recovery_code(code, now);
-        if next != before {
-            self.save(&next)?;
-            self.users
-                .insert(owner.clone(), Slot::Loaded(Box::new(next)));
-        }
-        result
     }
 
     /// A user's enrollment, when its state file could be read.
@@ -454,6 +400,46 @@ impl MfaEngine {
             Some(Slot::Broken(reason)) => section::broken_section(reason, policy),
             None => section::section(None, policy),
         }
+    }
+}
+
+/// What a transaction's log line names: who asked, the command, and for
+/// Duo's answer, the call. Commands are logged by name only (they carry
+/// codes).
+struct Action<'a> {
+    peer: &'a Peer,
+    command: &'static str,
+    call: Option<&'static str>,
+    /// A reset, the one command that may replace an unreadable state file.
+    resets: bool,
+}
+
+impl Action<'_> {
+    fn log(&self, owner: &UserKey, next: &Enrollment, result: &Result<Outcome, MfaError>) {
+        let (peer, command) = (&self.peer.id, self.command);
+        match (result, self.call) {
+            (Ok(_), None) => tracing::info!(user = %owner.id, peer = %peer, command,
+                step = ?next.step, "MFA command applied"),
+            (Ok(_), Some(call)) => tracing::info!(user = %owner.id, peer = %peer, command,
+                call, step = ?next.step, "Duo answer applied"),
+            (Err(e), None) => log_refusal(self.peer, owner, command, e),
+            (Err(e), Some(call)) => tracing::warn!(user = %owner.id, peer = %peer, command,
+                call, code = ?e.code(), "Duo answer refused the command"),
+        }
+    }
+}
+
+/// A refused command, logged once a minute per user at most: a user (or a
+/// script) retrying a wrong code must not flood the log.
+fn log_refusal(peer: &Peer, owner: &UserKey, command: &str, error: &MfaError) {
+    if crate::logging::first_refusal(Some(&peer.id)) {
+        tracing::warn!(
+            user = %owner.id,
+            peer = %peer.id,
+            command,
+            code = ?error.code(),
+            "MFA command refused (further refusals from this user are summarised once a minute)"
+        );
     }
 }
 

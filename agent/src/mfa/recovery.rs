@@ -1,10 +1,10 @@
 //! Recovery codes: generated from the OS CSPRNG, shown once, stored only as
-//! salted Argon2id hashes, each usable once.
+//! salted Argon2id hashes, each usable once. Nothing spends one yet: that
+//! comes with signing in (a request of its own), which marks `used_at`.
 
 use argon2::{Algorithm, Argon2, Params, Version};
 use chrono::{DateTime, Utc};
 use data_encoding::HEXLOWER;
-use rampart_shared::totp::constant_time_eq;
 use zeroize::Zeroize;
 
 use super::error::MfaError;
@@ -52,6 +52,7 @@ pub struct RecoveryHash {
     pub salt: Vec<u8>,
     pub hash: Vec<u8>,
     pub cost: HashCost,
+    /// Kept in the state file; counted by [`unused`].
     pub used_at: Option<DateTime<Utc>>,
 }
 
@@ -97,7 +98,7 @@ fn argon(cost: HashCost) -> Result<Argon2<'static>, MfaError> {
     Ok(Argon2::new(Algorithm::Argon2id, Version::V0x13, params))
 }
 
-fn hash_with(code: &str, salt: &[u8], cost: HashCost) -> Result<Vec<u8>, MfaError> {
+pub(super) fn hash_with(code: &str, salt: &[u8], cost: HashCost) -> Result<Vec<u8>, MfaError> {
     let mut out = vec![0u8; HASH_LEN];
     argon(cost)?
         .hash_password_into(code.as_bytes(), salt, &mut out)
@@ -115,34 +116,6 @@ fn hash_code(code: &str, cost: HashCost) -> Result<RecoveryHash, MfaError> {
         cost,
         used_at: None,
     })
-}
-
-/// Upper-cases and drops spaces and dashes; `None` unless what remains could
-/// be a code.
-pub fn normalize(input: &str) -> Option<String> {
-    let code: String = input
-        .chars()
-        .filter(|c| !c.is_whitespace() && *c != '-')
-        .map(|c| c.to_ascii_uppercase())
-        .collect();
-    (code.len() == CODE_LEN && code.bytes().all(|b| ALPHABET.contains(&b))).then_some(code)
-}
-
-/// Marks the matching unused code as used at `now`. Returns whether one
-/// matched.
-pub fn consume(
-    hashes: &mut [RecoveryHash],
-    code: &str,
-    now: DateTime<Utc>,
-) -> Result<bool, MfaError> {
-    for entry in hashes.iter_mut().filter(|h| h.used_at.is_none()) {
-        let candidate = hash_with(code, &entry.salt, entry.cost)?;
-        if constant_time_eq(&candidate, &entry.hash) {
-            entry.used_at = Some(now);
-            return Ok(true);
-        }
-    }
-    Ok(false)
 }
 
 pub fn unused(hashes: &[RecoveryHash]) -> u32 {
@@ -169,7 +142,7 @@ mod tests {
         for code in &codes {
             assert_eq!(code.len(), CODE_LEN, "{code}");
             assert!(!code.contains(['0', 'O', '1', 'I', 'L']), "{code}");
-            assert_eq!(normalize(code).as_deref(), Some(code.as_str()));
+            assert!(code.bytes().all(|b| ALPHABET.contains(&b)), "{code}");
         }
         let mut unique = codes.clone();
         unique.sort();
@@ -187,21 +160,12 @@ mod tests {
     }
 
     #[test]
-    fn each_code_works_once() {
-        let now = DateTime::from_timestamp(1_795_000_000, 0).unwrap();
-        let (codes, mut hashes) = generate(HashCost::TEST).unwrap();
-        assert!(consume(&mut hashes, &codes[3], now).unwrap());
-        assert!(!consume(&mut hashes, &codes[3], now).unwrap());
-        assert_eq!(unused(&hashes), 9);
-        assert_eq!(hashes[3].used_at, Some(now));
-    }
-
-    #[test]
-    fn typing_is_forgiving_but_the_alphabet_is_not() {
-        assert_eq!(normalize("abcde-fghjk").as_deref(), Some("ABCDEFGHJK"));
-        assert_eq!(normalize(" ABCDE FGHJK ").as_deref(), Some("ABCDEFGHJK"));
-        assert_eq!(normalize("ABCDEFGHJ"), None);
-        assert_eq!(normalize("ABCDEFGHJ0"), None);
+    fn each_hash_is_of_its_own_code_only() {
+        let (codes, hashes) = generate(HashCost::TEST).unwrap();
+        let hash_of = |code: &str, h: &RecoveryHash| hash_with(code, &h.salt, h.cost).unwrap();
+        assert_eq!(hash_of(&codes[3], &hashes[3]), hashes[3].hash);
+        assert_ne!(hash_of(&codes[3], &hashes[4]), hashes[4].hash);
+        assert_eq!(unused(&hashes), 10);
     }
 
     /// Run with `--ignored --nocapture` to measure; the figure is in the

@@ -8,7 +8,7 @@ use rampart_shared::mfa::{EnrollmentStep, PushState};
 use rampart_shared::policy::{Policy, ProviderKind};
 use rampart_shared::status::{MfaSection, MfaState};
 
-use super::duo::{DuoPhase, PreauthKind};
+use super::duo::types::{DuoPhase, PreauthKind};
 use super::machine::Enrollment;
 
 /// The section for a user with this enrollment (`None`: never started).

@@ -18,7 +18,7 @@ use rampart_shared::user::UserId;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use zeroize::Zeroize;
 
-use super::duo::DuoState;
+use super::duo::types::DuoState;
 use super::machine::{Enrollment, UserKey};
 use super::recovery::{HashCost, RecoveryHash, from_hex, to_hex};
 use crate::fsutil::{self, FsError};

@@ -5,53 +5,9 @@ use std::fs;
 use rampart_shared::mfa::{MfaErrorCode, PairingInfo};
 use rampart_shared::status::MfaState;
 use rampart_shared::totp::{self, Params, Secret};
-use rampart_shared::version::Version;
 
 use super::*;
-
-const T0: i64 = 1_795_000_020; // 2026-11-18
-
-fn at(secs: i64) -> DateTime<Utc> {
-    DateTime::from_timestamp(secs, 0).unwrap()
-}
-
-fn policy() -> Policy {
-    let defaults = Policy::default();
-    Policy {
-        organization: "ACME Corp".into(),
-        serial: 3,
-        links: rampart_shared::policy::Links {
-            offline_guide_url: "https://it.acme.example/offline".into(),
-            ..defaults.links.clone()
-        },
-        ..defaults
-    }
-}
-
-fn ctx(policy: &Policy, now: i64) -> Ctx<'_> {
-    Ctx {
-        now: at(now),
-        policy,
-        agent_version: Version::new(0, 1, 0),
-        clock: Default::default(),
-    }
-}
-
-fn jane() -> Peer {
-    Peer {
-        id: UserId::Uid(1000),
-        admin: false,
-        user_name: "jane".into(),
-    }
-}
-
-fn root() -> Peer {
-    Peer {
-        id: UserId::ROOT,
-        admin: true,
-        user_name: "root".into(),
-    }
-}
+use crate::mfa::test_support::{DUO_HOST, T0, ctx, duo_policy, jane, matching_code, policy, root};
 
 fn open(dir: &Path) -> MfaEngine {
     MfaEngine::open_with_cost(dir, HashCost::TEST).unwrap()
@@ -270,6 +226,7 @@ fn another_uid_is_refused_and_sees_no_pairing() {
     for c in [
         MfaCommand::StartEnrollment,
         verify("123456".into()),
+        MfaCommand::RegenerateRecoveryCodes,
         MfaCommand::ResetEnrollment,
     ] {
         let view = engine.reply(&mallory, &jane().key(), &c, &ctx(&p, T0));
@@ -277,10 +234,6 @@ fn another_uid_is_refused_and_sees_no_pairing() {
         assert_eq!(view.pairing, None);
         assert_eq!(view.step, EnrollmentStep::Pairing);
     }
-    let err = engine
-        .use_recovery_code(&mallory, &jane().key(), "ABCDEFGHJK", at(T0))
-        .unwrap_err();
-    assert_eq!(err.code(), MfaErrorCode::Forbidden);
     // Root may drive it, and is the only one who may reset it.
     let view = cmd(&mut engine, &root(), &p, T0, MfaCommand::StartEnrollment).unwrap();
     assert_eq!(view.step, EnrollmentStep::Pairing);
@@ -309,16 +262,8 @@ fn recovery_codes_through_the_engine_survive_reload_and_regeneration() {
     drop(engine);
 
     let mut engine = open(tmp.path());
-    assert_eq!(
-        engine
-            .use_recovery_code(&jane(), &jane().key(), &old[0], at(T0))
-            .unwrap(),
-        9
-    );
-    let again = engine
-        .use_recovery_code(&jane(), &jane().key(), &old[0], at(T0))
-        .unwrap_err();
-    assert_eq!(again.code(), MfaErrorCode::WrongCode);
+    let stored = |engine: &MfaEngine| engine.enrollment(&jane().key()).unwrap().recovery.clone();
+    assert_eq!(matching_code(&stored(&engine), &old[0]), Some(0));
     let new = cmd(
         &mut engine,
         &jane(),
@@ -331,16 +276,16 @@ fn recovery_codes_through_the_engine_survive_reload_and_regeneration() {
     .unwrap();
     drop(engine);
 
-    let mut engine = open(tmp.path());
-    let stale = engine
-        .use_recovery_code(&jane(), &jane().key(), &old[1], at(T0))
-        .unwrap_err();
-    assert_eq!(stale.code(), MfaErrorCode::WrongCode);
+    let engine = open(tmp.path());
+    assert_eq!(matching_code(&stored(&engine), &old[1]), None);
+    assert_eq!(matching_code(&stored(&engine), &new[1]), Some(1));
     assert_eq!(
         engine
-            .use_recovery_code(&jane(), &jane().key(), &new[1], at(T0))
-            .unwrap(),
-        9
+            .enrollment(&jane().key())
+            .unwrap()
+            .view(&p, None)
+            .recovery_codes_left,
+        Some(10)
     );
 }
 
@@ -413,13 +358,7 @@ fn a_duo_answer_is_persisted_and_a_stale_one_is_dropped() {
     use rampart_shared::mfa::DuoPrompt;
 
     let tmp = tempfile::tempdir().unwrap();
-    let mut p = policy();
-    p.mfa.provider = rampart_shared::policy::Provider::Duo {
-        api_host: "api-x.duosecurity.com".into(),
-        integration_key: "DIXXXXXXXXXXXXXXXXXX".into(),
-        secret_key_file: "/etc/rampart/duo.key".into(),
-        username: "{user}".into(),
-    };
+    let p = duo_policy();
     let mut engine = open(tmp.path());
     let start = MfaCommand::StartEnrollment;
     let crate::mfa::Plan::Duo(call) = engine.plan(&jane(), &jane().key(), &start, &ctx(&p, T0))
@@ -429,14 +368,14 @@ fn a_duo_answer_is_persisted_and_a_stale_one_is_dropped() {
     assert_eq!(
         call,
         DuoCall::Start {
-            username: "jane".into()
+            username: "jane@acme.example".into()
         }
     );
     let activation = Activation {
         user_id: "DU1".into(),
-        username: "jane".into(),
+        username: "jane@acme.example".into(),
         activation_code: "duo://PLANTED-activation".into(),
-        activation_url: "https://api-x.duosecurity.com/activate/x".into(),
+        activation_url: format!("https://{DUO_HOST}/activate/x"),
         expires_at: None,
     };
     let reply = DuoReply::Activation(activation.clone());
