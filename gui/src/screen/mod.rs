@@ -64,6 +64,22 @@ pub fn secondary<'a, M: Clone + 'a>(label: &'a str, message: Option<M>) -> Focus
     widget::focusable::button(label, message, button::secondary)
 }
 
+/// "Details" on demand: the raw text behind failures, hidden until asked
+/// for, and copyable whole. `toggle` shows or hides it; `copy` puts it on
+/// the clipboard.
+pub fn details<'a, M: Clone + 'a>(raw: String, shown: bool, toggle: M, copy: M) -> Element<'a, M> {
+    let buttons = iced::widget::row![
+        secondary(if shown { "Hide details" } else { "Details" }, Some(toggle)),
+        secondary("Copy details", Some(copy)),
+    ]
+    .spacing(12);
+    let mut block = iced::widget::column![buttons].spacing(8);
+    if shown {
+        block = block.push(iced::widget::text(raw).size(13).font(iced::Font::MONOSPACE));
+    }
+    block.into()
+}
+
 /// A boxed note, for errors and things to do.
 pub fn note<'a, M: 'a>(content: impl Into<Element<'a, M>>, outcome: Outcome) -> Element<'a, M> {
     let color = outcome.color();

@@ -329,23 +329,13 @@ pub fn view<'a>(state: &'a State, status: &'a AgentStatus) -> Element<'a, Messag
     }
     let details = details_text(status);
     if !details.is_empty() {
-        list = list.push(rule::horizontal(1)).push(
-            row![
-                secondary(
-                    if state.details_shown {
-                        "Hide details"
-                    } else {
-                        "Details"
-                    },
-                    Some(Message::ToggleDetails)
-                ),
-                secondary("Copy details", Some(Message::CopyDetails(details.clone()))),
-            ]
-            .spacing(12),
-        );
-        if state.details_shown {
-            list = list.push(text(details).size(13).font(iced::Font::MONOSPACE));
-        }
+        let copy = Message::CopyDetails(details.clone());
+        list = list.push(rule::horizontal(1)).push(super::details(
+            details,
+            state.details_shown,
+            Message::ToggleDetails,
+            copy,
+        ));
     }
     column![
         scrollable(container(list).padding([20, 24])).height(Fill),

@@ -437,25 +437,12 @@ pub fn view<'a>(state: &'a State, status: Option<&'a AgentStatus>) -> Element<'a
     }
     let details = all_details(status);
     if !details.is_empty() {
-        let mut block = column![
-            row![
-                secondary(
-                    if state.details_shown {
-                        "Hide details"
-                    } else {
-                        "Details"
-                    },
-                    Some(Message::ToggleDetails)
-                ),
-                secondary("Copy details", Some(Message::CopyDetails)),
-            ]
-            .spacing(12)
-        ]
-        .spacing(8);
-        if state.details_shown {
-            block = block.push(text(details).size(13).font(iced::Font::MONOSPACE));
-        }
-        content = content.push(block);
+        content = content.push(crate::screen::details(
+            details,
+            state.details_shown,
+            Message::ToggleDetails,
+            Message::CopyDetails,
+        ));
     }
     content = content.push(text("Have your smartphone nearby.").size(18));
     let ready = can_start(status);
