@@ -2,7 +2,7 @@
 //! routes messages to screens and turns what they hand back into tasks; all
 //! I/O (IPC, browser, clipboard, files, processes) happens here or in tasks.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use iced::futures::channel::mpsc;
 use iced::keyboard::{self, key};
@@ -302,10 +302,9 @@ impl App {
                     Message::Wizard(wizard::Message::LinkOpened(url, result))
                 }),
                 Action::Copy(text) => iced::clipboard::write(text),
-                Action::SaveCodes(codes) => Task::perform(
-                    async move { save_codes(&codes).map_err(|e| e.to_string()) },
-                    |r| Message::Wizard(wizard::Message::Saved(r)),
-                ),
+                Action::SaveCodes(codes) => Task::perform(async move { save_codes(&codes) }, |r| {
+                    Message::Wizard(wizard::Message::Saved(r))
+                }),
                 Action::FocusCode => operation::focus(wizard::verify::CODE_INPUT),
                 Action::FocusPrimary => operation::focus(wizard::PRIMARY),
                 Action::Close => match self.wizard_window {
@@ -479,33 +478,14 @@ pub fn codes_path() -> Option<PathBuf> {
     Some(dir.join(CODES_FILE))
 }
 
-fn save_codes(codes: &[String]) -> std::io::Result<PathBuf> {
-    let path = codes_path().ok_or_else(|| std::io::Error::other("no home folder"))?;
-    write_private(&path, wizard::recovery::as_text(codes).as_bytes())?;
+/// The codes in a file only its owner can read, written the way the agent
+/// writes state (`fsutil::write_atomic`: a 0600 temporary file, fsynced,
+/// renamed over any older copy, whose mode therefore does not survive).
+fn save_codes(codes: &[String]) -> Result<PathBuf, String> {
+    let path = codes_path().ok_or("no home folder")?;
+    rampart_agent::fsutil::write_atomic(&path, wizard::recovery::as_text(codes).as_bytes())
+        .map_err(|e| e.to_string())?;
     Ok(path)
-}
-
-/// Writes a file only its owner can read (0600), replacing any older one.
-pub fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-        options.mode(0o600);
-        let mut file = options.open(path)?;
-        // An older file keeps its mode on open: tighten it.
-        file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
-        file.write_all(bytes)?;
-        file.sync_all()
-    }
-    #[cfg(not(unix))]
-    {
-        let mut file = options.open(path)?;
-        file.write_all(bytes)?;
-        file.sync_all()
-    }
 }
 
 #[cfg(test)]
@@ -665,7 +645,7 @@ mod tests {
         let path = dir.path().join("codes.txt");
         std::fs::write(&path, "old").unwrap();
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
-        write_private(&path, b"AAAA-BBBB\n").unwrap();
+        rampart_agent::fsutil::write_atomic(&path, b"AAAA-BBBB\n").unwrap();
         let meta = std::fs::metadata(&path).unwrap();
         assert_eq!(meta.permissions().mode() & 0o777, 0o600);
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "AAAA-BBBB\n");
