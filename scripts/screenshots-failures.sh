@@ -9,6 +9,8 @@
 # Needs: xvfb, xdotool, imagemagick, chrony, python3.
 # Usage: scripts/screenshots-failures.sh      (KEEP=1 keeps the work dir)
 set -euo pipefail
+# shellcheck source=lib/peers.sh
+source "$(dirname "$0")/lib/peers.sh"
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 OUT=$ROOT/docs/screenshots
 TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
@@ -27,42 +29,20 @@ cleanup() {
 }
 trap cleanup EXIT
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 NTP_PORT=$(free_port)
 GUIDE_PORT=$(free_port)
 CLOSED=$(free_port) # nothing listens there: connections are refused
 SILENT_NTP=$(free_port)
 
-cat >"$WORK/chrony.conf" <<CONF
-port $NTP_PORT
-bindaddress 127.0.0.1
-allow 127.0.0.0/8
-local stratum 8
-cmdport 0
-pidfile $WORK/chronyd.pid
-driftfile $WORK/drift
-CONF
-CHRONYD=$(command -v chronyd || echo /usr/sbin/chronyd)
-"$CHRONYD" -x -d -u root -f "$WORK/chrony.conf" >"$WORK/chronyd.log" 2>&1 &
-PIDS+=($!)
-python3 -c "
-import socket
-s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-s.bind(('127.0.0.1', $GUIDE_PORT)); s.listen(16)
-while True:
-    c, _ = s.accept(); c.close()
-" &
-PIDS+=($!)
+start_chronyd "$NTP_PORT" "$WORK"
+start_tcp_listener "$GUIDE_PORT"
 # A TLS server whose CA this computer does not know: a proxy's stand-in.
 mkfifo "$WORK/duo.out"
 "$TARGET/debug/examples/duo_server" "$WORK" "$(id -un)" >"$WORK/duo.out" &
 PIDS+=($!)
 read -r UNTRUSTED_HOST _ DUO_KEY <"$WORK/duo.out"
 
-Xvfb "$DISPLAY_NUM" -screen 0 1280x900x24 -nolisten tcp >"$WORK/xvfb.log" 2>&1 &
-PIDS+=($!)
-export DISPLAY=$DISPLAY_NUM
-for _ in $(seq 50); do xdotool getdisplaygeometry >/dev/null 2>&1 && break; sleep 0.1; done
+start_xvfb "$DISPLAY_NUM" "$WORK"
 sleep 1
 
 mkdir -p "$WORK/bin" "$OUT"
