@@ -239,12 +239,21 @@ pub fn to_section(
             },
             "",
         )),
-        (Err(NoEstimate::NoAnswer), _) if !report.results.is_empty() => Some(Problem::new(
-            Cause::NtpBlocked {
-                servers: u32::try_from(report.results.len()).unwrap_or(u32::MAX),
-            },
-            detail.clone(),
-        )),
+        (Err(NoEstimate::NoAnswer), _) if !report.results.is_empty() => {
+            let servers = u32::try_from(report.results.len()).unwrap_or(u32::MAX);
+            // No name resolved at all: the computer is offline, not a
+            // network that blocks UDP 123 (that one resolves and stays silent).
+            let unresolved = report
+                .results
+                .iter()
+                .all(|r| matches!(r.outcome, Err(QueryError::Dns(_))));
+            let cause = if unresolved {
+                Cause::Offline { endpoints: servers }
+            } else {
+                Cause::NtpBlocked { servers }
+            };
+            Some(Problem::new(cause, detail.clone()))
+        }
         _ => None,
     };
     ClockSection {
@@ -568,10 +577,31 @@ mod tests {
              nowhere.invalid could not be resolved: name not known; \
              127.0.0.2 asked Rampart to back off (kiss-of-death RATE)"
         );
+        // Some resolved and stayed silent: time checks are blocked.
+        assert_eq!(
+            s.problem.map(|p| p.cause),
+            Some(Cause::NtpBlocked { servers: 4 })
+        );
+        // None resolved: the computer is offline, and says so.
+        let offline = to_section(
+            &ClockReport {
+                results: vec![
+                    err("a.example", QueryError::Dns("no network".into())),
+                    err("b.example", QueryError::Dns("no network".into())),
+                ],
+            },
+            SKEW,
+            at(),
+        );
+        assert_eq!(
+            offline.problem.map(|p| p.cause),
+            Some(Cause::Offline { endpoints: 2 })
+        );
         let none = to_section(&ClockReport { results: vec![] }, SKEW, at());
         assert_eq!(
             (none.state, none.detail.as_str()),
             (ClockState::Unknown, "no time servers are configured")
         );
+        assert_eq!(none.problem, None);
     }
 }
