@@ -13,6 +13,8 @@ use super::{Applied, PolicyStore, schedule};
 /// One poll, owned, so it can run on another task while the store is used.
 #[derive(Debug, Clone)]
 pub struct PollRequest {
+    /// Open to the store's tests, which check the URL and validators a
+    /// poll would send.
     pub(super) target: Option<(Fetcher, reqwest::Url, Option<String>, Option<String>)>,
     setup_error: Option<FetchError>,
 }
