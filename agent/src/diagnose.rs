@@ -9,7 +9,7 @@
 //! device knows is looked for in the assembled archive bytes in each form it
 //! could take, and the archive is refused if one is found.
 
-use std::io::Write;
+use std::io::{Read, Write};
 
 use rampart_shared::totp::Secret;
 
@@ -132,6 +132,24 @@ pub fn build_archive(
     Ok(gz.finish()?)
 }
 
+/// Reads a bundle back: each entry's name and bytes, in archive order. The
+/// inverse of [`build_archive`], public so that this module's tests and the
+/// end-to-end test of `rampart-agent diagnose` read bundles with one
+/// unpacker, not two that could disagree about what a bundle holds.
+pub fn read_archive(gz: impl Read) -> std::io::Result<Vec<(String, Vec<u8>)>> {
+    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(gz));
+    archive
+        .entries()?
+        .map(|entry| {
+            let mut entry = entry?;
+            let name = entry.path()?.display().to_string();
+            let mut body = Vec::new();
+            entry.read_to_end(&mut body)?;
+            Ok((name, body))
+        })
+        .collect()
+}
+
 /// The last `max` bytes of `bytes`, starting at a line boundary when one
 /// is near.
 pub fn tail(bytes: &[u8], max: usize) -> &[u8] {
@@ -149,29 +167,9 @@ pub fn tail(bytes: &[u8], max: usize) -> &[u8] {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::io::Read;
 
     fn secret() -> Secret {
         Secret::from_bytes((1..=20).collect())
-    }
-
-    fn unpack(gz: &[u8]) -> Vec<(String, Vec<u8>)> {
-        let mut tar_bytes = Vec::new();
-        flate2::read::GzDecoder::new(gz)
-            .read_to_end(&mut tar_bytes)
-            .unwrap();
-        let mut archive = tar::Archive::new(tar_bytes.as_slice());
-        archive
-            .entries()
-            .unwrap()
-            .map(|e| {
-                let mut e = e.unwrap();
-                let name = e.path().unwrap().display().to_string();
-                let mut body = Vec::new();
-                e.read_to_end(&mut body).unwrap();
-                (name, body)
-            })
-            .collect()
     }
 
     #[test]
@@ -187,7 +185,7 @@ mod tests {
             },
         ];
         let gz = build_archive(&entries, &totp_needles("TOTP secret", &secret()), 0).unwrap();
-        let files = unpack(&gz);
+        let files = read_archive(gz.as_slice()).unwrap();
         assert_eq!(files.len(), 2);
         assert_eq!(files[0], ("status.json".into(), b"{}".to_vec()));
         assert_eq!(files[1].0, "logs/agent.log");

@@ -556,21 +556,10 @@ fn diagnose(agent: &AgentProcess, extra: &[&str]) -> Output {
     agent.cli(&args)
 }
 
+/// The bundle's entries, read with the agent's own unpacker (the inverse of
+/// the one that wrote it), so the test and the agent agree on the format.
 fn unpack(path: &Path) -> Vec<(String, Vec<u8>)> {
-    use std::io::Read;
-    let file = std::fs::File::open(path).unwrap();
-    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(file));
-    archive
-        .entries()
-        .unwrap()
-        .map(|e| {
-            let mut e = e.unwrap();
-            let name = e.path().unwrap().display().to_string();
-            let mut body = Vec::new();
-            e.read_to_end(&mut body).unwrap();
-            (name, body)
-        })
-        .collect()
+    rampart_agent::diagnose::read_archive(std::fs::File::open(path).unwrap()).unwrap()
 }
 
 fn contains(haystack: &[u8], needle: &str) -> bool {

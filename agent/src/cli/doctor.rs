@@ -134,7 +134,7 @@ async fn duo_probe(policy: &Policy, install: Option<&InstallConfig>) -> Option<d
         Err(e) => return Some(doctor::DuoProbe::NotConfigured(e.to_string())),
     };
     let probe = async {
-        let clock_offset_secs = match crate::mfa::duo_calls::measure_offset(&client).await {
+        let clock_offset_secs = match crate::mfa::duo::calls::measure_offset(&client).await {
             Ok(offset) => offset,
             Err(e) => return doctor::DuoProbe::Unreachable(e.to_string()),
         };

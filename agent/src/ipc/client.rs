@@ -18,7 +18,7 @@ use super::platform::{self, Stream};
 /// How long a request may take before the client gives up on the agent.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 /// An MFA command may wait on Duo, which the agent gives up on after
-/// `mfa::duo_calls::CALL_DEADLINE` (30 s).
+/// `mfa::duo::calls::CALL_DEADLINE` (30 s).
 pub const MFA_REQUEST_TIMEOUT: Duration = Duration::from_secs(40);
 /// How often a subscriber pings: well within the agent's subscriber idle
 /// limit (`IpcTimeouts::subscriber_idle`, 300 s).

@@ -32,7 +32,6 @@
 //! them; neither is ever logged (commands are logged by name).
 
 pub mod duo;
-pub mod duo_calls;
 pub mod error;
 pub mod machine;
 pub mod provider;

@@ -3,6 +3,10 @@
 
 use super::verify::testkeys::TestKey;
 use super::*;
+use crate::config::InstallConfig;
+use crate::fsutil;
+use crate::paths::AgentPaths;
+use rampart_shared::policy::MAX_POLICY_BYTES;
 
 fn now() -> DateTime<Utc> {
     DateTime::parse_from_rfc3339("2026-11-23T12:00:00Z")

@@ -76,7 +76,7 @@ impl Shell {
             }
             Err(e) => {
                 warn!(error = %e, "Duo client cannot be built");
-                let mfa::duo::DuoFailure::Other(sentence) = mfa::duo_calls::describe(&e) else {
+                let mfa::duo::DuoFailure::Other(sentence) = mfa::duo::calls::describe(&e) else {
                     return Err(mfa::MfaError::ProviderError(e.to_string()));
                 };
                 Err(mfa::MfaError::ProviderError(sentence))
@@ -107,7 +107,7 @@ impl Shell {
             }
         };
         spawn_job(Some(&mut self.in_flight.duo), events, async move {
-            let reply = mfa::duo_calls::perform(&client, &job.call).await;
+            let reply = mfa::duo::calls::perform(&client, &job.call).await;
             Event::DuoAnswered(Box::new(job), reply)
         });
         Ok(())

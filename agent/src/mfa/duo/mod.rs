@@ -1,12 +1,13 @@
-//! The Duo path through the enrollment machine, pure: which Duo call a
-//! command needs ([`plan()`]), and what Duo's answer does to the enrollment
-//! ([`Enrollment::apply_duo`](crate::mfa::Enrollment::apply_duo)). The
-//! calls themselves are made by [`super::duo_calls::perform`], off the
-//! event loop.
+//! The Duo path through the enrollment machine: which Duo call a command
+//! needs ([`plan()`]), and what Duo's answer does to the enrollment
+//! ([`Enrollment::apply_duo`](crate::mfa::Enrollment::apply_duo)), both
+//! pure. The calls themselves are made by [`calls::perform`], off the event
+//! loop: `calls` is the path's only I/O, kept here beside the plan it
+//! carries out and the answers it brings back.
 //!
 //! `types` is the vocabulary (what is stored, asked and answered), which the
-//! machine, the errors and the store use; `plan` and `apply` use the
-//! machine, never the other way round.
+//! machine, the errors and the store use; `plan`, `apply` and `calls` use
+//! the machine and the errors, never the other way round.
 //!
 //! `not_set_up →(preauth)→ pairing` with a [`DuoPhase`]:
 //! - `enroll`: `/enroll` → `Activate` (QR + link) →(enroll_status
@@ -20,6 +21,7 @@
 //! - `deny`: noted; the status says "error" and the user is sent to support.
 
 mod apply;
+pub mod calls;
 mod plan;
 pub mod types;
 

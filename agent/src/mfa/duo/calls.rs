@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use super::duo::types::{DuoCall, DuoFailure, DuoReply};
+use super::types::{DuoCall, DuoFailure, DuoReply};
 use crate::duo::{DuoClient, DuoError, EnrollStatus, Preauth};
 
 /// Longer than this and the wizard would sit on a spinner: give up and say so.
@@ -128,7 +128,7 @@ pub fn refusal(
     signed_with_duos_time: bool,
     details: String,
 ) -> DuoFailure {
-    let tolerance_ms = super::error::DUO_CLOCK_TOLERANCE_SECS * 1000;
+    let tolerance_ms = crate::mfa::error::DUO_CLOCK_TOLERANCE_SECS * 1000;
     match offset_ms {
         None => DuoFailure::Unmeasured { timestamp, details },
         Some(offset_ms) if timestamp => DuoFailure::Clock { offset_ms, details },
