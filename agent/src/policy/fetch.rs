@@ -397,6 +397,26 @@ mod tests {
         }
     }
 
+    /// The words of each refusal, whole: the install config's errors and a
+    /// refused redirect quote them.
+    #[test]
+    fn refusals_quote_the_url() {
+        let words = |url: &str| check_policy_url(url).unwrap_err().to_string();
+        assert_eq!(
+            words("http://p.example.com/x"),
+            "\"http://p.example.com/x\" uses plain http, which is only allowed to loopback \
+             (127.0.0.0/8, ::1, localhost): use https"
+        );
+        assert_eq!(
+            words("ftp://h.example/x"),
+            "\"ftp://h.example/x\" has scheme ftp, expected https"
+        );
+        assert_eq!(
+            words("policy.json"),
+            "\"policy.json\" is not a URL: relative URL without a base"
+        );
+    }
+
     #[test]
     fn the_signature_sits_beside_the_document() {
         let url = Url::parse("https://h.example/a/policy.json?v=2").unwrap();

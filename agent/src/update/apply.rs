@@ -406,6 +406,31 @@ mod tests {
         );
     }
 
+    /// A failed swap says what the new binary said, and whether the
+    /// previous one is back.
+    #[test]
+    fn a_failed_swap_says_why_and_what_is_in_place() {
+        let rolled_back = UpdateError::RolledBack {
+            why: Misfit::Says("2.0.0".parse().unwrap()),
+        };
+        assert_eq!(
+            rolled_back.to_string(),
+            "the new binary failed (it says it is 2.0.0); the previous one is back in place"
+        );
+        let stuck = UpdateError::NotRolledBack {
+            why: Misfit::NoVersion(BinaryVersionError::Run {
+                binary: PathBuf::from("/x/rampart-agent"),
+                error: io::Error::other("gone"),
+            }),
+            error: io::Error::other("disk full"),
+        };
+        assert_eq!(
+            stuck.to_string(),
+            "the new binary failed (cannot run /x/rampart-agent --version: gone) and the previous \
+             one could not be put back: disk full"
+        );
+    }
+
     #[cfg(unix)]
     #[test]
     fn a_binary_is_checked_by_what_it_says_not_by_its_tag() {
