@@ -22,6 +22,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::fsutil::{self, FsError};
+use crate::policy::fetch::UrlError;
 use crate::policy::verify::{PinnedKey, PinnedKeys};
 
 /// Largest install config the agent reads.
@@ -91,8 +92,52 @@ pub enum UpdateSourceKind {
 pub enum ConfigError {
     #[error(transparent)]
     Read(#[from] FsError),
-    #[error("install config {path} is not valid: {message}")]
-    Invalid { path: PathBuf, message: String },
+    #[error("install config {path} is not valid: {error}")]
+    Invalid {
+        path: PathBuf,
+        error: InstallConfigError,
+    },
+}
+
+/// What is wrong with an install config's text. Every message starts with
+/// the field it is about, so that IT can find it in the file; the installer
+/// shows the same words.
+#[derive(Debug, thiserror::Error)]
+pub enum InstallConfigError {
+    // The causes' words are part of each message, so no variant names them
+    // as its `source`: an error chain would say them twice.
+    /// Not JSON, an unknown or missing field, a wrong type: serde's words,
+    /// which name the field.
+    #[error("{0}")]
+    Json(serde_json::Error),
+    #[error("device_id: must be a non-empty line of text")]
+    DeviceId,
+    #[error("policy_url: {0}")]
+    PolicyUrl(UrlError),
+    #[error(
+        "public_keys: a policy_url needs at least one public key, remote policy is never accepted unsigned"
+    )]
+    NoPublicKeys,
+    /// `reason`: `PinnedKey::parse`'s words.
+    #[error("public_keys[{index}]: {reason}")]
+    PublicKey { index: usize, reason: String },
+    #[error(
+        "report_secret_file: \"{0}\" must be an absolute path (the service does not run in the directory you are in)"
+    )]
+    RelativeSecretFile(PathBuf),
+    #[error("update_source.url: {0}")]
+    UpdateSourceUrl(UrlError),
+    #[error(
+        "update_public_keys: an update_source needs at least one key, releases are never installed unsigned"
+    )]
+    NoUpdateKeys,
+    #[error("update_public_keys[{index}]: not base64: {reason}")]
+    UpdateKeyNotBase64 {
+        index: usize,
+        reason: data_encoding::DecodeError,
+    },
+    #[error("update_public_keys[{index}]: an Ed25519 key is 32 bytes, this is {len}")]
+    UpdateKeyLength { index: usize, len: usize },
 }
 
 impl InstallConfig {
@@ -105,30 +150,27 @@ impl InstallConfig {
         };
         Self::parse(&bytes)
             .map(Some)
-            .map_err(|message| ConfigError::Invalid {
+            .map_err(|error| ConfigError::Invalid {
                 path: path.to_owned(),
-                message,
+                error,
             })
     }
 
     /// Parses and checks an install config; the error names the field.
-    pub fn parse(bytes: &[u8]) -> Result<Self, String> {
-        let config: Self = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
+    pub fn parse(bytes: &[u8]) -> Result<Self, InstallConfigError> {
+        let config: Self = serde_json::from_slice(bytes).map_err(InstallConfigError::Json)?;
         config.check()?;
         Ok(config)
     }
 
-    fn check(&self) -> Result<(), String> {
+    fn check(&self) -> Result<(), InstallConfigError> {
         if self.device_id.trim().is_empty() || self.device_id.chars().any(char::is_control) {
-            return Err("device_id: must be a non-empty line of text".into());
+            return Err(InstallConfigError::DeviceId);
         }
         if let Some(url) = &self.policy_url {
-            crate::policy::fetch::check_policy_url(url).map_err(|e| format!("policy_url: {e}"))?;
+            crate::policy::fetch::check_policy_url(url).map_err(InstallConfigError::PolicyUrl)?;
             if self.public_keys.is_empty() {
-                return Err(
-                    "public_keys: a policy_url needs at least one public key, remote policy is never accepted unsigned"
-                        .into(),
-                );
+                return Err(InstallConfigError::NoPublicKeys);
             }
         }
         self.pinned_keys()?;
@@ -136,48 +178,45 @@ impl InstallConfig {
         if let Some(file) = &self.report_secret_file
             && !file.is_absolute()
         {
-            return Err(format!(
-                "report_secret_file: \"{}\" must be an absolute path (the service does not run in the directory you are in)",
-                file.display()
-            ));
+            return Err(InstallConfigError::RelativeSecretFile(file.clone()));
         }
         if let Some(source) = &self.update_source {
             crate::policy::fetch::check_policy_url(&source.url)
-                .map_err(|e| format!("update_source.url: {e}"))?;
+                .map_err(InstallConfigError::UpdateSourceUrl)?;
             if self.update_public_keys.is_empty() {
-                return Err(
-                    "update_public_keys: an update_source needs at least one key, releases are never installed unsigned"
-                        .into(),
-                );
+                return Err(InstallConfigError::NoUpdateKeys);
             }
         }
         Ok(())
     }
 
     /// The release-signing keys, decoded. Errors name the key's index.
-    pub fn update_keys(&self) -> Result<Vec<[u8; 32]>, String> {
+    pub fn update_keys(&self) -> Result<Vec<[u8; 32]>, InstallConfigError> {
         self.update_public_keys
             .iter()
             .enumerate()
-            .map(|(i, text)| {
+            .map(|(index, text)| {
                 let bytes = data_encoding::BASE64
                     .decode(text.trim().as_bytes())
-                    .map_err(|e| format!("update_public_keys[{i}]: not base64: {e}"))?;
+                    .map_err(|reason| InstallConfigError::UpdateKeyNotBase64 { index, reason })?;
                 <[u8; 32]>::try_from(bytes.as_slice()).map_err(|_| {
-                    format!(
-                        "update_public_keys[{i}]: an Ed25519 key is 32 bytes, this is {}",
-                        bytes.len()
-                    )
+                    InstallConfigError::UpdateKeyLength {
+                        index,
+                        len: bytes.len(),
+                    }
                 })
             })
             .collect()
     }
 
     /// The public keys, decoded. Errors name the key's index.
-    pub fn pinned_keys(&self) -> Result<PinnedKeys, String> {
+    pub fn pinned_keys(&self) -> Result<PinnedKeys, InstallConfigError> {
         let mut keys = Vec::with_capacity(self.public_keys.len());
-        for (i, text) in self.public_keys.iter().enumerate() {
-            keys.push(PinnedKey::parse(text).map_err(|e| format!("public_keys[{i}]: {e}"))?);
+        for (index, text) in self.public_keys.iter().enumerate() {
+            keys.push(
+                PinnedKey::parse(text)
+                    .map_err(|reason| InstallConfigError::PublicKey { index, reason })?,
+            );
         }
         Ok(PinnedKeys::new(keys))
     }
@@ -189,7 +228,7 @@ mod tests {
 
     const KEY: &str = "RWQf6LRCGA9i53mlYecO4IzT51TGPpvWucNSCh1CBM0QTaLn73Y7GFO3";
 
-    fn parse(json: &str) -> Result<InstallConfig, String> {
+    fn parse(json: &str) -> Result<InstallConfig, InstallConfigError> {
         InstallConfig::parse(json.as_bytes())
     }
 
@@ -250,7 +289,7 @@ mod tests {
             ),
         ];
         for (json, want) in cases {
-            let err = parse(json).unwrap_err();
+            let err = parse(json).unwrap_err().to_string();
             assert!(err.contains(want), "{json}: {err}");
         }
     }
@@ -291,7 +330,7 @@ mod tests {
                 "unknown variant `s3`",
             ),
         ] {
-            let err = parse(&json).unwrap_err();
+            let err = parse(&json).unwrap_err().to_string();
             assert!(err.contains(want), "{json}: {err}");
         }
     }
@@ -320,8 +359,9 @@ mod tests {
         ))
         .unwrap();
         assert!(c.report_secret_file.is_some());
-        let err =
-            parse(r#"{"device_id": "d1", "report_secret_file": "report.secret"}"#).unwrap_err();
+        let err = parse(r#"{"device_id": "d1", "report_secret_file": "report.secret"}"#)
+            .unwrap_err()
+            .to_string();
         assert!(
             err.contains("report_secret_file: \"report.secret\" must be an absolute path"),
             "{err}"

@@ -16,7 +16,29 @@ pub enum ExecError {
         source: io::Error,
     },
     #[error("`{command}` failed: {detail}")]
-    Command { command: String, detail: String },
+    Command {
+        command: String,
+        detail: CommandFailure,
+    },
+}
+
+/// Why one command of a plan failed. The words follow `ExecError::Command`'s
+/// "`…` failed: " and a `may_fail` step's note, so they carry no command line.
+#[derive(Debug, thiserror::Error)]
+pub enum CommandFailure {
+    #[error("empty command")]
+    Empty,
+    // The OS error's words are the message, not a `source`: an error chain
+    // would say them twice.
+    /// It could not be started at all.
+    #[error("{0}")]
+    Spawn(io::Error),
+    /// It ran and exited unsuccessfully; `stderr` trimmed.
+    #[error("{status}: {stderr}")]
+    Exited {
+        status: std::process::ExitStatus,
+        stderr: String,
+    },
 }
 
 /// Where and how a plan runs.
@@ -165,17 +187,19 @@ fn write_atomic(
     result.map_err(io_err("cannot write", path))
 }
 
-fn run(argv: &[String]) -> Result<(), String> {
-    let (program, args) = argv.split_first().ok_or("empty command")?;
+fn run(argv: &[String]) -> Result<(), CommandFailure> {
+    let (program, args) = argv.split_first().ok_or(CommandFailure::Empty)?;
     let output = Command::new(program)
         .args(args)
         .output()
-        .map_err(|e| e.to_string())?;
+        .map_err(CommandFailure::Spawn)?;
     if output.status.success() {
         Ok(())
     } else {
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        Err(format!("{}: {}", output.status, stderr.trim()))
+        Err(CommandFailure::Exited {
+            status: output.status,
+            stderr: String::from_utf8_lossy(&output.stderr).trim().to_owned(),
+        })
     }
 }
 

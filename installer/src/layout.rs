@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use rampart_agent::config::{InstallConfig, UpdateSource};
+use rampart_agent::config::{InstallConfig, InstallConfigError, UpdateSource};
 use rampart_agent::winsec;
 
 use crate::plan::{Owner, Plan, Step, When};
@@ -202,9 +202,11 @@ impl InstallOptions {
 #[derive(Debug, thiserror::Error)]
 pub enum PlanError {
     #[error("the existing install config cannot be updated: {0}")]
-    ExistingConfig(String),
+    ExistingConfig(InstallConfigError),
+    /// The agent's own check refused what the flags make (or, in theory,
+    /// serde could not write it: the same words as a parse error).
     #[error("the install config from these flags is not valid: {0}")]
-    Config(String),
+    Config(InstallConfigError),
 }
 
 /// The install config to write, if any: `None` keeps the existing file (an
@@ -255,8 +257,8 @@ pub fn install_config(
             .map(|k| k.trim().to_owned())
             .collect();
     }
-    let mut bytes =
-        serde_json::to_vec_pretty(&config).map_err(|e| PlanError::Config(e.to_string()))?;
+    let mut bytes = serde_json::to_vec_pretty(&config)
+        .map_err(|e| PlanError::Config(InstallConfigError::Json(e)))?;
     bytes.push(b'\n');
     // The agent must accept what we write: check it with the agent's own rule.
     InstallConfig::parse(&bytes).map_err(PlanError::Config)?;

@@ -133,15 +133,28 @@ pub fn is_host(host: &str) -> bool {
         })
 }
 
+/// Why an NTP server entry is refused. Each variant carries the whole entry,
+/// which the words quote: the policy validator shows them under the entry's
+/// JSON path.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum NtpServerError {
+    #[error("\"{0}\" is not host or host:port")]
+    NotHostPort(String),
+    #[error("\"{0}\" has port 0")]
+    PortZero(String),
+    #[error("\"{0}\" is not a valid host name or address")]
+    BadHost(String),
+}
+
 /// Checks one NTP server entry: `host`, `host:port`, `v6`, or `[v6]:port`.
-pub fn check_ntp_server(entry: &str) -> Result<(), String> {
+pub fn check_ntp_server(entry: &str) -> Result<(), NtpServerError> {
     let (host, port) =
-        split_host_port(entry).ok_or_else(|| format!("\"{entry}\" is not host or host:port"))?;
+        split_host_port(entry).ok_or_else(|| NtpServerError::NotHostPort(entry.to_owned()))?;
     if port == Some(0) {
-        return Err(format!("\"{entry}\" has port 0"));
+        return Err(NtpServerError::PortZero(entry.to_owned()));
     }
     if !is_host(host) {
-        return Err(format!("\"{entry}\" is not a valid host name or address"));
+        return Err(NtpServerError::BadHost(entry.to_owned()));
     }
     Ok(())
 }

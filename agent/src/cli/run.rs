@@ -12,7 +12,7 @@ use tracing_subscriber::{EnvFilter, reload};
 
 use crate::ipc::server::IpcTimeouts;
 use crate::paths::AgentPaths;
-use crate::service::{AgentConfig, LogControl};
+use crate::service::{AgentConfig, LogControl, LogControlError};
 
 #[derive(Debug, clap::Args)]
 pub struct RunArgs {
@@ -309,7 +309,7 @@ fn init_logging(
     let control: LogControl = Arc::new(move |level: LogLevel| {
         handle
             .reload(EnvFilter::new(level.as_str()))
-            .map_err(|e| format!("cannot change the log level: {e}"))?;
+            .map_err(LogControlError::Reload)?;
         if let Ok(mut current) = CURRENT_LEVEL.lock() {
             *current = level;
         }

@@ -442,14 +442,31 @@ fn log_refusal(peer: &Peer, owner: &UserKey, command: &str, error: &MfaError) {
     }
 }
 
+/// Why the diagnose bundle's secret scan cannot see every stored secret.
+#[derive(Debug, thiserror::Error)]
+pub enum SecretScanError {
+    // The OS's words are part of the message, not a `source`: an error
+    // chain would say them twice.
+    #[error("cannot list {dir}: {error}")]
+    List { dir: PathBuf, error: std::io::Error },
+    /// A state file exists but cannot be read (permissions, most often).
+    #[error("{0}")]
+    Unreadable(FsError),
+}
+
 /// Every secret stored under `state_dir` (the MFA state directory),
 /// labelled by owner, for the diagnose bundle's secret scan. An error when a
 /// state file exists but cannot be read: the scan would be blind.
-pub fn stored_secrets(state_dir: &Path) -> Result<Vec<(String, StoredSecret)>, String> {
+pub fn stored_secrets(state_dir: &Path) -> Result<Vec<(String, StoredSecret)>, SecretScanError> {
     let entries = match std::fs::read_dir(state_dir) {
         Ok(e) => e,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(format!("cannot list {}: {e}", state_dir.display())),
+        Err(error) => {
+            return Err(SecretScanError::List {
+                dir: state_dir.to_owned(),
+                error,
+            });
+        }
     };
     let mut out = Vec::new();
     for entry in entries.flatten() {
@@ -478,7 +495,7 @@ pub fn stored_secrets(state_dir: &Path) -> Result<Vec<(String, StoredSecret)>, S
             }
             Ok(None) => {}
             // Unreadable (permissions): the scan would be blind.
-            Err(e @ LoadError::Io(_)) => return Err(e.to_string()),
+            Err(LoadError::Io(e)) => return Err(SecretScanError::Unreadable(e)),
             // A corrupt or future file yields no secret to scan for; the
             // bundle never includes state files, so nothing of it can leak.
             Err(_) => {}

@@ -79,6 +79,9 @@ pub enum FetchError {
     SignatureNotText { url: String },
     #[error("{url}: {detail}")]
     Transport { url: String, detail: String },
+    /// The URL itself is refused before anything is sent.
+    #[error(transparent)]
+    Url(#[from] UrlError),
 }
 
 impl FetchError {
@@ -106,21 +109,47 @@ impl FetchError {
     }
 }
 
+/// `url::ParseError`, named through `Url` because the agent reaches the
+/// `url` crate only through reqwest's re-export.
+pub type UrlParseError = <Url as std::str::FromStr>::Err;
+
+/// Why a URL the agent would fetch from (policy, release feed, redirect hop)
+/// is refused. The words name the URL and say what to use instead. The URL
+/// is kept as the parser wrote it, as text: a `Url` would make this error,
+/// and every error holding it, several times larger.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UrlError {
+    // The parser's words are part of the message, so they are not also a
+    // `source`: an error chain would say them twice.
+    #[error("\"{url}\" is not a URL: {reason}")]
+    NotAUrl { url: String, reason: UrlParseError },
+    #[error(
+        "\"{0}\" uses plain http, which is only allowed to loopback (127.0.0.0/8, ::1, localhost): use https"
+    )]
+    PlainHttp(String),
+    #[error("\"{url}\" has scheme {scheme}, expected https")]
+    Scheme { url: String, scheme: String },
+}
+
 /// Checks a policy URL: `https://`, or `http://` to a loopback address.
-pub fn check_policy_url(url: &str) -> Result<Url, String> {
-    let parsed = Url::parse(url).map_err(|e| format!("\"{url}\" is not a URL: {e}"))?;
+pub fn check_policy_url(url: &str) -> Result<Url, UrlError> {
+    let parsed = Url::parse(url).map_err(|reason| UrlError::NotAUrl {
+        url: url.to_owned(),
+        reason,
+    })?;
     check_url(&parsed)?;
     Ok(parsed)
 }
 
-fn check_url(url: &Url) -> Result<(), String> {
+fn check_url(url: &Url) -> Result<(), UrlError> {
     match url.scheme() {
         "https" => Ok(()),
         "http" if is_loopback(url) => Ok(()),
-        "http" => Err(format!(
-            "\"{url}\" uses plain http, which is only allowed to loopback (127.0.0.0/8, ::1, localhost): use https"
-        )),
-        other => Err(format!("\"{url}\" has scheme {other}, expected https")),
+        "http" => Err(UrlError::PlainHttp(url.to_string())),
+        other => Err(UrlError::Scheme {
+            url: url.to_string(),
+            scheme: other.to_owned(),
+        }),
     }
 }
 
@@ -196,7 +225,7 @@ impl Fetcher {
         etag: Option<&str>,
         last_modified: Option<&str>,
     ) -> Result<FetchOutcome, FetchError> {
-        check_url(url).map_err(FetchError::Client)?;
+        check_url(url)?;
         let mut request = self.client.get(url.clone());
         if let Some(etag) = etag {
             request = request.header(IF_NONE_MATCH, etag);
@@ -363,9 +392,29 @@ mod tests {
             ("ftp://127.0.0.1/p.json", "has scheme ftp"),
             ("policy.json", "is not a URL"),
         ] {
-            let err = check_policy_url(bad).unwrap_err();
+            let err = check_policy_url(bad).unwrap_err().to_string();
             assert!(err.contains(why), "{bad}: {err}");
         }
+    }
+
+    /// The words of each refusal, whole: the install config's errors and a
+    /// refused redirect quote them.
+    #[test]
+    fn refusals_quote_the_url() {
+        let words = |url: &str| check_policy_url(url).unwrap_err().to_string();
+        assert_eq!(
+            words("http://p.example.com/x"),
+            "\"http://p.example.com/x\" uses plain http, which is only allowed to loopback \
+             (127.0.0.0/8, ::1, localhost): use https"
+        );
+        assert_eq!(
+            words("ftp://h.example/x"),
+            "\"ftp://h.example/x\" has scheme ftp, expected https"
+        );
+        assert_eq!(
+            words("policy.json"),
+            "\"policy.json\" is not a URL: relative URL without a base"
+        );
     }
 
     #[test]

@@ -9,17 +9,68 @@
 //! sensitive); its `Debug` is redacted and no error message carries it.
 
 use std::fmt;
-use std::path::Path;
+use std::io;
+use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
 use rampart_shared::status::CredentialError;
 use zeroize::Zeroizing;
+
+use crate::fsutil::FsError;
 
 /// Shorter secrets are guessable and would match by chance in the support
 /// bundle's secret scan.
 pub const MIN_SECRET_LEN: usize = 16;
 /// Longer is a wrong file, not a secret.
 pub const MAX_SECRET_LEN: usize = 4096;
+
+/// Why the deployment secret cannot be used. No variant holds the secret
+/// or any part of it: these words reach the status, the log and `doctor`.
+#[derive(Debug, thiserror::Error)]
+pub enum SecretError {
+    #[error(
+        "the deployment secret is {0} characters long; it needs at least {MIN_SECRET_LEN} \
+         (generate one with `openssl rand -hex 32`)"
+    )]
+    TooShort(usize),
+    #[error(
+        "the deployment secret is longer than {MAX_SECRET_LEN} characters; is this the right file?"
+    )]
+    TooLong,
+    #[error(
+        "the deployment secret may hold only letters, digits and - . _ ~ + / (then = at the end); \
+         generate one with `openssl rand -hex 32`"
+    )]
+    NotAToken,
+    // The OS's words are part of the messages below, so they are not also a
+    // `source`: an error chain would say them twice.
+    /// The file's metadata cannot be read (most often: there is no file).
+    #[error(
+        "the deployment secret file {path} cannot be read ({error}); ask IT to reinstall Rampart with the deployment secret"
+    )]
+    Unreadable { path: PathBuf, error: io::Error },
+    #[error(
+        "the deployment secret file {path} can be read by other users (mode {mode:03o}); \
+         run `chmod 600 {path}` as an administrator"
+    )]
+    TooOpen { path: PathBuf, mode: u32 },
+    #[error("the deployment secret file {path} cannot be read ({error})")]
+    Read { path: PathBuf, error: FsError },
+    #[error(
+        "the deployment secret file {path} is missing; ask IT to reinstall Rampart with the deployment secret"
+    )]
+    Missing { path: PathBuf },
+    #[error("the deployment secret file {path} is not text")]
+    NotText { path: PathBuf },
+    /// The file's text is not a usable secret.
+    #[error("{path}: {error}")]
+    InFile {
+        path: PathBuf,
+        error: Box<SecretError>,
+    },
+    #[error("the deployment secret cannot be sent in a header")]
+    NotAHeader,
+}
 
 /// The deployment secret, checked. Cheap to clone.
 #[derive(Clone)]
@@ -37,19 +88,13 @@ impl ReportSecret {
     /// token (RFC 6750 `b64token`: letters, digits and `-._~+/`, then `=`
     /// padding), so that it travels in the header unchanged. Errors never
     /// quote the secret.
-    pub fn parse(text: &str) -> Result<Self, String> {
+    pub fn parse(text: &str) -> Result<Self, SecretError> {
         let secret = text.trim();
         if secret.len() < MIN_SECRET_LEN {
-            return Err(format!(
-                "the deployment secret is {} characters long; it needs at least {MIN_SECRET_LEN} \
-                 (generate one with `openssl rand -hex 32`)",
-                secret.len()
-            ));
+            return Err(SecretError::TooShort(secret.len()));
         }
         if secret.len() > MAX_SECRET_LEN {
-            return Err(format!(
-                "the deployment secret is longer than {MAX_SECRET_LEN} characters; is this the right file?"
-            ));
+            return Err(SecretError::TooLong);
         }
         let body = secret.trim_end_matches('=');
         if body.is_empty()
@@ -57,51 +102,54 @@ impl ReportSecret {
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b"-._~+/".contains(&b))
         {
-            return Err(
-                "the deployment secret may hold only letters, digits and - . _ ~ + / (then = at the end); \
-                 generate one with `openssl rand -hex 32`"
-                    .into(),
-            );
+            return Err(SecretError::NotAToken);
         }
         Ok(Self(std::sync::Arc::new(Zeroizing::new(secret.to_owned()))))
     }
 
     /// Reads and checks the secret file. On Unix the file must be readable
     /// by its owner alone: anyone who reads it can report for any device.
-    pub fn load(path: &Path) -> Result<Self, String> {
-        let shown = path.display();
-        let metadata = std::fs::metadata(path).map_err(|e| {
-            format!("the deployment secret file {shown} cannot be read ({e}); ask IT to reinstall Rampart with the deployment secret")
+    pub fn load(path: &Path) -> Result<Self, SecretError> {
+        let path_buf = || path.to_owned();
+        let metadata = std::fs::metadata(path).map_err(|error| SecretError::Unreadable {
+            path: path_buf(),
+            error,
         })?;
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
             let mode = metadata.permissions().mode();
             if mode & 0o077 != 0 {
-                return Err(format!(
-                    "the deployment secret file {shown} can be read by other users (mode {:03o}); \
-                     run `chmod 600 {shown}` as an administrator",
-                    mode & 0o777
-                ));
+                return Err(SecretError::TooOpen {
+                    path: path_buf(),
+                    mode: mode & 0o777,
+                });
             }
         }
         #[cfg(not(unix))]
         let _ = metadata;
         let bytes = crate::fsutil::read_capped(path, MAX_SECRET_LEN as u64 + 64)
-            .map_err(|e| format!("the deployment secret file {shown} cannot be read ({e})"))?
-            .ok_or_else(|| format!("the deployment secret file {shown} is missing; ask IT to reinstall Rampart with the deployment secret"))?;
+            .map_err(|error| SecretError::Read {
+                path: path_buf(),
+                error,
+            })?
+            .ok_or_else(|| SecretError::Missing { path: path_buf() })?;
         let bytes = Zeroizing::new(bytes);
-        let text = std::str::from_utf8(&bytes)
-            .map_err(|_| format!("the deployment secret file {shown} is not text"))?;
-        Self::parse(text).map_err(|e| format!("{shown}: {e}"))
+        let text =
+            std::str::from_utf8(&bytes).map_err(|_| SecretError::NotText { path: path_buf() })?;
+        Self::parse(text).map_err(|error| SecretError::InFile {
+            path: path_buf(),
+            error: Box::new(error),
+        })
     }
 
     /// The `Authorization` header value, marked sensitive so that reqwest
     /// and hyper never show it.
-    pub fn header(&self) -> Result<reqwest::header::HeaderValue, String> {
+    pub fn header(&self) -> Result<reqwest::header::HeaderValue, SecretError> {
+        // The header error is dropped: it could only ever describe the secret.
         let mut value =
             reqwest::header::HeaderValue::from_str(&format!("Bearer {}", self.expose()))
-                .map_err(|_| "the deployment secret cannot be sent in a header".to_owned())?;
+                .map_err(|_| SecretError::NotAHeader)?;
         value.set_sensitive(true);
         Ok(value)
     }
@@ -162,7 +210,7 @@ mod tests {
             "==================",
             "ünïcödé-0123456789abcdef",
         ] {
-            let err = ReportSecret::parse(bad).unwrap_err();
+            let err = ReportSecret::parse(bad).unwrap_err().to_string();
             assert!(!err.contains(bad), "{err}");
             assert!(err.contains("deployment secret"), "{err}");
         }
@@ -184,17 +232,17 @@ mod tests {
         use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("report.secret");
-        let missing = ReportSecret::load(&file).unwrap_err();
+        let missing = ReportSecret::load(&file).unwrap_err().to_string();
         assert!(missing.contains("ask IT"), "{missing}");
         std::fs::write(&file, format!("{SECRET}\n")).unwrap();
         std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
-        let open = ReportSecret::load(&file).unwrap_err();
+        let open = ReportSecret::load(&file).unwrap_err().to_string();
         assert!(open.contains("chmod 600"), "{open}");
         assert!(!open.contains("PLANTED"), "{open}");
         std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
         assert_eq!(ReportSecret::load(&file).unwrap().expose(), SECRET);
         std::fs::write(&file, "PLANTED with spaces 0123456789").unwrap();
-        let bad = ReportSecret::load(&file).unwrap_err();
+        let bad = ReportSecret::load(&file).unwrap_err().to_string();
         assert!(!bad.contains("PLANTED"), "{bad}");
     }
 

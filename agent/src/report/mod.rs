@@ -19,7 +19,7 @@ use tracing::{debug, info, warn};
 
 use crate::mfa::Enrollment;
 use crate::storage::{self, LastFailure, StateKind};
-pub use credential::ReportSecret;
+pub use credential::{ReportSecret, SecretError};
 pub use queue::{Queue, QueueError};
 use rampart_shared::status::{CredentialError, StorageFailure};
 
@@ -138,8 +138,15 @@ pub struct SendOutcome {
     pub result: SendResult,
 }
 
+/// The HTTP client for deliveries could not be built (its TLS setup, in
+/// practice). reqwest's words are part of the message, not a `source`: an
+/// error chain would say them twice.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot set up the HTTP client: {0}")]
+pub struct ClientError(reqwest::Error);
+
 /// The HTTP client for deliveries; built once.
-pub fn client() -> Result<reqwest::Client, String> {
+pub fn client() -> Result<reqwest::Client, ClientError> {
     crate::install_tls_provider();
     reqwest::Client::builder()
         .user_agent(concat!("rampart-agent/", env!("CARGO_PKG_VERSION")))
@@ -147,7 +154,7 @@ pub fn client() -> Result<reqwest::Client, String> {
         .timeout(SEND_TIMEOUT)
         .redirect(reqwest::redirect::Policy::none())
         .build()
-        .map_err(|e| format!("cannot set up the HTTP client: {e}"))
+        .map_err(ClientError)
 }
 
 /// One report to deliver, as [`Reporter::next_delivery`] hands it out.
@@ -186,7 +193,7 @@ pub async fn send(delivery: Delivery, url: String) -> SendOutcome {
                     Err(why) => {
                         return SendOutcome {
                             seq,
-                            result: SendResult::Retry(why),
+                            result: SendResult::Retry(why.to_string()),
                         };
                     }
                 }
@@ -447,6 +454,7 @@ impl Reporter {
                     // worse, taken by a collector that checks nothing.
                     self.failures += 1;
                     self.send_due = Some(TokioInstant::now() + retry_delay(self.failures));
+                    let why = why.to_string();
                     let error = credential::credential_error(None, true, Some(&why), Utc::now());
                     self.set_credential_error(error);
                     return None;

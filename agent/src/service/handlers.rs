@@ -76,7 +76,7 @@ impl Shell {
                 "this agent's log level cannot be changed at run time",
             )
         })?;
-        control(level).map_err(|e| IpcError::new(ErrorCode::Internal, e))?;
+        control(level).map_err(|e| IpcError::new(ErrorCode::Internal, e.to_string()))?;
         info!(level = level.as_str(), "log level changed over IPC");
         Ok(Response::Accepted)
     }

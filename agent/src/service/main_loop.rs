@@ -158,7 +158,7 @@ impl Shell {
                 match self.update_request() {
                     None => {}
                     Some(Err(why)) => {
-                        self.update = Some(UpdateOutcome::Failed(why));
+                        self.update = Some(UpdateOutcome::Failed(why.to_string()));
                         self.due.update = Some(now + UPDATE_INTERVAL);
                     }
                     Some(Ok(request)) => {

@@ -49,7 +49,18 @@ use crate::update::UpdateOutcome;
 
 /// Changes the log filter at run time; the binary and the app each install
 /// their own subscriber, so each supplies its own control.
-pub type LogControl = Arc<dyn Fn(LogLevel) -> Result<(), String> + Send + Sync>;
+pub type LogControl = Arc<dyn Fn(LogLevel) -> Result<(), LogControlError> + Send + Sync>;
+
+/// Why a [`LogControl`] could not change the level. The words go back to
+/// whoever asked over IPC.
+#[derive(Debug, thiserror::Error)]
+pub enum LogControlError {
+    // tracing-subscriber's words are part of the message, not a `source`:
+    // an error chain would say them twice.
+    /// The reloadable filter is gone (its subscriber was dropped).
+    #[error("cannot change the log level: {0}")]
+    Reload(tracing_subscriber::reload::Error),
+}
 
 /// How long one SNTP round may take, DNS included.
 pub const CLOCK_TIMEOUT: Duration = Duration::from_secs(2);

@@ -25,7 +25,8 @@ use crate::ipc::{current_user, user_name};
 use crate::mfa::{self, MfaEngine, UserKey};
 use crate::policy::PolicyStore;
 use crate::report::{self, Reporter};
-use crate::update::{self, ClockFacts, UpdateOutcome, apply::UpdateRequest};
+use crate::update::apply::{UpdateError, UpdateRequest};
+use crate::update::{self, ClockFacts, UpdateOutcome};
 
 pub(super) struct Shell {
     pub(super) reporter: Reporter,
@@ -197,7 +198,7 @@ impl Shell {
     /// installed service with a release feed and keys in its install config.
     /// A dev or embedded agent is a build tree's binary and never replaces
     /// itself; a package-managed one has no `update_source`.
-    pub(super) fn update_request(&self) -> Option<Result<UpdateRequest, String>> {
+    pub(super) fn update_request(&self) -> Option<Result<UpdateRequest, UpdateError>> {
         if self.config.mode != AgentMode::System {
             return None;
         }
@@ -210,11 +211,11 @@ impl Shell {
         &self,
         install: &InstallConfig,
         source: UpdateSource,
-    ) -> Result<UpdateRequest, String> {
+    ) -> Result<UpdateRequest, UpdateError> {
         let policy = self.policy.in_force().0;
         Ok(UpdateRequest {
             source,
-            keys: install.update_keys()?,
+            keys: install.update_keys().map_err(UpdateError::Keys)?,
             channel: policy.agent.update_channel,
             min_version: policy.agent.min_version,
             clock: ClockFacts {
@@ -222,8 +223,7 @@ impl Shell {
                 offset_ms: self.core.clock.offset_ms,
             },
             state_dir: self.config.paths.state_dir.clone(),
-            exe: std::env::current_exe()
-                .map_err(|e| format!("cannot find this binary's path: {e}"))?,
+            exe: std::env::current_exe().map_err(UpdateError::CurrentExe)?,
             current: Version::current(),
             apply: true,
         })

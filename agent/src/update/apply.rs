@@ -11,13 +11,14 @@
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, ExitStatus};
 
 use rampart_shared::policy::UpdateChannel;
-use rampart_shared::version::Version;
+use rampart_shared::version::{Version, VersionError};
 
 use super::{ClockFacts, UpdateDecision, UpdateOutcome, decide, floor};
-use crate::config::{UpdateSource, UpdateSourceKind};
+use crate::config::{InstallConfigError, UpdateSource, UpdateSourceKind};
+use crate::fsutil::FsError;
 
 /// The binary's name in release archives (`rampart-agent` or
 /// `rampart-agent.exe` at the archive's root).
@@ -38,6 +39,86 @@ pub struct UpdateRequest {
     pub current: Version,
     /// `false`: only check and say what would happen.
     pub apply: bool,
+}
+
+/// Why a self-update could not be asked for, checked or carried out. The
+/// words end up in `UpdateOutcome::Failed`, the status and the log.
+// Each cause's words are part of its variant's message, so no variant names
+// them as its `source`: an error chain would say them twice.
+#[derive(Debug, thiserror::Error)]
+pub enum UpdateError {
+    /// The install config's `update_public_keys` cannot be decoded.
+    #[error("{0}")]
+    Keys(InstallConfigError),
+    #[error("cannot find this binary's path: {0}")]
+    CurrentExe(io::Error),
+    #[error("\"{0}\" is not a GitHub API repository URL (…/repos/OWNER/NAME)")]
+    NotGithubRepo(String),
+    #[error("\"{0}\" does not end in /repos/OWNER/NAME")]
+    NoOwnerName(String),
+    #[error("cannot read the release feed: {0}")]
+    Feed(self_update::errors::Error),
+    #[error("the feed's newest release: {0}")]
+    FeedVersion(VersionError),
+    /// Download, signature, extraction or our `--version` check (through
+    /// `verify_binary`): self_update's words.
+    #[error("{0}")]
+    Download(self_update::errors::Error),
+    #[error("the feed no longer offers {0}")]
+    NoLongerOffered(Version),
+    #[error(
+        "the archive offered as {to} holds rampart-agent {found}, older than {floor}, the newest version installed here"
+    )]
+    BelowFloor {
+        to: Version,
+        found: Version,
+        floor: Version,
+    },
+    #[error("the archive offered as {to} holds rampart-agent {found}")]
+    NotAsOffered { to: Version, found: Version },
+    #[error("{0}")]
+    Version(BinaryVersionError),
+    /// The directory the previous binary is kept in.
+    #[error("{0}")]
+    KeepDir(FsError),
+    #[error("cannot keep a copy of {exe}: {error}")]
+    KeepCopy { exe: PathBuf, error: io::Error },
+    #[error("cannot make the new binary executable: {0}")]
+    Executable(io::Error),
+    #[error("cannot put the new binary in place: {0}")]
+    PutInPlace(io::Error),
+    #[error("the new binary failed ({why}); the previous one is back in place")]
+    RolledBack { why: Misfit },
+    #[error("the new binary failed ({why}) and the previous one could not be put back: {error}")]
+    NotRolledBack { why: Misfit, error: io::Error },
+    #[error("installed, but cannot record the version floor: {0}")]
+    Floor(floor::FloorError),
+}
+
+/// Why `binary --version` does not say which version a binary is.
+#[derive(Debug, thiserror::Error)]
+pub enum BinaryVersionError {
+    #[error("cannot run {binary} --version: {error}")]
+    Run { binary: PathBuf, error: io::Error },
+    #[error("{binary} --version failed ({status})")]
+    Failed { binary: PathBuf, status: ExitStatus },
+    /// `answer`: its output, trimmed.
+    #[error("{binary} --version answered \"{answer}\": {error}")]
+    Answer {
+        binary: PathBuf,
+        answer: String,
+        error: VersionError,
+    },
+}
+
+/// Why the binary just put in place is not the one meant: it names another
+/// version, or none.
+#[derive(Debug, thiserror::Error)]
+pub enum Misfit {
+    #[error("it says it is {0}")]
+    Says(Version),
+    #[error("{0}")]
+    NoVersion(BinaryVersionError),
 }
 
 /// Checks the feed and, when [`decide`] says so and `apply` is set, updates.
@@ -62,7 +143,7 @@ pub fn check_and_apply_blocking(req: &UpdateRequest) -> UpdateOutcome {
     }
     let offered = match newest_offered(req) {
         Ok(v) => v,
-        Err(e) => return UpdateOutcome::Failed(e),
+        Err(e) => return UpdateOutcome::Failed(e.to_string()),
     };
     let decision = decide(
         req.current,
@@ -86,7 +167,7 @@ pub fn check_and_apply_blocking(req: &UpdateRequest) -> UpdateOutcome {
         },
         Err(why) => {
             tracing::warn!("update to {to} failed: {why}");
-            UpdateOutcome::Failed(why)
+            UpdateOutcome::Failed(why.to_string())
         }
     }
 }
@@ -102,15 +183,15 @@ fn feed_url(source: &UpdateSource, channel: UpdateChannel) -> String {
 }
 
 /// `https://host/api/v3/repos/OWNER/NAME` -> (`https://host/api/v3`, OWNER, NAME).
-fn github_parts(url: &str) -> Result<(String, String, String), String> {
+fn github_parts(url: &str) -> Result<(String, String, String), UpdateError> {
     let url = url.trim_end_matches('/');
-    let (base, repo) = url.rsplit_once("/repos/").ok_or_else(|| {
-        format!("\"{url}\" is not a GitHub API repository URL (…/repos/OWNER/NAME)")
-    })?;
+    let (base, repo) = url
+        .rsplit_once("/repos/")
+        .ok_or_else(|| UpdateError::NotGithubRepo(url.to_owned()))?;
     let (owner, name) = repo
         .split_once('/')
         .filter(|(o, n)| !o.is_empty() && !n.is_empty() && !n.contains('/'))
-        .ok_or_else(|| format!("\"{url}\" does not end in /repos/OWNER/NAME"))?;
+        .ok_or_else(|| UpdateError::NoOwnerName(url.to_owned()))?;
     Ok((base.to_owned(), owner.to_owned(), name.to_owned()))
 }
 
@@ -130,7 +211,7 @@ macro_rules! common_settings {
     };
 }
 
-fn newest_offered(req: &UpdateRequest) -> Result<Option<Version>, String> {
+fn newest_offered(req: &UpdateRequest) -> Result<Option<Version>, UpdateError> {
     let url = feed_url(&req.source, req.channel);
     let latest = match req.source.kind {
         UpdateSourceKind::Github => {
@@ -148,7 +229,7 @@ fn newest_offered(req: &UpdateRequest) -> Result<Option<Version>, String> {
     let releases = match latest {
         Ok(r) => r,
         Err(self_update::errors::Error::NoReleaseFound { .. }) => return Ok(None),
-        Err(e) => return Err(format!("cannot read the release feed: {e}")),
+        Err(e) => return Err(UpdateError::Feed(e)),
     };
     let Some(release) = releases.latest() else {
         return Ok(None);
@@ -158,7 +239,7 @@ fn newest_offered(req: &UpdateRequest) -> Result<Option<Version>, String> {
         .trim_start_matches('v')
         .parse()
         .map(Some)
-        .map_err(|e| format!("the feed's newest release: {e}"))
+        .map_err(UpdateError::FeedVersion)
 }
 
 /// `<dir>/.rampart-agent.update`: beside the binary, so that the final
@@ -170,14 +251,13 @@ fn staging_path(exe: &Path) -> PathBuf {
     exe.with_file_name(name)
 }
 
-fn install(req: &UpdateRequest, to: Version, floor: Version) -> Result<(), String> {
+fn install(req: &UpdateRequest, to: Version, floor: Version) -> Result<(), UpdateError> {
     let staging = staging_path(&req.exe);
     let _ = fs::remove_file(&staging);
     let result = download_verified(req, to, floor, &staging).and_then(|()| swap(req, to, &staging));
     let _ = fs::remove_file(&staging);
     result?;
-    floor::raise(&req.state_dir, to)
-        .map_err(|e| format!("installed, but cannot record the version floor: {e}"))?;
+    floor::raise(&req.state_dir, to).map_err(UpdateError::Floor)?;
     Ok(())
 }
 
@@ -188,10 +268,11 @@ fn download_verified(
     to: Version,
     floor: Version,
     staging: &Path,
-) -> Result<(), String> {
+) -> Result<(), UpdateError> {
     let url = feed_url(&req.source, req.channel);
     let verify = move |path: &Path| {
-        check_binary(path, to, floor).map_err(self_update::errors::Error::verification_rejected)
+        check_binary(path, to, floor)
+            .map_err(|e| self_update::errors::Error::verification_rejected(e.to_string()))
     };
     let status = match req.source.kind {
         UpdateSourceKind::Github => {
@@ -210,9 +291,9 @@ fn download_verified(
             b.build().and_then(|u| u.update_extended())
         }
     }
-    .map_err(|e| e.to_string())?;
+    .map_err(UpdateError::Download)?;
     if status.is_up_to_date() || !staging.is_file() {
-        return Err(format!("the feed no longer offers {to}"));
+        return Err(UpdateError::NoLongerOffered(to));
     }
     Ok(())
 }
@@ -220,74 +301,62 @@ fn download_verified(
 /// Runs `binary --version` and checks it is exactly `to` (and not below the
 /// floor): the tag a release is served under proves nothing about the binary
 /// inside, even when the archive is properly signed.
-pub fn check_binary(binary: &Path, to: Version, floor: Version) -> Result<(), String> {
-    let found = binary_version(binary)?;
+pub fn check_binary(binary: &Path, to: Version, floor: Version) -> Result<(), UpdateError> {
+    let found = binary_version(binary).map_err(UpdateError::Version)?;
     if found < floor {
-        return Err(format!(
-            "the archive offered as {to} holds rampart-agent {found}, older than {floor}, the newest version installed here"
-        ));
+        return Err(UpdateError::BelowFloor { to, found, floor });
     }
     if found != to {
-        return Err(format!(
-            "the archive offered as {to} holds rampart-agent {found}"
-        ));
+        return Err(UpdateError::NotAsOffered { to, found });
     }
     Ok(())
 }
 
-fn binary_version(binary: &Path) -> Result<Version, String> {
+fn binary_version(binary: &Path) -> Result<Version, BinaryVersionError> {
     let out = Command::new(binary)
         .arg("--version")
         .output()
-        .map_err(|e| format!("cannot run {} --version: {e}", binary.display()))?;
+        .map_err(|error| BinaryVersionError::Run {
+            binary: binary.to_owned(),
+            error,
+        })?;
     let text = String::from_utf8_lossy(&out.stdout);
     if !out.status.success() {
-        return Err(format!(
-            "{} --version failed ({})",
-            binary.display(),
-            out.status
-        ));
+        return Err(BinaryVersionError::Failed {
+            binary: binary.to_owned(),
+            status: out.status,
+        });
     }
     // clap prints "rampart-agent 1.2.3".
     let word = text.split_whitespace().nth(1).unwrap_or_default();
-    word.parse().map_err(|e| {
-        format!(
-            "{} --version answered \"{}\": {e}",
-            binary.display(),
-            text.trim()
-        )
+    word.parse().map_err(|error| BinaryVersionError::Answer {
+        binary: binary.to_owned(),
+        answer: text.trim().to_owned(),
+        error,
     })
 }
 
 /// Keeps the running binary as `state_dir/update/<name>.previous`, renames
 /// the staged one over it, and puts the previous one back if the new one
 /// does not answer `--version` as `to`.
-fn swap(req: &UpdateRequest, to: Version, staging: &Path) -> Result<(), String> {
+fn swap(req: &UpdateRequest, to: Version, staging: &Path) -> Result<(), UpdateError> {
     let keep_dir = req.state_dir.join("update");
-    crate::fsutil::ensure_private_dir(&keep_dir).map_err(|e| e.to_string())?;
+    crate::fsutil::ensure_private_dir(&keep_dir).map_err(UpdateError::KeepDir)?;
     let previous = keep_dir.join(format!("{BIN_NAME}.previous"));
-    fs::copy(&req.exe, &previous)
-        .map_err(|e| format!("cannot keep a copy of {}: {e}", req.exe.display()))?;
-    crate::fsutil::set_mode(staging, 0o755)
-        .map_err(|e| format!("cannot make the new binary executable: {e}"))?;
-    fs::rename(staging, &req.exe)
-        .map_err(|e| format!("cannot put the new binary in place: {e}"))?;
-    match binary_version(&req.exe) {
-        Ok(v) if v == to => Ok(()),
-        outcome => {
-            let why = match outcome {
-                Ok(v) => format!("it says it is {v}"),
-                Err(e) => e,
-            };
-            restore(&previous, &req.exe, staging).map_err(|e| {
-                format!(
-                    "the new binary failed ({why}) and the previous one could not be put back: {e}"
-                )
-            })?;
-            Err(format!(
-                "the new binary failed ({why}); the previous one is back in place"
-            ))
-        }
+    fs::copy(&req.exe, &previous).map_err(|error| UpdateError::KeepCopy {
+        exe: req.exe.clone(),
+        error,
+    })?;
+    crate::fsutil::set_mode(staging, 0o755).map_err(UpdateError::Executable)?;
+    fs::rename(staging, &req.exe).map_err(UpdateError::PutInPlace)?;
+    let why = match binary_version(&req.exe) {
+        Ok(v) if v == to => return Ok(()),
+        Ok(v) => Misfit::Says(v),
+        Err(e) => Misfit::NoVersion(e),
+    };
+    match restore(&previous, &req.exe, staging) {
+        Ok(()) => Err(UpdateError::RolledBack { why }),
+        Err(error) => Err(UpdateError::NotRolledBack { why, error }),
     }
 }
 
@@ -337,6 +406,31 @@ mod tests {
         );
     }
 
+    /// A failed swap says what the new binary said, and whether the
+    /// previous one is back.
+    #[test]
+    fn a_failed_swap_says_why_and_what_is_in_place() {
+        let rolled_back = UpdateError::RolledBack {
+            why: Misfit::Says("2.0.0".parse().unwrap()),
+        };
+        assert_eq!(
+            rolled_back.to_string(),
+            "the new binary failed (it says it is 2.0.0); the previous one is back in place"
+        );
+        let stuck = UpdateError::NotRolledBack {
+            why: Misfit::NoVersion(BinaryVersionError::Run {
+                binary: PathBuf::from("/x/rampart-agent"),
+                error: io::Error::other("gone"),
+            }),
+            error: io::Error::other("disk full"),
+        };
+        assert_eq!(
+            stuck.to_string(),
+            "the new binary failed (cannot run /x/rampart-agent --version: gone) and the previous \
+             one could not be put back: disk full"
+        );
+    }
+
     #[cfg(unix)]
     #[test]
     fn a_binary_is_checked_by_what_it_says_not_by_its_tag() {
@@ -346,13 +440,14 @@ mod tests {
         fs::write(&bin, "#!/bin/sh\necho rampart-agent 1.1.0\n").unwrap();
         fs::set_permissions(&bin, fs::Permissions::from_mode(0o755)).unwrap();
         let v = |s: &str| s.parse::<Version>().unwrap();
-        assert_eq!(check_binary(&bin, v("1.1.0"), v("1.0.0")), Ok(()));
+        let check = |to, floor| check_binary(&bin, v(to), v(floor)).map_err(|e| e.to_string());
+        assert_eq!(check("1.1.0", "1.0.0"), Ok(()));
         assert_eq!(
-            check_binary(&bin, v("2.0.0"), v("1.0.0")).unwrap_err(),
+            check("2.0.0", "1.0.0").unwrap_err(),
             "the archive offered as 2.0.0 holds rampart-agent 1.1.0"
         );
         assert!(
-            check_binary(&bin, v("2.0.0"), v("1.5.0"))
+            check("2.0.0", "1.5.0")
                 .unwrap_err()
                 .contains("older than 1.5.0")
         );

@@ -223,9 +223,22 @@ fn parse_mask(text: &str) -> Option<u32> {
     Some(mask)
 }
 
+/// Why a read-back DACL cannot be read; `too_open` says it in its finding.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+enum DaclError {
+    /// An ACE that does not start with `(`.
+    #[error("malformed ACE {0:?}")]
+    NoParenthesis(String),
+    /// An ACE with fewer than six fields.
+    #[error("malformed ACE ({0})")]
+    TooFewFields(String),
+    #[error("unknown rights {0:?}")]
+    UnknownRights(String),
+}
+
 /// The DACL part of an SDDL string: its flags and ACEs. `None` for no DACL
 /// at all (`D:NO_ACCESS_CONTROL`, or no `D:`), which admits everyone.
-fn parse_dacl(sddl: &str) -> Result<Option<(String, Vec<Ace>)>, String> {
+fn parse_dacl(sddl: &str) -> Result<Option<(String, Vec<Ace>)>, DaclError> {
     let Some(start) = sddl.find("D:") else {
         return Ok(None);
     };
@@ -245,10 +258,10 @@ fn parse_dacl(sddl: &str) -> Result<Option<(String, Vec<Ace>)>, String> {
         }
         let body = part
             .strip_prefix('(')
-            .ok_or_else(|| format!("malformed ACE {part:?}"))?;
+            .ok_or_else(|| DaclError::NoParenthesis(part.to_owned()))?;
         let fields: Vec<&str> = body.split(';').collect();
         let [kind, _flags, rights, _object, _inherit_object, sid, ..] = fields[..] else {
-            return Err(format!("malformed ACE ({body})"));
+            return Err(DaclError::TooFewFields(body.to_owned()));
         };
         let allow = match kind {
             "A" | "OA" | "XA" | "ZA" => true,
@@ -256,7 +269,7 @@ fn parse_dacl(sddl: &str) -> Result<Option<(String, Vec<Ace>)>, String> {
             // Audit, alarm, label and the like grant nothing.
             _ => continue,
         };
-        let mask = parse_mask(rights).ok_or_else(|| format!("unknown rights {rights:?}"))?;
+        let mask = parse_mask(rights).ok_or_else(|| DaclError::UnknownRights(rights.to_owned()))?;
         aces.push(Ace {
             allow,
             mask,

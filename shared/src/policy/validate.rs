@@ -429,7 +429,7 @@ fn walk_clock(cx: &mut Cx, path: &str, value: &Value) -> Option<ClockPolicy> {
             if let Some(s) = string(cx, &item_path, item) {
                 match check_ntp_server(s) {
                     Ok(()) => servers.push(s.to_owned()),
-                    Err(e) => cx.push(&item_path, e),
+                    Err(e) => cx.push(&item_path, e.to_string()),
                 }
             }
         }
