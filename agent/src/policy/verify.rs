@@ -240,7 +240,10 @@ mod tests {
         let trailing = format!("{}AA==", &lines[1][..lines[1].len() - 1]);
         for bad in [with(3, short), with(3, &long), with(1, &trailing)] {
             assert!(
-                matches!(key.pinned().verify(doc, &bad), Err(SignatureError::Malformed(_))),
+                matches!(
+                    key.pinned().verify(doc, &bad),
+                    Err(SignatureError::Malformed(_))
+                ),
                 "{bad}"
             );
         }
