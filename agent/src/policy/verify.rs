@@ -233,12 +233,16 @@ mod tests {
             l[i] = line;
             l.join("\n")
         };
-        // A global signature of 48 bytes, then of 66: both refused.
-        let short = &lines[3][..64];
-        let long = format!("{}AAAA", &lines[3][..86]);
-        // The 74-byte signature followed by 1 more byte.
-        let trailing = format!("{}AA==", &lines[1][..lines[1].len() - 1]);
-        for bad in [with(3, short), with(3, &long), with(1, &trailing)] {
+        let resized = |line: &str, len: usize| {
+            let mut bytes = data_encoding::BASE64.decode(line.as_bytes()).unwrap();
+            bytes.resize(len, 0);
+            data_encoding::BASE64.encode(&bytes)
+        };
+        // A global signature of 48 bytes, then of 65: both refused; so is
+        // the 74-byte signature followed by 1 more byte.
+        let (short, long) = (resized(lines[3], 48), resized(lines[3], 65));
+        let trailing = resized(lines[1], 75);
+        for bad in [with(3, &short), with(3, &long), with(1, &trailing)] {
             assert!(
                 matches!(
                     key.pinned().verify(doc, &bad),
