@@ -9,6 +9,7 @@
 pub mod cause;
 pub mod ipc;
 pub mod links;
+pub mod mac;
 pub mod mfa;
 pub mod percent;
 pub mod platform;

@@ -343,10 +343,47 @@ pub enum MfaErrorCode {
     Unknown,
 }
 
+/// How many digits a Duo passcode has, the one rule the agent and the app
+/// share: Duo Mobile shows 6, a hardware token 6 (some OATH tokens 8), a text
+/// message brings 7, and a bypass code from IT has 9. Shorter or longer is a
+/// typo, refused before it reaches Duo (so it costs no throttled attempt).
+pub const PASSCODE_DIGITS: std::ops::RangeInclusive<usize> = 6..=9;
+
+/// A Duo passcode as typed, without spaces (`123 456` reads as `123456`),
+/// or `None` when it is not [`PASSCODE_DIGITS`] ASCII digits.
+pub fn normalize_passcode(input: &str) -> Option<String> {
+    let passcode: String = input.chars().filter(|c| !c.is_whitespace()).collect();
+    (PASSCODE_DIGITS.contains(&passcode.len()) && passcode.bytes().all(|b| b.is_ascii_digit()))
+        .then_some(passcode)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn a_passcode_is_6_to_9_digits_spaces_aside() {
+        assert_eq!(normalize_passcode("123456").as_deref(), Some("123456"));
+        assert_eq!(normalize_passcode(" 123 456\t").as_deref(), Some("123456"));
+        // A text message's 7, an 8-digit token, a 9-digit bypass code.
+        assert_eq!(normalize_passcode("1234567").as_deref(), Some("1234567"));
+        assert_eq!(normalize_passcode("1234 5678").as_deref(), Some("12345678"));
+        assert_eq!(
+            normalize_passcode("123 456 789").as_deref(),
+            Some("123456789")
+        );
+        for typo in [
+            "",
+            "12345",
+            "1234567890",
+            "12a456",
+            "123-456",
+            "１２３４５６",
+        ] {
+            assert_eq!(normalize_passcode(typo), None, "{typo}");
+        }
+    }
 
     fn at(secs: i64) -> DateTime<Utc> {
         DateTime::from_timestamp(secs, 0).unwrap()

@@ -10,7 +10,6 @@
 use std::fmt;
 
 use data_encoding::BASE32_NOPAD;
-use hmac::{Hmac, KeyInit, Mac};
 use zeroize::Zeroize;
 
 /// Bytes of secret the product issues: 160 bits, RFC 4226's recommendation
@@ -153,25 +152,10 @@ pub fn totp(secret: &Secret, unix_secs: i64, params: Params) -> String {
 }
 
 fn hmac_of(algorithm: Algorithm, key: &[u8], msg: &[u8]) -> Vec<u8> {
-    fn run<D>(key: &[u8], msg: &[u8]) -> Vec<u8>
-    where
-        Hmac<D>: KeyInit + Mac,
-        D: hmac::EagerHash,
-    {
-        // HMAC takes keys of any length, so this never fails; an empty MAC
-        // would simply match no code.
-        match <Hmac<D> as KeyInit>::new_from_slice(key) {
-            Ok(mut mac) => {
-                mac.update(msg);
-                mac.finalize().into_bytes().to_vec()
-            }
-            Err(_) => Vec::new(),
-        }
-    }
     match algorithm {
-        Algorithm::Sha1 => run::<sha1::Sha1>(key, msg),
-        Algorithm::Sha256 => run::<sha2::Sha256>(key, msg),
-        Algorithm::Sha512 => run::<sha2::Sha512>(key, msg),
+        Algorithm::Sha1 => crate::mac::hmac_sha1(key, msg),
+        Algorithm::Sha256 => crate::mac::hmac_sha256(key, msg),
+        Algorithm::Sha512 => crate::mac::hmac_sha512(key, msg),
     }
 }
 

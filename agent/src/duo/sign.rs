@@ -4,7 +4,7 @@
 
 use chrono::{DateTime, Utc};
 use data_encoding::{BASE64, HEXLOWER};
-use ring::hmac;
+use rampart_shared::mac::hmac_sha512;
 
 /// The `Date` header, RFC 2822 with `-0000` as Duo's Python client writes
 /// it: `Fri, 07 Dec 2012 17:18:00 -0000`. The signature covers this exact
@@ -103,8 +103,7 @@ pub fn canonical(date: &str, method: &str, host: &str, path: &str, params: &str)
 
 /// `Basic base64(ikey:hex(HMAC-SHA512(skey, canonical)))`.
 pub fn authorization(integration_key: &str, secret_key: &[u8], canonical: &str) -> String {
-    let key = hmac::Key::new(hmac::HMAC_SHA512, secret_key);
-    let digest = HEXLOWER.encode(hmac::sign(&key, canonical.as_bytes()).as_ref());
+    let digest = HEXLOWER.encode(&hmac_sha512(secret_key, canonical.as_bytes()));
     let credentials = format!("{integration_key}:{digest}");
     format!("Basic {}", BASE64.encode(credentials.as_bytes()))
 }

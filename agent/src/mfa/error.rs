@@ -82,7 +82,7 @@ pub enum MfaError {
     ProviderInFlight,
     #[error("None of your Duo devices can take a push. Type a passcode from Duo Mobile instead.")]
     NoPushDevice,
-    #[error("Type the passcode from Duo Mobile: digits only.")]
+    #[error("Type the passcode from Duo Mobile: 6 to 9 digits.")]
     MalformedPasscode,
     /// Duo refused a passcode, in Duo's words.
     #[error("{}", if .0.is_empty() { "That passcode is not right. Try again.".to_owned() } else { .0.clone() })]

@@ -1,11 +1,15 @@
 //! minisign signatures: the pinned keys from the install config, and the one
 //! check every signed policy goes through.
 //!
-//! Verification is `minisign-verify` (prehashed and legacy signatures); the
-//! `minisign` crate by the same author is only used to read key ids for
-//! messages and, in the CLI, to make keys and signatures.
+//! One crate, `minisign`, reads keys and signatures, verifies (prehashed and
+//! legacy signatures, then the trusted comment's global signature) and, in the
+//! CLI, makes keys and signatures. It is laxer than the format on two points,
+//! which [`parse_signature`] closes: it ignores bytes after the signature and
+//! does not check the global signature's length (a short one would panic in
+//! its Ed25519 check).
 
 use std::fmt;
+use std::io::Cursor;
 
 /// A minisign key id, shown as the stock tool shows it (`5F1A...` hex).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -27,7 +31,7 @@ impl fmt::Display for KeyId {
 #[derive(Clone)]
 pub struct PinnedKey {
     id: KeyId,
-    key: minisign_verify::PublicKey,
+    key: minisign::PublicKey,
 }
 
 impl fmt::Debug for PinnedKey {
@@ -45,12 +49,13 @@ impl PinnedKey {
             .map(str::trim)
             .rfind(|l| !l.is_empty() && !l.starts_with("untrusted comment:"))
             .ok_or("empty public key")?;
-        let key = minisign_verify::PublicKey::from_base64(line)
+        let key = minisign::PublicKey::from_base64(line)
             .map_err(|e| format!("not a minisign public key ({e})"))?;
-        let id = minisign::PublicKey::from_base64(line)
-            .ok()
-            .and_then(|k| KeyId::from_slice(k.keynum()))
-            .ok_or("not a minisign public key (no key id)")?;
+        // The crate reads any two algorithm bytes; minisign keys are Ed25519.
+        if !matches!(key.to_bytes().get(..2), Some(b"Ed" | b"ED")) {
+            return Err("not a minisign public key (not an Ed25519 key)".into());
+        }
+        let id = KeyId::from_slice(key.keynum()).ok_or("not a minisign public key (no key id)")?;
         Ok(Self { id, key })
     }
 
@@ -90,11 +95,8 @@ impl PinnedKeys {
     /// Checks `signature` (the text of a `.minisig` file) over `document`.
     /// Returns the id of the key that signed it.
     pub fn verify(&self, document: &[u8], signature: &str) -> Result<KeyId, SignatureError> {
-        let sig = minisign_verify::Signature::decode(signature)
-            .map_err(|e| SignatureError::Malformed(e.to_string()))?;
-        let id = minisign::SignatureBox::from_string(signature)
-            .ok()
-            .and_then(|b| KeyId::from_slice(b.keynum()))
+        let sig = parse_signature(signature)?;
+        let id = KeyId::from_slice(sig.keynum())
             .ok_or_else(|| SignatureError::Malformed("no key id".into()))?;
         let Some(key) = self.0.iter().find(|k| k.id == id) else {
             return Err(SignatureError::UnknownKey {
@@ -104,11 +106,34 @@ impl PinnedKeys {
         };
         // Legacy (non-prehashed) signatures are what minisign < 0.8 and `-l`
         // make; they are as sound for a 1 MiB document.
-        key.key
-            .verify(document, &sig, true)
+        // `minisign::verify` checks the key id again, the document, then the
+        // trusted comment; quiet, no copy of the document to stdout.
+        minisign::verify(&key.key, &sig, Cursor::new(document), true, false, true)
             .map_err(|_| SignatureError::Mismatch { key: id })?;
         Ok(id)
     }
+}
+
+/// Reads a `.minisig` text, refusing what the `minisign` crate lets through:
+/// its two base64 lines must be exactly what it reads (no trailing bytes after
+/// the 74-byte signature) and the global signature exactly 64 bytes.
+fn parse_signature(text: &str) -> Result<minisign::SignatureBox, SignatureError> {
+    let sig = minisign::SignatureBox::from_string(text)
+        .map_err(|e| SignatureError::Malformed(e.to_string()))?;
+    let canonical = sig.to_string();
+    let given: Vec<&str> = text.lines().map(str::trim).collect();
+    let read: Vec<&str> = canonical.lines().collect();
+    // 64 bytes are 88 base64 characters ending in "==" (86 + 2 pad).
+    let exact = read.len() == 4
+        && [1, 3].iter().all(|&i| given.get(i) == read.get(i))
+        && read[3].len() == 88
+        && read[3].ends_with("==");
+    if !exact {
+        return Err(SignatureError::Malformed(
+            "the signature or global signature has the wrong length".into(),
+        ));
+    }
+    Ok(sig)
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -195,6 +220,49 @@ mod tests {
         ));
         let none = PinnedKeys::default().verify(doc, &sig).unwrap_err();
         assert!(none.to_string().ends_with("(pinned: none)"), "{none}");
+    }
+
+    #[test]
+    fn what_the_crate_lets_through_is_malformed_not_a_panic() {
+        let key = TestKey::new();
+        let doc = b"{\"serial\": 1}";
+        let sig = key.sign(doc);
+        let lines: Vec<&str> = sig.lines().collect();
+        let with = |i: usize, line: &str| {
+            let mut l = lines.clone();
+            l[i] = line;
+            l.join("\n")
+        };
+        let resized = |line: &str, len: usize| {
+            let mut bytes = data_encoding::BASE64.decode(line.as_bytes()).unwrap();
+            bytes.resize(len, 0);
+            data_encoding::BASE64.encode(&bytes)
+        };
+        // A global signature of 48 bytes, then of 65: both refused; so is
+        // the 74-byte signature followed by 1 more byte.
+        let (short, long) = (resized(lines[3], 48), resized(lines[3], 65));
+        let trailing = resized(lines[1], 75);
+        for bad in [with(3, &short), with(3, &long), with(1, &trailing)] {
+            assert!(
+                matches!(
+                    key.pinned().verify(doc, &bad),
+                    Err(SignatureError::Malformed(_))
+                ),
+                "{bad}"
+            );
+        }
+        key.pinned().verify(doc, &lines.join("\n")).unwrap();
+    }
+
+    #[test]
+    fn only_ed25519_keys_are_read() {
+        let line = TestKey::new().public;
+        // "Ed" is "RW" in base64; "Xy" as the algorithm is "WH".
+        let other = format!("WH{}", &line[2..]);
+        assert_eq!(
+            PinnedKey::parse(&other).unwrap_err(),
+            "not a minisign public key (not an Ed25519 key)"
+        );
     }
 
     #[test]

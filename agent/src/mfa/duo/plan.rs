@@ -1,7 +1,7 @@
 //! Which Duo exchange a command needs, before anything is asked: the
 //! first half of a Duo command, pure.
 
-use rampart_shared::mfa::{EnrollmentStep, MfaCommand};
+use rampart_shared::mfa::{EnrollmentStep, MfaCommand, normalize_passcode};
 use rampart_shared::policy::Provider;
 
 use super::types::{DuoCall, DuoPhase, PreauthKind};
@@ -96,13 +96,7 @@ pub fn plan(
         }
         (MfaCommand::VerifyCode { code }, S::Pairing, Some(DuoPhase::Confirm { .. })) => {
             e.check_throttle(ctx.now)?;
-            let passcode: String = code.chars().filter(|c| !c.is_whitespace()).collect();
-            if passcode.is_empty()
-                || passcode.len() > 16
-                || !passcode.bytes().all(|b| b.is_ascii_digit())
-            {
-                return Err(MfaError::MalformedPasscode);
-            }
+            let passcode = normalize_passcode(code).ok_or(MfaError::MalformedPasscode)?;
             Some(DuoCall::Passcode {
                 username: known_user(),
                 passcode,

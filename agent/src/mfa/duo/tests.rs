@@ -302,10 +302,16 @@ fn a_wrong_passcode_counts_towards_throttling() {
     let p = policy();
     let mut e = started(&p, phone_ready());
     let bad = |code: &str| MfaCommand::VerifyCode { code: code.into() };
-    assert_eq!(
-        plan(&e, &bad("12a456"), &ctx(&p, T0)).unwrap_err().code(),
-        MfaErrorCode::MalformedCode
-    );
+    // Not a passcode by the shared rule (6 to 9 digits): refused before
+    // Duo, and not counted.
+    for typo in ["12a456", "12345", "1234567890"] {
+        let err = plan(&e, &bad(typo), &ctx(&p, T0)).unwrap_err();
+        assert_eq!(err.code(), MfaErrorCode::MalformedCode, "{typo}");
+        assert_eq!(
+            err.to_string(),
+            "Type the passcode from Duo Mobile: 6 to 9 digits."
+        );
+    }
     let wrong = AuthStatus {
         result: AuthResult::Deny,
         status: "deny".into(),

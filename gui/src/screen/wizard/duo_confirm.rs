@@ -5,7 +5,9 @@
 
 use iced::widget::{column, pick_list, row, text, text_input};
 use iced::{Element, Fill};
-use rampart_shared::mfa::{DuoDevice, MfaErrorView, PushState};
+use rampart_shared::mfa::{
+    DuoDevice, MfaErrorView, PASSCODE_DIGITS, PushState, normalize_passcode,
+};
 
 use crate::screen::{Outcome, action, note, secondary};
 
@@ -90,10 +92,9 @@ impl State {
         self.chosen.is_some() && !self.busy && !self.waiting() && self.wait_left == 0
     }
 
-    /// Duo Mobile shows 6 digits, a text message brings 7, and a bypass
-    /// code from IT has 9.
+    /// The agent's rule, [`normalize_passcode`]: 6 to 9 digits.
     fn can_submit(&self) -> bool {
-        (6..=9).contains(&self.passcode.len()) && !self.busy && self.wait_left == 0
+        normalize_passcode(&self.passcode).is_some() && !self.busy && self.wait_left == 0
     }
 
     /// The agent refused (a wrong passcode, Duo unreachable, a throttle).
@@ -122,7 +123,12 @@ pub fn update(state: &mut State, message: Message) -> Option<Event> {
             }
         }),
         Message::PasscodeChanged(input) => {
-            state.passcode = input.chars().filter(char::is_ascii_digit).take(9).collect();
+            // The field keeps digits only, and no more than a passcode has.
+            state.passcode = input
+                .chars()
+                .filter(char::is_ascii_digit)
+                .take(*PASSCODE_DIGITS.end())
+                .collect();
             None
         }
         Message::SubmitPasscode => state.can_submit().then(|| {
