@@ -119,38 +119,9 @@ pub async fn probe(
     let Some((host, port)) = crate::network::url_host_port(url) else {
         return failed(Failure::Dns(format!("\"{url}\" is not an http(s) URL")));
     };
-    let lookup =
-        tokio::time::timeout(timeout, tokio::net::lookup_host((host.as_str(), port))).await;
-    let addrs: Vec<SocketAddr> = match lookup {
-        Ok(Ok(a)) => a.collect(),
-        Ok(Err(e)) => return failed(Failure::Dns(e.to_string())),
-        Err(_) => {
-            return failed(Failure::Dns(format!(
-                "no answer within {} s",
-                timeout.as_secs()
-            )));
-        }
-    };
-    let Some(&first) = addrs.first() else {
-        return failed(Failure::Dns(format!("{host} has no addresses")));
-    };
-    let mut reached = None;
-    let mut last = Failure::Tcp(first.to_string());
-    for addr in &addrs {
-        match tokio::time::timeout(timeout, tokio::net::TcpStream::connect(addr)).await {
-            Ok(Ok(_)) => {
-                reached = Some(*addr);
-                break;
-            }
-            Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
-                last = Failure::Refused(format!("{addr}: {e}"));
-            }
-            Ok(Err(e)) => last = Failure::Tcp(format!("{addr}: {e}")),
-            Err(_) => last = Failure::Timeout(timeout),
-        }
-    }
-    let Some(addr) = reached else {
-        return failed(last);
+    let addr = match crate::network::reach(&host, port, timeout).await {
+        Ok(addr) => addr,
+        Err(failure) => return failed(failure),
     };
     let client = match crate::network::client_at(
         &host,

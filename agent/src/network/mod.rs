@@ -191,10 +191,13 @@ pub async fn check(
         .map(|target| {
             let roots = extra_roots.clone();
             tokio::spawn(async move {
-                let result = match tokio::time::timeout(timeout, reach(&target)).await {
-                    Ok(result) => result,
-                    Err(_) => Err(Failure::Timeout(timeout)),
-                };
+                let result =
+                    match tokio::time::timeout(timeout, reach(&target.host, target.port, timeout))
+                        .await
+                    {
+                        Ok(result) => result,
+                        Err(_) => Err(Failure::Timeout(timeout)),
+                    };
                 let (result, date) = match result {
                     Ok(addr) if asked_for_date(target.endpoint) => {
                         match tokio::time::timeout(timeout, date_of(&target, addr, timeout, &roots))
@@ -350,26 +353,36 @@ async fn date_of(
     }
 }
 
-async fn reach(target: &Target) -> Result<SocketAddr, Failure> {
-    let addrs: Vec<SocketAddr> = tokio::net::lookup_host((target.host.as_str(), target.port))
-        .await
-        .map_err(|e| Failure::Dns(e.to_string()))?
-        .collect();
-    if addrs.is_empty() {
-        return Err(Failure::Dns("no addresses".to_owned()));
-    }
-    let mut last = None;
+/// Resolves `host` and connects to its addresses in turn, each step within
+/// `step`: the first address that accepts, or why none did (a refusal named
+/// as such). The network check and doctor's probe both start here.
+pub async fn reach(host: &str, port: u16, step: Duration) -> Result<SocketAddr, Failure> {
+    let addrs: Vec<SocketAddr> =
+        match tokio::time::timeout(step, tokio::net::lookup_host((host, port))).await {
+            Ok(Ok(addrs)) => addrs.collect(),
+            Ok(Err(e)) => return Err(Failure::Dns(e.to_string())),
+            Err(_) => {
+                return Err(Failure::Dns(format!(
+                    "no answer within {} s",
+                    step.as_secs()
+                )));
+            }
+        };
+    let Some(&first) = addrs.first() else {
+        return Err(Failure::Dns(format!("{host} has no addresses")));
+    };
+    let mut last = Failure::Tcp(first.to_string());
     for addr in addrs {
-        match TcpStream::connect(addr).await {
-            Ok(_) => return Ok(addr),
-            Err(e) => last = Some((e.kind(), format!("{addr}: {e}"))),
+        match tokio::time::timeout(step, TcpStream::connect(addr)).await {
+            Ok(Ok(_)) => return Ok(addr),
+            Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+                last = Failure::Refused(format!("{addr}: {e}"));
+            }
+            Ok(Err(e)) => last = Failure::Tcp(format!("{addr}: {e}")),
+            Err(_) => last = Failure::Timeout(step),
         }
     }
-    Err(match last {
-        Some((std::io::ErrorKind::ConnectionRefused, text)) => Failure::Refused(text),
-        Some((_, text)) => Failure::Tcp(text),
-        None => Failure::Tcp(String::new()),
-    })
+    Err(last)
 }
 
 /// The network section in plain words: online only when every endpoint was
