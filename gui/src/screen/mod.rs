@@ -64,6 +64,20 @@ pub fn secondary<'a, M: Clone + 'a>(label: &'a str, message: Option<M>) -> Focus
     widget::focusable::button(label, message, button::secondary)
 }
 
+/// A button that says it is working while `busy` ("Checking…") and takes
+/// no press then, so a second click cannot send the same request twice.
+pub fn busy<'a, M: Clone + 'a>(
+    button: fn(&'a str, Option<M>) -> Focusable<'a, M>,
+    (idle, working): (&'a str, &'a str),
+    busy: bool,
+    message: M,
+) -> Focusable<'a, M> {
+    button(
+        if busy { working } else { idle },
+        (!busy).then_some(message),
+    )
+}
+
 /// "Details" on demand: the raw text behind failures, hidden until asked
 /// for, and copyable whole. `toggle` shows or hides it; `copy` puts it on
 /// the clipboard.

@@ -448,13 +448,11 @@ pub fn view<'a>(state: &'a State, status: Option<&'a AgentStatus>) -> Element<'a
     let ready = can_start(status);
     let buttons = row![
         action("Get started", ready.then_some(Message::GetStarted)).id(super::PRIMARY),
-        secondary(
-            if state.is_checking() {
-                "Checking…"
-            } else {
-                "Check again"
-            },
-            (!state.is_checking()).then_some(Message::CheckAgain)
+        crate::screen::busy(
+            secondary,
+            ("Check again", "Checking…"),
+            state.is_checking(),
+            Message::CheckAgain
         ),
     ]
     .spacing(12);

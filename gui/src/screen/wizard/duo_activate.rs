@@ -201,13 +201,11 @@ pub fn view(state: &State) -> Element<'_, Message> {
         } if !expired && !renewing => column![
             text("Activate Duo Mobile").size(24),
             note(text(words.as_str()), Outcome::Fail),
-            action(
-                if *checking {
-                    "Checking…"
-                } else {
-                    "Try again"
-                },
-                (!*checking).then_some(Message::TryAgain)
+            crate::screen::busy(
+                action,
+                ("Try again", "Checking…"),
+                *checking,
+                Message::TryAgain
             ),
             secondary("Get a new activation", Some(Message::Renew)),
         ]
@@ -232,13 +230,11 @@ pub fn view(state: &State) -> Element<'_, Message> {
                 text("Rampart continues as soon as Duo has your phone."),
                 Outcome::Pending
             ),
-            secondary(
-                if *renewing {
-                    "Getting a new link…"
-                } else {
-                    "The page expired? Get a new link"
-                },
-                (!*renewing).then_some(Message::Renew)
+            crate::screen::busy(
+                secondary,
+                ("The page expired? Get a new link", "Getting a new link…"),
+                *renewing,
+                Message::Renew
             ),
         ]
         .spacing(14)
@@ -266,13 +262,11 @@ fn activate_view<'a>(
                 Outcome::Fail,
             ))
             .push(
-                action(
-                    if renewing {
-                        "Getting a new activation…"
-                    } else {
-                        "Get a new activation"
-                    },
-                    (!renewing).then_some(Message::Renew),
+                crate::screen::busy(
+                    action,
+                    ("Get a new activation", "Getting a new activation…"),
+                    renewing,
+                    Message::Renew,
                 )
                 .id(super::PRIMARY),
             )
