@@ -20,14 +20,7 @@ cargo build --quiet -p rampart --bin rampart
 cargo build --quiet -p rampart-tests --example duo_server
 APP=$TARGET/debug/rampart
 
-WORK=$(mktemp -d /tmp/rfail.XXXXXX)
-PIDS=()
-cleanup() {
-    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    [[ -n ${KEEP:-} ]] || rm -rf "$WORK"
-}
-trap cleanup EXIT
+work_dir rfail
 
 NTP_PORT=$(free_port)
 GUIDE_PORT=$(free_port)

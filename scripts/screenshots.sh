@@ -29,14 +29,7 @@ cargo build --quiet -p rampart --bin rampart --example totp_now
 APP=$TARGET/debug/rampart
 TOTP=$TARGET/debug/examples/totp_now
 
-WORK=$(mktemp -d /tmp/rshot.XXXXXX)
-PIDS=()
-cleanup() {
-    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    [[ -n ${KEEP:-} ]] || rm -rf "$WORK"
-}
-trap cleanup EXIT
+work_dir rshot
 
 NTP_PORT=$(free_port)
 GUIDE_PORT=$(free_port)

@@ -2,6 +2,14 @@
 # run. Each starts a process in the background and appends its pid to the
 # caller's PIDS array (the caller's trap kills them).
 
+# work_dir PREFIX: sets WORK to a new directory and PIDS to none; at exit
+# every started peer is killed and WORK removed (KEEP=1 keeps it).
+work_dir() {
+    WORK=$(mktemp -d "/tmp/$1.XXXXXX")
+    PIDS=()
+    trap 'for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done; wait 2>/dev/null || true; [[ -n ${KEEP:-} ]] || rm -rf "$WORK"' EXIT
+}
+
 # start_chronyd PORT WORK: a chronyd answering NTP on 127.0.0.1:PORT.
 start_chronyd() {
     local port=$1 work=$2
