@@ -7,6 +7,7 @@
 //! OS, so all of them are tested on any machine.
 
 pub mod exec;
+pub mod install;
 pub mod layout;
 pub mod plan;
 pub mod render;
@@ -14,10 +15,11 @@ pub mod render;
 use std::path::{Path, PathBuf};
 
 pub use exec::{ExecError, Target, execute};
-pub use layout::{
-    InstallOptions, Layout, PlanError, TargetOs, configure_plan, install_config, install_plan,
-    unconfigure_plan, uninstall_plan,
+pub use install::{
+    InstallOptions, PlanError, configure_plan, install_config, install_plan, unconfigure_plan,
+    uninstall_plan,
 };
+pub use layout::{Layout, TargetOs};
 pub use plan::{Owner, Plan, Step, When};
 
 #[derive(Debug, thiserror::Error)]
