@@ -87,11 +87,7 @@ impl Failure {
             Self::Refused(_) => Cause::Refused { endpoint, host },
             // "No route to host", "network unreachable", a handshake or an
             // answer that broke off: the endpoint could not be used.
-            Self::Tcp(_) | Self::Tls(_) | Self::Http(_) => Cause::Timeout {
-                endpoint,
-                host,
-                after_ms: 0,
-            },
+            Self::Tcp(_) | Self::Tls(_) | Self::Http(_) => Cause::Unreachable { endpoint, host },
             Self::Timeout(after) => Cause::Timeout {
                 endpoint,
                 host,

@@ -678,7 +678,7 @@ mod tests {
             ),
         ];
         let names: Vec<&str> = problems(&mixed).iter().map(|p| p.cause.name()).collect();
-        assert_eq!(names, ["refused", "timeout"]);
+        assert_eq!(names, ["refused", "unreachable"]);
 
         let cert = [failed(
             Endpoint::OfflineGuide,

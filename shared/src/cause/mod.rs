@@ -56,7 +56,10 @@ pub enum Cause {
     Dns { endpoint: Endpoint, host: String },
     /// The endpoint's host answered, refusing the connection.
     Refused { endpoint: Endpoint, host: String },
-    /// No answer within the time allowed (`after_ms` 0: no route at all).
+    /// Connected to nothing usable: no route, or a handshake or answer that
+    /// broke off. No figure: nothing was measured but the failure.
+    Unreachable { endpoint: Endpoint, host: String },
+    /// No answer within the time allowed.
     Timeout {
         endpoint: Endpoint,
         host: String,
@@ -159,6 +162,7 @@ impl Cause {
             Self::Offline { .. } => "offline",
             Self::Dns { .. } => "dns",
             Self::Refused { .. } => "refused",
+            Self::Unreachable { .. } => "unreachable",
             Self::Timeout { .. } => "timeout",
             Self::UntrustedCertificate { .. } => "untrusted_certificate",
             Self::CertificateDates { .. } => "certificate_dates",
@@ -185,6 +189,7 @@ impl Cause {
         match self {
             Self::Dns { endpoint, .. }
             | Self::Refused { endpoint, .. }
+            | Self::Unreachable { endpoint, .. }
             | Self::Timeout { endpoint, .. }
             | Self::UntrustedCertificate { endpoint, .. }
             | Self::CertificateDates { endpoint, .. }
@@ -207,11 +212,9 @@ impl Cause {
             Self::Refused { endpoint, host } => {
                 format!("{host} ({}) refused the connection.", endpoint.label())
             }
-            Self::Timeout {
-                endpoint,
-                host,
-                after_ms: 0,
-            } => format!("{host} ({}) could not be reached.", endpoint.label()),
+            Self::Unreachable { endpoint, host } => {
+                format!("{host} ({}) could not be reached.", endpoint.label())
+            }
             Self::Timeout {
                 endpoint,
                 host,
@@ -320,7 +323,7 @@ impl Cause {
             Self::Refused { .. } | Self::HttpStatus { .. } => {
                 "Try again in a few minutes; if it keeps failing, tell IT.".to_owned()
             }
-            Self::Timeout { host, .. } => format!(
+            Self::Unreachable { host, .. } | Self::Timeout { host, .. } => format!(
                 "If other websites open, a firewall is probably blocking {host}: tell IT. Otherwise connect to another network."
             ),
             Self::UntrustedCertificate { .. } => {
@@ -383,6 +386,10 @@ pub fn examples() -> Vec<Cause> {
         Cause::Refused {
             endpoint: Endpoint::PolicyServer,
             host: host(),
+        },
+        Cause::Unreachable {
+            endpoint: Endpoint::OfflineGuide,
+            host: "guide.example.com".into(),
         },
         Cause::Timeout {
             endpoint: Endpoint::Duo,

@@ -22,6 +22,11 @@ fn every_cause_in_plain_words_with_one_next_step() {
             "Tell IT that policy.example.com is not answering Rampart; nothing on this computer needs to change.",
         ),
         (
+            "unreachable",
+            "guide.example.com (offline-access guide) could not be reached.",
+            "If other websites open, a firewall is probably blocking guide.example.com: tell IT. Otherwise connect to another network.",
+        ),
+        (
             "timeout",
             "api-1234.duosecurity.com (Duo) did not answer within 5 s.",
             "If other websites open, a firewall is probably blocking api-1234.duosecurity.com: tell IT. Otherwise connect to another network.",
@@ -130,6 +135,7 @@ fn examples_cover_every_cause_a_person_can_meet() {
         "offline",
         "dns",
         "refused",
+        "unreachable",
         "timeout",
         "untrusted_certificate",
         "certificate_dates",
