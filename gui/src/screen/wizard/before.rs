@@ -110,10 +110,28 @@ pub enum Event {
     Copy(String),
 }
 
+/// Which prerequisite a line is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Check {
+    Network,
+    Clock,
+    Version,
+}
+
+impl Check {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Network => "Internet connection",
+            Self::Clock => "Clock",
+            Self::Version => "Rampart version",
+        }
+    }
+}
+
 /// One prerequisite as the user sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CheckLine {
-    pub name: &'static str,
+    pub kind: Check,
     pub outcome: Outcome,
     /// The measured figure, in words.
     pub figure: String,
@@ -127,8 +145,8 @@ impl CheckLine {
     /// The word beside the name. A network failure this provider can do
     /// without was measured: it is not needed now, rather than unmeasured.
     pub fn mark(&self) -> &'static str {
-        match (self.name, self.outcome) {
-            ("Internet connection", Outcome::Warn) => "Not needed now",
+        match (self.kind, self.outcome) {
+            (Check::Network, Outcome::Warn) => "Not needed now",
             _ => self.outcome.mark(),
         }
     }
@@ -147,7 +165,7 @@ fn details_of(text: &str) -> Option<String> {
 }
 
 pub fn network_check(n: &NetworkSection, provider: ProviderKind) -> CheckLine {
-    let name = "Internet connection";
+    let kind = Check::Network;
     let needed = match provider {
         ProviderKind::Totp => {
             "You can continue: setting up an authenticator app needs no internet connection."
@@ -162,7 +180,7 @@ pub fn network_check(n: &NetworkSection, provider: ProviderKind) -> CheckLine {
         .or(n.problems.first());
     match (n.state, worst) {
         (NetworkState::Online, _) => CheckLine {
-            name,
+            kind,
             outcome: Outcome::Pass,
             figure: crate::screen::capitalize(&n.detail),
             fix: None,
@@ -189,7 +207,7 @@ pub fn network_check(n: &NetworkSection, provider: ProviderKind) -> CheckLine {
                 })
                 .collect();
             CheckLine {
-                name,
+                kind,
                 outcome: if blocking { Outcome::Fail } else { Outcome::Warn },
                 figure,
                 fix: Some(if blocking {
@@ -202,7 +220,7 @@ pub fn network_check(n: &NetworkSection, provider: ProviderKind) -> CheckLine {
         }
         // An agent older than the vocabulary: its words, and the old rule.
         (NetworkState::Offline, None) => CheckLine {
-            name,
+            kind,
             outcome: if provider == ProviderKind::Duo {
                 Outcome::Fail
             } else {
@@ -216,7 +234,7 @@ pub fn network_check(n: &NetworkSection, provider: ProviderKind) -> CheckLine {
             details: None,
         },
         (NetworkState::Unknown, _) => CheckLine {
-            name,
+            kind,
             outcome: Outcome::Pending,
             figure: crate::screen::capitalize(&n.detail),
             fix: Some(match provider {
@@ -242,7 +260,7 @@ pub fn version_check(u: &UpdateSection) -> Option<CheckLine> {
         ),
     };
     Some(CheckLine {
-        name: "Rampart version",
+        kind: Check::Version,
         outcome: Outcome::Fail,
         figure,
         fix: Some(fix),
@@ -322,7 +340,7 @@ pub fn clock_check(c: &ClockSection) -> CheckLine {
         _ => c.problem.as_ref().and_then(|p| details_of(&p.details)),
     };
     CheckLine {
-        name: "Clock",
+        kind: Check::Clock,
         outcome,
         figure,
         fix,
@@ -350,7 +368,7 @@ pub fn can_start(status: Option<&AgentStatus>) -> bool {
             Outcome::Fail => false,
             // The authenticator app does not wait on the network check.
             Outcome::Pending => {
-                line.name == "Internet connection" && s.policy.provider == ProviderKind::Totp
+                line.kind == Check::Network && s.policy.provider == ProviderKind::Totp
             }
         })
     })
@@ -362,7 +380,7 @@ fn all_details(status: Option<&AgentStatus>) -> String {
         .map(lines)
         .unwrap_or_default()
         .into_iter()
-        .filter_map(|l| l.details.map(|d| format!("{}: {d}", l.name)))
+        .filter_map(|l| l.details.map(|d| format!("{}: {d}", l.kind.name())))
         .collect::<Vec<_>>()
         .join("\n")
 }
@@ -463,7 +481,7 @@ fn check_view<'a>(line: CheckLine) -> Element<'a, Message> {
     let color = line.outcome.color();
     let mut body = column![
         row![
-            text(line.name).size(17),
+            text(line.kind.name()).size(17),
             text(line.mark()).size(17).color(color),
         ]
         .spacing(12),

@@ -88,7 +88,7 @@ fn the_authenticator_app_needs_no_network_and_it_s_refusal_is_it_s_to_fix() {
     assert_eq!(
         line,
         CheckLine {
-            name: "Internet connection",
+            kind: Check::Network,
             outcome: Outcome::Warn,
             figure: "policy.example.com (policy server) refused the connection.".into(),
             fix: Some(
