@@ -387,7 +387,7 @@ pub fn assess(status: &AgentStatus) -> Assessment {
     }
     // A problem's words and next step; an older agent's detail otherwise.
     let said = |problem: Option<&Problem>, detail: &str| match problem {
-        Some(p) => format!("{} {}", p.words(), p.cause.next_step()),
+        Some(p) => p.sentence(),
         None => detail.to_owned(),
     };
     match status.clock.state {
@@ -412,10 +412,7 @@ pub fn assess(status: &AgentStatus) -> Assessment {
     }
     // What IT's validator said is for IT: under Details, not the reason.
     if status.policy.error.is_some() {
-        add(
-            Overall::ActionNeeded,
-            said(Some(&Problem::new(Cause::PolicyRejected, "")), ""),
-        );
+        add(Overall::ActionNeeded, Cause::PolicyRejected.sentence());
     }
     match status.update.state {
         UpdateState::UpdateRequired => add(

@@ -55,26 +55,26 @@ pub enum MfaError {
     #[error("Duo asked Rampart to wait a moment. Try again in {}.", wait_words(*.retry_after_secs))]
     ProviderBusy { retry_after_secs: u64 },
     /// Duo's `deny` for this user; Duo's own words are the details.
-    #[error("{}", sentence(&Cause::DuoDenied))]
+    #[error("{}", Cause::DuoDenied.sentence())]
     AccessDenied(String),
     /// Duo refused the request's time (40105, or 40103 with the clock
     /// measured beyond Duo's tolerance): this computer's clock minus Duo's.
-    #[error("{}", sentence(&Cause::DuoClock { offset_ms: *.offset_ms }))]
+    #[error("{}", Cause::DuoClock { offset_ms: *.offset_ms }.sentence())]
     DuoClock { offset_ms: i64, details: String },
     /// Duo refused the keys (40103 with the clock right).
-    #[error("{}", sentence(&Cause::DuoCredentials))]
+    #[error("{}", Cause::DuoCredentials.sentence())]
     DuoCredentials { details: String },
     /// A TOTP code that matches the phone's clock off by about as much as
     /// this computer's clock moved since it was measured (the other way):
     /// this computer's clock is the one that is off.
-    #[error("{}", sentence(&Cause::ComputerClockMoved { moved_ms: *.moved_ms }))]
+    #[error("{}", Cause::ComputerClockMoved { moved_ms: *.moved_ms }.sentence())]
     ComputerClockMoved { moved_ms: i64 },
     /// As above, explained by the skew the last clock check measured.
-    #[error("{}", sentence(&Cause::ClockSkew { offset_ms: *.offset_ms, allowed_ms: *.allowed_ms }))]
+    #[error("{}", Cause::ClockSkew { offset_ms: *.offset_ms, allowed_ms: *.allowed_ms }.sentence())]
     ComputerClockSkew { offset_ms: i64, allowed_ms: u64 },
     /// Duo has still not confirmed the phone's activation this long after
     /// the phone reported it done.
-    #[error("{}", sentence(&Cause::DuoActivationPending { waited_ms: *.waited_ms }))]
+    #[error("{}", Cause::DuoActivationPending { waited_ms: *.waited_ms }.sentence())]
     ActivationPending { waited_ms: u64 },
     #[error(
         "Rampart is still waiting for Duo's answer to your last request. Try again in a moment."
@@ -90,11 +90,6 @@ pub enum MfaError {
     /// The OS random source or the hash failed: nothing the user can fix.
     #[error("Rampart could not {0}. Try again; if it keeps failing, open a support ticket.")]
     Internal(String),
-}
-
-/// A cause's words and its next step: the whole message.
-fn sentence(cause: &Cause) -> String {
-    format!("{} {}", cause.words(), cause.next_step())
 }
 
 fn provider_name(kind: ProviderKind) -> &'static str {

@@ -171,7 +171,7 @@ pub fn sections(s: &AgentStatus, since_status: Duration) -> Vec<Section> {
                     .unwrap_or_default()
             ),
             None => match &s.clock.problem {
-                Some(p) => format!("{} {}", p.words(), p.cause.next_step()),
+                Some(p) => p.sentence(),
                 None => super::capitalize(&s.clock.detail),
             },
         };
@@ -227,7 +227,7 @@ pub fn sections(s: &AgentStatus, since_status: Duration) -> Vec<Section> {
         }
         if s.policy.error.is_some() {
             let rejected = rampart_shared::cause::Cause::PolicyRejected;
-            figure.push_str(&format!(". {} {}", rejected.words(), rejected.next_step()));
+            figure.push_str(&format!(". {}", rejected.sentence()));
         }
         if let Some(failure) = &s.policy.fetch_error {
             figure.push_str(&format!("; {}", failure.summary()));
@@ -246,7 +246,7 @@ pub fn sections(s: &AgentStatus, since_status: Duration) -> Vec<Section> {
                 "Update required",
                 Outcome::Fail,
                 match &s.update.problem {
-                    Some(p) => format!("{} {}", p.words(), p.cause.next_step()),
+                    Some(p) => p.sentence(),
                     None => s.update.detail.clone(),
                 },
             ),

@@ -149,6 +149,11 @@ impl Problem {
             _ => self.cause.words(),
         }
     }
+
+    /// The headline and the next step: the whole message people read.
+    pub fn sentence(&self) -> String {
+        format!("{} {}", self.words(), self.cause.next_step())
+    }
 }
 
 fn seconds(ms: u64) -> String {
@@ -299,6 +304,11 @@ impl Cause {
                 "Something went wrong that this version of Rampart cannot name.".to_owned()
             }
         }
+    }
+
+    /// The words and the next step: the whole message people read.
+    pub fn sentence(&self) -> String {
+        format!("{} {}", self.words(), self.next_step())
     }
 
     /// The one thing to do next.
