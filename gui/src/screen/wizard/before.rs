@@ -362,25 +362,28 @@ pub fn lines(s: &AgentStatus) -> Vec<CheckLine> {
 /// only for Duo, the clock's first check (a clock that could not be
 /// measured warns but does not block), the version.
 pub fn can_start(status: Option<&AgentStatus>) -> bool {
-    status.is_some_and(|s| {
-        lines(s).iter().all(|line| match line.outcome {
-            Outcome::Pass | Outcome::Warn => true,
-            Outcome::Fail => false,
-            // The authenticator app does not wait on the network check.
-            Outcome::Pending => {
-                line.kind == Check::Network && s.policy.provider == ProviderKind::Totp
-            }
-        })
+    status.is_some_and(|s| ready(&lines(s), s.policy.provider))
+}
+
+/// [`can_start`] for lines already made.
+fn ready(lines: &[CheckLine], provider: ProviderKind) -> bool {
+    lines.iter().all(|line| match line.outcome {
+        Outcome::Pass | Outcome::Warn => true,
+        Outcome::Fail => false,
+        // The authenticator app does not wait on the network check.
+        Outcome::Pending => line.kind == Check::Network && provider == ProviderKind::Totp,
     })
 }
 
 /// The raw text behind every line that has some, for "Details".
-fn all_details(status: Option<&AgentStatus>) -> String {
-    status
-        .map(lines)
-        .unwrap_or_default()
-        .into_iter()
-        .filter_map(|l| l.details.map(|d| format!("{}: {d}", l.kind.name())))
+fn all_details(lines: &[CheckLine]) -> String {
+    lines
+        .iter()
+        .filter_map(|l| {
+            l.details
+                .as_ref()
+                .map(|d| format!("{}: {d}", l.kind.name()))
+        })
         .collect::<Vec<_>>()
         .join("\n")
 }
@@ -419,18 +422,20 @@ pub fn update(state: &mut State, message: Message, status: Option<&AgentStatus>)
             None
         }
         Message::CopyDetails => {
-            let details = all_details(status);
+            let details = all_details(&status.map(lines).unwrap_or_default());
             (!details.is_empty()).then_some(Event::Copy(details))
         }
     }
 }
 
 pub fn view<'a>(state: &'a State, status: Option<&'a AgentStatus>) -> Element<'a, Message> {
+    // Made once per frame: the lines, their details and the verdict.
+    let made = status.map(lines).unwrap_or_default();
+    let details = all_details(&made);
+    let ready = status.is_some_and(|s| ready(&made, s.policy.provider));
     let mut checks = column![].spacing(10);
-    if let Some(status) = status {
-        for line in lines(status) {
-            checks = checks.push(check_view(line));
-        }
+    for line in made {
+        checks = checks.push(check_view(line));
     }
     let mut content = column![
         text("Before you begin").size(24),
@@ -453,7 +458,6 @@ pub fn view<'a>(state: &'a State, status: Option<&'a AgentStatus>) -> Element<'a
             .size(14),
         );
     }
-    let details = all_details(status);
     if !details.is_empty() {
         content = content.push(crate::screen::details(
             details,
@@ -463,7 +467,6 @@ pub fn view<'a>(state: &'a State, status: Option<&'a AgentStatus>) -> Element<'a
         ));
     }
     content = content.push(text("Have your smartphone nearby.").size(18));
-    let ready = can_start(status);
     let buttons = row![
         action("Get started", ready.then_some(Message::GetStarted)).id(super::PRIMARY),
         crate::screen::busy(
