@@ -109,6 +109,30 @@ async fn median_outvotes_one_wrong_server() {
     assert_near(section.offset_ms.unwrap() as f64, 0.0);
 }
 
+/// Issue 18: one silent server held every check for the whole timeout.
+/// Three of four answer and agree: the round ends without it, and says so.
+#[tokio::test]
+async fn a_silent_server_is_not_awaited_once_a_majority_agrees() {
+    let (Some(a), Some(b), Some(c)) = (
+        Chronyd::start(V4, None),
+        Chronyd::start(V4, None),
+        Chronyd::start(V4, None),
+    ) else {
+        return;
+    };
+    // Bound and never read: the request is swallowed, nothing comes back.
+    let silent = std::net::UdpSocket::bind((V4, 0)).unwrap();
+    let quiet = silent.local_addr().unwrap().to_string();
+    let (report, section) = check(&[a.server(), quiet.clone(), b.server(), c.server()]).await;
+    assert_eq!(section.state, ClockState::Synced);
+    assert_eq!(report.results.len(), 4);
+    assert_eq!(report.results[1].server, quiet);
+    match &report.results[1].outcome {
+        Err(QueryError::Late { after_ms }) => assert!(*after_ms < 2000, "{after_ms}"),
+        other => panic!("the silent server should be left behind, not awaited: {other:?}"),
+    }
+}
+
 /// A name is asked at every address it resolves to; those without a server
 /// fail on their own without spoiling the answer.
 #[tokio::test]

@@ -151,6 +151,7 @@ mod tests {
                     outcome: Ok(Sample {
                         offset_ms: -300_000.123_4,
                         rtt_ms: 0.25,
+                        root_distance_ms: 0.0,
                         stratum: 8,
                         leap_indicator: 0,
                     }),

@@ -215,6 +215,7 @@ mod tests {
         let good = Ok(Sample {
             offset_ms: 1.0,
             rtt_ms: 1.0,
+            root_distance_ms: 0.0,
             stratum: 2,
             leap_indicator: 0,
         });

@@ -32,6 +32,22 @@ pub fn check_answer(packet: &[u8]) -> Result<(), QueryError> {
     Ok(())
 }
 
+/// How far the server may be from true time by its own account: half its
+/// root delay plus its root dispersion (RFC 5905 §11.2), in milliseconds.
+/// Both are NTP short format (16.16 seconds) at bytes 4..8 and 8..12. A
+/// packet too short to hold them claims nothing (the caller has refused it).
+pub fn root_distance_ms(packet: &[u8]) -> f64 {
+    let short = |at: usize| {
+        packet
+            .get(at..at + 4)
+            .and_then(|b| <[u8; 4]>::try_from(b).ok())
+            .map_or(0.0, |b| {
+                f64::from(u32::from_be_bytes(b)) / 65_536.0 * 1000.0
+            })
+    };
+    short(4) / 2.0 + short(8)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -68,6 +84,17 @@ mod tests {
         // Received just before the era rolls over, sent just after it.
         assert_eq!(check_answer(&answer(u64::MAX - (1 << 31), 1 << 31)), Ok(()));
         assert!(check_answer(&answer(1 << 31, u64::MAX - (1 << 31))).is_err());
+    }
+
+    #[test]
+    fn root_distance_is_half_the_delay_plus_the_dispersion() {
+        let mut p = answer(NOW, NOW);
+        // Root delay 0.5 s (0x8000 of a second), dispersion 1/256 s.
+        p[4..8].copy_from_slice(&0x0000_8000u32.to_be_bytes());
+        p[8..12].copy_from_slice(&0x0000_0100u32.to_be_bytes());
+        assert_eq!(root_distance_ms(&p), 250.0 + 3.906_25);
+        assert_eq!(root_distance_ms(&answer(NOW, NOW)), 0.0);
+        assert_eq!(root_distance_ms(&p[..6]), 0.0);
     }
 
     #[test]

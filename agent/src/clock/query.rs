@@ -6,60 +6,112 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use rampart_shared::status::human_duration;
-use sntpc::{NtpContext, NtpUdpSocket, StdTimestampGen};
+use sntpc::{NtpContext, NtpUdpSocket};
 use tokio::net::UdpSocket;
+use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio::time::{Instant, timeout_at};
 
-use super::packet::{NTP_PACKET_LEN, check_answer};
+use super::packet::{NTP_PACKET_LEN, check_answer, root_distance_ms};
 use super::report::{AddrResult, ClockReport, QueryError, Sample};
+use super::select::settled;
+use super::stamp::{Arrival, Stamps};
 use super::target::{Target, parse_target};
+
+/// How long the round still waits for the other servers once a majority of
+/// those asked has answered and agrees: one silent server must not hold the
+/// check for the whole timeout.
+pub const GRACE: Duration = Duration::from_millis(30);
+
+/// One address's result: the server's position, the address's, the result.
+type Found = (usize, usize, AddrResult);
 
 /// Asks every address of every server concurrently and returns one result
 /// per address, in the order the servers were given. The whole round,
 /// name resolution included, ends within `timeout`: what has not answered by
-/// then is recorded as timed out.
+/// then is recorded as timed out. It ends [`GRACE`] after a majority of the
+/// servers agreed; a server that had not answered by then is recorded as
+/// late.
 pub async fn query_servers(servers: &[String], timeout: Duration) -> ClockReport {
-    let deadline = Instant::now() + timeout;
+    let started = Instant::now();
+    let deadline = started + timeout;
+    let (tx, mut rx) = mpsc::unbounded_channel::<Found>();
     let mut tasks = JoinSet::new();
     for (index, server) in servers.iter().enumerate() {
-        let server = server.clone();
-        tasks.spawn(async move { (index, query_server(server, timeout, deadline).await) });
+        let (server, tx) = (server.clone(), tx.clone());
+        tasks.spawn(async move { query_server(index, server, timeout, deadline, &tx).await });
     }
-    let mut per_server: Vec<(usize, Vec<AddrResult>)> = Vec::with_capacity(servers.len());
-    while let Some(joined) = tasks.join_next().await {
-        match joined {
-            Ok(done) => per_server.push(done),
-            // A panicking query is a bug; the other servers still count.
-            Err(err) => tracing::error!(%err, "clock query task failed"),
+    drop(tx);
+    let mut found: Vec<Found> = Vec::with_capacity(servers.len());
+    let mut cut_off: Option<Instant> = None;
+    loop {
+        let grace = async {
+            match cut_off {
+                Some(at) => tokio::time::sleep_until(at).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            got = rx.recv() => match got {
+                Some(one) => {
+                    found.push(one);
+                    let results: Vec<AddrResult> = found.iter().map(|(_, _, r)| r.clone()).collect();
+                    if cut_off.is_none() && settled(&results, servers.len()) {
+                        cut_off = Some(Instant::now() + GRACE);
+                    }
+                }
+                // Every server finished (answered, failed or timed out).
+                None => break,
+            },
+            () = grace => break,
         }
     }
-    per_server.sort_by_key(|(index, _)| *index);
+    tasks.abort_all();
+    let after_ms = ms(started.elapsed());
+    for (index, server) in servers.iter().enumerate() {
+        if !found.iter().any(|(i, _, _)| *i == index) {
+            let late = AddrResult {
+                server: server.clone(),
+                addr: None,
+                outcome: Err(QueryError::Late { after_ms }),
+            };
+            found.push((index, 0, late));
+        }
+    }
+    found.sort_by_key(|(server, addr, _)| (*server, *addr));
     ClockReport {
-        results: per_server.into_iter().flat_map(|(_, r)| r).collect(),
+        results: found.into_iter().map(|(_, _, r)| r).collect(),
     }
 }
 
-async fn query_server(server: String, timeout: Duration, deadline: Instant) -> Vec<AddrResult> {
-    let failed = |error| {
-        vec![AddrResult {
+/// Resolves one server and asks each of its addresses, sending each result
+/// as it comes.
+async fn query_server(
+    index: usize,
+    server: String,
+    timeout: Duration,
+    deadline: Instant,
+    tx: &mpsc::UnboundedSender<Found>,
+) {
+    let send = |addr_index, addr, outcome| {
+        let result = AddrResult {
             server: server.clone(),
-            addr: None,
-            outcome: Err(error),
-        }]
+            addr,
+            outcome,
+        };
+        // The round may have ended already; then nobody needs this one.
+        let _ = tx.send((index, addr_index, result));
     };
     let addrs = match parse_target(&server) {
-        Err(err) => return failed(QueryError::Dns(err.to_string())),
+        Err(err) => return send(0, None, Err(QueryError::Dns(err.to_string()))),
         Ok(Target::Addr(addr)) => vec![addr],
         Ok(Target::Name { host, port }) => {
             match timeout_at(deadline, tokio::net::lookup_host((host.as_str(), port))).await {
                 Err(_) => {
-                    return failed(QueryError::Dns(format!(
-                        "no answer within {}",
-                        human_duration(ms(timeout))
-                    )));
+                    let why = format!("no answer within {}", human_duration(ms(timeout)));
+                    return send(0, None, Err(QueryError::Dns(why)));
                 }
-                Ok(Err(err)) => return failed(QueryError::Dns(err.to_string())),
+                Ok(Err(err)) => return send(0, None, Err(QueryError::Dns(err.to_string()))),
                 Ok(Ok(found)) => {
                     let mut addrs: Vec<SocketAddr> = Vec::new();
                     for addr in found {
@@ -68,7 +120,8 @@ async fn query_server(server: String, timeout: Duration, deadline: Instant) -> V
                         }
                     }
                     if addrs.is_empty() {
-                        return failed(QueryError::Dns("the name has no addresses".into()));
+                        let why = "the name has no addresses".to_owned();
+                        return send(0, None, Err(QueryError::Dns(why)));
                     }
                     addrs
                 }
@@ -78,25 +131,15 @@ async fn query_server(server: String, timeout: Duration, deadline: Instant) -> V
     tracing::debug!(%server, ?addrs, "querying time server");
 
     let mut tasks = JoinSet::new();
-    for (index, addr) in addrs.iter().copied().enumerate() {
-        tasks.spawn(async move { (index, addr, query_addr(addr, timeout, deadline).await) });
+    for (addr_index, addr) in addrs.iter().copied().enumerate() {
+        tasks.spawn(async move { (addr_index, addr, query_addr(addr, timeout, deadline).await) });
     }
-    let mut results: Vec<(usize, AddrResult)> = Vec::with_capacity(addrs.len());
     while let Some(joined) = tasks.join_next().await {
         match joined {
-            Ok((index, addr, outcome)) => results.push((
-                index,
-                AddrResult {
-                    server: server.clone(),
-                    addr: Some(addr),
-                    outcome,
-                },
-            )),
+            Ok((addr_index, addr, outcome)) => send(addr_index, Some(addr), outcome),
             Err(err) => tracing::error!(%err, %server, "clock query task failed"),
         }
     }
-    results.sort_by_key(|(index, _)| *index);
-    results.into_iter().map(|(_, r)| r).collect()
 }
 
 async fn query_addr(
@@ -110,7 +153,7 @@ async fn query_addr(
     let socket = timeout_at(deadline, ConnectedSocket::open(addr))
         .await
         .map_err(|_| timed_out())??;
-    let context = NtpContext::new(StdTimestampGen::default());
+    let context = NtpContext::new(Stamps::new(&socket.arrival));
     let answer = timeout_at(deadline, sntpc::get_time(addr, &socket, context))
         .await
         .map_err(|_| timed_out())?;
@@ -135,6 +178,7 @@ pub fn judge_answer(
         // sntpc's offset is true time minus local time, in microseconds.
         offset_ms: -(result.offset() as f64) / 1000.0,
         rtt_ms: result.roundtrip() as f64 / 1000.0,
+        root_distance_ms: root_distance_ms(raw),
         stratum: result.stratum(),
         leap_indicator: result.leap_indicator(),
     })
@@ -177,11 +221,13 @@ fn from_sntpc(err: sntpc::Error) -> QueryError {
 /// from anyone else and reports ICMP port unreachable as "refused" at once
 /// rather than after the timeout. sntpc's adapters (sntpc-net-tokio) map
 /// every I/O error to `Error::Network`; this one keeps the cause, and the
-/// raw answer for the checks sntpc does not make.
+/// raw answer for the checks sntpc does not make, and the kernel's stamp of
+/// its arrival.
 struct ConnectedSocket {
     socket: UdpSocket,
     last_error: Mutex<Option<io::Error>>,
     last_answer: Mutex<Vec<u8>>,
+    arrival: Arrival,
 }
 
 impl ConnectedSocket {
@@ -193,10 +239,16 @@ impl ConnectedSocket {
         };
         let socket = UdpSocket::bind(local).await.map_err(|e| io_error(&e))?;
         socket.connect(addr).await.map_err(|e| io_error(&e))?;
+        #[cfg(unix)]
+        if let Err(err) = super::stamp::enable(&socket) {
+            // Then the reading after the answer is the stamp, as before.
+            tracing::debug!(%err, "no kernel receive timestamps");
+        }
         Ok(Self {
             socket,
             last_error: Mutex::new(None),
             last_answer: Mutex::new(Vec::new()),
+            arrival: Arrival::default(),
         })
     }
 
@@ -236,7 +288,23 @@ impl NtpUdpSocket for ConnectedSocket {
     }
 
     async fn recv_from(&self, buf: &mut [u8]) -> sntpc::Result<(usize, SocketAddr)> {
-        let n = self.socket.recv(buf).await.map_err(|e| self.remember(e))?;
+        #[cfg(unix)]
+        let (n, at) = self
+            .socket
+            // ERROR too, as tokio's own `recv`: an ICMP "port unreachable"
+            // raises only EPOLLERR, and is "refused" at once.
+            .async_io(
+                tokio::io::Interest::READABLE | tokio::io::Interest::ERROR,
+                || super::stamp::recv(&self.socket, buf),
+            )
+            .await
+            .map_err(|e| self.remember(e))?;
+        #[cfg(not(unix))]
+        let (n, at) = (
+            self.socket.recv(buf).await.map_err(|e| self.remember(e))?,
+            None,
+        );
+        self.arrival.set(at);
         if let Ok(mut answer) = self.last_answer.lock() {
             answer.clear();
             answer.extend_from_slice(&buf[..n.min(buf.len()).min(NTP_PACKET_LEN)]);

@@ -10,14 +10,12 @@ use rampart_shared::status::{
     ClockSection, ClockSource, ClockState, describe_offset, human_duration,
 };
 
+use super::select::{Estimate, NoEstimate, estimate};
+
 /// How a clock detail says the servers disagree, and that one asked Rampart
 /// to back off: `doctor` picks its advice by them.
 pub const DISAGREE: &str = "time servers disagree";
 pub const BACK_OFF: &str = "asked Rampart to back off";
-
-/// Answers that count: the median of this many (the best by round trip)
-/// outvotes one server that is simply wrong.
-const BEST_N: usize = 3;
 
 /// Every address asked in one round, in the order the servers were given.
 #[derive(Debug, Clone, PartialEq)]
@@ -53,6 +51,9 @@ pub struct Sample {
     /// Local clock minus true time: positive means the local clock is fast.
     pub offset_ms: f64,
     pub rtt_ms: f64,
+    /// How far the server itself may be from true time: half its root
+    /// delay plus its root dispersion (RFC 5905 §11.2), as it reported them.
+    pub root_distance_ms: f64,
     pub stratum: u8,
     pub leap_indicator: u8,
 }
@@ -63,6 +64,10 @@ pub struct Sample {
 pub enum QueryError {
     #[error("timed out after {}", human_duration(*after_ms))]
     Timeout { after_ms: u64 },
+    /// Not waited for: a majority of the servers had already answered and
+    /// agreed when the round ended, `after_ms` after it started.
+    #[error("had not answered after {}, when the others already agreed", human_duration(*after_ms))]
+    Late { after_ms: u64 },
     #[error("could not be resolved: {0}")]
     Dns(String),
     /// The server asked to be left alone (RFC 5905 §7.4); `code` is e.g. `RATE`.
@@ -86,19 +91,6 @@ pub enum QueryError {
     Refused,
     #[error("network error: {0}")]
     Io(String),
-}
-
-/// The combined figure from the usable answers.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Estimate {
-    pub offset_ms: f64,
-    /// Half the round trip of the best answer: the true offset lies within
-    /// `offset_ms ± uncertainty_ms` if the path is symmetric at worst.
-    pub uncertainty_ms: f64,
-    /// The answer the offset was taken from (`name (addr)` or `addr`).
-    pub server: String,
-    /// How many answers were usable.
-    pub usable: usize,
 }
 
 impl AddrResult {
@@ -128,75 +120,6 @@ fn is_literal(server: &str) -> bool {
         super::target::parse_target(server),
         Ok(super::target::Target::Addr(_))
     )
-}
-
-/// Why there is no combined figure.
-#[derive(Debug, Clone, PartialEq)]
-pub enum NoEstimate {
-    /// No server gave a usable answer.
-    NoAnswer,
-    /// No majority of the best answers agrees within the allowed skew, so
-    /// which one is right cannot be told: each answer's label and offset,
-    /// by offset.
-    Disagree(Vec<(String, f64)>),
-}
-
-/// The median offset of the (up to) three usable answers with the shortest
-/// round trip: a short round trip bounds the error of an answer, the median
-/// outvotes one wrong server. Only when more than half of those answers lie
-/// within `max_skew` of each other: two servers minutes apart have no
-/// median, and their mean would be a time neither of them gave.
-pub fn estimate(results: &[AddrResult], max_skew: Duration) -> Result<Estimate, NoEstimate> {
-    let mut usable: Vec<(&AddrResult, &Sample)> = results
-        .iter()
-        .filter_map(|r| r.usable().map(|s| (r, s)))
-        .collect();
-    let count = usable.len();
-    usable.sort_by(|a, b| a.1.rtt_ms.total_cmp(&b.1.rtt_ms));
-    let (_, best) = *usable.first().ok_or(NoEstimate::NoAnswer)?;
-    let uncertainty_ms = best.rtt_ms / 2.0;
-
-    let mut chosen: Vec<(&AddrResult, &Sample)> = usable.into_iter().take(BEST_N).collect();
-    chosen.sort_by(|a, b| a.1.offset_ms.total_cmp(&b.1.offset_ms));
-    let offsets: Vec<f64> = chosen.iter().map(|(_, s)| s.offset_ms).collect();
-    if largest_agreeing(&offsets, max_skew.as_secs_f64() * 1000.0) * 2 <= chosen.len() {
-        return Err(NoEstimate::Disagree(
-            chosen
-                .iter()
-                .map(|(r, s)| (r.label(), s.offset_ms))
-                .collect(),
-        ));
-    }
-    // With a majority in agreement the median is one of them (or, for two
-    // answers, between them), so the one wrong server does not move it.
-    let mid = chosen.len() / 2;
-    let (offset_ms, server) = if chosen.len() % 2 == 1 {
-        (chosen[mid].1.offset_ms, chosen[mid].0.label())
-    } else {
-        // Two answers: their mean, credited to the one with the shorter trip.
-        let (a, b) = (chosen[mid - 1], chosen[mid]);
-        let closer = if a.1.rtt_ms <= b.1.rtt_ms { a } else { b };
-        ((a.1.offset_ms + b.1.offset_ms) / 2.0, closer.0.label())
-    };
-    Ok(Estimate {
-        offset_ms,
-        uncertainty_ms,
-        server,
-        usable: count,
-    })
-}
-
-/// The most offsets (sorted) that lie within `window_ms` of each other.
-fn largest_agreeing(sorted: &[f64], window_ms: f64) -> usize {
-    let mut best = 0;
-    let mut start = 0;
-    for (end, offset) in sorted.iter().enumerate() {
-        while offset - sorted[start] > window_ms {
-            start += 1;
-        }
-        best = best.max(end + 1 - start);
-    }
-    best
 }
 
 /// Synced when `|offset| <= max_skew`; never synced without a usable answer.
@@ -320,6 +243,7 @@ mod tests {
             outcome: Ok(Sample {
                 offset_ms,
                 rtt_ms,
+                root_distance_ms: 0.0,
                 stratum: 2,
                 leap_indicator: 0,
             }),
@@ -339,36 +263,6 @@ mod tests {
     }
 
     const SKEW: Duration = Duration::from_secs(30);
-
-    #[test]
-    fn median_of_the_three_fastest() {
-        let results = [
-            ok("10.0.0.1:123", 900_000.0, 40.0), // slowest: left out
-            ok("10.0.0.2:123", 10.0, 4.0),
-            ok("10.0.0.3:123", -250_000.0, 2.0), // one wrong server among the best
-            ok("10.0.0.4:123", 12.0, 6.0),
-        ];
-        let e = estimate(&results, SKEW).unwrap();
-        assert_eq!(e.offset_ms, 10.0);
-        assert_eq!(e.server, "10.0.0.2:123");
-        assert_eq!(e.uncertainty_ms, 1.0, "half the best round trip");
-        assert_eq!(e.usable, 4);
-    }
-
-    #[test]
-    fn two_answers_give_their_mean() {
-        let e = estimate(
-            &[
-                ok("10.0.0.1:123", 100.0, 8.0),
-                ok("10.0.0.2:123", 200.0, 2.0),
-            ],
-            SKEW,
-        )
-        .unwrap();
-        assert_eq!(e.offset_ms, 150.0);
-        assert_eq!(e.server, "10.0.0.2:123");
-        assert_eq!(e.uncertainty_ms, 1.0);
-    }
 
     #[test]
     fn unusable_answers_are_discarded() {
@@ -446,7 +340,8 @@ mod tests {
             ok("10.0.0.1:123", -15_000.0, 2.0),
             ok("10.0.0.2:123", 15_000.0, 3.0),
         ];
-        assert_eq!(estimate(&close, SKEW).unwrap().offset_ms, 0.0);
+        // Their intervals do not meet: the estimate lies between them.
+        assert!(estimate(&close, SKEW).unwrap().offset_ms.abs() < 1.0);
         let apart = [
             ok("10.0.0.1:123", -15_000.0, 2.0),
             ok("10.0.0.2:123", 15_000.5, 3.0),
