@@ -63,7 +63,16 @@ struct JsonOutput {
     offset_ms: Option<i64>,
     uncertainty_ms: Option<u64>,
     server: Option<String>,
+    /// The combined figure to the microsecond (`offset_ms` above is whole
+    /// milliseconds, as in status): added with the interval selection.
+    estimate: Option<JsonEstimate>,
     servers: Vec<JsonServer>,
+}
+
+#[derive(Debug, Serialize)]
+struct JsonEstimate {
+    offset_ms: f64,
+    uncertainty_ms: f64,
 }
 
 #[derive(Debug, Serialize)]
@@ -86,22 +95,34 @@ impl JsonOutput {
                 JsonServer {
                     server: r.server.clone(),
                     addr: r.addr.map(|a| a.to_string()),
-                    // Microseconds are what sntpc resolves; more digits are noise.
-                    offset_ms: sample.map(|s| (s.offset_ms * 1000.0).round() / 1000.0),
-                    rtt_ms: sample.map(|s| (s.rtt_ms * 1000.0).round() / 1000.0),
+                    offset_ms: sample.map(|s| micro_round(s.offset_ms)),
+                    rtt_ms: sample.map(|s| micro_round(s.rtt_ms)),
                     stratum: sample.map(|s| s.stratum),
                     error: r.outcome.as_ref().err().map(ToString::to_string),
                 }
             })
             .collect();
+        let max_skew = Duration::from_millis(section.max_skew_ms);
+        let estimate = clock::estimate(&report.results, max_skew)
+            .ok()
+            .map(|e| JsonEstimate {
+                offset_ms: micro_round(e.offset_ms),
+                uncertainty_ms: micro_round(e.uncertainty_ms),
+            });
         Self {
             state: section.state,
             offset_ms: section.offset_ms,
             uncertainty_ms: section.uncertainty_ms,
             server: section.server.clone(),
+            estimate,
             servers,
         }
     }
+}
+
+/// Microseconds are what sntpc resolves; more digits are noise.
+fn micro_round(ms: f64) -> f64 {
+    (ms * 1000.0).round() / 1000.0
 }
 
 /// The verdict first, then one line per address asked.
@@ -174,6 +195,7 @@ mod tests {
             json,
             serde_json::json!({
                 "state": "skewed", "offset_ms": -300_000, "uncertainty_ms": 1, "server": "127.0.0.1:10123",
+                "estimate": {"offset_ms": -300_000.123, "uncertainty_ms": 0.126},
                 "servers": [
                     {"server": "127.0.0.1:10123", "addr": "127.0.0.1:10123", "offset_ms": -300_000.123,
                      "rtt_ms": 0.25, "stratum": 8, "error": null},

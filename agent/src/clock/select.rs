@@ -6,8 +6,9 @@
 //! trip plus the server's own distance from its reference: a delayed reading
 //! moves the offset by at most half the delay it adds to the round trip.
 //! Marzullo's algorithm, as NTP's selection does, finds where most intervals
-//! overlap; when a majority overlaps, the middle of that overlap is the
-//! estimate and its half-width the uncertainty. Honest servers whose
+//! overlap; when a majority overlaps, the estimate is their offsets weighed
+//! by how tightly each pins the time, kept inside that overlap, and the
+//! uncertainty reaches to both its ends. Honest servers whose
 //! intervals do not quite meet (a server a few ms off its own reference)
 //! still agree if a majority lies within the allowed skew; the uncertainty
 //! then covers all of them.
@@ -126,9 +127,10 @@ pub fn estimate(results: &[AddrResult], max_skew: Duration) -> Result<Estimate, 
             .filter(|(_, (a, b))| *a <= lo && hi <= *b)
             .map(|(m, _)| m)
             .collect();
+        let offset_ms = combine(&members).clamp(lo, hi);
         return Ok(Estimate {
-            offset_ms: (lo + hi) / 2.0,
-            uncertainty_ms: (hi - lo) / 2.0,
+            offset_ms,
+            uncertainty_ms: (offset_ms - lo).max(hi - offset_ms),
             server: fastest_of(&members),
             usable,
         });
@@ -164,6 +166,18 @@ pub fn estimate(results: &[AddrResult], max_skew: Duration) -> Result<Estimate, 
         server: fastest_of(members),
         usable,
     })
+}
+
+/// The agreeing answers' offsets, each weighted by how tightly it pins the
+/// time (1 / its reach), as NTP's combining step weighs by root distance:
+/// the middle of the shared stretch would lean on whichever wide interval
+/// happens to clip it.
+fn combine(members: &[&(&AddrResult, &Sample)]) -> f64 {
+    let (sum, weights) = members.iter().fold((0.0, 0.0), |(sum, weights), (_, s)| {
+        let weight = 1.0 / reach_ms(s);
+        (sum + s.offset_ms * weight, weights + weight)
+    });
+    sum / weights
 }
 
 /// The longest run of answers (sorted by offset) within `window_ms` of
@@ -250,8 +264,8 @@ mod tests {
             ok("127.0.0.5:123", -1.4, 3.0),
         ];
         let e = estimate(&results, SKEW).unwrap();
-        assert!(e.offset_ms.abs() < 0.05, "{e:?}");
-        assert!(e.uncertainty_ms <= 0.031, "{e:?}");
+        assert!(e.offset_ms.abs() < 0.01, "{e:?}");
+        assert!(e.uncertainty_ms <= 0.035, "{e:?}");
         assert_eq!(e.server, "127.0.0.2:123");
         assert_eq!(e.usable, 4);
     }
@@ -281,9 +295,13 @@ mod tests {
             ok("10.0.0.3:123", 11.0, 6.0),
         ];
         let e = estimate(&results, SKEW).unwrap();
-        // [8,12] and [8,14] meet on [8,12] (plus the timestamps' resolution).
-        assert!(close(e.offset_ms, 10.0), "{e:?}");
-        assert!(close(e.uncertainty_ms, 2.001), "{e:?}");
+        // [8,12] and [8,14] meet on [8,12] (plus the timestamps' resolution);
+        // the answer with the shorter round trip weighs more.
+        assert!(e.offset_ms > 10.0 && e.offset_ms < 10.5, "{e:?}");
+        assert!(
+            close(e.uncertainty_ms, e.offset_ms - 7.999),
+            "to the far end: {e:?}"
+        );
         assert_eq!(e.server, "10.0.0.1:123");
     }
 

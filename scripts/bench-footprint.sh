@@ -1,0 +1,123 @@
+#!/usr/bin/env bash
+# The agent's footprint beside chronyd's, release builds:
+#   - binary sizes on disk (agent, app), and chronyd's;
+#   - cold start: exec to the first answered `status` over the socket, by a
+#     client in another process (python3) that connects as soon as it can;
+#   - idle, after SETTLE seconds: RSS, threads, and wake-ups (context
+#     switches of every thread) over the next minute.
+# The agent runs in dev mode with a loopback-only policy in a scratch HOME
+# (the clock and network checks fail fast at 127.0.0.1:9, as in the tests).
+# Needs chrony and python3. Usage: scripts/bench-footprint.sh [RUNS] [SETTLE]
+set -euo pipefail
+
+runs=${1:-20}
+settle=${2:-90}
+root=$(cd "$(dirname "$0")/.." && pwd)
+target=${CARGO_TARGET_DIR:-$root/target}
+(cd "$root" && cargo build --quiet --release -p rampart-agent -p rampart --bins)
+agent=$target/release/rampart-agent
+app=$target/release/rampart
+chronyd=$(command -v chronyd || echo /usr/sbin/chronyd)
+
+tmp=$(mktemp -d /tmp/rampart-footprint.XXXXXX)
+pids=()
+cleanup() {
+    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+mb() { awk -v b="$1" 'BEGIN { printf "%.1f MB", b / 1e6 }'; }
+echo "== binaries on disk =="
+echo "  rampart-agent  $(mb "$(stat -c %s "$agent")")"
+echo "  rampart (app)  $(mb "$(stat -c %s "$app")")"
+echo "  chronyd        $(mb "$(stat -c %s "$chronyd")")"
+
+home=$tmp/home
+mkdir -p "$home/etc"
+chmod 700 "$home"
+echo '{"device_id": "footprint", "allow_unsigned_local_policy": true}' >"$home/etc/agent.json"
+echo '{"schema": 1, "serial": 1, "mfa": {"required": true}, "clock": {"ntp_servers": ["127.0.0.1:9"]},
+       "links": {"offline_guide_url": "https://127.0.0.1:9/g", "support_url": "https://127.0.0.1:9/s"}}' \
+    >"$home/etc/policy.json"
+run_agent() {
+    env -i PATH="$PATH" HOME="$home" XDG_CONFIG_HOME="$home/config" XDG_STATE_HOME="$home/state" \
+        XDG_DATA_HOME="$home/data" XDG_RUNTIME_DIR="$home" NO_COLOR=1 \
+        "$agent" run --dev --config "$home/etc/agent.json" --socket "$home/agent.sock" "$@"
+}
+
+echo
+echo "== cold start: exec to the first status answer ($runs runs) =="
+cat >"$tmp/first-status.py" <<'EOF'
+import json, os, socket, subprocess, sys, time
+sock_path, argv = sys.argv[1], sys.argv[2:]
+try:
+    os.unlink(sock_path)
+except FileNotFoundError:
+    pass
+start = time.perf_counter()
+child = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+while True:
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        s.connect(sock_path)
+        break
+    except (FileNotFoundError, ConnectionRefusedError):
+        s.close()
+        time.sleep(0.0002)
+f = s.makefile("rwb")
+f.write(b'{"id":1,"request":{"type":"hello","protocol":1,"client":"bench"}}\n{"id":2,"request":{"type":"status"}}\n')
+f.flush()
+f.readline()
+reply = json.loads(f.readline())
+took = time.perf_counter() - start
+assert reply["reply"]["response"]["type"] == "status", reply
+child.terminate()
+child.wait()
+print(f"{took * 1000:.2f}")
+EOF
+for _ in $(seq "$runs"); do
+    rm -rf "$home/state" "$home/config" "$home/data"
+    python3 "$tmp/first-status.py" "$home/agent.sock" env -i PATH="$PATH" HOME="$home" \
+        XDG_CONFIG_HOME="$home/config" XDG_STATE_HOME="$home/state" XDG_DATA_HOME="$home/data" \
+        XDG_RUNTIME_DIR="$home" NO_COLOR=1 \
+        "$agent" run --dev --config "$home/etc/agent.json" --socket "$home/agent.sock"
+done | sort -g | awk '{ v[NR] = $1 } END { printf "  rampart-agent: median %.2f ms, min %.2f ms, max %.2f ms\n", (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2, v[1], v[NR] }'
+
+# Idle figures for one process: RSS and threads from /proc, wake-ups as the
+# context switches of all its threads over 60 s.
+switches() { cat /proc/"$1"/task/*/status 2>/dev/null | awk '/ctxt_switches/ { n += $2 } END { print n + 0 }'; }
+idle() {
+    local name=$1 pid=$2
+    sleep "$settle"
+    local before rss threads
+    before=$(switches "$pid")
+    sleep 60
+    rss=$(awk '/^VmRSS/ { print $2 }' /proc/"$pid"/status)
+    threads=$(awk '/^Threads/ { print $2 }' /proc/"$pid"/status)
+    printf "  %-14s RSS %6.1f MB, %2d threads, %4d wake-ups/min\n" "$name" "$(awk -v k="$rss" 'BEGIN { print k * 1024 / 1e6 }')" \
+        "$threads" "$(( $(switches "$pid") - before ))"
+}
+
+echo
+echo "== idle, measured ${settle}s after start, wake-ups over the next minute =="
+run_agent >/dev/null 2>&1 &
+agent_pid=$!
+pids+=("$agent_pid")
+cat >"$tmp/chrony.conf" <<EOF
+port 11123
+bindaddress 127.0.0.1
+allow 127.0.0.0/8
+local stratum 8
+cmdport 0
+pidfile $tmp/chrony.pid
+driftfile $tmp/chrony.drift
+EOF
+"$chronyd" -x -d -u root -4 -f "$tmp/chrony.conf" >/dev/null 2>&1 &
+chrony_pid=$!
+pids+=("$chrony_pid")
+idle rampart-agent "$agent_pid" &
+idle_agent=$!
+idle chronyd "$chrony_pid"
+wait "$idle_agent"
