@@ -8,6 +8,7 @@
 
 use std::error::Error as _;
 use std::net::IpAddr;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use rampart_shared::policy::MAX_POLICY_BYTES;
@@ -162,6 +163,30 @@ fn is_loopback(url: &Url) -> bool {
     })
 }
 
+fn build_client(timeouts: FetchTimeouts) -> Result<reqwest::Client, FetchError> {
+    // reqwest is built without a bundled crypto provider (aws-lc-rs needs
+    // a C/cmake build); ring is the process-wide one. Already installed
+    // (by an earlier client) is fine.
+    crate::install_tls_provider();
+    let redirects = reqwest::redirect::Policy::custom(|attempt| {
+        if attempt.previous().len() > MAX_REDIRECTS {
+            let detail = format!("more than {MAX_REDIRECTS} redirects");
+            attempt.error(detail)
+        } else if let Err(e) = check_url(attempt.url()) {
+            attempt.error(e)
+        } else {
+            attempt.follow()
+        }
+    });
+    reqwest::Client::builder()
+        .user_agent(concat!("rampart-agent/", env!("CARGO_PKG_VERSION")))
+        .connect_timeout(timeouts.connect)
+        .timeout(timeouts.request)
+        .redirect(redirects)
+        .build()
+        .map_err(|e| FetchError::Client(format!("cannot set up the HTTP client: {}", chain(&e))))
+}
+
 /// `.../policy.json` -> `.../policy.json.minisig` (query kept off).
 pub fn signature_url(url: &Url) -> Url {
     let mut sig = url.clone();
@@ -171,39 +196,29 @@ pub fn signature_url(url: &Url) -> Url {
     sig
 }
 
-/// A reusable HTTP client for policy polls.
+/// A reusable HTTP client for policy polls: one connection pool and TLS
+/// session cache for every poll. Built on the first poll, not at start-up:
+/// loading the system's roots takes milliseconds that the first status
+/// answer should not wait for. Clones share the client.
 #[derive(Debug, Clone)]
 pub struct Fetcher {
-    client: reqwest::Client,
+    client: Arc<OnceLock<Result<reqwest::Client, FetchError>>>,
     timeouts: FetchTimeouts,
 }
 
 impl Fetcher {
-    pub fn new(timeouts: FetchTimeouts) -> Result<Self, FetchError> {
-        // reqwest is built without a bundled crypto provider (aws-lc-rs needs
-        // a C/cmake build); ring is the process-wide one. Already installed
-        // (by an earlier Fetcher) is fine.
-        crate::install_tls_provider();
-        let redirects = reqwest::redirect::Policy::custom(|attempt| {
-            if attempt.previous().len() > MAX_REDIRECTS {
-                let detail = format!("more than {MAX_REDIRECTS} redirects");
-                attempt.error(detail)
-            } else if let Err(e) = check_url(attempt.url()) {
-                attempt.error(e)
-            } else {
-                attempt.follow()
-            }
-        });
-        let client = reqwest::Client::builder()
-            .user_agent(concat!("rampart-agent/", env!("CARGO_PKG_VERSION")))
-            .connect_timeout(timeouts.connect)
-            .timeout(timeouts.request)
-            .redirect(redirects)
-            .build()
-            .map_err(|e| {
-                FetchError::Client(format!("cannot set up the HTTP client: {}", chain(&e)))
-            })?;
-        Ok(Self { client, timeouts })
+    pub fn new(timeouts: FetchTimeouts) -> Self {
+        Self {
+            client: Arc::default(),
+            timeouts,
+        }
+    }
+
+    fn client(&self) -> Result<&reqwest::Client, FetchError> {
+        self.client
+            .get_or_init(|| build_client(self.timeouts))
+            .as_ref()
+            .map_err(Clone::clone)
     }
 
     /// One poll. `etag` / `last_modified` are the accepted copy's validators.
@@ -226,7 +241,7 @@ impl Fetcher {
         last_modified: Option<&str>,
     ) -> Result<FetchOutcome, FetchError> {
         check_url(url)?;
-        let mut request = self.client.get(url.clone());
+        let mut request = self.client()?.get(url.clone());
         if let Some(etag) = etag {
             request = request.header(IF_NONE_MATCH, etag);
         }
@@ -257,7 +272,7 @@ impl Fetcher {
 
         let sig_url = signature_url(url);
         let response = self
-            .client
+            .client()?
             .get(sig_url.clone())
             .send()
             .await

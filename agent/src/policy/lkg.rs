@@ -78,9 +78,22 @@ impl PolicyStore {
         }
     }
 
+    /// The save that loading at start-up put off, once the agent answers.
+    /// Until then a crash loses nothing: the next start reads the same
+    /// sources again.
+    pub fn save_deferred(&mut self) {
+        if std::mem::take(&mut self.save_pending) {
+            self.save();
+        }
+    }
+
     /// Writes `policy-lkg.json`; a failure is logged, kept for the status
     /// (`storage`) and returned in words.
     pub(super) fn save(&mut self) -> Option<String> {
+        if self.defer_saves {
+            self.save_pending = true;
+            return None;
+        }
         let bytes = match serde_json::to_vec_pretty(&self.persisted) {
             Ok(bytes) => bytes,
             Err(e) => {

@@ -144,7 +144,7 @@ pub struct PolicyStore {
     url: Option<reqwest::Url>,
     keys: PinnedKeys,
     allow_unsigned_local: bool,
-    fetcher: Result<Fetcher, FetchError>,
+    fetcher: Fetcher,
     persisted: PersistedPolicy,
     in_force: InForce,
     /// Set while the policy in force is kept although its source no longer
@@ -158,6 +158,10 @@ pub struct PolicyStore {
     error_from_poll: bool,
     /// The latest failed write of `policy-lkg.json`, until one succeeds.
     save_failure: LastFailure,
+    /// While loading at start-up, saves wait (`save_pending`) until the
+    /// agent answers: the first status must not wait on an fsync.
+    defer_saves: bool,
+    save_pending: bool,
     fetch_error: Option<FetchError>,
     /// When `fetch_error` happened.
     fetch_failed_at: Option<DateTime<Utc>>,

@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use rampart_shared::status::PolicySource;
 
 use super::accept::{AcceptedRecord, Candidate};
-use super::fetch::{FetchError, FetchOutcome, Fetcher};
+use super::fetch::{FetchOutcome, Fetcher};
 use super::{Applied, PolicyStore, schedule};
 
 /// One poll, owned, so it can run on another task while the store is used.
@@ -16,14 +16,10 @@ pub struct PollRequest {
     /// Open to the store's tests, which check the URL and validators a
     /// poll would send.
     pub(super) target: Option<(Fetcher, reqwest::Url, Option<String>, Option<String>)>,
-    setup_error: Option<FetchError>,
 }
 
 impl PollRequest {
     pub async fn run(self) -> FetchOutcome {
-        if let Some(e) = self.setup_error {
-            return FetchOutcome::Failed(e);
-        }
         match self.target {
             Some((fetcher, url, etag, last_modified)) => {
                 fetcher
@@ -38,20 +34,9 @@ impl PollRequest {
 impl PolicyStore {
     pub fn poll_request(&self) -> PollRequest {
         let Some(url) = self.url.clone() else {
-            return PollRequest {
-                target: None,
-                setup_error: None,
-            };
+            return PollRequest { target: None };
         };
-        let fetcher = match &self.fetcher {
-            Ok(f) => f.clone(),
-            Err(e) => {
-                return PollRequest {
-                    target: None,
-                    setup_error: Some(e.clone()),
-                };
-            }
-        };
+        let fetcher = self.fetcher.clone();
         // Validators only for the URL they came from, and only while that
         // copy is the one in force (or the server would answer 304 to a
         // document the agent does not use).
@@ -69,7 +54,6 @@ impl PolicyStore {
         };
         PollRequest {
             target: Some((fetcher, url, etag, last_modified)),
-            setup_error: None,
         }
     }
 

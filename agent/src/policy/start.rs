@@ -69,6 +69,8 @@ impl PolicyStore {
             error: None,
             error_from_poll: false,
             save_failure: LastFailure::default(),
+            defer_saves: true,
+            save_pending: false,
             fetch_error: None,
             fetch_failed_at: None,
             consecutive_errors: 0,
@@ -127,6 +129,7 @@ impl PolicyStore {
             serial = store.in_force.policy.serial,
             "policy in force at start"
         );
+        store.defer_saves = false;
         store
     }
 }

@@ -52,8 +52,11 @@ impl Env {
         }
     }
 
+    /// As the agent starts: load, then (once it answers) the deferred save.
     fn start(&self, config: &InstallConfig) -> PolicyStore {
-        PolicyStore::load_at_start(&self.paths, Some(config), now())
+        let mut store = PolicyStore::load_at_start(&self.paths, Some(config), now());
+        store.save_deferred();
+        store
     }
 
     fn fetched(&self, document: Vec<u8>) -> FetchOutcome {
@@ -65,6 +68,21 @@ impl Env {
             last_modified: None,
         })
     }
+}
+
+/// Issue 18: the first status answer waited on this fsync. Loading only
+/// decides; the copy is written once the agent answers.
+#[test]
+fn loading_at_start_defers_the_copy_until_asked() {
+    let env = Env::new();
+    let config = env.config(false, true);
+    fsutil::write_atomic(&env.paths.managed_policy(), &doc(7)).unwrap();
+    let lkg = env.paths.state_dir.join(LKG_FILE);
+    let mut store = PolicyStore::load_at_start(&env.paths, Some(&config), now());
+    assert_eq!(store.in_force().0.serial, 7);
+    assert!(!lkg.exists(), "nothing written while loading");
+    store.save_deferred();
+    assert!(lkg.exists(), "written once asked");
 }
 
 #[test]

@@ -36,6 +36,8 @@ pub(super) async fn run(
     publisher: Publisher,
 ) -> StopReason {
     let (events_tx, mut events_rx) = mpsc::channel(16);
+    // The IPC server already answers from the status published at start.
+    shell.policy.save_deferred();
     loop {
         let event = tokio::select! {
             _ = &mut shutdown => Event::Shutdown,
