@@ -93,6 +93,9 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
 
 /// Runs the agent until the future made by `shutdown` (inside the runtime,
 /// so that it may register signal handlers) resolves.
+/// Log lines that may wait for the log file's writer thread.
+const LOG_QUEUE_LINES: usize = 2_048;
+
 pub(crate) fn serve<F, S>(config: AgentConfig, shutdown: S) -> anyhow::Result<()>
 where
     S: FnOnce() -> anyhow::Result<F>,
@@ -282,7 +285,14 @@ fn init_logging(
         .and_then(|()| crate::logging::files::LogFiles::open(log_dir).map_err(|e| e.to_string()))
     {
         Ok(appender) => {
-            let (writer, guard) = tracing_appender::non_blocking(appender);
+            // tracing-appender's default queue holds 128,000 lines in a
+            // channel allocated whole at start: 4 MB of the idle agent's
+            // memory for a service that logs a few lines a minute. A burst
+            // past this many lines is dropped (counted by the appender),
+            // never blocks the agent.
+            let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+                .buffered_lines_limit(LOG_QUEUE_LINES)
+                .finish(appender);
             let layer = tracing_subscriber::fmt::layer()
                 .with_ansi(false)
                 .with_writer(writer);
