@@ -12,6 +12,7 @@ use rampart_shared::version::Version;
 use crate::config::InstallConfig;
 use crate::paths::AgentPaths;
 use crate::update::apply::{UpdateRequest, check_and_apply};
+use crate::update::fetch::DownloadLimits;
 use crate::update::{ClockFacts, UpdateDecision, UpdateOutcome};
 
 #[derive(Debug, clap::Args)]
@@ -33,6 +34,12 @@ pub struct UpdateArgs {
     /// The policy's `agent.min_version`, if any.
     #[arg(long, value_name = "VERSION")]
     pub min_version: Option<Version>,
+    /// The whole download's deadline, in seconds (tests use small values).
+    #[arg(long, value_name = "SECS", default_value_t = 600, hide = true)]
+    pub download_deadline_secs: u64,
+    /// Give up when the server sends nothing for this long, in seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 60, hide = true)]
+    pub stall_secs: u64,
 }
 
 fn parse_channel(s: &str) -> Result<UpdateChannel, String> {
@@ -64,20 +71,32 @@ pub fn run(args: UpdateArgs) -> anyhow::Result<ExitCode> {
         clock: ClockFacts::UNKNOWN,
         state_dir: args.state_dir.unwrap_or(system.state_dir),
         exe: std::env::current_exe().context("cannot find this binary's path")?,
-        current: Version::current(),
+        current: crate::update::release::running(),
         apply: !args.check,
+        // No trial: whoever runs the CLI restarts the service, and the
+        // service's own start-up is what they watch.
+        trial: false,
+        limits: DownloadLimits {
+            deadline: std::time::Duration::from_secs(args.download_deadline_secs),
+            stall: std::time::Duration::from_secs(args.stall_secs),
+        },
     };
     // reqwest is built without a bundled crypto provider: ring is the one.
     crate::install_tls_provider();
     let outcome = super::block_on(check_and_apply(request))?;
-    match &outcome {
-        UpdateOutcome::Decided(UpdateDecision::Update { to }) if args.check => {
-            outln!("update available: {to}")?;
+    // The words people read; the raw text only as details.
+    outln!("{outcome}")?;
+    if let Some(problem) = outcome.problem() {
+        outln!("{}", problem.cause.next_step())?;
+        if !problem.details.is_empty() {
+            outln!("Details: {}", problem.details)?;
         }
-        other => outln!("{other}")?,
     }
     Ok(match outcome {
-        UpdateOutcome::Decided(UpdateDecision::UpToDate { .. } | UpdateDecision::Update { .. })
+        UpdateOutcome::Decided(
+            UpdateDecision::UpToDate { .. } | UpdateDecision::Update { .. },
+            _,
+        )
         | UpdateOutcome::Updated { .. } => ExitCode::SUCCESS,
         _ => ExitCode::from(1),
     })
