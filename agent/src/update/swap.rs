@@ -248,6 +248,8 @@ pub enum Recovered {
 /// the temporary directory. The caller holds the [`UpdateLock`].
 pub fn recover(state_dir: &Path, exe: &Path) -> Result<Recovered, SwapError> {
     let _ = fs::remove_dir_all(tmp_dir(state_dir));
+    // The journal's and the floor's own interrupted writes.
+    fsutil::remove_stale_temps(&update_dir(state_dir), std::time::SystemTime::now());
     let outcome = match read_journal(state_dir)? {
         None => Recovered::Nothing,
         Some(journal) => {
@@ -265,6 +267,9 @@ pub fn recover(state_dir: &Path, exe: &Path) -> Result<Recovered, SwapError> {
     // copy_whole, beside the binary and in the update directory.
     let staged = staging_path(exe);
     remove_prefixed(exe.parent(), staged.file_name());
+    let mut staged_tmp = std::ffi::OsString::from(".");
+    staged_tmp.push(staged.file_name().unwrap_or_default());
+    remove_prefixed(exe.parent(), Some(&staged_tmp));
     let previous = previous_path(state_dir);
     let mut prefix = std::ffi::OsString::from(".");
     prefix.push(previous.file_name().unwrap_or_default());
