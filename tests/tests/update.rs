@@ -748,3 +748,101 @@ fn a_feed_outage_or_a_withdrawn_release_is_a_warning_not_an_error() {
     );
     assert_ne!(report["overall"], "error");
 }
+
+/// Finding 1: a signed release that answers `--version` but crashes on
+/// `run` looped forever under the service manager. Now the service's trial
+/// sees it never serve: the previous binary comes back, 9.9.9 is marked bad
+/// (never offered again here, the floor stays), and the next start shows
+/// and reports the rollback as an error in plain words.
+#[test]
+fn a_release_that_crashes_on_run_is_rolled_back_and_never_offered_again() {
+    let crashing = "#!/bin/sh\nif [ \"$1\" = --version ]; then echo rampart-agent 9.9.9; exit 0; fi\necho 'rampart-agent 9.9.9: boom' >&2\nexit 1\n";
+    let d = device("9.9.9", |name| signed(tar_gz(crashing), name, KEY));
+    let (mut agent, _run_dir, _socket) = start_service(&d);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let exit = loop {
+        if let Some(status) = agent.0.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the service did not update and exit"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    assert!(exit.success(), "{exit:?}");
+    assert!(
+        fs::read(&d.exe).unwrap() == d.original,
+        "the previous binary is back"
+    );
+    assert_eq!(d.version(), format!("rampart-agent {}", current()));
+    let floor: serde_json::Value =
+        serde_json::from_slice(&fs::read(d.state.join("update-floor.json")).unwrap()).unwrap();
+    assert_eq!(floor["bad"], serde_json::json!(["9.9.9"]), "{floor}");
+    assert!(
+        floor["floor"].is_null(),
+        "the floor did not rise to the bad release: {floor}"
+    );
+    assert!(!d.state.join("update/journal.json").exists());
+
+    // The service manager starts the previous binary again.
+    let feed_asked = || d.server.requests_to("/repos/acme/rampart/releases").len();
+    let asked_before = feed_asked();
+    let collector = HttpServer::start();
+    collector.script(
+        "/collect",
+        (0..20).map(|_| rampart_tests::http::Reply::new(200, "{}")),
+    );
+    let (mut agent, _run_dir, socket) = start_service_with(&d, |policy| {
+        // A new serial: the first start accepted serial 1 without reporting.
+        policy["serial"] = serde_json::json!(2);
+        policy["reporting"] =
+            serde_json::json!({"url": collector.url("/collect"), "interval_secs": 3600});
+    });
+    let status = status_when(&socket, "the rollback is shown", |s| {
+        s["update"]["state"] == "failed"
+    });
+    assert_eq!(status["overall"], "error", "{status:#}");
+    assert_eq!(status["update"]["problem"]["cause"], "update_rolled_back");
+    let detail = status["update"]["detail"].as_str().unwrap();
+    assert!(
+        detail.starts_with("Rampart 9.9.9 did not start properly (it stopped (exit status: 1) before it was serving); the previous version is back and 9.9.9 will not be installed again here"),
+        "{detail}"
+    );
+    // Its next check finds only the bad release: nothing is installed and
+    // the rollback stays in view.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while feed_asked() == asked_before {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the restarted service never asked the feed"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let status = status_when(&socket, "still failed", |s| {
+        s["update"]["state"] == "failed"
+    });
+    assert_eq!(status["update"]["problem"]["cause"], "update_rolled_back");
+    assert!(
+        agent.0.try_wait().unwrap().is_none(),
+        "it did not update again"
+    );
+    assert!(fs::read(&d.exe).unwrap() == d.original);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let report = loop {
+        let sent: Vec<serde_json::Value> = collector
+            .requests_to("/collect")
+            .iter()
+            .map(|r| serde_json::from_slice(&r.body).unwrap())
+            .collect();
+        if let Some(r) = sent.into_iter().find(|r| r["update"]["state"] == "failed") {
+            break r;
+        }
+        assert!(std::time::Instant::now() < deadline, "IT was not told");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    assert_eq!(report["overall"], "error");
+    assert_eq!(report["update"]["cause"], "update_rolled_back");
+    assert_eq!(report["update"]["offered_version"], "9.9.9");
+}
