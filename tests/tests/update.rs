@@ -114,6 +114,13 @@ fn install(server: HttpServer, source: serde_json::Value) -> Device {
         .unwrap(),
     )
     .unwrap();
+    // The managed policy beside the install config: its time servers are
+    // the ones `update` measures the clock with (loopback only here).
+    fs::write(
+        config.with_file_name("policy.json"),
+        rampart_tests::agent::loopback_policy(1).to_string(),
+    )
+    .unwrap();
     let state = dir.path().join("state");
     Device {
         original: fs::read(&exe).unwrap(),
@@ -845,4 +852,30 @@ fn a_release_that_crashes_on_run_is_rolled_back_and_never_offered_again() {
     assert_eq!(report["overall"], "error");
     assert_eq!(report["update"]["cause"], "update_rolled_back");
     assert_eq!(report["update"]["offered_version"], "9.9.9");
+}
+
+/// Finding 6: the CLI ignored the clock. It measures it as the service
+/// does: a clock 3 h off (by a real time server) pauses the update.
+#[test]
+fn the_cli_measures_the_clock_and_pauses_when_it_is_hours_off() {
+    let Some(ahead) =
+        rampart_tests::chrony::Chronyd::start("127.0.0.1".parse().unwrap(), Some("+3h"))
+    else {
+        return;
+    };
+    let d = device("9.9.9", |name| signed(tar_gz(&script("9.9.9")), name, KEY));
+    let (ok, text) = d.update(&["--check", "--ntp-server", &ahead.server()]);
+    assert!(!ok, "{text}");
+    assert_eq!(
+        text.lines().next().unwrap(),
+        "updates paused: the clock is 3 h off"
+    );
+    drop(ahead);
+    let Some(right) = rampart_tests::chrony::Chronyd::start("127.0.0.1".parse().unwrap(), None)
+    else {
+        return;
+    };
+    let (ok, text) = d.update(&["--check", "--ntp-server", &right.server()]);
+    assert!(ok, "{text}");
+    assert_eq!(text.trim(), "update available: 9.9.9");
 }

@@ -34,12 +34,44 @@ pub struct UpdateArgs {
     /// The policy's `agent.min_version`, if any.
     #[arg(long, value_name = "VERSION")]
     pub min_version: Option<Version>,
+    /// Time server to measure the clock with before updating (repeat for
+    /// several). Default: the servers of the policy beside the install
+    /// config (`policy.json`), else of the built-in policy.
+    #[arg(long = "ntp-server", value_name = "HOST[:PORT]")]
+    pub ntp_servers: Vec<String>,
     /// The whole download's deadline, in seconds (tests use small values).
     #[arg(long, value_name = "SECS", default_value_t = 600, hide = true)]
     pub download_deadline_secs: u64,
     /// Give up when the server sends nothing for this long, in seconds.
     #[arg(long, value_name = "SECS", default_value_t = 60, hide = true)]
     pub stall_secs: u64,
+}
+
+/// The clock, measured with the given time servers or the policy's. No
+/// answer at all is `Unknown`, which pauses nothing (as in the service).
+fn measure_clock(servers: &[String], config_file: &std::path::Path) -> anyhow::Result<ClockFacts> {
+    let policy = std::fs::read(config_file.with_file_name("policy.json"))
+        .ok()
+        .and_then(|bytes| rampart_shared::policy::parse_policy(&bytes).ok())
+        .unwrap_or_default();
+    let servers = if servers.is_empty() {
+        policy.clock.ntp_servers.clone()
+    } else {
+        servers.to_vec()
+    };
+    let report = super::block_on(crate::clock::query_servers(
+        &servers,
+        std::time::Duration::from_secs(2),
+    ))?;
+    let section = crate::clock::to_section(
+        &report,
+        std::time::Duration::from_secs(policy.clock.max_skew_secs),
+        chrono::Utc::now(),
+    );
+    Ok(ClockFacts {
+        state: section.state,
+        offset_ms: section.offset_ms,
+    })
 }
 
 fn parse_channel(s: &str) -> Result<UpdateChannel, String> {
@@ -67,8 +99,8 @@ pub fn run(args: UpdateArgs) -> anyhow::Result<ExitCode> {
         keys,
         channel: args.channel,
         min_version: args.min_version,
-        // The CLI does not measure the clock; TLS fails loudly if it is far off.
-        clock: ClockFacts::UNKNOWN,
+        // Measured as the service does: a clock hours off pauses updates.
+        clock: measure_clock(&args.ntp_servers, &config_file)?,
         state_dir: args.state_dir.unwrap_or(system.state_dir),
         exe: std::env::current_exe().context("cannot find this binary's path")?,
         current: crate::update::release::running(),

@@ -245,16 +245,11 @@ impl Shell {
         // The first clock check may pause updates, so the first update
         // check waits for it; a check paused for the clock runs again as
         // soon as the clock is back in range.
-        let paused = self
-            .update
-            .as_ref()
-            .is_some_and(UpdateOutcome::paused_for_clock);
-        let clock_ok = update::clock_pause(update::ClockFacts {
+        let clock = update::ClockFacts {
             state: self.core.clock.state,
             offset_ms: self.core.clock.offset_ms,
-        })
-        .is_none();
-        if (self.update.is_none() || (paused && clock_ok))
+        };
+        if update::check_after_clock(self.update.as_ref(), clock)
             && !self.in_flight.update
             && self.due.update.is_none_or(|due| due > now)
         {
@@ -293,7 +288,7 @@ impl Shell {
         self.in_flight.update = false;
         // A feed that cannot be read is asked again in minutes, not hours.
         let failures = Failures::count(&mut self.failures.update, outcome.retry_soon());
-        let next = retry::next_check_in(failures, UPDATE_INTERVAL);
+        let next = update::next_check_in(failures);
         // Tags that are not versions: said once, not at every check.
         let unreadable = |o: Option<&UpdateOutcome>| match o {
             Some(UpdateOutcome::Decided(_, tags)) => tags.clone(),

@@ -144,6 +144,23 @@ fn channel_name(channel: UpdateChannel) -> &'static str {
     }
 }
 
+/// Whether a finished clock check starts an update check now: the first
+/// one (updates wait for it), or, after a pause for the clock, the first
+/// that finds the clock back in range (not 6 h later).
+pub fn check_after_clock(last: Option<&UpdateOutcome>, clock: ClockFacts) -> bool {
+    match last {
+        None => true,
+        Some(outcome) => outcome.paused_for_clock() && clock_pause(clock).is_none(),
+    }
+}
+
+/// When the next check runs after `failures` failed checks in a row
+/// ([`UpdateOutcome::retry_soon`]): from 30 s, doubling, up to the 6 h of a
+/// good one (`retry::next_check_in`, as the clock and network checks).
+pub fn next_check_in(failures: u32) -> std::time::Duration {
+    crate::retry::next_check_in(failures, crate::service::UPDATE_INTERVAL)
+}
+
 /// "2 h", "1 h 30 min", "45 min": clock offsets large enough to matter here.
 fn rough_duration(ms: u64) -> String {
     let minutes = (ms + 30_000) / 60_000;
@@ -498,6 +515,50 @@ mod tests {
             run(ClockFacts::UNKNOWN),
             UpdateDecision::Update { to: v("2.0.0") }
         );
+    }
+
+    /// Finding 6: a pause for the clock waited 6 h after the clock was
+    /// fixed, and a failed check waited 6 h too.
+    #[test]
+    fn a_clock_pause_ends_with_the_clock_and_failures_retry_in_minutes() {
+        let skewed = ClockFacts {
+            state: ClockState::Skewed,
+            offset_ms: Some(3 * 3_600_000),
+        };
+        let paused = UpdateOutcome::Decided(clock_pause(skewed).unwrap(), Vec::new());
+        assert!(
+            check_after_clock(None, skewed),
+            "the first check waits for the clock only"
+        );
+        assert!(!check_after_clock(Some(&paused), skewed), "still off");
+        assert!(
+            check_after_clock(Some(&paused), SYNCED),
+            "back in range: now"
+        );
+        let checked = UpdateOutcome::Decided(
+            UpdateDecision::UpToDate {
+                current: v("1.0.0"),
+            },
+            Vec::new(),
+        );
+        assert!(
+            !check_after_clock(Some(&checked), SYNCED),
+            "no extra checks otherwise"
+        );
+
+        let failed = UpdateOutcome::CheckFailed {
+            words: "the release server r.example.com could not be reached".into(),
+            details: String::new(),
+        };
+        assert!(failed.retry_soon());
+        let delays: Vec<u64> = (1..=4).map(|n| next_check_in(n).as_secs()).collect();
+        assert_eq!(delays, [30, 60, 120, 240]);
+        assert_eq!(next_check_in(0).as_secs(), 6 * 3600);
+        let rolled_back = UpdateOutcome::RolledBack {
+            to: v("2.0.0"),
+            why: String::new(),
+        };
+        assert!(!rolled_back.retry_soon(), "a rollback is not retried soon");
     }
 
     #[test]
