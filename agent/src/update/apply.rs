@@ -143,12 +143,20 @@ fn feed_url(source: &UpdateSource, channel: UpdateChannel) -> String {
     source.url.replace("{channel}", name)
 }
 
-/// Whether the binary's folder takes a new file: probed by creating and
-/// removing the staging file, before anything is downloaded.
+/// Whether the binary's folder takes a new file, before anything is
+/// downloaded: probed with a file of this process's own (never the staged
+/// binary another updater may be writing), named so that recovery removes
+/// it if a kill leaves it.
 fn check_writable(exe: &Path) -> Result<(), io::Error> {
-    let probe = swap::staging_path(exe);
-    fs::File::create(&probe)?;
-    fs::remove_file(&probe)
+    let mut name = swap::staging_path(exe).into_os_string();
+    name.push(format!(".probe-{}", std::process::id()));
+    let probe = PathBuf::from(name);
+    fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&probe)?;
+    let _ = fs::remove_file(&probe);
+    Ok(())
 }
 
 async fn install(req: &UpdateRequest, offer: &Offer, floor: &Semver) -> Result<(), UpdateOutcome> {
@@ -281,7 +289,7 @@ fn put_in_place(
                     why,
                 },
                 Err(e) => fail(
-                    &offered,
+                    offered,
                     format!(
                         "the new binary failed ({why}) and the previous one could not be put back"
                     ),

@@ -9,15 +9,16 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::io::{Cursor, Write};
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 fn write(path: &str, bytes: &[u8], mode: u32) {
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(mode)
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, mode);
+    #[cfg(not(unix))]
+    let _ = mode;
+    let mut f = options
         .open(path)
         .unwrap_or_else(|e| panic!("cannot write {path}: {e}"));
     f.write_all(bytes).unwrap();
