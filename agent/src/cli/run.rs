@@ -120,6 +120,28 @@ pub enum Served {
     Updated(crate::update::health::TrialOutcome),
 }
 
+/// What the service tells its service manager as it stops.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopCode {
+    /// Stopped on request: stay stopped.
+    Clean,
+    /// Start again: the binary in place is the one to run now (after an
+    /// update, whether its trial passed or rolled back). A non-zero code,
+    /// so that Windows' recovery actions restart the service.
+    Restart(u8),
+    Failed,
+}
+
+impl Served {
+    pub fn stop_code(result: &anyhow::Result<Self>) -> StopCode {
+        match result {
+            Ok(Self::Stopped) => StopCode::Clean,
+            Ok(Self::Updated(_)) => StopCode::Restart(EXIT_RESTART),
+            Err(_) => StopCode::Failed,
+        }
+    }
+}
+
 /// Runs the agent until the future made by `shutdown` (inside the runtime,
 /// so that it may register signal handlers) resolves.
 pub(crate) fn serve<F, S>(config: AgentConfig, shutdown: S) -> anyhow::Result<Served>
@@ -365,6 +387,33 @@ fn init_logging(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Finding 8: after an update the service exited 0, which the Windows
+    /// recovery actions (restart on failure) do not act on. Any stop after
+    /// an update asks for a restart with a non-zero code; a requested stop
+    /// stays clean.
+    #[test]
+    fn after_an_update_the_service_manager_is_asked_to_restart() {
+        use crate::update::health::TrialOutcome;
+        for trial in [
+            TrialOutcome::Passed { to: "2.0.0".into() },
+            TrialOutcome::RolledBack {
+                to: "2.0.0".into(),
+                why: "it stopped".into(),
+            },
+            TrialOutcome::NoTrial,
+        ] {
+            assert_eq!(
+                Served::stop_code(&Ok(Served::Updated(trial))),
+                StopCode::Restart(75)
+            );
+        }
+        assert_eq!(Served::stop_code(&Ok(Served::Stopped)), StopCode::Clean);
+        assert_eq!(
+            Served::stop_code(&Err(anyhow::anyhow!("broken"))),
+            StopCode::Failed
+        );
+    }
 
     #[test]
     fn sigusr2_cycles_info_debug_trace_info() {

@@ -98,12 +98,10 @@ fn run_service() -> anyhow::Result<()> {
     // non-zero exit code is a "non-crash failure", which the recovery
     // actions (restart after 5 s) act on since `ensure_restart_after_update`
     // turned that on.
-    let code = match &result {
-        Ok(super::run::Served::Stopped) => ServiceExitCode::Win32(0),
-        Ok(super::run::Served::Updated(_)) => {
-            ServiceExitCode::ServiceSpecific(u32::from(super::run::EXIT_RESTART))
-        }
-        Err(_) => ServiceExitCode::Win32(ERROR_EXCEPTION_IN_SERVICE),
+    let code = match super::run::Served::stop_code(&result) {
+        super::run::StopCode::Clean => ServiceExitCode::Win32(0),
+        super::run::StopCode::Restart(code) => ServiceExitCode::ServiceSpecific(u32::from(code)),
+        super::run::StopCode::Failed => ServiceExitCode::Win32(ERROR_EXCEPTION_IN_SERVICE),
     };
     status.set_service_status(ServiceStatus {
         service_type: ServiceType::OWN_PROCESS,

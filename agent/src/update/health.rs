@@ -231,6 +231,10 @@ fn stop(child: &mut Child, gently: bool) {
 /// running now, which must then exit for the service manager to start it.
 /// A trial in progress (its process holds the lock) is left alone.
 pub fn at_start(state_dir: &Path, exe: &Path) -> bool {
+    // Never updated here: nothing to recover, and no directory to make.
+    if !swap::update_dir(state_dir).is_dir() {
+        return false;
+    }
     let _lock = match UpdateLock::acquire(state_dir) {
         Ok(l) => l,
         Err(e) => {
