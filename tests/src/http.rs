@@ -408,6 +408,8 @@ fn handle(shared: &Shared, mut stream: TcpStream) {
             return;
         }
         if let Stall::Trickle(every_ms) = reply.stall {
+            // Each byte on its own, not held back for the peer's ACK.
+            let _ = stream.set_nodelay(true);
             let _ = stream.flush();
             for byte in &reply.body {
                 thread::sleep(std::time::Duration::from_millis(every_ms));

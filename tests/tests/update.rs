@@ -879,3 +879,95 @@ fn the_cli_measures_the_clock_and_pauses_when_it_is_hours_off() {
     assert!(ok, "{text}");
     assert_eq!(text.trim(), "update available: 9.9.9");
 }
+
+/// Finding 2: two updaters at once could make `.previous` the new binary.
+/// One update at a time: the second is told plainly and changes nothing.
+#[test]
+fn two_updaters_at_once_take_turns() {
+    use rampart_tests::http::{Reply, Stall};
+    let d = manifest_device(&[("9.9.9", &script("9.9.9"))]);
+    let name = format!("rampart-agent-9.9.9-{}.tar.gz", target());
+    let body = signed(tar_gz(&script("9.9.9")), &name, KEY);
+    // The first download takes a while (a byte every 10 ms, about 3 s).
+    d.server.script(
+        &format!("/feed/files/{name}"),
+        [Reply::new(200, body).stall(Stall::Trickle(10))],
+    );
+    let spawn = || {
+        Command::new(&d.exe)
+            .args(["update", "--config"])
+            .arg(&d.config)
+            .arg("--state-dir")
+            .arg(&d.state)
+            .output()
+    };
+    let first = std::thread::scope(|s| {
+        let first = s.spawn(spawn);
+        // The second starts once the first is downloading.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while d
+            .server
+            .requests_to(&format!("/feed/files/{name}"))
+            .is_empty()
+        {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the first never downloaded"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        let second = spawn().unwrap();
+        let text = String::from_utf8_lossy(&second.stdout).into_owned();
+        assert!(!second.status.success(), "{text}");
+        assert!(
+            text.starts_with("update to 9.9.9 failed: another update is already running"),
+            "{text}"
+        );
+        first.join().unwrap().unwrap()
+    });
+    let text = String::from_utf8_lossy(&first.stdout);
+    assert!(first.status.success(), "{text}");
+    assert_eq!(d.version(), "rampart-agent 9.9.9");
+    assert!(
+        fs::read(d.state.join("update/rampart-agent.previous")).unwrap() == d.original,
+        "the previous binary is the one that ran before"
+    );
+}
+
+/// Finding 2: a kill left temporary directories behind (15 dirs, 170 MiB in
+/// /tmp). Downloads go to the state directory's update area, and the next
+/// update removes what a killed one left.
+#[test]
+fn a_killed_download_leaves_nothing_behind_after_the_next_update() {
+    use rampart_tests::http::{Reply, Stall};
+    let d = manifest_device(&[("9.9.9", &script("9.9.9"))]);
+    let name = format!("rampart-agent-9.9.9-{}.tar.gz", target());
+    let body = signed(tar_gz(&script("9.9.9")), &name, KEY);
+    d.server.script(
+        &format!("/feed/files/{name}"),
+        [Reply::new(200, body).stall(Stall::Trickle(50))],
+    );
+    let mut child = Command::new(&d.exe)
+        .args(["update", "--config"])
+        .arg(&d.config)
+        .arg("--state-dir")
+        .arg(&d.state)
+        .spawn()
+        .unwrap();
+    let partial = d.state.join("update/tmp").join(&name);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !partial.exists() {
+        assert!(std::time::Instant::now() < deadline, "no download started");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(partial.exists(), "the kill left the partial download");
+    let (ok, text) = d.update(&[]);
+    assert!(ok, "{text}");
+    assert!(
+        !d.state.join("update/tmp").exists(),
+        "the leftover was removed"
+    );
+    assert_eq!(d.version(), "rampart-agent 9.9.9");
+}

@@ -193,19 +193,25 @@ async fn install(req: &UpdateRequest, offer: &Offer, floor: &Semver) -> Result<(
     };
     let state_dir = req.state_dir.clone();
     let exe = req.exe.clone();
-    let prepared = tokio::task::spawn_blocking(move || -> Result<UpdateLock, UpdateOutcome> {
-        let lock = UpdateLock::acquire(&state_dir)
-            .map_err(|e| UpdateOutcome::failed(e.to_string(), String::new()))?;
+    let prepared = tokio::task::spawn_blocking(move || -> Result<UpdateLock, (String, String)> {
+        let lock = UpdateLock::acquire(&state_dir).map_err(|e| (e.to_string(), String::new()))?;
         swap::recover(&state_dir, &exe).map_err(|e| {
-            UpdateOutcome::failed("an interrupted update could not be undone", e.to_string())
+            (
+                "an interrupted update could not be undone".to_owned(),
+                e.to_string(),
+            )
         })?;
         crate::fsutil::ensure_private_dir(&swap::tmp_dir(&state_dir)).map_err(|e| {
-            UpdateOutcome::failed("the download folder cannot be made", e.to_string())
+            (
+                "the download folder cannot be made".to_owned(),
+                e.to_string(),
+            )
         })?;
         Ok(lock)
     })
     .await
-    .map_err(|e| UpdateOutcome::failed("the update task stopped", e.to_string()))??;
+    .map_err(|e| fail("the update task stopped".into(), e.to_string()))?
+    .map_err(|(words, details)| fail(words, details))?;
 
     // The asset's own name only if it is a plain file name.
     let file_name = if asset.name.contains(['/', '\\']) || asset.name.starts_with('.') {
