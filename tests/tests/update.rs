@@ -971,3 +971,44 @@ fn a_killed_download_leaves_nothing_behind_after_the_next_update() {
     );
     assert_eq!(d.version(), "rampart-agent 9.9.9");
 }
+
+/// Finding 6: a pause for a wrong clock was not retried when the clock was
+/// fixed (the next check came 6 h later, and the status said "clock in
+/// sync" beside "updates paused for the clock"). Now the first clock check
+/// in range starts an update check.
+#[test]
+fn a_clock_pause_ends_as_soon_as_the_clock_is_right() {
+    use rampart_tests::chrony::Chronyd;
+    let Some(ahead) = Chronyd::start("127.0.0.1".parse().unwrap(), Some("+3h")) else {
+        return;
+    };
+    let addr = ahead.addr();
+    let d = device(current(), |name| {
+        signed(tar_gz(&script(current())), name, KEY)
+    });
+    let (_agent, _run_dir, socket) = start_service_with(&d, |policy| {
+        policy["clock"] = serde_json::json!({"ntp_servers": [ahead.server()]});
+    });
+    let status = status_when(&socket, "paused for the clock", |s| {
+        s["update"]["detail"]
+            .as_str()
+            .is_some_and(|d| d.starts_with("updates paused: the clock is"))
+    });
+    assert_eq!(
+        status["update"]["detail"],
+        "updates paused: the clock is 3 h off"
+    );
+    // The time server is put right; the clock is checked again.
+    drop(ahead);
+    let Some(_right) = Chronyd::start_on(addr, None) else {
+        return;
+    };
+    let mut client = rampart_tests::ipc::RawClient::greeted(&socket);
+    let reply = client.call(2, serde_json::json!({"type": "refresh", "check": "clock"}));
+    assert!(reply["reply"]["error"].is_null(), "{reply}");
+    let status = status_when(&socket, "checked once the clock is right", |s| {
+        s["update"]["state"] == "up_to_date"
+    });
+    assert_eq!(status["clock"]["state"], "synced", "{status:#}");
+    assert_eq!(status["update"]["detail"], "up to date");
+}
