@@ -813,7 +813,7 @@ fn a_release_that_crashes_on_run_is_rolled_back_and_never_offered_again() {
     assert_eq!(status["update"]["problem"]["cause"], "update_rolled_back");
     let detail = status["update"]["detail"].as_str().unwrap();
     assert!(
-        detail.starts_with("Rampart 9.9.9 did not start properly (it stopped (exit status: 1) before it was serving); the previous version is back and 9.9.9 will not be installed again here"),
+        detail.starts_with("Rampart 9.9.9 did not start properly (it exited with code 1 before it was serving); the previous version is back and 9.9.9 will not be installed again here"),
         "{detail}"
     );
     // Its next check finds only the bad release: nothing is installed and

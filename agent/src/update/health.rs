@@ -173,7 +173,7 @@ fn watch(mut child: Child, socket: &Path, deadline: Duration) -> Result<(), Stri
         .map_err(|e| format!("cannot start the trial's runtime: {e}"))?;
     let result = loop {
         match child.try_wait() {
-            Ok(Some(status)) => break Err(format!("it stopped ({status}) before it was serving")),
+            Ok(Some(status)) => break Err(stopped_words(status)),
             Ok(None) => {}
             Err(e) => break Err(format!("it could not be watched: {e}")),
         }
@@ -187,6 +187,14 @@ fn watch(mut child: Child, socket: &Path, deadline: Duration) -> Result<(), Stri
     };
     stop(&mut child, result.is_ok());
     result
+}
+
+/// "it exited with code 1 before it was serving".
+fn stopped_words(status: std::process::ExitStatus) -> String {
+    match status.code() {
+        Some(code) => format!("it exited with code {code} before it was serving"),
+        None => "it was killed before it was serving".to_owned(),
+    }
 }
 
 async fn serving(socket: &Path) -> bool {

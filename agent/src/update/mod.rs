@@ -705,7 +705,7 @@ mod tests {
         );
         let rolled_back = verdict(UpdateOutcome::RolledBack {
             to: v("1.1.0"),
-            why: "it stopped (exit status: 1) before it was serving".into(),
+            why: "it exited with code 1 before it was serving".into(),
         });
         assert_eq!(rolled_back.overall, rampart_shared::status::Overall::Error);
         assert!(

@@ -501,7 +501,7 @@ pub fn examples() -> Vec<Cause> {
         },
         Cause::UpdateRolledBack {
             version: "0.3.0".into(),
-            reason: "it stopped with exit status 1 before it was serving".into(),
+            reason: "it exited with code 1 before it was serving".into(),
         },
     ]
 }

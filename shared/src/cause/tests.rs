@@ -133,7 +133,7 @@ fn every_cause_in_plain_words_with_one_next_step() {
         ),
         (
             "update_rolled_back",
-            "Rampart 0.3.0 did not start properly (it stopped with exit status 1 before it was serving), so the previous version was put back.",
+            "Rampart 0.3.0 did not start properly (it exited with code 1 before it was serving), so the previous version was put back.",
             "Rampart keeps working on the previous version and will not install 0.3.0 again; IT has been told. Tell IT if you see problems.",
         ),
     ];
