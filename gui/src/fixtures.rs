@@ -67,6 +67,7 @@ pub(crate) fn status_with(
             min_version: None,
             detail: "Rampart 0.1.0; policy sets no minimum version".into(),
             problem: None,
+            offered_version: None,
         },
         storage: Default::default(),
         reporting: Default::default(),

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::mfa::Evidence;
 use crate::policy::ProviderKind;
-use crate::status::{ClockState, MfaState, Overall};
+use crate::status::{ClockState, MfaState, Overall, UpdateState};
 use crate::version::Version;
 
 pub const REPORT_SCHEMA: u32 = 1;
@@ -36,6 +36,23 @@ pub struct Report {
     /// collector) since the previous report that carried this field.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub dropped_reports: u64,
+    /// Added with issue 20 (schema 1, additive): self-update's state, the
+    /// version the feed offered and why, when it is a problem.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub update: Option<ReportUpdate>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReportUpdate {
+    pub state: UpdateState,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offered_version: Option<String>,
+    /// The cause's name (`update_rolled_back`, `update_check_failed`, …;
+    /// docs/troubleshooting.md), when the state comes with a problem.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cause: Option<String>,
+    /// The status words: what the device shows under "Update".
+    pub reason: String,
 }
 
 fn is_zero(n: &u64) -> bool {
@@ -90,6 +107,7 @@ mod tests {
             overall: Overall::Healthy,
             reason: "interval".into(),
             dropped_reports: 0,
+            update: None,
         };
         let value = serde_json::to_value(&report).unwrap();
         assert_eq!(
@@ -111,5 +129,20 @@ mod tests {
         );
         let back: Report = serde_json::from_value(value).unwrap();
         assert_eq!(back, report);
+    }
+
+    #[test]
+    fn the_update_part_is_pinned() {
+        let update = ReportUpdate {
+            state: UpdateState::Failed,
+            offered_version: Some("0.3.0".into()),
+            cause: Some("update_rolled_back".into()),
+            reason: "Rampart 0.3.0 did not start properly".into(),
+        };
+        assert_eq!(
+            serde_json::to_value(&update).unwrap(),
+            json!({"state": "failed", "offered_version": "0.3.0",
+                   "cause": "update_rolled_back", "reason": "Rampart 0.3.0 did not start properly"})
+        );
     }
 }

@@ -343,6 +343,10 @@ pub struct UpdateSection {
     /// (`version_too_old`, saying whether this agent updates itself).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub problem: Option<Problem>,
+    /// Protocol 1, added with issue 20: the version the release feed
+    /// offered at the last check (semver, may be a prerelease), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offered_version: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -414,13 +418,23 @@ pub fn assess(status: &AgentStatus) -> Assessment {
     if status.policy.error.is_some() {
         add(Overall::ActionNeeded, Cause::PolicyRejected.sentence());
     }
+    // A failed install or a rollback is broken until IT ships a fix; a feed
+    // that could not be read, or offers only an older release, is a
+    // warning (every device at once, and the next check may mend it).
     match status.update.state {
         UpdateState::UpdateRequired => add(
             Overall::ActionNeeded,
             said(status.update.problem.as_ref(), &status.update.detail),
         ),
-        UpdateState::Failed => add(Overall::Error, status.update.detail.clone()),
-        _ => {}
+        UpdateState::Failed => add(
+            Overall::Error,
+            said(status.update.problem.as_ref(), &status.update.detail),
+        ),
+        _ => {
+            if let Some(problem) = &status.update.problem {
+                add(Overall::ActionNeeded, problem.sentence());
+            }
+        }
     }
     // State that is not saved is lost at the next restart: broken until the
     // disk (or whoever fills it) is dealt with.
@@ -635,6 +649,7 @@ pub(crate) mod tests {
                 min_version: None,
                 detail: "meets the policy".into(),
                 problem: None,
+                offered_version: None,
             },
             storage: StorageSection::default(),
             reporting: ReportingSection::default(),

@@ -31,6 +31,9 @@ pub enum Stall {
     /// Send the head and the whole body, then hold the connection open
     /// (with no `Content-Length`, the client cannot know the body ended).
     AfterBody,
+    /// Send the head, then the body one byte every this many milliseconds
+    /// (a server that never quite stalls).
+    Trickle(u64),
 }
 
 #[derive(Debug, Clone)]
@@ -402,6 +405,22 @@ fn handle(shared: &Shared, mut stream: TcpStream) {
         // A client that gives up half-way closes the socket: a write error
         // here is the expected end of that story.
         if stream.write_all(head.as_bytes()).is_err() {
+            return;
+        }
+        if let Stall::Trickle(every_ms) = reply.stall {
+            // Each byte on its own, not held back for the peer's ACK.
+            let _ = stream.set_nodelay(true);
+            let _ = stream.flush();
+            for byte in &reply.body {
+                thread::sleep(std::time::Duration::from_millis(every_ms));
+                if stream
+                    .write_all(&[*byte])
+                    .and_then(|()| stream.flush())
+                    .is_err()
+                {
+                    return;
+                }
+            }
             return;
         }
         if send_body && stream.write_all(&reply.body).is_err() {

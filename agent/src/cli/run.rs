@@ -78,6 +78,20 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         ..config
     };
 
+    // An update that a kill or a power cut interrupted is finished or
+    // undone before anything else; if that put the previous binary back
+    // over this one, this process is the wrong code: exit, and the service
+    // manager starts the right one.
+    if mode == AgentMode::System
+        && let Ok(exe) = std::env::current_exe()
+        && crate::update::health::at_start(&config.paths.state_dir, &exe)
+    {
+        eprintln!(
+            "rampart-agent: an interrupted update was undone; exiting so the service manager starts the previous binary"
+        );
+        return Ok(ExitCode::from(EXIT_RESTART));
+    }
+
     if args.windows_service {
         #[cfg(windows)]
         {
@@ -91,12 +105,49 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// The exit code that asks the service manager for a restart after an
+/// update's rollback at start. Windows' recovery actions take a non-zero
+/// code (with failure actions on non-crash failures set, which the service
+/// sets for itself); systemd's `Restart=always` and launchd's `KeepAlive`
+/// restart on any.
+pub const EXIT_RESTART: u8 = 75;
+
+/// What `serve` ended with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Served {
+    Stopped,
+    /// Stopped after installing a release; the trial's outcome.
+    Updated(crate::update::health::TrialOutcome),
+}
+
+/// What the service tells its service manager as it stops.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopCode {
+    /// Stopped on request: stay stopped.
+    Clean,
+    /// Start again: the binary in place is the one to run now (after an
+    /// update, whether its trial passed or rolled back). A non-zero code,
+    /// so that Windows' recovery actions restart the service.
+    Restart(u8),
+    Failed,
+}
+
+impl Served {
+    pub fn stop_code(result: &anyhow::Result<Self>) -> StopCode {
+        match result {
+            Ok(Self::Stopped) => StopCode::Clean,
+            Ok(Self::Updated(_)) => StopCode::Restart(EXIT_RESTART),
+            Err(_) => StopCode::Failed,
+        }
+    }
+}
+
 /// Runs the agent until the future made by `shutdown` (inside the runtime,
 /// so that it may register signal handlers) resolves.
 /// Log lines that may wait for the log file's writer thread.
 const LOG_QUEUE_LINES: usize = 2_048;
 
-pub(crate) fn serve<F, S>(config: AgentConfig, shutdown: S) -> anyhow::Result<()>
+pub(crate) fn serve<F, S>(config: AgentConfig, shutdown: S) -> anyhow::Result<Served>
 where
     S: FnOnce() -> anyhow::Result<F>,
     F: std::future::Future<Output = ()>,
@@ -107,6 +158,8 @@ where
         .worker_threads(2)
         .enable_all()
         .build()?;
+    let state_dir = config.paths.state_dir.clone();
+    let socket = config.paths.socket.clone();
     let result = runtime.block_on(async move {
         // Handlers first: a SIGTERM that arrives as soon as the socket is up
         // must still mean a clean stop.
@@ -118,27 +171,40 @@ where
             .await
             .context("cannot start the agent")?;
         eprintln!("rampart-agent: listening on {}", agent.socket().display());
-        tokio::select! {
+        let updated = tokio::select! {
             () = shutdown => {
                 tracing::info!("shutdown requested");
                 agent.stop().await?;
+                false
             }
             reason = agent.stopped() => {
                 // The agent stopped on its own: after a self-update the
                 // service manager starts the new binary.
-                if let crate::StopReason::Updated { to } = reason? {
-                    eprintln!("rampart-agent: updated to {to}; exiting so the service manager starts it");
-                }
+                matches!(reason?, crate::StopReason::Updated { .. })
             }
-        }
-        anyhow::Ok(())
+        };
+        anyhow::Ok(updated)
     });
     // Dropping the runtime would wait for every blocking task (a name lookup
     // or a write to a stalled disk) without limit, and a Windows service is
     // "running" to the SCM until this returns: seen under Wine as `sc stop`
     // never reaching STOPPED although the agent had stopped.
     runtime.shutdown_timeout(SHUTDOWN_GRACE);
-    result
+    if !result? {
+        return Ok(Served::Stopped);
+    }
+    // The socket is free: the new binary must reach "serving" on it, or the
+    // previous one comes back (update::health).
+    let trial = crate::update::health::run_trial(
+        &state_dir,
+        &socket,
+        &crate::update::health::trial_args(),
+        crate::update::health::SERVING_DEADLINE,
+    );
+    eprintln!(
+        "rampart-agent: update trial: {trial:?}; exiting so the service manager starts the binary in place"
+    );
+    Ok(Served::Updated(trial))
 }
 
 /// How long blocking tasks may run on after the agent has stopped.
@@ -331,6 +397,33 @@ fn init_logging(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Finding 8: after an update the service exited 0, which the Windows
+    /// recovery actions (restart on failure) do not act on. Any stop after
+    /// an update asks for a restart with a non-zero code; a requested stop
+    /// stays clean.
+    #[test]
+    fn after_an_update_the_service_manager_is_asked_to_restart() {
+        use crate::update::health::TrialOutcome;
+        for trial in [
+            TrialOutcome::Passed { to: "2.0.0".into() },
+            TrialOutcome::RolledBack {
+                to: "2.0.0".into(),
+                why: "it stopped".into(),
+            },
+            TrialOutcome::NoTrial,
+        ] {
+            assert_eq!(
+                Served::stop_code(&Ok(Served::Updated(trial))),
+                StopCode::Restart(75)
+            );
+        }
+        assert_eq!(Served::stop_code(&Ok(Served::Stopped)), StopCode::Clean);
+        assert_eq!(
+            Served::stop_code(&Err(anyhow::anyhow!("broken"))),
+            StopCode::Failed
+        );
+    }
 
     #[test]
     fn sigusr2_cycles_info_debug_trace_info() {

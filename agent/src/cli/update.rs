@@ -12,6 +12,7 @@ use rampart_shared::version::Version;
 use crate::config::InstallConfig;
 use crate::paths::AgentPaths;
 use crate::update::apply::{UpdateRequest, check_and_apply};
+use crate::update::fetch::DownloadLimits;
 use crate::update::{ClockFacts, UpdateDecision, UpdateOutcome};
 
 #[derive(Debug, clap::Args)]
@@ -33,6 +34,44 @@ pub struct UpdateArgs {
     /// The policy's `agent.min_version`, if any.
     #[arg(long, value_name = "VERSION")]
     pub min_version: Option<Version>,
+    /// Time server to measure the clock with before updating (repeat for
+    /// several). Default: the servers of the policy beside the install
+    /// config (`policy.json`), else of the built-in policy.
+    #[arg(long = "ntp-server", value_name = "HOST[:PORT]")]
+    pub ntp_servers: Vec<String>,
+    /// The whole download's deadline, in seconds (tests use small values).
+    #[arg(long, value_name = "SECS", default_value_t = 600, hide = true)]
+    pub download_deadline_secs: u64,
+    /// Give up when the server sends nothing for this long, in seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 60, hide = true)]
+    pub stall_secs: u64,
+}
+
+/// The clock, measured with the given time servers or the policy's. No
+/// answer at all is `Unknown`, which pauses nothing (as in the service).
+fn measure_clock(servers: &[String], config_file: &std::path::Path) -> anyhow::Result<ClockFacts> {
+    let policy = std::fs::read(config_file.with_file_name("policy.json"))
+        .ok()
+        .and_then(|bytes| rampart_shared::policy::parse_policy(&bytes).ok())
+        .unwrap_or_default();
+    let servers = if servers.is_empty() {
+        policy.clock.ntp_servers.clone()
+    } else {
+        servers.to_vec()
+    };
+    let report = super::block_on(crate::clock::query_servers(
+        &servers,
+        std::time::Duration::from_secs(2),
+    ))?;
+    let section = crate::clock::to_section(
+        &report,
+        std::time::Duration::from_secs(policy.clock.max_skew_secs),
+        chrono::Utc::now(),
+    );
+    Ok(ClockFacts {
+        state: section.state,
+        offset_ms: section.offset_ms,
+    })
 }
 
 fn parse_channel(s: &str) -> Result<UpdateChannel, String> {
@@ -60,24 +99,36 @@ pub fn run(args: UpdateArgs) -> anyhow::Result<ExitCode> {
         keys,
         channel: args.channel,
         min_version: args.min_version,
-        // The CLI does not measure the clock; TLS fails loudly if it is far off.
-        clock: ClockFacts::UNKNOWN,
+        // Measured as the service does: a clock hours off pauses updates.
+        clock: measure_clock(&args.ntp_servers, &config_file)?,
         state_dir: args.state_dir.unwrap_or(system.state_dir),
         exe: std::env::current_exe().context("cannot find this binary's path")?,
-        current: Version::current(),
+        current: crate::update::release::running(),
         apply: !args.check,
+        // No trial: whoever runs the CLI restarts the service, and the
+        // service's own start-up is what they watch.
+        trial: false,
+        limits: DownloadLimits {
+            deadline: std::time::Duration::from_secs(args.download_deadline_secs),
+            stall: std::time::Duration::from_secs(args.stall_secs),
+        },
     };
     // reqwest is built without a bundled crypto provider: ring is the one.
     crate::install_tls_provider();
     let outcome = super::block_on(check_and_apply(request))?;
-    match &outcome {
-        UpdateOutcome::Decided(UpdateDecision::Update { to }) if args.check => {
-            outln!("update available: {to}")?;
+    // The words people read; the raw text only as details.
+    outln!("{outcome}")?;
+    if let Some(problem) = outcome.problem() {
+        outln!("{}", problem.cause.next_step())?;
+        if !problem.details.is_empty() {
+            outln!("Details: {}", problem.details)?;
         }
-        other => outln!("{other}")?,
     }
     Ok(match outcome {
-        UpdateOutcome::Decided(UpdateDecision::UpToDate { .. } | UpdateDecision::Update { .. })
+        UpdateOutcome::Decided(
+            UpdateDecision::UpToDate { .. } | UpdateDecision::Update { .. },
+            _,
+        )
         | UpdateOutcome::Updated { .. } => ExitCode::SUCCESS,
         _ => ExitCode::from(1),
     })

@@ -81,6 +81,7 @@ fn run_service() -> anyhow::Result<()> {
         ServiceControlAccept::STOP | ServiceControlAccept::SHUTDOWN,
         0,
     )?;
+    ensure_restart_after_update();
     let result = super::run::serve(config, move || {
         Ok(async move {
             let _ = stop_rx.wait_for(|stop| *stop).await;
@@ -93,11 +94,40 @@ fn run_service() -> anyhow::Result<()> {
             }
         })
     });
-    let code = if result.is_ok() {
-        0
-    } else {
-        ERROR_EXCEPTION_IN_SERVICE
+    // After an update the SCM must start the binary now in place: a
+    // non-zero exit code is a "non-crash failure", which the recovery
+    // actions (restart after 5 s) act on since `ensure_restart_after_update`
+    // turned that on.
+    let code = match super::run::Served::stop_code(&result) {
+        super::run::StopCode::Clean => ServiceExitCode::Win32(0),
+        super::run::StopCode::Restart(code) => ServiceExitCode::ServiceSpecific(u32::from(code)),
+        super::run::StopCode::Failed => ServiceExitCode::Win32(ERROR_EXCEPTION_IN_SERVICE),
     };
-    report(ServiceState::Stopped, ServiceControlAccept::empty(), code)?;
-    result
+    status.set_service_status(ServiceStatus {
+        service_type: ServiceType::OWN_PROCESS,
+        current_state: ServiceState::Stopped,
+        controls_accepted: ServiceControlAccept::empty(),
+        exit_code: code,
+        checkpoint: 0,
+        wait_hint: Duration::from_secs(10),
+        process_id: None,
+    })?;
+    result.map(|_| ())
+}
+
+/// The installer sets restart-on-failure; a stop with a non-zero exit code
+/// counts as a failure only with "failure actions on non-crash failures" on,
+/// which the service sets for itself at start (it runs as LocalSystem), so
+/// that an update's exit brings it back whatever installed it.
+fn ensure_restart_after_update() {
+    use windows_service::service::ServiceAccess;
+    use windows_service::service_manager::{ServiceManager, ServiceManagerAccess};
+    let set = || -> windows_service::Result<()> {
+        let manager = ServiceManager::local_computer(None::<&str>, ServiceManagerAccess::CONNECT)?;
+        let service = manager.open_service(SERVICE_NAME, ServiceAccess::CHANGE_CONFIG)?;
+        service.set_failure_actions_on_non_crash_failures(true)
+    };
+    if let Err(error) = set() {
+        tracing::warn!(%error, "cannot set restart after update (failure actions on non-crash failures)");
+    }
 }

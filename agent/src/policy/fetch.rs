@@ -299,9 +299,30 @@ impl Fetcher {
         }))
     }
 
+    /// A GET whose body the caller reads (the release feed and archives,
+    /// `update::fetch`): the same URL rule, redirects and failure words as
+    /// a policy poll. Anything but 200 is a failure.
+    pub async fn get(&self, url: &Url, accept: &str) -> Result<reqwest::Response, FetchError> {
+        check_url(url)?;
+        let response = self
+            .client()?
+            .get(url.clone())
+            .header(reqwest::header::ACCEPT, accept)
+            .send()
+            .await
+            .map_err(|e| self.classify(url, e))?;
+        if response.status() != StatusCode::OK {
+            return Err(FetchError::Status {
+                url: url.to_string(),
+                status: response.status().as_u16(),
+            });
+        }
+        Ok(response)
+    }
+
     /// Reads a body, giving up as soon as it passes `max` bytes: a hostile
     /// or broken server cannot make the agent buffer more than that.
-    async fn read_body(
+    pub async fn read_body(
         &self,
         url: &Url,
         mut response: reqwest::Response,
@@ -327,7 +348,7 @@ impl Fetcher {
         Ok(body)
     }
 
-    fn classify(&self, url: &Url, e: reqwest::Error) -> FetchError {
+    pub fn classify(&self, url: &Url, e: reqwest::Error) -> FetchError {
         let url = url.to_string();
         if e.is_timeout() {
             FetchError::Timeout {

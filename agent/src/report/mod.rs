@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use rampart_shared::policy::Reporting;
-use rampart_shared::report::{REPORT_SCHEMA, Report, ReportClock, ReportMfa};
-use rampart_shared::status::{AgentStatus, ClockState, MfaState, Overall};
+use rampart_shared::report::{REPORT_SCHEMA, Report, ReportClock, ReportMfa, ReportUpdate};
+use rampart_shared::status::{AgentStatus, ClockState, MfaState, Overall, UpdateState};
 use rampart_shared::version::Version;
 use tokio::time::Instant as TokioInstant;
 use tracing::{debug, info, warn};
@@ -36,6 +36,7 @@ pub struct Fingerprint {
     clock: ClockState,
     overall: Overall,
     policy_serial: u64,
+    update: UpdateState,
 }
 
 impl Fingerprint {
@@ -45,6 +46,7 @@ impl Fingerprint {
             clock: status.clock.state,
             overall: status.overall,
             policy_serial: status.policy.serial,
+            update: status.update.state,
         }
     }
 }
@@ -89,6 +91,16 @@ pub fn build(
         overall: status.overall,
         reason: reason.to_owned(),
         dropped_reports,
+        update: Some(ReportUpdate {
+            state: status.update.state,
+            offered_version: status.update.offered_version.clone(),
+            cause: status
+                .update
+                .problem
+                .as_ref()
+                .map(|p| p.cause.name().to_owned()),
+            reason: status.update.detail.clone(),
+        }),
     }
 }
 

@@ -70,11 +70,11 @@ pub(super) async fn run(
         if let Some((to, result)) = reply {
             let _ = to.send(result);
         }
-        if let Some(UpdateOutcome::Updated { to, .. }) = shell.update
+        if let Some(UpdateOutcome::Updated { to, .. }) = &shell.update
             && shell.config.mode == AgentMode::System
         {
             info!(%to, "updated; stopping so that the service manager starts the new binary");
-            return StopReason::Updated { to };
+            return StopReason::Updated { to: to.to_string() };
         }
     }
 }
@@ -160,7 +160,10 @@ impl Shell {
                 match self.update_request() {
                     None => {}
                     Some(Err(why)) => {
-                        self.update = Some(UpdateOutcome::Failed(why.to_string()));
+                        self.update = Some(UpdateOutcome::failed(
+                            "the install config's update settings cannot be used",
+                            why.to_string(),
+                        ));
                         self.due.update = Some(now + UPDATE_INTERVAL);
                     }
                     Some(Ok(request)) => {
@@ -242,8 +245,16 @@ impl Shell {
         self.due.clock = Some(now + next);
         info!(state = ?self.core.clock.state, detail = %self.core.clock.detail, next_in_secs = next.as_secs(), "clock checked");
         // The first clock check may pause updates, so the first update
-        // check waits for it.
-        if self.update.is_none() && self.due.update.is_none() && !self.in_flight.update {
+        // check waits for it; a check paused for the clock runs again as
+        // soon as the clock is back in range.
+        let clock = update::ClockFacts {
+            state: self.core.clock.state,
+            offset_ms: self.core.clock.offset_ms,
+        };
+        if update::check_after_clock(self.update.as_ref(), clock)
+            && !self.in_flight.update
+            && self.due.update.is_none_or(|due| due > now)
+        {
             self.due.update = Some(now);
         }
     }
@@ -277,9 +288,24 @@ impl Shell {
 
     fn on_update_checked(&mut self, outcome: UpdateOutcome) {
         self.in_flight.update = false;
-        info!(%outcome, "self-update check finished");
+        // A feed that cannot be read is asked again in minutes, not hours.
+        let failures = Failures::count(&mut self.failures.update, outcome.retry_soon());
+        let next = update::next_check_in(failures);
+        // Tags that are not versions: said once, not at every check.
+        let unreadable = |o: Option<&UpdateOutcome>| match o {
+            Some(UpdateOutcome::Decided(_, tags)) => tags.clone(),
+            _ => Vec::new(),
+        };
+        let tags = unreadable(Some(&outcome));
+        if !tags.is_empty() && tags != unreadable(self.update.as_ref()) {
+            warn!(
+                ?tags,
+                "the release feed lists releases whose version cannot be read; they are ignored"
+            );
+        }
+        info!(%outcome, next_in_secs = next.as_secs(), "self-update check finished");
         self.update = Some(outcome);
-        self.due.update = Some(TokioInstant::now() + UPDATE_INTERVAL);
+        self.due.update = Some(TokioInstant::now() + next);
     }
 }
 

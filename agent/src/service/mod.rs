@@ -155,13 +155,13 @@ pub enum Timer {
 }
 
 /// Why the agent stopped.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StopReason {
     /// Someone asked: a signal, or the embedding app quitting.
     Requested,
     /// It replaced its own binary and stopped so that the service manager
     /// starts the new one (systemd `Restart=always`, launchd `KeepAlive`).
-    Updated { to: Version },
+    Updated { to: String },
 }
 
 /// A started agent. Dropping it does not stop it; call [`RunningAgent::stop`].
@@ -188,13 +188,13 @@ impl RunningAgent {
 
     /// Waits until the agent stops, by request or on its own.
     pub async fn stopped(&mut self) -> Result<StopReason, AgentError> {
-        if let Some(reason) = self.finished {
-            return Ok(reason);
+        if let Some(reason) = &self.finished {
+            return Ok(reason.clone());
         }
         let reason = (&mut self.task)
             .await
             .map_err(|e| AgentError::Task(e.to_string()))?;
-        self.finished = Some(reason);
+        self.finished = Some(reason.clone());
         Ok(reason)
     }
 }

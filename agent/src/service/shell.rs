@@ -39,6 +39,9 @@ pub(super) struct Shell {
     pub(super) managed_mtime: Option<SystemTime>,
     /// The last self-update check's outcome (`None`: none has run).
     pub(super) update: Option<UpdateOutcome>,
+    /// The last rollback of a release that did not reach "serving", read
+    /// at start: shown and reported until a newer release is installed.
+    pub(super) rolled_back: Option<UpdateOutcome>,
     pub(super) due: Due,
     pub(super) in_flight: InFlight,
     pub(super) failures: Failures,
@@ -84,6 +87,8 @@ pub(super) struct InFlight {
 pub(super) struct Failures {
     pub(super) clock: u32,
     pub(super) network: u32,
+    /// Update checks that failed in a row (feed unreachable, install failed).
+    pub(super) update: u32,
 }
 
 impl Failures {
@@ -130,6 +135,7 @@ impl Shell {
             kod: KodBackoff::default(),
             managed_mtime: None,
             update: None,
+            rolled_back: update::health::last_rollback(&config.paths.state_dir),
             due: Due {
                 clock: Some(start),
                 network: Some(start),
@@ -172,7 +178,7 @@ impl Shell {
         let update = update::section(
             Version::current(),
             policy.agent.min_version,
-            self.update.as_ref(),
+            update::health::shown(self.update.as_ref(), self.rolled_back.as_ref()),
             || matches!(self.update_request(), Some(Ok(_))),
         );
         let storage = StorageSection {
@@ -224,8 +230,10 @@ impl Shell {
             },
             state_dir: self.config.paths.state_dir.clone(),
             exe: std::env::current_exe().map_err(UpdateError::CurrentExe)?,
-            current: Version::current(),
+            current: update::release::running(),
             apply: true,
+            trial: true,
+            limits: update::fetch::DownloadLimits::default(),
         })
     }
 

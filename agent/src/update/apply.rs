@@ -1,12 +1,11 @@
 //! The imperative shell of self-update: ask the feed, decide, and if the
-//! decision is to update, let self_update download the archive, check its
-//! zipsign signature against the pinned keys and extract it *beside* the
-//! binary; check the extracted binary's own `--version`; keep the previous
-//! binary in the state directory; swap; check `--version` again and put the
-//! previous one back if the new one does not answer.
-//!
-//! self_update's HTTP client is blocking: [`check_and_apply`] runs it on a
-//! blocking thread.
+//! decision is to update: check that the binary's folder can be written
+//! (before downloading anything), take the update lock, finish or undo any
+//! interrupted swap, download the archive within its bounds into the state
+//! directory, check its zipsign signature against the pinned keys, extract
+//! the binary beside the installed one, check its own `--version`, and swap
+//! through the journal (`swap`). The service's swap ends in a trial
+//! (`health`): the floor rises only once the new binary has served.
 
 use std::fs;
 use std::io;
@@ -14,15 +13,21 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus};
 
 use rampart_shared::policy::UpdateChannel;
-use rampart_shared::version::{Version, VersionError};
+use rampart_shared::version::Version;
+use semver::Version as Semver;
 
-use super::{ClockFacts, UpdateDecision, UpdateOutcome, decide, floor};
-use crate::config::{InstallConfigError, UpdateSource, UpdateSourceKind};
-use crate::fsutil::FsError;
+use super::fetch::{self, DownloadLimits};
+use super::release::{self, Offer};
+use super::swap::{self, Journal, Phase, UpdateLock};
+use super::{ClockFacts, UpdateDecision, UpdateOutcome, archive, decide, floor};
+use crate::config::{InstallConfigError, UpdateSource};
 
 /// The binary's name in release archives (`rampart-agent` or
 /// `rampart-agent.exe` at the archive's root).
 pub const BIN_NAME: &str = "rampart-agent";
+
+/// The extracted binary is bigger than this only in a broken archive.
+const MAX_BINARY_BYTES: u64 = 256 * 1024 * 1024;
 
 #[derive(Debug, Clone)]
 pub struct UpdateRequest {
@@ -36,15 +41,16 @@ pub struct UpdateRequest {
     pub state_dir: PathBuf,
     /// The binary to replace: the running one.
     pub exe: PathBuf,
-    pub current: Version,
+    pub current: Semver,
     /// `false`: only check and say what would happen.
     pub apply: bool,
+    /// The service: leave the swap in its trial phase; the new binary must
+    /// reach "serving" (`health::run_trial`) before the floor rises.
+    pub trial: bool,
+    pub limits: DownloadLimits,
 }
 
-/// Why a self-update could not be asked for, checked or carried out. The
-/// words end up in `UpdateOutcome::Failed`, the status and the log.
-// Each cause's words are part of its variant's message, so no variant names
-// them as its `source`: an error chain would say them twice.
+/// Why the service cannot even build a request.
 #[derive(Debug, thiserror::Error)]
 pub enum UpdateError {
     /// The install config's `update_public_keys` cannot be decoded.
@@ -52,47 +58,6 @@ pub enum UpdateError {
     Keys(InstallConfigError),
     #[error("cannot find this binary's path: {0}")]
     CurrentExe(io::Error),
-    #[error("\"{0}\" is not a GitHub API repository URL (…/repos/OWNER/NAME)")]
-    NotGithubRepo(String),
-    #[error("\"{0}\" does not end in /repos/OWNER/NAME")]
-    NoOwnerName(String),
-    #[error("cannot read the release feed: {0}")]
-    Feed(self_update::errors::Error),
-    #[error("the feed's newest release: {0}")]
-    FeedVersion(VersionError),
-    /// Download, signature, extraction or our `--version` check (through
-    /// `verify_binary`): self_update's words.
-    #[error("{0}")]
-    Download(self_update::errors::Error),
-    #[error("the feed no longer offers {0}")]
-    NoLongerOffered(Version),
-    #[error(
-        "the archive offered as {to} holds rampart-agent {found}, older than {floor}, the newest version installed here"
-    )]
-    BelowFloor {
-        to: Version,
-        found: Version,
-        floor: Version,
-    },
-    #[error("the archive offered as {to} holds rampart-agent {found}")]
-    NotAsOffered { to: Version, found: Version },
-    #[error("{0}")]
-    Version(BinaryVersionError),
-    /// The directory the previous binary is kept in.
-    #[error("{0}")]
-    KeepDir(FsError),
-    #[error("cannot keep a copy of {exe}: {error}")]
-    KeepCopy { exe: PathBuf, error: io::Error },
-    #[error("cannot make the new binary executable: {0}")]
-    Executable(io::Error),
-    #[error("cannot put the new binary in place: {0}")]
-    PutInPlace(io::Error),
-    #[error("the new binary failed ({why}); the previous one is back in place")]
-    RolledBack { why: Misfit },
-    #[error("the new binary failed ({why}) and the previous one could not be put back: {error}")]
-    NotRolledBack { why: Misfit, error: io::Error },
-    #[error("installed, but cannot record the version floor: {0}")]
-    Floor(floor::FloorError),
 }
 
 /// Why `binary --version` does not say which version a binary is.
@@ -107,67 +72,63 @@ pub enum BinaryVersionError {
     Answer {
         binary: PathBuf,
         answer: String,
-        error: VersionError,
+        error: release::TagError,
     },
 }
 
-/// Why the binary just put in place is not the one meant: it names another
-/// version, or none.
-#[derive(Debug, thiserror::Error)]
-pub enum Misfit {
-    #[error("it says it is {0}")]
-    Says(Version),
-    #[error("{0}")]
-    NoVersion(BinaryVersionError),
-}
-
 /// Checks the feed and, when [`decide`] says so and `apply` is set, updates.
-pub async fn check_and_apply(request: UpdateRequest) -> UpdateOutcome {
-    match tokio::task::spawn_blocking(move || check_and_apply_blocking(&request)).await {
-        Ok(outcome) => outcome,
-        Err(e) => UpdateOutcome::Failed(format!("the update task stopped: {e}")),
-    }
-}
-
-pub fn check_and_apply_blocking(req: &UpdateRequest) -> UpdateOutcome {
+pub async fn check_and_apply(req: UpdateRequest) -> UpdateOutcome {
     if req.keys.is_empty() {
-        return UpdateOutcome::Failed("no release-signing key is pinned".into());
+        return UpdateOutcome::failed(
+            "no release-signing key is set in the install config",
+            "update_public_keys is empty",
+        );
     }
-    let floor = match floor::load(&req.state_dir, req.current) {
+    let floor = match floor::load(&req.state_dir, &req.current) {
         Ok(f) => f,
-        Err(e) => return UpdateOutcome::Failed(e.to_string()),
+        Err(e) => {
+            return UpdateOutcome::failed(
+                "the record of installed versions is damaged",
+                e.to_string(),
+            );
+        }
     };
     // A badly wrong clock pauses before any network traffic.
     if let Some(paused) = super::clock_pause(req.clock) {
-        return UpdateOutcome::Decided(paused);
+        return UpdateOutcome::Decided(paused, Vec::new());
     }
-    let offered = match newest_offered(req) {
-        Ok(v) => v,
-        Err(e) => return UpdateOutcome::Failed(e.to_string()),
+    let url = feed_url(&req.source, req.channel);
+    let listing = match fetch::listing(req.source.kind, &url).await {
+        Ok(l) => l,
+        Err(e) => {
+            return UpdateOutcome::CheckFailed {
+                words: e.words,
+                details: e.details,
+            };
+        }
     };
+    let offer = release::newest(&listing, req.channel, &floor.bad);
     let decision = decide(
-        req.current,
-        floor,
+        &req.current,
+        &floor.floor,
         req.min_version,
-        offered,
+        offer.map(|o| &o.version),
         req.channel,
         req.clock,
     );
-    let UpdateDecision::Update { to } = decision else {
-        return UpdateOutcome::Decided(decision);
+    let unreadable = listing.unreadable.clone();
+    let (UpdateDecision::Update { to }, Some(offer), true) = (&decision, offer, req.apply) else {
+        return UpdateOutcome::Decided(decision, unreadable);
     };
-    if !req.apply {
-        return UpdateOutcome::Decided(decision);
-    }
     tracing::info!(from = %req.current, %to, "updating");
-    match install(req, to, floor) {
+    match install(&req, offer, &floor.floor).await {
         Ok(()) => UpdateOutcome::Updated {
-            from: req.current,
-            to,
+            from: req.current.clone(),
+            to: to.clone(),
         },
-        Err(why) => {
-            tracing::warn!("update to {to} failed: {why}");
-            UpdateOutcome::Failed(why.to_string())
+        Err(outcome) => {
+            tracing::warn!("{outcome}");
+            outcome
         }
     }
 }
@@ -182,139 +143,213 @@ fn feed_url(source: &UpdateSource, channel: UpdateChannel) -> String {
     source.url.replace("{channel}", name)
 }
 
-/// `https://host/api/v3/repos/OWNER/NAME` -> (`https://host/api/v3`, OWNER, NAME).
-fn github_parts(url: &str) -> Result<(String, String, String), UpdateError> {
-    let url = url.trim_end_matches('/');
-    let (base, repo) = url
-        .rsplit_once("/repos/")
-        .ok_or_else(|| UpdateError::NotGithubRepo(url.to_owned()))?;
-    let (owner, name) = repo
-        .split_once('/')
-        .filter(|(o, n)| !o.is_empty() && !n.is_empty() && !n.contains('/'))
-        .ok_or_else(|| UpdateError::NoOwnerName(url.to_owned()))?;
-    Ok((base.to_owned(), owner.to_owned(), name.to_owned()))
-}
-
-/// Settings every self_update builder gets, whatever the backend.
-macro_rules! common_settings {
-    ($builder:expr, $req:expr) => {
-        $builder
-            .bin_name(BIN_NAME)
-            .current_version($req.current.to_string())
-            .verifying_keys($req.keys.clone())
-            .no_confirm(true)
-            .show_output(false)
-            .show_download_progress(false)
-            // Our own decision chose the version; "compatible" (no major
-            // bump) is not a rule of ours.
-            .update_strategy(self_update::UpdateStrategy::Latest)
-    };
-}
-
-fn newest_offered(req: &UpdateRequest) -> Result<Option<Version>, UpdateError> {
-    let url = feed_url(&req.source, req.channel);
-    let latest = match req.source.kind {
-        UpdateSourceKind::Github => {
-            let (base, owner, name) = github_parts(&url)?;
-            let mut b = self_update::backends::github::Update::configure();
-            common_settings!(b.api_base_url(base).repo_owner(owner).repo_name(name), req);
-            b.build().and_then(|u| u.get_latest_release())
-        }
-        UpdateSourceKind::Manifest => {
-            let mut b = self_update::backends::manifest::Update::configure();
-            common_settings!(b.manifest_url(url), req);
-            b.build().and_then(|u| u.get_latest_release())
-        }
-    };
-    let releases = match latest {
-        Ok(r) => r,
-        Err(self_update::errors::Error::NoReleaseFound { .. }) => return Ok(None),
-        Err(e) => return Err(UpdateError::Feed(e)),
-    };
-    let Some(release) = releases.latest() else {
-        return Ok(None);
-    };
-    release
-        .version()
-        .trim_start_matches('v')
-        .parse()
-        .map(Some)
-        .map_err(UpdateError::FeedVersion)
-}
-
-/// `<dir>/.rampart-agent.update`: beside the binary, so that the final
-/// rename stays on one filesystem.
-fn staging_path(exe: &Path) -> PathBuf {
-    let mut name = std::ffi::OsString::from(".");
-    name.push(exe.file_name().unwrap_or_default());
-    name.push(".update");
-    exe.with_file_name(name)
-}
-
-fn install(req: &UpdateRequest, to: Version, floor: Version) -> Result<(), UpdateError> {
-    let staging = staging_path(&req.exe);
-    let _ = fs::remove_file(&staging);
-    let result = download_verified(req, to, floor, &staging).and_then(|()| swap(req, to, &staging));
-    let _ = fs::remove_file(&staging);
-    result?;
-    floor::raise(&req.state_dir, to).map_err(UpdateError::Floor)?;
+/// Whether the binary's folder takes a new file, before anything is
+/// downloaded: probed with a file of this process's own (never the staged
+/// binary another updater may be writing), named so that recovery removes
+/// it if a kill leaves it.
+fn check_writable(exe: &Path) -> Result<(), io::Error> {
+    let mut name = swap::staging_path(exe).into_os_string();
+    name.push(format!(".probe-{}", std::process::id()));
+    let probe = PathBuf::from(name);
+    fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&probe)?;
+    let _ = fs::remove_file(&probe);
     Ok(())
 }
 
-/// self_update: download, signature, extract, our `--version` check, then
-/// move the new binary to `staging` (never over the running one).
-fn download_verified(
+async fn install(req: &UpdateRequest, offer: &Offer, floor: &Semver) -> Result<(), UpdateOutcome> {
+    let to = offer.version.clone();
+    let fail = |words: String, details: String| UpdateOutcome::Failed {
+        to: Some(to.clone()),
+        words,
+        details,
+    };
+    let dir = req.exe.parent().unwrap_or(Path::new("."));
+    if let Err(e) = check_writable(&req.exe) {
+        return Err(fail(
+            format!(
+                "Rampart cannot write to {} (where it is installed), so it cannot replace itself; nothing was downloaded",
+                dir.display()
+            ),
+            e.to_string(),
+        ));
+    }
+    let Some(asset) = release::asset_for_this_computer(offer).cloned() else {
+        return Err(fail(
+            format!(
+                "the release has no archive for this computer ({} {})",
+                std::env::consts::OS,
+                std::env::consts::ARCH
+            ),
+            offer
+                .assets
+                .iter()
+                .map(|a| a.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+        ));
+    };
+    let state_dir = req.state_dir.clone();
+    let exe = req.exe.clone();
+    let prepared = tokio::task::spawn_blocking(move || -> Result<UpdateLock, (String, String)> {
+        let lock = UpdateLock::acquire(&state_dir).map_err(|e| (e.to_string(), String::new()))?;
+        swap::recover(&state_dir, &exe).map_err(|e| {
+            (
+                "an interrupted update could not be undone".to_owned(),
+                e.to_string(),
+            )
+        })?;
+        crate::fsutil::ensure_private_dir(&swap::tmp_dir(&state_dir)).map_err(|e| {
+            (
+                "the download folder cannot be made".to_owned(),
+                e.to_string(),
+            )
+        })?;
+        Ok(lock)
+    })
+    .await
+    .map_err(|e| fail("the update task stopped".into(), e.to_string()))?
+    .map_err(|(words, details)| fail(words, details))?;
+
+    // The asset's own name only if it is a plain file name.
+    let file_name = if asset.name.contains(['/', '\\']) || asset.name.starts_with('.') {
+        "release.tar.gz".to_owned()
+    } else {
+        asset.name.clone()
+    };
+    let archive_path = swap::tmp_dir(&req.state_dir).join(&file_name);
+    let max = asset.size.unwrap_or(fetch::DEFAULT_MAX_BYTES);
+    let result = match fetch::download(&asset.url, &archive_path, max, req.limits).await {
+        Err(e) => {
+            let details = match &e {
+                fetch::DownloadError::Net(n) => n.details.clone(),
+                other => other.to_string(),
+            };
+            Err(fail(e.to_string(), details))
+        }
+        Ok(bytes) => {
+            tracing::info!(bytes, url = %asset.url, "release downloaded");
+            let req = req.clone();
+            let name = asset.name.clone();
+            let floor = floor.clone();
+            let to = to.clone();
+            tokio::task::spawn_blocking(move || {
+                put_in_place(&req, &archive_path, &name, &to, &floor)
+            })
+            .await
+            .unwrap_or_else(|e| {
+                Err(UpdateOutcome::failed(
+                    "the update task stopped",
+                    e.to_string(),
+                ))
+            })
+        }
+    };
+    let _ = fs::remove_dir_all(swap::tmp_dir(&req.state_dir));
+    drop(prepared);
+    result
+}
+
+/// Signature, extraction, `--version`, swap; for the CLI also the floor.
+fn put_in_place(
     req: &UpdateRequest,
-    to: Version,
-    floor: Version,
-    staging: &Path,
-) -> Result<(), UpdateError> {
-    let url = feed_url(&req.source, req.channel);
-    let verify = move |path: &Path| {
-        check_binary(path, to, floor)
-            .map_err(|e| self_update::errors::Error::verification_rejected(e.to_string()))
+    archive_path: &Path,
+    name: &str,
+    offered: &Semver,
+    floor: &Semver,
+) -> Result<(), UpdateOutcome> {
+    let fail = |to: &Semver, words: String, details: String| UpdateOutcome::Failed {
+        to: Some(to.clone()),
+        words,
+        details,
     };
-    let status = match req.source.kind {
-        UpdateSourceKind::Github => {
-            let (base, owner, name) = github_parts(&url)?;
-            let mut b = self_update::backends::github::Update::configure();
-            common_settings!(b.api_base_url(base).repo_owner(owner).repo_name(name), req)
-                .bin_install_path(staging)
-                .verify_binary(verify);
-            b.build().and_then(|u| u.update_extended())
+    archive::verify(archive_path, name, &req.keys)
+        .map_err(|e| fail(offered, e.to_string(), e.details()))?;
+    let staged = swap::staging_path(&req.exe);
+    let result = (|| {
+        archive::extract_binary(archive_path, &staged, MAX_BINARY_BYTES)
+            .map_err(|e| fail(offered, e.to_string(), e.details()))?;
+        check_binary(&staged, offered, floor)
+            .map_err(|(words, details)| fail(offered, words, details))?;
+        let journal = Journal {
+            phase: Phase::Swapping,
+            exe: req.exe.clone(),
+            to: offered.to_string(),
+            from: req.current.to_string(),
+        };
+        let then = req.trial.then_some(Phase::Trial);
+        swap::swap_in(&req.state_dir, &staged, &journal, then).map_err(|e| {
+            fail(
+                offered,
+                "the new binary could not be put in place".into(),
+                e.to_string(),
+            )
+        })?;
+        // The installed file itself must answer, or the previous comes back.
+        if let Err((why, details)) = check_binary(&req.exe, offered, floor) {
+            return Err(match swap::roll_back(&req.state_dir, &journal) {
+                Ok(()) => UpdateOutcome::RolledBack {
+                    to: offered.clone(),
+                    why,
+                },
+                Err(e) => fail(
+                    offered,
+                    format!(
+                        "the new binary failed ({why}) and the previous one could not be put back"
+                    ),
+                    format!("{details}; {e}"),
+                ),
+            });
         }
-        UpdateSourceKind::Manifest => {
-            let mut b = self_update::backends::manifest::Update::configure();
-            common_settings!(b.manifest_url(url), req)
-                .bin_install_path(staging)
-                .verify_binary(verify);
-            b.build().and_then(|u| u.update_extended())
+        if !req.trial {
+            floor::raise(&req.state_dir, offered).map_err(|e| {
+                fail(
+                    offered,
+                    "installed, but the version floor could not be recorded".into(),
+                    e.to_string(),
+                )
+            })?;
         }
-    }
-    .map_err(UpdateError::Download)?;
-    if status.is_up_to_date() || !staging.is_file() {
-        return Err(UpdateError::NoLongerOffered(to));
-    }
-    Ok(())
+        Ok(())
+    })();
+    let _ = fs::remove_file(&staged);
+    result
 }
 
 /// Runs `binary --version` and checks it is exactly `to` (and not below the
 /// floor): the tag a release is served under proves nothing about the binary
-/// inside, even when the archive is properly signed.
-pub fn check_binary(binary: &Path, to: Version, floor: Version) -> Result<(), UpdateError> {
-    let found = binary_version(binary).map_err(UpdateError::Version)?;
-    if found < floor {
-        return Err(UpdateError::BelowFloor { to, found, floor });
+/// inside, even when the archive is properly signed. The error: plain words
+/// and the raw text.
+pub fn check_binary(binary: &Path, to: &Semver, floor: &Semver) -> Result<(), (String, String)> {
+    let found = binary_version(binary).map_err(|e| {
+        (
+            "the new binary does not say which version it is".to_owned(),
+            e.to_string(),
+        )
+    })?;
+    if found < *floor {
+        return Err((
+            format!(
+                "the archive offered as {to} holds rampart-agent {found}, older than {floor}, the newest version installed here"
+            ),
+            String::new(),
+        ));
     }
-    if found != to {
-        return Err(UpdateError::NotAsOffered { to, found });
+    if found != *to {
+        return Err((
+            format!("the archive offered as {to} holds rampart-agent {found}"),
+            String::new(),
+        ));
     }
     Ok(())
 }
 
-fn binary_version(binary: &Path) -> Result<Version, BinaryVersionError> {
+pub fn binary_version(binary: &Path) -> Result<Semver, BinaryVersionError> {
     let out = Command::new(binary)
         .arg("--version")
+        .stdin(std::process::Stdio::null())
         .output()
         .map_err(|error| BinaryVersionError::Run {
             binary: binary.to_owned(),
@@ -329,66 +364,17 @@ fn binary_version(binary: &Path) -> Result<Version, BinaryVersionError> {
     }
     // clap prints "rampart-agent 1.2.3".
     let word = text.split_whitespace().nth(1).unwrap_or_default();
-    word.parse().map_err(|error| BinaryVersionError::Answer {
+    release::parse_tag(word).map_err(|error| BinaryVersionError::Answer {
         binary: binary.to_owned(),
         answer: text.trim().to_owned(),
         error,
     })
 }
 
-/// Keeps the running binary as `state_dir/update/<name>.previous`, renames
-/// the staged one over it, and puts the previous one back if the new one
-/// does not answer `--version` as `to`.
-fn swap(req: &UpdateRequest, to: Version, staging: &Path) -> Result<(), UpdateError> {
-    let keep_dir = req.state_dir.join("update");
-    crate::fsutil::ensure_private_dir(&keep_dir).map_err(UpdateError::KeepDir)?;
-    let previous = keep_dir.join(format!("{BIN_NAME}.previous"));
-    fs::copy(&req.exe, &previous).map_err(|error| UpdateError::KeepCopy {
-        exe: req.exe.clone(),
-        error,
-    })?;
-    crate::fsutil::set_mode(staging, 0o755).map_err(UpdateError::Executable)?;
-    fs::rename(staging, &req.exe).map_err(UpdateError::PutInPlace)?;
-    let why = match binary_version(&req.exe) {
-        Ok(v) if v == to => return Ok(()),
-        Ok(v) => Misfit::Says(v),
-        Err(e) => Misfit::NoVersion(e),
-    };
-    match restore(&previous, &req.exe, staging) {
-        Ok(()) => Err(UpdateError::RolledBack { why }),
-        Err(error) => Err(UpdateError::NotRolledBack { why, error }),
-    }
-}
-
-fn restore(previous: &Path, exe: &Path, staging: &Path) -> io::Result<()> {
-    fs::copy(previous, staging)?;
-    crate::fsutil::set_mode(staging, 0o755)?;
-    fs::rename(staging, exe)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn github_urls_split_into_base_owner_and_name() {
-        assert_eq!(
-            github_parts("https://api.github.com/repos/acme/rampart").unwrap(),
-            (
-                "https://api.github.com".into(),
-                "acme".into(),
-                "rampart".into()
-            )
-        );
-        assert_eq!(
-            github_parts("http://127.0.0.1:9/api/v3/repos/a/b/")
-                .unwrap()
-                .0,
-            "http://127.0.0.1:9/api/v3"
-        );
-        assert!(github_parts("https://api.github.com/acme/rampart").is_err());
-        assert!(github_parts("https://x/repos/acme").is_err());
-    }
+    use crate::config::UpdateSourceKind;
 
     #[test]
     fn the_channel_picks_the_feed() {
@@ -401,33 +387,8 @@ mod tests {
             "https://r.example.com/beta/manifest.json"
         );
         assert_eq!(
-            staging_path(Path::new("/opt/rampart/bin/rampart-agent")),
+            swap::staging_path(Path::new("/opt/rampart/bin/rampart-agent")),
             Path::new("/opt/rampart/bin/.rampart-agent.update")
-        );
-    }
-
-    /// A failed swap says what the new binary said, and whether the
-    /// previous one is back.
-    #[test]
-    fn a_failed_swap_says_why_and_what_is_in_place() {
-        let rolled_back = UpdateError::RolledBack {
-            why: Misfit::Says("2.0.0".parse().unwrap()),
-        };
-        assert_eq!(
-            rolled_back.to_string(),
-            "the new binary failed (it says it is 2.0.0); the previous one is back in place"
-        );
-        let stuck = UpdateError::NotRolledBack {
-            why: Misfit::NoVersion(BinaryVersionError::Run {
-                binary: PathBuf::from("/x/rampart-agent"),
-                error: io::Error::other("gone"),
-            }),
-            error: io::Error::other("disk full"),
-        };
-        assert_eq!(
-            stuck.to_string(),
-            "the new binary failed (cannot run /x/rampart-agent --version: gone) and the previous \
-             one could not be put back: disk full"
         );
     }
 
@@ -437,19 +398,19 @@ mod tests {
         use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().unwrap();
         let bin = dir.path().join("rampart-agent");
-        fs::write(&bin, "#!/bin/sh\necho rampart-agent 1.1.0\n").unwrap();
+        fs::write(&bin, "#!/bin/sh\necho rampart-agent 1.1.0-beta.2\n").unwrap();
         fs::set_permissions(&bin, fs::Permissions::from_mode(0o755)).unwrap();
-        let v = |s: &str| s.parse::<Version>().unwrap();
-        let check = |to, floor| check_binary(&bin, v(to), v(floor)).map_err(|e| e.to_string());
-        assert_eq!(check("1.1.0", "1.0.0"), Ok(()));
+        let v = |s: &str| Semver::parse(s).unwrap();
+        let check = |to, floor| check_binary(&bin, &v(to), &v(floor)).map_err(|e| e.0);
+        assert_eq!(check("1.1.0-beta.2", "1.0.0"), Ok(()));
         assert_eq!(
             check("2.0.0", "1.0.0").unwrap_err(),
-            "the archive offered as 2.0.0 holds rampart-agent 1.1.0"
+            "the archive offered as 2.0.0 holds rampart-agent 1.1.0-beta.2"
         );
         assert!(
-            check("2.0.0", "1.5.0")
+            check("2.0.0", "1.1.0")
                 .unwrap_err()
-                .contains("older than 1.5.0")
+                .contains("older than 1.1.0")
         );
     }
 }

@@ -118,6 +118,17 @@ pub enum Cause {
     StorageFull { what: String },
     /// IT's latest policy was refused (signature, schema, serial).
     PolicyRejected,
+    /// Issue 20: the release feed could not be read. `reason`: plain words
+    /// naming the server and the figure.
+    UpdateCheckFailed { reason: String },
+    /// Issue 20: the feed's newest release is older than what is installed
+    /// here (IT withdrew a release); nothing is downgraded.
+    OlderReleaseOffered { offered: String, installed: String },
+    /// Issue 20: a release could not be installed; what runs is unchanged.
+    UpdateFailed { version: String, reason: String },
+    /// Issue 20: a new release did not start properly and the previous
+    /// version was put back; it is not installed again on this device.
+    UpdateRolledBack { version: String, reason: String },
     /// A cause a newer agent knows; its words are the problem's details.
     #[serde(other)]
     Other,
@@ -185,6 +196,10 @@ impl Cause {
             Self::ServiceStarting { .. } => "service_starting",
             Self::StorageFull { .. } => "storage_full",
             Self::PolicyRejected => "policy_rejected",
+            Self::UpdateCheckFailed { .. } => "update_check_failed",
+            Self::OlderReleaseOffered { .. } => "older_release_offered",
+            Self::UpdateFailed { .. } => "update_failed",
+            Self::UpdateRolledBack { .. } => "update_rolled_back",
             Self::Other => "other",
         }
     }
@@ -300,6 +315,21 @@ impl Cause {
             Self::PolicyRejected => {
                 "IT's latest policy was refused, so the one before it stays in force.".to_owned()
             }
+            Self::UpdateCheckFailed { reason } => {
+                format!("Rampart could not check for updates: {reason}.")
+            }
+            Self::OlderReleaseOffered { offered, installed } => format!(
+                "IT offers only an older release of Rampart ({offered}) than the one installed here ({installed}); this computer keeps {installed}."
+            ),
+            Self::UpdateFailed { version, reason } if version.is_empty() => {
+                format!("Rampart could not update itself: {reason}.")
+            }
+            Self::UpdateFailed { version, reason } => {
+                format!("Rampart could not install update {version}: {reason}.")
+            }
+            Self::UpdateRolledBack { version, reason } => format!(
+                "Rampart {version} did not start properly ({reason}), so the previous version was put back."
+            ),
             Self::Other => {
                 "Something went wrong that this version of Rampart cannot name.".to_owned()
             }
@@ -370,6 +400,15 @@ impl Cause {
                 "Wait a moment; Rampart tries again by itself.".to_owned()
             }
             Self::StorageFull { .. } => "Free some disk space, then try again.".to_owned(),
+            Self::UpdateCheckFailed { .. } | Self::OlderReleaseOffered { .. } => {
+                "Nothing to do on this computer: Rampart keeps working and checks again by itself. If this lasts for days, tell IT.".to_owned()
+            }
+            Self::UpdateFailed { .. } => {
+                "Rampart keeps working on the version it has and tries again later; if this stays, tell IT and attach the details.".to_owned()
+            }
+            Self::UpdateRolledBack { version, .. } => format!(
+                "Rampart keeps working on the previous version and will not install {version} again; IT has been told. Tell IT if you see problems."
+            ),
             Self::Other => "Tell IT and attach the details.".to_owned(),
         }
     }
@@ -449,6 +488,21 @@ pub fn examples() -> Vec<Cause> {
             what: "your MFA setup".into(),
         },
         Cause::PolicyRejected,
+        Cause::UpdateCheckFailed {
+            reason: "the release server releases.example.com could not be reached".into(),
+        },
+        Cause::OlderReleaseOffered {
+            offered: "0.1.0".into(),
+            installed: "0.2.0".into(),
+        },
+        Cause::UpdateFailed {
+            version: "0.3.0".into(),
+            reason: "the release is not signed by a key this device trusts".into(),
+        },
+        Cause::UpdateRolledBack {
+            version: "0.3.0".into(),
+            reason: "it exited with code 1 before it was serving".into(),
+        },
     ]
 }
 

@@ -116,6 +116,26 @@ fn every_cause_in_plain_words_with_one_next_step() {
             "IT's latest policy was refused, so the one before it stays in force.",
             "Tell IT; nothing on this computer needs to change.",
         ),
+        (
+            "update_check_failed",
+            "Rampart could not check for updates: the release server releases.example.com could not be reached.",
+            "Nothing to do on this computer: Rampart keeps working and checks again by itself. If this lasts for days, tell IT.",
+        ),
+        (
+            "older_release_offered",
+            "IT offers only an older release of Rampart (0.1.0) than the one installed here (0.2.0); this computer keeps 0.2.0.",
+            "Nothing to do on this computer: Rampart keeps working and checks again by itself. If this lasts for days, tell IT.",
+        ),
+        (
+            "update_failed",
+            "Rampart could not install update 0.3.0: the release is not signed by a key this device trusts.",
+            "Rampart keeps working on the version it has and tries again later; if this stays, tell IT and attach the details.",
+        ),
+        (
+            "update_rolled_back",
+            "Rampart 0.3.0 did not start properly (it exited with code 1 before it was serving), so the previous version was put back.",
+            "Rampart keeps working on the previous version and will not install 0.3.0 again; IT has been told. Tell IT if you see problems.",
+        ),
     ];
     let got: Vec<(&str, String, String)> = examples()
         .iter()
@@ -153,6 +173,10 @@ fn examples_cover_every_cause_a_person_can_meet() {
         "service_starting",
         "storage_full",
         "policy_rejected",
+        "update_check_failed",
+        "older_release_offered",
+        "update_failed",
+        "update_rolled_back",
     ];
     assert_eq!(names, every);
     // `Other` is for causes a newer agent knows, never produced here.
