@@ -436,7 +436,14 @@ fn check_clock_binary_exit_codes_and_json() {
     assert_eq!((code, json["state"].as_str()), (0, Some("synced")));
     assert_eq!(
         keys(&json),
-        ["estimate", "offset_ms", "server", "servers", "state", "uncertainty_ms"]
+        [
+            "estimate",
+            "offset_ms",
+            "server",
+            "servers",
+            "state",
+            "uncertainty_ms"
+        ]
     );
     assert_eq!(keys(&json["estimate"]), ["offset_ms", "uncertainty_ms"]);
     assert_eq!(

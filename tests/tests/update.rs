@@ -435,17 +435,7 @@ fn the_service_updates_itself_and_exits_for_its_service_manager() {
     let release = serving_script("9.9.9", &real_bin);
     let d = device("9.9.9", |name| signed(tar_gz(&release), name, KEY));
     let (mut agent, _run_dir, _socket) = start_service(&d);
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    let exit = loop {
-        if let Some(status) = agent.0.try_wait().unwrap() {
-            break status;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the service did not update and exit"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    };
+    let exit = wait_for_exit(&mut agent.0, 30);
     assert!(exit.success(), "{exit:?}");
     assert_eq!(d.version(), "rampart-agent 9.9.9");
     // It served: the floor rose, nothing awaits recovery.
@@ -766,17 +756,7 @@ fn a_release_that_crashes_on_run_is_rolled_back_and_never_offered_again() {
     let crashing = "#!/bin/sh\nif [ \"$1\" = --version ]; then echo rampart-agent 9.9.9; exit 0; fi\necho 'rampart-agent 9.9.9: boom' >&2\nexit 1\n";
     let d = device("9.9.9", |name| signed(tar_gz(crashing), name, KEY));
     let (mut agent, _run_dir, _socket) = start_service(&d);
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    let exit = loop {
-        if let Some(status) = agent.0.try_wait().unwrap() {
-            break status;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the service did not update and exit"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    };
+    let exit = wait_for_exit(&mut agent.0, 60);
     assert!(exit.success(), "{exit:?}");
     assert!(
         fs::read(&d.exe).unwrap() == d.original,
@@ -1011,4 +991,20 @@ fn a_clock_pause_ends_as_soon_as_the_clock_is_right() {
     });
     assert_eq!(status["clock"]["state"], "synced", "{status:#}");
     assert_eq!(status["update"]["detail"], "up to date");
+}
+
+/// The service's exit, which must come within `secs` (it updates, then
+/// exits for its service manager).
+fn wait_for_exit(agent: &mut std::process::Child, secs: u64) -> std::process::ExitStatus {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    loop {
+        if let Some(status) = agent.try_wait().unwrap() {
+            return status;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the service did not update and exit"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
 }

@@ -234,21 +234,8 @@ fn unknown_detail(results: &[AddrResult]) -> String {
 
 #[cfg(test)]
 mod tests {
+    use super::super::select::tests::ok;
     use super::*;
-
-    fn ok(server: &str, offset_ms: f64, rtt_ms: f64) -> AddrResult {
-        AddrResult {
-            server: server.into(),
-            addr: server.parse().ok(),
-            outcome: Ok(Sample {
-                offset_ms,
-                rtt_ms,
-                root_distance_ms: 0.0,
-                stratum: 2,
-                leap_indicator: 0,
-            }),
-        }
-    }
 
     fn err(server: &str, e: QueryError) -> AddrResult {
         AddrResult {

@@ -211,10 +211,11 @@ pub fn settled(results: &[AddrResult], configured: usize) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
-    fn ok(server: &str, offset_ms: f64, rtt_ms: f64) -> AddrResult {
+    /// A usable answer from `server` (its address if it is one).
+    pub(in crate::clock) fn ok(server: &str, offset_ms: f64, rtt_ms: f64) -> AddrResult {
         AddrResult {
             server: server.into(),
             addr: server.parse().ok(),
