@@ -60,6 +60,7 @@ pub(crate) fn status_with(
             state: MfaState::NotSetUp,
             provider: ProviderKind::Totp,
             detail: None,
+            signin: None,
         },
         update: UpdateSection {
             state: UpdateState::NotChecked,

@@ -15,6 +15,7 @@ use serde_json::Value;
 
 use crate::mfa::{EnrollmentView, MfaCommand};
 use crate::policy::Policy;
+use crate::signin::SigninResult;
 use crate::status::{AgentMode, AgentStatus, PolicySource};
 use crate::version::Version;
 
@@ -55,6 +56,11 @@ pub enum Request {
     /// that sends nothing for the agent's subscriber idle limit may be closed
     /// while its user holds many connections. Answered with `pong`.
     Ping,
+    /// v1, added with issue 19 (an older agent answers `unknown_request`):
+    /// check a code someone typed to sign in as `user` (a login name).
+    /// Root may ask for any user; any other user only for their own
+    /// account. Answered with `signin`. The code is never logged.
+    VerifySignin { user: String, code: String },
 }
 
 impl Request {
@@ -74,6 +80,7 @@ impl Request {
             Self::SetLogLevel { .. } => "set_log_level",
             Self::Mfa { .. } => "mfa",
             Self::Ping => "ping",
+            Self::VerifySignin { .. } => "verify_signin",
         }
     }
 }
@@ -154,6 +161,8 @@ pub enum Response {
     Enrollment { view: Box<EnrollmentView> },
     /// v1, added with `ping`: only a client that pings receives it.
     Pong,
+    /// v1, added with `verify_signin`: accepted, or refused with a reason.
+    Signin { result: SigninResult },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -280,6 +289,7 @@ const KNOWN_REQUESTS: &[&str] = &[
     "set_log_level",
     "mfa",
     "ping",
+    "verify_signin",
 ];
 
 /// Decodes one agent frame (without its newline).
@@ -417,6 +427,14 @@ mod tests {
             client(json!({"id": 9, "request": {"type": "ping"}})).request,
             Request::Ping
         );
+        assert_eq!(
+            client(json!({"id": 10, "request": {"type": "verify_signin", "user": "ada", "code": "123 456"}}))
+                .request,
+            Request::VerifySignin {
+                user: "ada".into(),
+                code: "123 456".into()
+            }
+        );
         // And the encoder writes exactly this shape.
         assert_eq!(
             encode_frame(&ClientFrame {
@@ -464,6 +482,18 @@ mod tests {
             })
             .unwrap(),
             json!({"reply": {"id": 4, "response": {"type": "pong"}}})
+        );
+        assert_eq!(
+            decode_server_frame(
+                br#"{"reply":{"id":5,"response":{"type":"signin","result":{"outcome":"refused","reason":"replayed","message":"m"}}}}"#
+            )
+            .unwrap(),
+            ServerFrame::Reply {
+                id: 5,
+                response: Response::Signin {
+                    result: SigninResult::refused(crate::signin::SigninRefusal::Replayed, "m")
+                }
+            }
         );
         let decoded = decode_server_frame(
             br#"{"error":{"id":null,"error":{"code":"frame_too_large","message":"x"}}}"#,
@@ -617,6 +647,10 @@ mod tests {
                 command: MfaCommand::StartEnrollment,
             },
             Request::Ping,
+            Request::VerifySignin {
+                user: "ada".into(),
+                code: "123456".into(),
+            },
         ];
         for request in &all {
             match request {
@@ -627,7 +661,8 @@ mod tests {
                 | Request::Refresh { .. }
                 | Request::SetLogLevel { .. }
                 | Request::Mfa { .. }
-                | Request::Ping => {}
+                | Request::Ping
+                | Request::VerifySignin { .. } => {}
             }
         }
         all

@@ -50,6 +50,10 @@ pub struct ReportMfa {
     pub enrolled_at: Option<DateTime<Utc>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub evidence: Option<Evidence>,
+    /// Added with issue 19: recovery codes left and sign-in counts, for an
+    /// enrolled TOTP user (as `status.mfa.signin`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signin: Option<crate::signin::SigninSection>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -79,6 +83,7 @@ mod tests {
                 provider: ProviderKind::Totp,
                 enrolled_at: Some(at),
                 evidence: None,
+                signin: None,
             },
             clock: ReportClock {
                 state: ClockState::Synced,

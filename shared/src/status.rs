@@ -296,6 +296,10 @@ pub struct MfaSection {
     pub provider: ProviderKind,
     /// Plain words on the state: the step to do next, or the error's cause.
     pub detail: Option<String>,
+    /// Protocol 1, added with issue 19 (absent from older agents and for a
+    /// user who is not enrolled): recovery codes left and what sign-ins did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signin: Option<crate::signin::SigninSection>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -505,6 +509,9 @@ pub fn section_lines(status: &AgentStatus) -> Vec<(&'static str, String)> {
     if let Some(error) = &status.reporting.credential_error {
         lines.push(("Reports", error.message.clone()));
     }
+    if let Some(signin) = &status.mfa.signin {
+        lines.insert(1, ("Sign-in", signin.summary()));
+    }
     lines
 }
 
@@ -628,6 +635,7 @@ pub(crate) mod tests {
                 state: MfaState::Enrolled,
                 provider: ProviderKind::Totp,
                 detail: None,
+                signin: None,
             },
             update: UpdateSection {
                 state: UpdateState::NotChecked,

@@ -489,7 +489,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             Request::Hello { .. } => unreachable_hello(),
             request @ (Request::Refresh { .. }
             | Request::SetLogLevel { .. }
-            | Request::Mfa { .. }) => self.ask_event_loop(request).await,
+            | Request::Mfa { .. }
+            | Request::VerifySignin { .. }) => self.ask_event_loop(request).await,
         }
     }
 

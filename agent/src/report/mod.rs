@@ -78,6 +78,7 @@ pub fn build(
             provider: status.mfa.provider,
             enrolled_at: enrollment.and_then(|e| e.enrolled_at),
             evidence: enrollment.and_then(|e| e.evidence.clone()),
+            signin: status.mfa.signin.clone(),
         },
         clock: ReportClock {
             state: status.clock.state,

@@ -26,6 +26,10 @@ enum LoopRequest {
     SetLogLevel(LogLevel),
     Refresh(Check),
     Mfa(MfaCommand),
+    VerifySignin {
+        user: String,
+        code: zeroize::Zeroizing<String>,
+    },
 }
 
 impl TryFrom<Request> for LoopRequest {
@@ -36,6 +40,10 @@ impl TryFrom<Request> for LoopRequest {
             Request::SetLogLevel { level } => Ok(Self::SetLogLevel(level)),
             Request::Refresh { check } => Ok(Self::Refresh(check)),
             Request::Mfa { command } => Ok(Self::Mfa(command)),
+            Request::VerifySignin { user, code } => Ok(Self::VerifySignin {
+                user,
+                code: zeroize::Zeroizing::new(code),
+            }),
             other => Err(IpcError::new(
                 ErrorCode::Internal,
                 format!(
@@ -62,6 +70,9 @@ impl Shell {
         } = command;
         let result = match LoopRequest::try_from(request) {
             Ok(LoopRequest::Mfa(command)) => return self.handle_mfa(peer, command, to, events),
+            Ok(LoopRequest::VerifySignin { user, code }) => {
+                return self.handle_signin(peer, user, code, to, events);
+            }
             Ok(LoopRequest::SetLogLevel(level)) => self.set_log_level(level),
             Ok(LoopRequest::Refresh(check)) => Ok(self.refresh(check, events)),
             Err(error) => Err(error),
