@@ -62,7 +62,7 @@ fn refused(reason: SigninRefusal, message: impl Into<String>) -> SigninResult {
     SigninResult::refused(reason, message)
 }
 
-pub fn malformed() -> SigninResult {
+fn malformed() -> SigninResult {
     refused(
         SigninRefusal::Malformed,
         "Enter the 6-digit code from your authenticator app, or a 10-character recovery code.",
@@ -104,6 +104,17 @@ impl Enrollment {
             self.signin.throttled = self.signin.throttled.saturating_add(1);
             throttled(&e)
         })
+    }
+
+    /// The answer to a code of neither shape, an empty one included (a
+    /// front end asks with one before prompting): not enrolled, a wait in
+    /// force (counted as a throttled sign-in), or `malformed`, which is not
+    /// a guess and counts nothing.
+    pub fn signin_shapeless(&mut self, now: DateTime<Utc>) -> SigninResult {
+        match self.signin_ready().and_then(|()| self.signin_throttle(now)) {
+            Err(r) => r,
+            Ok(()) => malformed(),
+        }
     }
 
     /// Checks a TOTP code for a sign-in.
@@ -267,6 +278,11 @@ impl MfaEngine {
                 .insert(owner.clone(), Slot::Loaded(Box::new(next)));
         }
         Ok(out)
+    }
+
+    pub fn signin_shapeless(&mut self, owner: &UserKey, now: DateTime<Utc>) -> SigninResult {
+        self.signin_change(owner, |e| e.signin_shapeless(now))
+            .unwrap_or_else(|r| r)
     }
 
     pub fn signin_totp(&mut self, owner: &UserKey, code: &str, now: DateTime<Utc>) -> SigninResult {
@@ -489,6 +505,27 @@ mod tests {
             spend(&mut e, &codes[4]).map_err(|r| reason(&r)),
             Err(Some(SigninRefusal::NoRecoveryCodes))
         );
+    }
+
+    #[test]
+    fn a_shapeless_code_is_not_a_guess() {
+        let (mut e, _) = enrolled();
+        assert_eq!(
+            reason(&e.signin_shapeless(at(T0))),
+            Some(SigninRefusal::Malformed)
+        );
+        e.locked_until = Some(at(T0 + 30));
+        assert_eq!(
+            reason(&e.signin_shapeless(at(T0))),
+            Some(SigninRefusal::Throttled)
+        );
+        assert_eq!(e.signin.throttled, 1, "a sign-in during a wait");
+        e.step = EnrollmentStep::Verified;
+        assert_eq!(
+            reason(&e.signin_shapeless(at(T0))),
+            Some(SigninRefusal::NotEnrolled)
+        );
+        assert_eq!((e.signin.throttled, e.signin.wrong_code), (1, 0));
     }
 
     #[test]

@@ -70,7 +70,7 @@ impl Shell {
         let now = Utc::now();
         let result = match (owner, signin::classify(&code)) {
             (None, _) => signin::not_enrolled(&user),
-            (Some(_), None) => signin::malformed(),
+            (Some(owner), None) => self.mfa.signin_shapeless(&owner, now),
             (Some(owner), Some(Typed::Totp(code))) => self.mfa.signin_totp(&owner, &code, now),
             (Some(owner), Some(Typed::Recovery(code))) => {
                 match self.mfa.recovery_candidates(&owner, now) {
