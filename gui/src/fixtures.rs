@@ -71,6 +71,7 @@ pub(crate) fn status_with(
         },
         storage: Default::default(),
         reporting: Default::default(),
+        mfa_users: Vec::new(),
     }
 }
 

@@ -49,8 +49,15 @@ pub enum Request {
     Refresh { check: Check },
     /// v1. Change the log filter at run time. Root or the agent's own user.
     SetLogLevel { level: LogLevel },
-    /// v1. Drive the MFA enrollment. The enrollment's owner or root.
-    Mfa { command: MfaCommand },
+    /// v1. Drive the MFA enrollment: the asking user's own (the agent's
+    /// user in dev mode), or with `user` (added with issue 19; an older
+    /// agent refuses the field) the named login's, which only root may
+    /// change for another user.
+    Mfa {
+        command: MfaCommand,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        user: Option<String>,
+    },
     /// v1, added after its first release (an older agent answers
     /// `unknown_request` and keeps the connection). A keepalive: a subscriber
     /// that sends nothing for the agent's subscriber idle limit may be closed
@@ -414,13 +421,22 @@ mod tests {
             client(json!({"id": 7, "request": {"type": "mfa", "command": {"type": "verify_code", "code": "123 456"}}}))
                 .request,
             Request::Mfa {
-                command: MfaCommand::VerifyCode { code: "123 456".into() }
+                command: MfaCommand::VerifyCode { code: "123 456".into() },
+                user: None,
             }
         );
         assert_eq!(
             client(json!({"id": 8, "request": {"type": "mfa", "command": {"type": "start_enrollment"}}})).request,
             Request::Mfa {
-                command: MfaCommand::StartEnrollment
+                command: MfaCommand::StartEnrollment,
+                user: None,
+            }
+        );
+        assert_eq!(
+            client(json!({"id": 8, "request": {"type": "mfa", "user": "bob", "command": {"type": "reset_enrollment"}}})).request,
+            Request::Mfa {
+                command: MfaCommand::ResetEnrollment,
+                user: Some("bob".into()),
             }
         );
         assert_eq!(
@@ -645,6 +661,7 @@ mod tests {
             },
             Request::Mfa {
                 command: MfaCommand::StartEnrollment,
+                user: None,
             },
             Request::Ping,
             Request::VerifySignin {

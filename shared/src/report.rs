@@ -36,6 +36,10 @@ pub struct Report {
     /// collector) since the previous report that carried this field.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub dropped_reports: u64,
+    /// Added with issue 19: every user with an MFA setup on a shared
+    /// machine (`status.mfa_users`); `mfa` and `user` stay the first one's.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mfa_users: Vec<crate::status::UserMfa>,
 }
 
 fn is_zero(n: &u64) -> bool {
@@ -95,6 +99,7 @@ mod tests {
             overall: Overall::Healthy,
             reason: "interval".into(),
             dropped_reports: 0,
+            mfa_users: Vec::new(),
         };
         let value = serde_json::to_value(&report).unwrap();
         assert_eq!(

@@ -120,3 +120,106 @@ fn codes_sign_in_once_recovery_codes_are_spent_and_wrong_codes_throttle() {
         assert!(!log.contains(code.as_str()), "the log has a code: {code}");
     }
 }
+
+/// Issue 19, step 6: on a shared machine every user drives their own
+/// enrollment, status lists each one for IT and serves each user their
+/// own, and only root changes another user's (by name).
+#[test]
+fn each_user_of_a_shared_machine_enrolls_on_their_own() {
+    if !rustix::process::geteuid().is_root() {
+        eprintln!("\n!!!! SKIPPED: acting as another local user needs root !!!!\n");
+        return;
+    }
+    let Some(setpriv) = rampart_tests::real_peer("setpriv", "util-linux") else {
+        return;
+    };
+    let agent = AgentProcess::start_system(&[]);
+    std::fs::set_permissions(
+        agent.dir.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let socket = agent.socket.to_str().unwrap().to_owned();
+    let as_user = |uid: u32, program: &std::path::Path| {
+        let mut cmd = std::process::Command::new(&setpriv);
+        cmd.arg(format!("--reuid={uid}"))
+            .arg(format!("--regid={uid}"))
+            .arg("--clear-groups")
+            .arg(program)
+            .env("HOME", "/nonexistent");
+        cmd
+    };
+    let crowd: std::path::PathBuf = env!("CARGO_BIN_EXE_rampart-ipc-crowd").into();
+    let start = |uid: u32| -> Value {
+        let out = as_user(uid, &crowd)
+            .args(["mfa", &socket, "start_enrollment"])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    const ADA: u32 = 65533;
+    const BOB: u32 = 65532;
+    for uid in [ADA, BOB] {
+        let reply = start(uid);
+        assert_eq!(
+            reply["reply"]["response"]["view"]["step"], "pairing",
+            "{reply}"
+        );
+    }
+    let status = agent.status();
+    let users = status["mfa_users"].as_array().unwrap();
+    let uids: Vec<_> = users.iter().map(|u| u["uid"].as_u64().unwrap()).collect();
+    assert_eq!(uids, [u64::from(BOB), u64::from(ADA)], "{status:#}");
+    assert!(
+        users.iter().all(|u| u["state"] == "in_progress"),
+        "{status:#}"
+    );
+
+    // Root resets Bob's setup by name; Ada's stays.
+    let bob_name = users[0]["user"].as_str().unwrap().to_owned();
+    let mut root = RawClient::greeted(&agent.socket);
+    let reply = root.call(
+        2,
+        json!({"type": "mfa", "user": bob_name, "command": {"type": "reset_enrollment"}}),
+    );
+    assert_eq!(
+        reply["reply"]["response"]["view"]["step"], "not_set_up",
+        "{reply}"
+    );
+    let status = agent.status();
+    let states: Vec<_> = status["mfa_users"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| {
+            (
+                u["uid"].as_u64().unwrap(),
+                u["state"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        states,
+        [
+            (u64::from(BOB), "not_set_up".to_owned()),
+            (u64::from(ADA), "in_progress".to_owned())
+        ]
+    );
+
+    // Each user is served their own section as `mfa`.
+    let agent_bin = rampart_tests::workspace_bin("rampart-agent");
+    let own = |uid: u32| -> Value {
+        let out = as_user(uid, &agent_bin)
+            .args(["status", "--json", "--socket", &socket])
+            .output()
+            .unwrap();
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    assert_eq!(own(ADA)["mfa"]["state"], "in_progress");
+    assert_eq!(own(BOB)["mfa"]["state"], "not_set_up");
+}

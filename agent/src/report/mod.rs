@@ -90,6 +90,7 @@ pub fn build(
         overall: status.overall,
         reason: reason.to_owned(),
         dropped_reports,
+        mfa_users: status.mfa_users.clone(),
     }
 }
 
