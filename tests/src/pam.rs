@@ -69,7 +69,23 @@ impl PamService {
 
     /// `printf '%s\n' INPUT | pamtester -v SERVICE USER authenticate`.
     pub fn authenticate(&self, user: &str, input: &str) -> Transcript {
-        let mut child = Command::new("sh")
+        self.run(Command::new("sh"), user, input)
+    }
+
+    /// The same as the local user `uid` (through `setpriv`): a screen
+    /// locker runs PAM as the person at the screen, not as root.
+    pub fn authenticate_as(&self, setpriv: &Path, uid: u32, user: &str, input: &str) -> Transcript {
+        let mut cmd = Command::new(setpriv);
+        cmd.arg(format!("--reuid={uid}"))
+            .arg(format!("--regid={uid}"))
+            .arg("--clear-groups")
+            .arg("sh")
+            .env("HOME", "/nonexistent");
+        self.run(cmd, user, input)
+    }
+
+    fn run(&self, mut sh: Command, user: &str, input: &str) -> Transcript {
+        let mut child = sh
             .args(["-c", "exec \"$0\" -v \"$@\" 2>&1"])
             .arg(&self.pamtester)
             .args([self.name.as_str(), user, "authenticate"])

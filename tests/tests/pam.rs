@@ -26,8 +26,17 @@ fn pamtester_signs_in_with_a_code_the_agent_checks() {
     let Some(module) = pam::module() else {
         return;
     };
-    let agent = AgentProcess::start_dev(&[]);
-    // A dev agent's MFA user is the user it runs as: the test's, root.
+    let Some(setpriv) = real_peer("setpriv", "util-linux") else {
+        return;
+    };
+    // The system agent (any local user may connect), its directory open to
+    // the screen locker's case below. Root, the test, signs in as root.
+    let agent = AgentProcess::start_system(&[]);
+    std::fs::set_permissions(
+        agent.dir.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
     let user = "root";
     let socket = format!("socket={}", agent.socket.display());
     let service = PamService::write(&pamtester, &module, &socket);
@@ -129,6 +138,27 @@ fn pamtester_signs_in_with_a_code_the_agent_checks() {
 
     let t = run("another user, not enrolled", &service, "nobody", "");
     assert!(t.success, "{t:?}");
+
+    // A screen locker runs PAM as its user: `nobody` may be asked about
+    // `nobody` (not enrolled: the stack decides), never about root.
+    let as_nobody = |case: &str, user: &str| {
+        let t = service.authenticate_as(&setpriv, 65534, user, &right);
+        eprintln!(
+            "--- {case}\n$ printf '%s\\n' '{right}' | setpriv --reuid=65534 --regid=65534 --clear-groups pamtester -v {} {user} authenticate\n{}(exit {})\n",
+            service.name,
+            t.text,
+            if t.success { 0 } else { 1 }
+        );
+        t
+    };
+    let t = as_nobody("screen locker as nobody, for nobody", "nobody");
+    assert!(t.success, "{t:?}");
+    let t = as_nobody("screen locker as nobody, for root", "root");
+    assert!(!t.success, "{t:?}");
+    assert!(
+        t.text.contains("Rampart will not check a code for this account: uid 65534 may check sign-in codes only for its own account, not for root"),
+        "{t:?}"
+    );
 
     let status = agent.cli(&["status"]);
     let text = String::from_utf8_lossy(&status.stdout);
