@@ -606,6 +606,33 @@ mod tests {
     }
 
     #[test]
+    fn a_report_tells_it_how_many_recovery_codes_are_left_and_every_user() {
+        use rampart_shared::signin::SigninSection;
+        use rampart_shared::status::UserMfa;
+        use rampart_shared::user::UserId;
+        let now = DateTime::from_timestamp(1_795_000_000, 0).unwrap();
+        let mut status = Core::fresh_status(AgentMode::System, now);
+        status.mfa.signin = Some(SigninSection {
+            recovery_codes_left: 9,
+            ..Default::default()
+        });
+        status.mfa_users = vec![UserMfa {
+            user: "ada".into(),
+            id: UserId::Uid(1000),
+            mfa: status.mfa.clone(),
+        }];
+        let identity = Identity {
+            device_id: "d".into(),
+            hostname: "h".into(),
+        };
+        let r = build("id".into(), now, &identity, &status, None, "start", 0);
+        let json = serde_json::to_value(&r).unwrap();
+        assert_eq!(json["mfa"]["signin"]["recovery_codes_left"], 9);
+        assert_eq!(json["mfa_users"][0]["uid"], 1000);
+        assert_eq!(json["mfa_users"][0]["signin"]["recovery_codes_left"], 9);
+    }
+
+    #[test]
     fn a_fingerprint_ignores_what_it_should() {
         let now = DateTime::from_timestamp(1_795_000_000, 0).unwrap();
         let a = Core::fresh_status(AgentMode::Dev, now);
