@@ -229,3 +229,34 @@ fn each_user_of_a_shared_machine_enrolls_on_their_own() {
     assert_eq!(own(ADA)["mfa"]["state"], "in_progress");
     assert_eq!(own(BOB)["mfa"]["state"], "not_set_up");
 }
+
+/// A recovery code costs up to ten 19 MiB Argon2id hashes: at most two
+/// checks run at once, a burst beyond is told to try again in a moment.
+#[test]
+fn a_burst_of_recovery_codes_is_checked_two_at_a_time() {
+    let agent = AgentProcess::start_dev(&[]);
+    let user = me();
+    agent.enroll_totp();
+    let mut clients: Vec<RawClient> = (0..5).map(|_| RawClient::greeted(&agent.socket)).collect();
+    for client in &mut clients {
+        client.send(
+            1,
+            json!({"type": "verify_signin", "user": user, "code": "ABCDE-FGHJK"}),
+        );
+    }
+    let reasons: Vec<String> = clients
+        .iter_mut()
+        .map(|c| {
+            let reply = c.read().unwrap();
+            let result = &reply["reply"]["response"]["result"];
+            match result["message"].as_str() {
+                Some(m) if m.starts_with("Other recovery codes are being checked") => "busy".into(),
+                _ => result["reason"].as_str().unwrap().to_owned(),
+            }
+        })
+        .collect();
+    let busy = reasons.iter().filter(|r| *r == "busy").count();
+    let checked = reasons.iter().filter(|r| *r == "wrong_code").count();
+    assert_eq!((checked, busy), (2, 3), "{reasons:?}");
+    assert_eq!(agent.status()["mfa"]["signin"]["wrong_code"], 2);
+}

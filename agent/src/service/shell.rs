@@ -76,6 +76,9 @@ pub(super) struct InFlight {
     pub(super) update: bool,
     /// One Duo exchange at a time: Duo's own clients do the same per user.
     pub(super) duo: bool,
+    /// Recovery codes being hashed (`service::signin`): each check holds
+    /// 19 MiB per Argon2id hash on a blocking thread, so only a few run.
+    pub(super) recovery_checks: usize,
 }
 
 /// Checks that failed in a row (`retry::next_check_in`): a clock check

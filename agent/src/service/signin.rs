@@ -4,7 +4,7 @@
 
 use chrono::Utc;
 use rampart_shared::ipc::{ErrorCode, IpcError, Response};
-use rampart_shared::signin::SigninResult;
+use rampart_shared::signin::{SigninRefusal, SigninResult};
 use rampart_shared::user::UserId;
 use tokio::sync::mpsc;
 use tracing::{info, warn};
@@ -17,6 +17,12 @@ use super::shell::Shell;
 use crate::ipc::{Peer, may_verify_signin, user_id_by_name, user_name};
 use crate::mfa::signin::{self, Found, Typed};
 use crate::mfa::{UserKey, recovery};
+
+/// Recovery codes hashed at once at most (each check is up to ten 19 MiB
+/// Argon2id hashes, about 0.6 s on a 2-core build machine): a burst of
+/// them from many connections must not take the memory of the machine.
+/// Further ones are refused as `throttled` for a second, uncounted.
+const MAX_RECOVERY_CHECKS: usize = 2;
 
 /// A recovery code checked off the loop, on its way back. `Debug` is safe:
 /// it holds no code.
@@ -72,10 +78,22 @@ impl Shell {
             (None, _) => signin::not_enrolled(&user),
             (Some(owner), None) => self.mfa.signin_shapeless(&owner, now),
             (Some(owner), Some(Typed::Totp(code))) => self.mfa.signin_totp(&owner, &code, now),
+            (Some(_), Some(Typed::Recovery(_)))
+                if self.in_flight.recovery_checks >= MAX_RECOVERY_CHECKS =>
+            {
+                SigninResult::Refused {
+                    reason: SigninRefusal::Throttled,
+                    message:
+                        "Other recovery codes are being checked right now: try again in a moment."
+                            .into(),
+                    retry_after_secs: Some(1),
+                }
+            }
             (Some(owner), Some(Typed::Recovery(code))) => {
                 match self.mfa.recovery_candidates(&owner, now) {
                     Err(refused) => refused,
                     Ok(candidates) => {
+                        self.in_flight.recovery_checks += 1;
                         spawn_job(None, events, async move {
                             let found = tokio::task::spawn_blocking(move || {
                                 let index = recovery::find(&candidates, &code)?;
@@ -117,12 +135,13 @@ impl Shell {
             found,
             reply,
         } = check;
+        self.in_flight.recovery_checks = self.in_flight.recovery_checks.saturating_sub(1);
         let result = match found {
             Ok(found) => self.mfa.finish_recovery(&owner, found, Utc::now()),
             Err(why) => {
                 warn!(user = %user, error = %why, "recovery code could not be checked");
                 SigninResult::refused(
-                    rampart_shared::signin::SigninRefusal::Unavailable,
+                    SigninRefusal::Unavailable,
                     format!("The recovery code could not be checked: ask IT (details: {why})."),
                 )
             }
