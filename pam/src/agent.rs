@@ -59,7 +59,7 @@ pub fn verify_signin(
     }
     let request = Request::VerifySignin {
         user: user.to_owned(),
-        code: code.to_owned(),
+        code: rampart_shared::signin::TypedCode::new(code),
     };
     match exchange(&mut stream, &mut splitter, 2, request)? {
         Response::Signin { result } => Ok(result),

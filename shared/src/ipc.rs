@@ -15,7 +15,7 @@ use serde_json::Value;
 
 use crate::mfa::{EnrollmentView, MfaCommand};
 use crate::policy::Policy;
-use crate::signin::SigninResult;
+use crate::signin::{SigninResult, TypedCode};
 use crate::status::{AgentMode, AgentStatus, PolicySource};
 use crate::version::Version;
 
@@ -67,7 +67,7 @@ pub enum Request {
     /// check a code someone typed to sign in as `user` (a login name).
     /// Root may ask for any user; any other user only for their own
     /// account. Answered with `signin`. The code is never logged.
-    VerifySignin { user: String, code: String },
+    VerifySignin { user: String, code: TypedCode },
 }
 
 impl Request {
@@ -448,7 +448,7 @@ mod tests {
                 .request,
             Request::VerifySignin {
                 user: "ada".into(),
-                code: "123 456".into()
+                code: TypedCode::new("123 456")
             }
         );
         // And the encoder writes exactly this shape.
@@ -666,7 +666,7 @@ mod tests {
             Request::Ping,
             Request::VerifySignin {
                 user: "ada".into(),
-                code: "123456".into(),
+                code: TypedCode::new("123456"),
             },
         ];
         for request in &all {

@@ -13,6 +13,35 @@ use serde::{Deserialize, Serialize};
 /// same words at the login window, `sudo` and ssh.
 pub const PROMPT: &str = "Verification code from your authenticator app: ";
 
+/// The code a person typed, as `verify_signin` carries it: the JSON string
+/// itself on the wire, never in a `Debug` (so never in a log line or a
+/// panic message), wiped from memory when dropped.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct TypedCode(String);
+
+impl TypedCode {
+    pub fn new(code: impl Into<String>) -> Self {
+        Self(code.into())
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for TypedCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TypedCode(..)")
+    }
+}
+
+impl Drop for TypedCode {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.0);
+    }
+}
+
 /// The agent's answer to `verify_signin`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "outcome", rename_all = "snake_case")]
@@ -184,6 +213,14 @@ mod tests {
             serde_json::to_value(&wrong).unwrap(),
             json!({"outcome": "refused", "reason": "wrong_code", "message": "x"})
         );
+    }
+
+    #[test]
+    fn a_typed_code_is_a_plain_string_on_the_wire_and_hidden_in_debug() {
+        let code: TypedCode = serde_json::from_value(json!("492 039")).unwrap();
+        assert_eq!(code.as_str(), "492 039");
+        assert_eq!(serde_json::to_value(&code).unwrap(), json!("492 039"));
+        assert_eq!(format!("{code:?}"), "TypedCode(..)");
     }
 
     #[test]

@@ -4,6 +4,7 @@
 
 use rampart_shared::ipc::{Check, ErrorCode, IpcError, LogLevel, Request, Response};
 use rampart_shared::mfa::MfaCommand;
+use rampart_shared::signin::TypedCode;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant as TokioInstant;
 use tracing::info;
@@ -31,7 +32,7 @@ enum LoopRequest {
     },
     VerifySignin {
         user: String,
-        code: zeroize::Zeroizing<String>,
+        code: TypedCode,
     },
 }
 
@@ -43,10 +44,7 @@ impl TryFrom<Request> for LoopRequest {
             Request::SetLogLevel { level } => Ok(Self::SetLogLevel(level)),
             Request::Refresh { check } => Ok(Self::Refresh(check)),
             Request::Mfa { command, user } => Ok(Self::Mfa { command, user }),
-            Request::VerifySignin { user, code } => Ok(Self::VerifySignin {
-                user,
-                code: zeroize::Zeroizing::new(code),
-            }),
+            Request::VerifySignin { user, code } => Ok(Self::VerifySignin { user, code }),
             other => Err(IpcError::new(
                 ErrorCode::Internal,
                 format!(

@@ -4,11 +4,10 @@
 
 use chrono::Utc;
 use rampart_shared::ipc::{ErrorCode, IpcError, Response};
-use rampart_shared::signin::{SigninRefusal, SigninResult};
+use rampart_shared::signin::{SigninRefusal, SigninResult, TypedCode};
 use rampart_shared::user::UserId;
 use tokio::sync::mpsc;
 use tracing::{info, warn};
-use zeroize::Zeroizing;
 
 use super::Event;
 use super::handlers::{ReadyReply, ReplyTo};
@@ -43,7 +42,7 @@ impl Shell {
         &mut self,
         peer: Peer,
         user: String,
-        code: Zeroizing<String>,
+        code: TypedCode,
         to: ReplyTo,
         events: &mpsc::Sender<Event>,
     ) -> Option<ReadyReply> {
@@ -74,7 +73,7 @@ impl Shell {
             ));
         }
         let now = Utc::now();
-        let result = match (owner, signin::classify(&code)) {
+        let result = match (owner, signin::classify(code.as_str())) {
             (None, _) => signin::not_enrolled(&user),
             (Some(owner), None) => self.mfa.signin_shapeless(&owner, now),
             (Some(owner), Some(Typed::Totp(code))) => self.mfa.signin_totp(&owner, &code, now),
