@@ -2,7 +2,7 @@
 # Installs what the tests need and runs every test: the README's test command,
 # and what CI runs (.ci/run). Idempotent; installs only what is missing.
 #
-# Real peers (chronyd, libfaketime, minisign, setpriv, systemd-analyze,
+# Real peers (chronyd, libfaketime, minisign, pamtester, setpriv, systemd-analyze,
 # python3; Wine, Xvfb, ImageMagick, xdotool and msitools for the Windows build) are
 # required here: RAMPART_REQUIRE_REAL_SERVERS=1 turns a missing peer into a
 # failure instead of a skip. All test traffic stays on 127.0.0.0/8 and ::1.
@@ -30,12 +30,16 @@ declare -A wanted=(
     # The MSI, built from packaging/windows/rampart.wxs and read back.
     [wixl]=wixl
     [msiinfo]=msitools
+    # pam_rampart.so under a real PAM client (tests/tests/pam.rs).
+    [pamtester]=pamtester
 )
 missing=()
 for cmd in "${!wanted[@]}"; do
     command -v "$cmd" >/dev/null 2>&1 || [[ -x /usr/sbin/$cmd ]] || missing+=("${wanted[$cmd]}")
 done
 ls /usr/lib/*/faketime/libfaketime.so.1 >/dev/null 2>&1 || missing+=(libfaketime)
+# pam_rampart.so links libpam (pam/): the headers' package has no command.
+ls /usr/lib/*/libpam.so >/dev/null 2>&1 || missing+=(libpam0g-dev)
 if ((${#missing[@]})); then
     echo "test.sh: installing ${missing[*]}"
     sudo=""

@@ -38,7 +38,7 @@ impl AgentPaths {
             config_dir: "/etc/rampart".into(),
             state_dir: "/var/lib/rampart".into(),
             log_dir: "/var/log/rampart".into(),
-            socket: "/run/rampart/agent.sock".into(),
+            socket: rampart_shared::platform::LINUX_SYSTEM_SOCKET.into(),
         }
     }
 

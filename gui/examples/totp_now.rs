@@ -19,6 +19,7 @@ async fn main() -> anyhow::Result<()> {
     let response = client
         .request(Request::Mfa {
             command: MfaCommand::StartEnrollment,
+            user: None,
         })
         .await?;
     let Response::Enrollment { view } = response else {

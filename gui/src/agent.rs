@@ -296,7 +296,15 @@ fn describe(e: &ClientError) -> String {
 
 /// An MFA command; the agent answers every one with the enrollment view.
 pub async fn mfa(socket: PathBuf, command: MfaCommand) -> Result<Box<EnrollmentView>, String> {
-    match request(socket, Request::Mfa { command }).await? {
+    match request(
+        socket,
+        Request::Mfa {
+            command,
+            user: None,
+        },
+    )
+    .await?
+    {
         Response::Enrollment { view } => Ok(view),
         other => Err(format!("the agent answered unexpectedly: {other:?}")),
     }

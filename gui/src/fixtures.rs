@@ -60,6 +60,7 @@ pub(crate) fn status_with(
             state: MfaState::NotSetUp,
             provider: ProviderKind::Totp,
             detail: None,
+            signin: None,
         },
         update: UpdateSection {
             state: UpdateState::NotChecked,
@@ -71,6 +72,7 @@ pub(crate) fn status_with(
         },
         storage: Default::default(),
         reporting: Default::default(),
+        mfa_users: Vec::new(),
     }
 }
 

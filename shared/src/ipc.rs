@@ -15,6 +15,7 @@ use serde_json::Value;
 
 use crate::mfa::{EnrollmentView, MfaCommand};
 use crate::policy::Policy;
+use crate::signin::{SigninResult, TypedCode};
 use crate::status::{AgentMode, AgentStatus, PolicySource};
 use crate::version::Version;
 
@@ -48,13 +49,25 @@ pub enum Request {
     Refresh { check: Check },
     /// v1. Change the log filter at run time. Root or the agent's own user.
     SetLogLevel { level: LogLevel },
-    /// v1. Drive the MFA enrollment. The enrollment's owner or root.
-    Mfa { command: MfaCommand },
+    /// v1. Drive the MFA enrollment: the asking user's own (the agent's
+    /// user in dev mode), or with `user` (added with issue 19; an older
+    /// agent refuses the field) the named login's, which only root may
+    /// change for another user.
+    Mfa {
+        command: MfaCommand,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        user: Option<String>,
+    },
     /// v1, added after its first release (an older agent answers
     /// `unknown_request` and keeps the connection). A keepalive: a subscriber
     /// that sends nothing for the agent's subscriber idle limit may be closed
     /// while its user holds many connections. Answered with `pong`.
     Ping,
+    /// v1, added with issue 19 (an older agent answers `unknown_request`):
+    /// check a code someone typed to sign in as `user` (a login name).
+    /// Root may ask for any user; any other user only for their own
+    /// account. Answered with `signin`. The code is never logged.
+    VerifySignin { user: String, code: TypedCode },
 }
 
 impl Request {
@@ -74,6 +87,7 @@ impl Request {
             Self::SetLogLevel { .. } => "set_log_level",
             Self::Mfa { .. } => "mfa",
             Self::Ping => "ping",
+            Self::VerifySignin { .. } => "verify_signin",
         }
     }
 }
@@ -154,6 +168,8 @@ pub enum Response {
     Enrollment { view: Box<EnrollmentView> },
     /// v1, added with `ping`: only a client that pings receives it.
     Pong,
+    /// v1, added with `verify_signin`: accepted, or refused with a reason.
+    Signin { result: SigninResult },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -280,6 +296,7 @@ const KNOWN_REQUESTS: &[&str] = &[
     "set_log_level",
     "mfa",
     "ping",
+    "verify_signin",
 ];
 
 /// Decodes one agent frame (without its newline).
@@ -404,18 +421,35 @@ mod tests {
             client(json!({"id": 7, "request": {"type": "mfa", "command": {"type": "verify_code", "code": "123 456"}}}))
                 .request,
             Request::Mfa {
-                command: MfaCommand::VerifyCode { code: "123 456".into() }
+                command: MfaCommand::VerifyCode { code: "123 456".into() },
+                user: None,
             }
         );
         assert_eq!(
             client(json!({"id": 8, "request": {"type": "mfa", "command": {"type": "start_enrollment"}}})).request,
             Request::Mfa {
-                command: MfaCommand::StartEnrollment
+                command: MfaCommand::StartEnrollment,
+                user: None,
+            }
+        );
+        assert_eq!(
+            client(json!({"id": 8, "request": {"type": "mfa", "user": "bob", "command": {"type": "reset_enrollment"}}})).request,
+            Request::Mfa {
+                command: MfaCommand::ResetEnrollment,
+                user: Some("bob".into()),
             }
         );
         assert_eq!(
             client(json!({"id": 9, "request": {"type": "ping"}})).request,
             Request::Ping
+        );
+        assert_eq!(
+            client(json!({"id": 10, "request": {"type": "verify_signin", "user": "ada", "code": "123 456"}}))
+                .request,
+            Request::VerifySignin {
+                user: "ada".into(),
+                code: TypedCode::new("123 456")
+            }
         );
         // And the encoder writes exactly this shape.
         assert_eq!(
@@ -464,6 +498,18 @@ mod tests {
             })
             .unwrap(),
             json!({"reply": {"id": 4, "response": {"type": "pong"}}})
+        );
+        assert_eq!(
+            decode_server_frame(
+                br#"{"reply":{"id":5,"response":{"type":"signin","result":{"outcome":"refused","reason":"replayed","message":"m"}}}}"#
+            )
+            .unwrap(),
+            ServerFrame::Reply {
+                id: 5,
+                response: Response::Signin {
+                    result: SigninResult::refused(crate::signin::SigninRefusal::Replayed, "m")
+                }
+            }
         );
         let decoded = decode_server_frame(
             br#"{"error":{"id":null,"error":{"code":"frame_too_large","message":"x"}}}"#,
@@ -615,8 +661,13 @@ mod tests {
             },
             Request::Mfa {
                 command: MfaCommand::StartEnrollment,
+                user: None,
             },
             Request::Ping,
+            Request::VerifySignin {
+                user: "ada".into(),
+                code: TypedCode::new("123456"),
+            },
         ];
         for request in &all {
             match request {
@@ -627,7 +678,8 @@ mod tests {
                 | Request::Refresh { .. }
                 | Request::SetLogLevel { .. }
                 | Request::Mfa { .. }
-                | Request::Ping => {}
+                | Request::Ping
+                | Request::VerifySignin { .. } => {}
             }
         }
         all

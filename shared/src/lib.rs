@@ -15,6 +15,7 @@ pub mod percent;
 pub mod platform;
 pub mod policy;
 pub mod report;
+pub mod signin;
 pub mod status;
 pub mod totp;
 pub mod user;

@@ -8,6 +8,9 @@ pub const SYSTEMD_UNIT: &str = "rampart-agent.service";
 /// launchd labels of the agent's LaunchDaemon and the app's LaunchAgent.
 pub const LAUNCHD_AGENT_LABEL: &str = "dev.rampart.agent";
 pub const LAUNCHD_APP_LABEL: &str = "dev.rampart.app";
+/// The system agent's socket on Linux: the agent binds it, the CLI and the
+/// PAM module (`pam_rampart.so`) connect to it.
+pub const LINUX_SYSTEM_SOCKET: &str = "/run/rampart/agent.sock";
 /// The Windows service's name (`sc.exe`, the MSI and the agent's dispatcher).
 pub const WINDOWS_SERVICE: &str = "RampartAgent";
 /// What Services (services.msc) lists.

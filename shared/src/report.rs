@@ -40,6 +40,10 @@ pub struct Report {
     /// version the feed offered and why, when it is a problem.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub update: Option<ReportUpdate>,
+    /// Added with issue 19: every user with an MFA setup on a shared
+    /// machine (`status.mfa_users`); `mfa` and `user` stay the first one's.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mfa_users: Vec<crate::status::UserMfa>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -67,6 +71,10 @@ pub struct ReportMfa {
     pub enrolled_at: Option<DateTime<Utc>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub evidence: Option<Evidence>,
+    /// Added with issue 19: recovery codes left and sign-in counts, for an
+    /// enrolled TOTP user (as `status.mfa.signin`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signin: Option<crate::signin::SigninSection>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -96,6 +104,7 @@ mod tests {
                 provider: ProviderKind::Totp,
                 enrolled_at: Some(at),
                 evidence: None,
+                signin: None,
             },
             clock: ReportClock {
                 state: ClockState::Synced,
@@ -108,6 +117,7 @@ mod tests {
             reason: "interval".into(),
             dropped_reports: 0,
             update: None,
+            mfa_users: Vec::new(),
         };
         let value = serde_json::to_value(&report).unwrap();
         assert_eq!(

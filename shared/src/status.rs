@@ -34,6 +34,41 @@ pub struct AgentStatus {
     /// nothing to say). Delivery of reports to IT, when it needs IT's hand.
     #[serde(default)]
     pub reporting: ReportingSection,
+    /// Protocol 1, added with issue 19 (absent from older agents, from dev
+    /// and embedded agents, and while nobody has started MFA setup): the
+    /// system service's every user with an MFA setup, for IT. A client is
+    /// served `mfa` as its own user's entry ([`AgentStatus::as_seen_by`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mfa_users: Vec<UserMfa>,
+}
+
+/// One user's MFA section in `mfa_users`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UserMfa {
+    /// The login name.
+    pub user: String,
+    /// `"uid": 1000`, or on Windows `"sid": "S-1-5-21-…"`.
+    #[serde(flatten)]
+    pub id: crate::user::UserId,
+    #[serde(flatten)]
+    pub mfa: MfaSection,
+}
+
+impl AgentStatus {
+    /// The status as the user `id` sees it: with their own entry of
+    /// `mfa_users` as `mfa` (and the verdict assessed again with it), so
+    /// that on a shared machine each person's app shows their own setup.
+    /// `None` when that is the status as it is (no entry, or the same).
+    pub fn as_seen_by(&self, id: &crate::user::UserId) -> Option<AgentStatus> {
+        let own = self.mfa_users.iter().find(|u| &u.id == id)?;
+        if own.mfa == self.mfa {
+            return None;
+        }
+        let mut status = self.clone();
+        status.mfa = own.mfa.clone();
+        status.overall = assess(&status).overall;
+        Some(status)
+    }
 }
 
 /// What the agent knows about delivering reports to IT's collector that
@@ -296,6 +331,10 @@ pub struct MfaSection {
     pub provider: ProviderKind,
     /// Plain words on the state: the step to do next, or the error's cause.
     pub detail: Option<String>,
+    /// Protocol 1, added with issue 19 (absent from older agents and for a
+    /// user who is not enrolled): recovery codes left and what sign-ins did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signin: Option<crate::signin::SigninSection>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -519,6 +558,9 @@ pub fn section_lines(status: &AgentStatus) -> Vec<(&'static str, String)> {
     if let Some(error) = &status.reporting.credential_error {
         lines.push(("Reports", error.message.clone()));
     }
+    if let Some(signin) = &status.mfa.signin {
+        lines.insert(1, ("Sign-in", signin.summary()));
+    }
     lines
 }
 
@@ -642,6 +684,7 @@ pub(crate) mod tests {
                 state: MfaState::Enrolled,
                 provider: ProviderKind::Totp,
                 detail: None,
+                signin: None,
             },
             update: UpdateSection {
                 state: UpdateState::NotChecked,
@@ -653,7 +696,43 @@ pub(crate) mod tests {
             },
             storage: StorageSection::default(),
             reporting: ReportingSection::default(),
+            mfa_users: Vec::new(),
         }
+    }
+
+    #[test]
+    fn each_user_sees_their_own_mfa_and_its_verdict() {
+        use crate::user::UserId;
+        let mut s = sample();
+        let ada = UserMfa {
+            user: "ada".into(),
+            id: UserId::Uid(1000),
+            mfa: s.mfa.clone(),
+        };
+        let bob = UserMfa {
+            user: "bob".into(),
+            id: UserId::Uid(1001),
+            mfa: MfaSection {
+                state: MfaState::NotSetUp,
+                provider: ProviderKind::Totp,
+                detail: None,
+                signin: None,
+            },
+        };
+        s.mfa_users = vec![ada, bob];
+        assert_eq!(
+            s.as_seen_by(&UserId::Uid(1000)),
+            None,
+            "ada's is the status"
+        );
+        assert_eq!(s.as_seen_by(&UserId::Uid(0)), None, "root has no entry");
+        let for_bob = s.as_seen_by(&UserId::Uid(1001)).unwrap();
+        assert_eq!(for_bob.mfa.state, MfaState::NotSetUp);
+        assert_eq!(for_bob.overall, Overall::ActionNeeded);
+        assert_eq!(
+            serde_json::to_value(&s.mfa_users[1]).unwrap(),
+            serde_json::json!({"user": "bob", "uid": 1001, "state": "not_set_up", "provider": "totp", "detail": null})
+        );
     }
 
     #[test]

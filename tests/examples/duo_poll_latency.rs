@@ -57,7 +57,13 @@ fn main() {
         let mut client = Client::connect(agent.socket(), "bench").await.unwrap();
         let mut ask = async |command: MfaCommand| {
             let started = Instant::now();
-            let reply = client.request(Request::Mfa { command }).await.unwrap();
+            let reply = client
+                .request(Request::Mfa {
+                    command,
+                    user: None,
+                })
+                .await
+                .unwrap();
             let Response::Enrollment { view } = reply else {
                 panic!("{reply:?}")
             };

@@ -193,6 +193,40 @@ impl AgentProcess {
         }
     }
 
+    /// A finished TOTP enrollment of the agent's own user, over IPC as the
+    /// app drives it: the secret (to make codes with) and the ten recovery
+    /// codes. The code used to verify is the current step's, so a sign-in
+    /// right after needs the next step's (`totp` at now + 30 s).
+    pub fn enroll_totp(&self) -> (rampart_shared::totp::Secret, Vec<String>) {
+        use rampart_shared::totp::{self, Params, Secret};
+        let mut client = crate::ipc::RawClient::greeted(&self.socket);
+        let mut mfa = |id, command: Value| {
+            let reply = client.call(id, json!({"type": "mfa", "command": command}));
+            reply["reply"]["response"]["view"].clone()
+        };
+        let view = mfa(1, json!({"type": "start_enrollment"}));
+        let grouped = view["pairing"]["secret_grouped"]
+            .as_str()
+            .expect("a pairing")
+            .to_owned();
+        let secret = Secret::from_base32(&grouped.replace(' ', "")).expect("a base32 secret");
+        let code = totp::totp(&secret, chrono::Utc::now().timestamp(), Params::PRODUCT);
+        let view = mfa(2, json!({"type": "verify_code", "code": code}));
+        assert_eq!(view["step"], "verified", "{view:#}");
+        let codes = view["recovery_codes"]
+            .as_array()
+            .expect("recovery codes")
+            .iter()
+            .map(|c| c.as_str().expect("a code").to_owned())
+            .collect();
+        mfa(3, json!({"type": "confirm_recovery_codes_saved"}));
+        let guide = json!({"type": "acknowledge_offline_guide",
+            "guide_url": "https://127.0.0.1:9/offline-access"});
+        let view = mfa(4, guide);
+        assert_eq!(view["step"], "enrolled", "{view:#}");
+        (secret, codes)
+    }
+
     /// Runs `rampart-agent ARGS --socket <this agent's socket>`.
     pub fn cli(&self, args: &[&str]) -> Output {
         cli_with_socket(args, &self.socket, self.dir.path())

@@ -10,6 +10,7 @@ pub mod chrony;
 pub mod duo;
 pub mod http;
 pub mod ipc;
+pub mod pam;
 pub mod wine;
 
 use std::path::{Path, PathBuf};
@@ -50,57 +51,50 @@ pub fn workspace_bin(name: &str) -> PathBuf {
     static BUILT: OnceLock<()> = OnceLock::new();
     let target_dir = target_dir();
     BUILT.get_or_init(|| {
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        let mut cmd = Command::new(cargo);
-        cmd.args([
-            "build",
-            "--quiet",
-            "-p",
-            "rampart-agent",
-            "-p",
-            "rampart-installer",
-            "--bins",
-        ]);
-        // Cargo gives this test process the variables of *its* package
-        // (CARGO_MANIFEST_DIR, CARGO_PKG_NAME, ...). Build scripts that watch
-        // them (ring's does) would see a change and rebuild, here and again in
-        // the developer's next plain `cargo build`: hand the nested cargo the
-        // environment a shell would.
-        for (name, _) in std::env::vars_os() {
-            let name = name.to_string_lossy();
-            if name.starts_with("CARGO_PKG_")
-                || name.starts_with("CARGO_BIN_")
-                || [
-                    "CARGO_MANIFEST_DIR",
-                    "CARGO_MANIFEST_PATH",
-                    "CARGO_CRATE_NAME",
-                    "CARGO_PRIMARY_PACKAGE",
-                    "CARGO_TARGET_TMPDIR",
-                    "CARGO_RUSTC_CURRENT_DIR",
-                ]
-                .contains(&name.as_ref())
-            {
-                cmd.env_remove(name.as_ref());
-            }
-        }
-        if target_dir.ends_with("release") {
-            cmd.arg("--release");
-        }
-        let status = cmd
-            .status()
-            .expect("run cargo build for the workspace binaries");
-        assert!(
-            status.success(),
-            "cargo build of the workspace binaries failed"
-        );
+        cargo_build(&["-p", "rampart-agent", "-p", "rampart-installer", "--bins"]);
     });
     let bin = target_dir.join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
     assert!(bin.is_file(), "{} was not built", bin.display());
     bin
 }
 
+/// `cargo build --quiet ARGS` into this test binary's target directory and
+/// profile; panics when the build fails.
+pub fn cargo_build(args: &[&str]) {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut cmd = Command::new(cargo);
+    cmd.arg("build").arg("--quiet").args(args);
+    // Cargo gives this test process the variables of *its* package
+    // (CARGO_MANIFEST_DIR, CARGO_PKG_NAME, ...). Build scripts that watch
+    // them (ring's does) would see a change and rebuild, here and again in
+    // the developer's next plain `cargo build`: hand the nested cargo the
+    // environment a shell would.
+    for (name, _) in std::env::vars_os() {
+        let name = name.to_string_lossy();
+        if name.starts_with("CARGO_PKG_")
+            || name.starts_with("CARGO_BIN_")
+            || [
+                "CARGO_MANIFEST_DIR",
+                "CARGO_MANIFEST_PATH",
+                "CARGO_CRATE_NAME",
+                "CARGO_PRIMARY_PACKAGE",
+                "CARGO_TARGET_TMPDIR",
+                "CARGO_RUSTC_CURRENT_DIR",
+            ]
+            .contains(&name.as_ref())
+        {
+            cmd.env_remove(name.as_ref());
+        }
+    }
+    if target_dir().ends_with("release") {
+        cmd.arg("--release");
+    }
+    let status = cmd.status().expect("run cargo build");
+    assert!(status.success(), "cargo build {args:?} failed");
+}
+
 /// `target/debug` (or `target/release`) of the test binary running now.
-fn target_dir() -> PathBuf {
+pub fn target_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("current test executable");
     // target/debug/deps/test-binary -> target/debug
     exe.parent()

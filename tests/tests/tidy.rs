@@ -178,3 +178,22 @@ fn every_module_is_in_the_code_map() {
         "ARCHITECTURE.md's code map does not name: {missing:?}"
     );
 }
+
+/// The built-in policy opens a page of this repository's docs as the
+/// offline-access guide: the page exists and describes the sign-in that
+/// exists (the prompt's words, recovery codes, the throttle's words).
+#[test]
+fn the_built_in_offline_guide_is_a_page_here_and_describes_the_sign_in() {
+    let url = rampart_shared::policy::Policy::default()
+        .links
+        .offline_guide_url;
+    let base = format!("{}/", rampart_shared::policy::DOCS_BASE_URL);
+    let page = url
+        .strip_prefix(&base)
+        .unwrap_or_else(|| panic!("{url} is not under {base}"));
+    let guide = read(&format!("docs/{page}"));
+    assert!(guide.contains(rampart_shared::signin::PROMPT.trim()));
+    assert!(guide.contains("Too many wrong codes. Try again in"));
+    assert!(guide.contains("That code was already used to sign in"));
+    assert!(guide.contains("recovery code"));
+}

@@ -125,7 +125,7 @@ impl Client {
     /// connection for subscriptions.
     pub async fn request(&mut self, request: Request) -> Result<Response, ClientError> {
         let timeout = match request {
-            Request::Mfa { .. } => MFA_REQUEST_TIMEOUT,
+            Request::Mfa { .. } | Request::VerifySignin { .. } => MFA_REQUEST_TIMEOUT,
             _ => REQUEST_TIMEOUT,
         };
         let id = self.next_id;

@@ -9,7 +9,9 @@ pub mod client;
 mod platform;
 pub mod server;
 
-pub use platform::{BindError, Listener, bind, current_uid, current_user, user_name};
+pub use platform::{
+    BindError, Listener, bind, current_uid, current_user, user_id_by_name, user_name,
+};
 #[cfg(windows)]
 pub use platform::{DEFAULT_PIPE_NAME, user_pipe_name};
 use rampart_shared::user::UserId;
@@ -45,6 +47,27 @@ pub fn may_administer(peer: &Peer, agent_user: Option<&UserId>) -> bool {
     peer.admin || (peer.user.is_some() && peer.user.as_ref() == agent_user)
 }
 
+/// Whether `peer` (whose login name is `peer_name`) may check a sign-in
+/// code for the login name `user`, whose id is `target` when the OS or a
+/// state file knows it: an administrator for anyone (login, sudo and sshd
+/// run PAM as root), anyone else only for their own account (a screen
+/// locker runs PAM as the user at the screen).
+pub fn may_verify_signin(
+    peer: &Peer,
+    target: Option<&UserId>,
+    peer_name: &str,
+    user: &str,
+) -> bool {
+    if peer.admin {
+        return true;
+    }
+    match (&peer.user, target) {
+        (Some(id), Some(target)) => id == target,
+        (Some(_), None) => peer_name == user,
+        (None, _) => false,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -67,6 +90,28 @@ mod tests {
         assert!(!may_administer(&peer(None, false), Some(&agent)));
         assert!(!may_administer(&peer(None, false), None));
         assert!(!may_administer(&Peer::UNKNOWN, None));
+    }
+
+    #[test]
+    fn a_user_checks_sign_in_codes_only_for_themselves() {
+        let jane = peer(Some(UserId::Uid(1000)), false);
+        let root = peer(Some(UserId::ROOT), true);
+        let bob = UserId::Uid(1001);
+        assert!(may_verify_signin(&root, Some(&bob), "root", "bob"));
+        assert!(may_verify_signin(&root, None, "root", "ghost"));
+        assert!(may_verify_signin(
+            &jane,
+            Some(&UserId::Uid(1000)),
+            "jane",
+            "jane"
+        ));
+        assert!(!may_verify_signin(&jane, Some(&bob), "jane", "bob"));
+        // A name that resolves to Jane's uid is Jane, whatever it is spelt as.
+        assert!(!may_verify_signin(&jane, Some(&bob), "jane", "jane"));
+        // A name nobody knows: only her own name.
+        assert!(may_verify_signin(&jane, None, "jane", "jane"));
+        assert!(!may_verify_signin(&jane, None, "jane", "ghost"));
+        assert!(!may_verify_signin(&Peer::UNKNOWN, None, "", ""));
     }
 
     #[test]

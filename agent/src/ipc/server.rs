@@ -385,7 +385,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
                 return Step::Continue;
             }
         };
-        if request == Request::Status && self.greeted {
+        let shared_view = || {
+            let snapshot = self.cx.status.borrow();
+            self.peer
+                .user
+                .as_ref()
+                .is_none_or(|id| snapshot.as_seen_by(id).is_none())
+        };
+        if request == Request::Status && self.greeted && shared_view() {
             let snapshot = self.cx.status.borrow().clone();
             let json = self
                 .cx
@@ -489,7 +496,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             Request::Hello { .. } => unreachable_hello(),
             request @ (Request::Refresh { .. }
             | Request::SetLogLevel { .. }
-            | Request::Mfa { .. }) => self.ask_event_loop(request).await,
+            | Request::Mfa { .. }
+            | Request::VerifySignin { .. }) => self.ask_event_loop(request).await,
         }
     }
 
@@ -508,8 +516,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         answer.await.map_err(|_| stopping())?
     }
 
+    /// The status as this connection's user sees it (their own MFA
+    /// section on a shared machine), with the uptime of now.
     fn with_uptime(&self, status: &AgentStatus) -> AgentStatus {
-        let mut status = status.clone();
+        let mut status = self
+            .peer
+            .user
+            .as_ref()
+            .and_then(|id| status.as_seen_by(id))
+            .unwrap_or_else(|| status.clone());
         status.agent.uptime_secs = self.cx.started.elapsed().as_secs();
         status
     }

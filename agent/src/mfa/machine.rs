@@ -10,6 +10,7 @@
 use chrono::{DateTime, Duration, Utc};
 use rampart_shared::mfa::{EnrollmentStep, EnrollmentView, Evidence, MfaCommand, PairingInfo};
 use rampart_shared::policy::{Policy, ProviderKind};
+use rampart_shared::signin::SigninCounts;
 use rampart_shared::totp::{self, Params, Secret};
 use rampart_shared::user::UserId;
 use rampart_shared::version::Version;
@@ -122,6 +123,8 @@ pub struct Enrollment {
     pub evidence: Option<Evidence>,
     /// Duo's part, once Duo was asked.
     pub duo: Option<DuoState>,
+    /// What sign-ins did (`mfa::signin`): counts only.
+    pub signin: SigninCounts,
 }
 
 /// What a successful command hands back beyond the new state.
@@ -175,6 +178,7 @@ impl Enrollment {
             enrolled_at: None,
             evidence: None,
             duo: None,
+            signin: SigninCounts::default(),
         }
     }
 

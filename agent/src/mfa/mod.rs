@@ -12,6 +12,11 @@
 //! MfaEngine::section(&self, owner: &UserKey, policy: &Policy) -> MfaSection
 //! MfaEngine::users(&self) -> impl Iterator<Item = &UserKey>
 //! section::summary(&MfaSection) -> String     // "Setup in progress: verify a code"
+//! MfaEngine::signin_owner(&self, user: &str, id: Option<&UserId>) -> Option<UserKey>
+//! MfaEngine::signin_totp(&mut self, owner: &UserKey, code: &str, now) -> SigninResult
+//! MfaEngine::recovery_candidates(&mut self, owner, now) -> Result<Vec<(usize, RecoveryHash)>, SigninResult>
+//! recovery::find(&candidates, code) -> Result<Option<usize>, MfaError>   // off the loop
+//! MfaEngine::finish_recovery(&mut self, owner, found, now) -> SigninResult
 //! machine::authorize(&peer_id, peer_admin, &owner_id, &MfaCommand) -> Result<(), MfaError>
 //! ```
 //!
@@ -37,6 +42,7 @@ pub mod machine;
 pub mod provider;
 pub mod recovery;
 pub mod section;
+pub mod signin;
 pub mod store;
 #[cfg(test)]
 pub(crate) mod test_support;

@@ -1,10 +1,12 @@
 //! Recovery codes: generated from the OS CSPRNG, shown once, stored only as
-//! salted Argon2id hashes, each usable once. Nothing spends one yet: that
-//! comes with signing in (a request of its own), which marks `used_at`.
+//! salted Argon2id hashes, each usable once. A sign-in spends one
+//! (`mfa::signin`): [`find`] runs off the event loop (Argon2id per unused
+//! code), and the loop marks `used_at`.
 
 use argon2::{Algorithm, Argon2, Params, Version};
 use chrono::{DateTime, Utc};
 use data_encoding::HEXLOWER;
+use rampart_shared::totp::constant_time_eq;
 use zeroize::Zeroize;
 
 use super::error::MfaError;
@@ -118,6 +120,32 @@ fn hash_code(code: &str, cost: HashCost) -> Result<RecoveryHash, MfaError> {
     })
 }
 
+/// Upper-cases and drops spaces and dashes; `None` unless what remains could
+/// be a code.
+pub fn normalize(input: &str) -> Option<String> {
+    let code: String = input
+        .chars()
+        .filter(|c| !c.is_whitespace() && *c != '-')
+        .map(|c| c.to_ascii_uppercase())
+        .collect();
+    (code.len() == CODE_LEN && code.bytes().all(|b| ALPHABET.contains(&b))).then_some(code)
+}
+
+/// Which of `candidates` (index in the user's list, stored hash) `code`
+/// (normalized) is. One Argon2id hash per candidate, every candidate
+/// hashed whatever matched, so the time taken says nothing: run it off
+/// the event loop.
+pub fn find(candidates: &[(usize, RecoveryHash)], code: &str) -> Result<Option<usize>, MfaError> {
+    let mut found = None;
+    for (index, entry) in candidates {
+        let candidate = hash_with(code, &entry.salt, entry.cost)?;
+        if constant_time_eq(&candidate, &entry.hash) && found.is_none() {
+            found = Some(*index);
+        }
+    }
+    Ok(found)
+}
+
 pub fn unused(hashes: &[RecoveryHash]) -> u32 {
     hashes.iter().filter(|h| h.used_at.is_none()).count() as u32
 }
@@ -166,6 +194,26 @@ mod tests {
         assert_eq!(hash_of(&codes[3], &hashes[3]), hashes[3].hash);
         assert_ne!(hash_of(&codes[3], &hashes[4]), hashes[4].hash);
         assert_eq!(unused(&hashes), 10);
+    }
+
+    #[test]
+    fn typing_is_forgiving_but_the_alphabet_is_not() {
+        assert_eq!(normalize("abcde-fghjk").as_deref(), Some("ABCDEFGHJK"));
+        assert_eq!(normalize(" ABCDE FGHJK ").as_deref(), Some("ABCDEFGHJK"));
+        assert_eq!(normalize("ABCDEFGHJ"), None);
+        assert_eq!(normalize("ABCDEFGHJ0"), None);
+        assert_eq!(normalize("123456"), None);
+    }
+
+    #[test]
+    fn find_names_the_code_among_the_candidates_only() {
+        let (codes, hashes) = generate(HashCost::TEST).unwrap();
+        let all: Vec<_> = hashes.iter().cloned().enumerate().collect();
+        assert_eq!(find(&all, &codes[7]).unwrap(), Some(7));
+        assert_eq!(find(&all, "ABCDEFGHJK").unwrap(), None);
+        // A code left out of the candidates (spent) is not found.
+        let without: Vec<_> = all.iter().filter(|(i, _)| *i != 7).cloned().collect();
+        assert_eq!(find(&without, &codes[7]).unwrap(), None);
     }
 
     /// Run with `--ignored --nocapture` to measure; the figure is in the

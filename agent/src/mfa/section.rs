@@ -23,6 +23,7 @@ pub fn section(enrollment: Option<&Enrollment>, policy: &Policy) -> MfaSection {
             },
             provider,
             detail: None,
+            signin: None,
         };
     };
     if let Some(found) = duo_section(e, policy) {
@@ -45,6 +46,8 @@ pub fn section(enrollment: Option<&Enrollment>, policy: &Policy) -> MfaSection {
             _ => e.provider,
         },
         detail,
+        signin: (state == MfaState::Enrolled && e.provider == ProviderKind::Totp)
+            .then(|| e.signin_section()),
     }
 }
 
@@ -58,6 +61,7 @@ fn duo_section(e: &Enrollment, policy: &Policy) -> Option<MfaSection> {
         state,
         provider: ProviderKind::Duo,
         detail: Some(detail),
+        signin: None,
     };
     if let DuoPhase::Denied { message } = &duo.phase {
         let says = if message.is_empty() {
@@ -105,6 +109,7 @@ pub fn broken_section(reason: &str, policy: &Policy) -> MfaSection {
         detail: Some(format!(
             "the saved MFA setup cannot be read ({reason}); IT can reset it"
         )),
+        signin: None,
     }
 }
 

@@ -13,6 +13,7 @@ use chrono::{DateTime, Utc};
 use rampart_shared::mfa::{EnrollmentStep, Evidence};
 use rampart_shared::percent;
 use rampart_shared::policy::ProviderKind;
+use rampart_shared::signin::SigninCounts;
 use rampart_shared::totp::Secret;
 use rampart_shared::user::UserId;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -125,6 +126,13 @@ struct StateFile {
     /// Absent in files written before Duo.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     duo: Option<DuoState>,
+    /// Absent in files written before sign-in verification (issue 19).
+    #[serde(default, skip_serializing_if = "is_default")]
+    signin: SigninCounts,
+}
+
+fn is_default(counts: &SigninCounts) -> bool {
+    *counts == SigninCounts::default()
 }
 
 #[derive(Serialize, Deserialize)]
@@ -167,6 +175,7 @@ pub fn save(dir: &Path, e: &Enrollment) -> Result<(), FsError> {
         enrolled_at: e.enrolled_at,
         evidence: e.evidence.clone(),
         duo: e.duo.clone(),
+        signin: e.signin.clone(),
     };
     let path = dir.join(file_name(&e.owner));
     let mut bytes = serde_json::to_vec_pretty(&file).map_err(|err| FsError::Write {
@@ -257,6 +266,7 @@ fn parse(path: &Path, bytes: &[u8], owner: &UserKey) -> Result<Enrollment, LoadE
         enrolled_at: file.enrolled_at,
         evidence: file.evidence,
         duo: file.duo,
+        signin: file.signin,
     })
 }
 

@@ -80,6 +80,7 @@ pub fn build(
             provider: status.mfa.provider,
             enrolled_at: enrollment.and_then(|e| e.enrolled_at),
             evidence: enrollment.and_then(|e| e.evidence.clone()),
+            signin: status.mfa.signin.clone(),
         },
         clock: ReportClock {
             state: status.clock.state,
@@ -101,6 +102,7 @@ pub fn build(
                 .map(|p| p.cause.name().to_owned()),
             reason: status.update.detail.clone(),
         }),
+        mfa_users: status.mfa_users.clone(),
     }
 }
 
@@ -613,6 +615,33 @@ mod tests {
         let json = serde_json::to_value(&r).unwrap();
         assert_eq!(json["dropped_reports"], 3);
         assert_eq!(json["device_id"], "LAPTOP-0042");
+    }
+
+    #[test]
+    fn a_report_tells_it_how_many_recovery_codes_are_left_and_every_user() {
+        use rampart_shared::signin::SigninSection;
+        use rampart_shared::status::UserMfa;
+        use rampart_shared::user::UserId;
+        let now = DateTime::from_timestamp(1_795_000_000, 0).unwrap();
+        let mut status = Core::fresh_status(AgentMode::System, now);
+        status.mfa.signin = Some(SigninSection {
+            recovery_codes_left: 9,
+            ..Default::default()
+        });
+        status.mfa_users = vec![UserMfa {
+            user: "ada".into(),
+            id: UserId::Uid(1000),
+            mfa: status.mfa.clone(),
+        }];
+        let identity = Identity {
+            device_id: "d".into(),
+            hostname: "h".into(),
+        };
+        let r = build("id".into(), now, &identity, &status, None, "start", 0);
+        let json = serde_json::to_value(&r).unwrap();
+        assert_eq!(json["mfa"]["signin"]["recovery_codes_left"], 9);
+        assert_eq!(json["mfa_users"][0]["uid"], 1000);
+        assert_eq!(json["mfa_users"][0]["signin"]["recovery_codes_left"], 9);
     }
 
     #[test]

@@ -78,6 +78,7 @@ impl Core {
             update,
             storage,
             reporting,
+            mfa_users: Vec::new(),
         };
         status.overall = assess(&status).overall;
         status

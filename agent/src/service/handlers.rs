@@ -4,6 +4,7 @@
 
 use rampart_shared::ipc::{Check, ErrorCode, IpcError, LogLevel, Request, Response};
 use rampart_shared::mfa::MfaCommand;
+use rampart_shared::signin::TypedCode;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant as TokioInstant;
 use tracing::info;
@@ -25,7 +26,14 @@ pub(super) type ReadyReply = (ReplyTo, Result<Response, IpcError>);
 enum LoopRequest {
     SetLogLevel(LogLevel),
     Refresh(Check),
-    Mfa(MfaCommand),
+    Mfa {
+        command: MfaCommand,
+        user: Option<String>,
+    },
+    VerifySignin {
+        user: String,
+        code: TypedCode,
+    },
 }
 
 impl TryFrom<Request> for LoopRequest {
@@ -35,7 +43,8 @@ impl TryFrom<Request> for LoopRequest {
         match request {
             Request::SetLogLevel { level } => Ok(Self::SetLogLevel(level)),
             Request::Refresh { check } => Ok(Self::Refresh(check)),
-            Request::Mfa { command } => Ok(Self::Mfa(command)),
+            Request::Mfa { command, user } => Ok(Self::Mfa { command, user }),
+            Request::VerifySignin { user, code } => Ok(Self::VerifySignin { user, code }),
             other => Err(IpcError::new(
                 ErrorCode::Internal,
                 format!(
@@ -61,7 +70,12 @@ impl Shell {
             reply: to,
         } = command;
         let result = match LoopRequest::try_from(request) {
-            Ok(LoopRequest::Mfa(command)) => return self.handle_mfa(peer, command, to, events),
+            Ok(LoopRequest::Mfa { command, user }) => {
+                return self.handle_mfa(peer, command, user.as_deref(), to, events);
+            }
+            Ok(LoopRequest::VerifySignin { user, code }) => {
+                return self.handle_signin(peer, user, code, to, events);
+            }
             Ok(LoopRequest::SetLogLevel(level)) => self.set_log_level(level),
             Ok(LoopRequest::Refresh(check)) => Ok(self.refresh(check, events)),
             Err(error) => Err(error),
@@ -112,6 +126,7 @@ impl Shell {
         &mut self,
         peer: Peer,
         command: MfaCommand,
+        user: Option<&str>,
         to: ReplyTo,
         events: &mpsc::Sender<Event>,
     ) -> Option<ReadyReply> {
@@ -129,12 +144,21 @@ impl Shell {
             id,
             admin: peer.admin,
         };
-        let Some(owner) = self.mfa_owner(Some(&peer)) else {
+        let owner = match user {
+            None => self.mfa_owner(Some(&peer)),
+            Some(name) => self.mfa_user(name),
+        };
+        let Some(owner) = owner else {
             return Some((
                 to,
                 Err(IpcError::new(
                     ErrorCode::Internal,
-                    "no MFA owner can be determined",
+                    match user {
+                        Some(name) => format!(
+                            "this computer has no user named \"{name}\" and no MFA setup for one: check the login name"
+                        ),
+                        None => "no MFA owner can be determined".to_owned(),
+                    },
                 )),
             ));
         };

@@ -56,6 +56,7 @@ pub(super) async fn run(
             Event::Shutdown => return StopReason::Requested,
             Event::Ipc(command) => reply = shell.handle_ipc(command, &events_tx),
             Event::DuoAnswered(job, answer) => reply = shell.on_duo_answered(*job, answer),
+            Event::RecoveryChecked(check) => reply = shell.on_recovery_checked(*check),
             Event::Due(timer) => shell.start_due_work(timer, &events_tx),
             Event::ClockChecked(report) => shell.on_clock_checked(report),
             Event::NetworkChecked(results) => shell.on_network_checked(&results),

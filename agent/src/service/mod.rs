@@ -10,6 +10,7 @@
 //!   server hands out and pushes to subscribers.
 //! - `handlers`: the IPC requests the loop answers.
 //! - `duo_jobs`: MFA commands waiting on a Duo exchange.
+//! - `signin`: `verify_signin`, with a recovery code checked off the loop.
 //!
 //! This file is the public face: [`start`], the [`RunningAgent`] handle and
 //! the [`Event`]s the loop runs on.
@@ -19,6 +20,7 @@ mod duo_jobs;
 mod handlers;
 mod main_loop;
 mod shell;
+mod signin;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -136,6 +138,8 @@ pub enum Event {
     UpdateChecked(UpdateOutcome),
     /// Duo answered an exchange an MFA command (or a refresh) needed.
     DuoAnswered(Box<DuoJob>, mfa::duo::DuoReply),
+    /// A recovery code typed at a sign-in was hashed off the loop.
+    RecoveryChecked(Box<signin::RecoveryCheck>),
     /// Stop: a signal, or the embedding app quitting.
     Shutdown,
 }

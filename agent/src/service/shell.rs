@@ -10,7 +10,7 @@ use std::time::SystemTime;
 use chrono::Utc;
 use rampart_shared::policy::Reporting;
 use rampart_shared::status::{
-    AgentMode, AgentStatus, ClockSection, ReportingSection, StorageSection,
+    AgentMode, AgentStatus, ClockSection, ReportingSection, StorageSection, UserMfa,
 };
 use rampart_shared::version::Version;
 use tokio::time::Instant as TokioInstant;
@@ -79,6 +79,9 @@ pub(super) struct InFlight {
     pub(super) update: bool,
     /// One Duo exchange at a time: Duo's own clients do the same per user.
     pub(super) duo: bool,
+    /// Recovery codes being hashed (`service::signin`): each check holds
+    /// 19 MiB per Argon2id hash on a blocking thread, so only a few run.
+    pub(super) recovery_checks: usize,
 }
 
 /// Checks that failed in a row (`retry::next_check_in`): a clock check
@@ -196,8 +199,11 @@ impl Shell {
         let reporting = ReportingSection {
             credential_error: self.reporter.credential_error().cloned(),
         };
-        self.core
-            .status(policy_section, mfa, update, storage, reporting)
+        let mut status = self
+            .core
+            .status(policy_section, mfa, update, storage, reporting);
+        status.mfa_users = self.mfa_users(policy);
+        status
     }
 
     /// The self-update request, when this agent updates itself at all: the
@@ -237,18 +243,49 @@ impl Shell {
         })
     }
 
-    /// Whose enrollment a request (or, with no peer, the status) is about: the
-    /// agent's user in dev mode; in system mode the device's enrolled user,
-    /// or the asking user when nobody has enrolled yet.
+    /// Whose enrollment a request (or, with no peer, the status) is about:
+    /// the agent's user in dev mode; in system mode the asking user's own
+    /// (each person on a shared machine enrolls with their own factor), and
+    /// for the status, reports and the kept connection slots the device's
+    /// first user with an MFA setup (`status.mfa_users` lists them all).
     pub(super) fn mfa_owner(&self, peer: Option<&mfa::Peer>) -> Option<UserKey> {
         if let Some(user) = &self.agent_user {
             return Some(user.clone());
         }
+        match peer {
+            Some(peer) => Some(peer.key()),
+            None => self.mfa.users().next().cloned(),
+        }
+    }
+
+    /// The enrollment a request names by login name: the user with that
+    /// uid when the OS knows the name, else the setup saved under it.
+    /// Whether the asking user may change it is the engine's rule
+    /// (`mfa::machine::authorize`: only root changes another's).
+    pub(super) fn mfa_user(&self, name: &str) -> Option<UserKey> {
+        let id = crate::ipc::user_id_by_name(name);
+        self.mfa.signin_owner(name, id.as_ref()).or_else(|| {
+            id.map(|id| UserKey {
+                id,
+                name: name.to_owned(),
+            })
+        })
+    }
+
+    /// Every user with an MFA setup, for `status.mfa_users` (system mode:
+    /// a dev agent has one user).
+    fn mfa_users(&self, policy: &rampart_shared::policy::Policy) -> Vec<UserMfa> {
+        if self.agent_user.is_some() {
+            return Vec::new();
+        }
         self.mfa
             .users()
-            .next()
-            .cloned()
-            .or_else(|| peer.map(mfa::Peer::key))
+            .map(|key| UserMfa {
+                user: key.name.clone(),
+                id: key.id.clone(),
+                mfa: self.mfa.section(key, policy),
+            })
+            .collect()
     }
 
     /// What the MFA machine is told about this computer's clock: the last

@@ -117,3 +117,12 @@ pub fn user_name(user: &UserId) -> String {
         _ => user.to_string(),
     }
 }
+
+/// The user id of a login name through NSS (`None`: no such user). What a
+/// sign-in request names is checked against the peer by id, not by name.
+pub fn user_id_by_name(name: &str) -> Option<UserId> {
+    match nix::unistd::User::from_name(name) {
+        Ok(Some(user)) => Some(UserId::Uid(user.uid.as_raw())),
+        _ => None,
+    }
+}
