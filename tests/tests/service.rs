@@ -65,6 +65,50 @@ fn checks_follow_policy_and_check_again_reruns_them() {
     assert_eq!(s["overall"], "action_needed");
 }
 
+/// Issue 18: every network check opened a bare connection to IT's policy
+/// server. Once a poll has reached it, the next check counts that poll and
+/// sends the server nothing.
+#[test]
+fn a_recent_poll_stands_for_the_policy_server_in_the_network_check() {
+    const KEY: &str = "RWQf6LRCGA9i53mlYecO4IzT51TGPpvWucNSCh1CBM0QTaLn73Y7GFO3";
+    let server = rampart_tests::http::HttpServer::start();
+    server.serve("/policy.json", "{}", "application/json");
+    // The guide at the same host and port: one endpoint to check, IT's.
+    let mut policy = loopback_policy(1);
+    policy["links"]["offline_guide_url"] = json!(format!("https://{}/guide", server.addr()));
+    let agent = AgentProcess::start_dev_with_install(
+        &policy,
+        &json!({"policy_url": server.url("/policy.json"), "public_keys": [KEY]}),
+        &[],
+    );
+    let s = agent.wait_for_status("a poll and a network check", |s| {
+        !server.requests_to("/policy.json").is_empty() && !s["network"]["checked_at"].is_null()
+    });
+    server.clear_requests();
+    let first_check = s["network"]["checked_at"].clone();
+    let reply =
+        RawClient::greeted(&agent.socket).call(1, json!({"type": "refresh", "check": "network"}));
+    assert_eq!(reply["reply"]["response"]["type"], "accepted");
+    let s = agent.wait_for_status("a second network check", |s| {
+        s["network"]["checked_at"] != first_check
+    });
+    assert_eq!(s["network"]["state"], "online", "{s:#}");
+    assert_eq!(
+        s["network"]["detail"],
+        format!("reached policy server ({})", server.addr()),
+        "{s:#}"
+    );
+    let asked: Vec<String> = server
+        .requests()
+        .iter()
+        .map(|r| format!("{} {}", r.method, r.path))
+        .collect();
+    assert!(
+        asked.is_empty(),
+        "the check asked the policy server again: {asked:?}"
+    );
+}
+
 #[test]
 fn a_dead_time_server_means_unknown_never_synced() {
     let agent = AgentProcess::start_dev(&[]);

@@ -9,7 +9,12 @@
 //! ([`crate::clock::http_date`]). That request's failure does not change
 //! the verdict (TCP decides reachability), except a refused certificate.
 //!
-//! [`check`] is the only I/O; [`targets`] and [`to_section`] are pure.
+//! The agent's periodic check leaves IT's servers alone ([`periodic`]): a
+//! recent poll answer stands for the policy server, and the report
+//! collector is left to deliveries.
+//!
+//! [`check`] is the only I/O; [`targets`], [`periodic`] and [`to_section`]
+//! are pure.
 //! `rampart-agent doctor` probes the same [`targets`], over HTTP(S) with the
 //! same trust ([`extra_roots`]: the system's roots and the install config's
 //! `extra_ca_file`), so that doctor and status name the same endpoints.
@@ -125,6 +130,36 @@ pub fn targets(policy: &Policy, config: Option<&InstallConfig>) -> Vec<Target> {
     }
     add(Endpoint::OfflineGuide, &policy.links.offline_guide_url);
     found
+}
+
+/// What the periodic check need not ask: IT's report collector, which
+/// deliveries alone talk to (it takes reports, not probes; its state is
+/// `status.reporting`), and IT's policy server when a poll it answered is
+/// younger than `fresh`: that poll counts as the server reached, with its
+/// `Date`. From a fleet, a bare connection to each of IT's servers every
+/// 15 minutes is load with no request in it. Returns the targets left to
+/// probe and the results already known. Pure; doctor probes every target.
+pub fn periodic(
+    targets: Vec<Target>,
+    poll: Option<&crate::policy::fetch::Answered>,
+    now: std::time::Instant,
+    fresh: Duration,
+) -> (Vec<Target>, Vec<Reached>) {
+    let recent = poll.filter(|p| now.saturating_duration_since(p.at) < fresh);
+    let mut known = Vec::new();
+    let mut left = Vec::new();
+    for target in targets {
+        match (target.endpoint, recent) {
+            (Endpoint::Reporting, _) => {}
+            (Endpoint::PolicyServer, Some(poll)) => known.push(Reached {
+                target,
+                result: Ok(poll.addr),
+                date: poll.date.clone(),
+            }),
+            _ => left.push(target),
+        }
+    }
+    (left, known)
 }
 
 /// Why the install config's `extra_ca_file` cannot be used.
@@ -488,6 +523,49 @@ mod tests {
         // same parser, would connect to "x" too, so the check names "x".
         assert_eq!(url_host_port("https:///x"), Some(("x".into(), 443)));
         assert_eq!(url_host_port("https://"), None);
+    }
+
+    /// Issue 18: every check opened a bare connection to each of IT's
+    /// servers. A fresh poll answer stands for the policy server (with its
+    /// `Date`); the report collector is left to deliveries; an old poll
+    /// does not count.
+    #[test]
+    fn the_periodic_check_leaves_it_servers_alone() {
+        let target = |endpoint, host: &str| Target {
+            endpoint,
+            url: format!("https://{host}/"),
+            host: host.into(),
+            port: 443,
+        };
+        let targets = vec![
+            target(Endpoint::PolicyServer, "policy.example.com"),
+            target(Endpoint::Duo, "api-1.duosecurity.com"),
+            target(Endpoint::Reporting, "collect.example.com"),
+            target(Endpoint::OfflineGuide, "docs.example.com"),
+        ];
+        let now = std::time::Instant::now();
+        let poll = crate::policy::fetch::Answered {
+            addr: "192.0.2.7:443".parse().unwrap(),
+            at: now - Duration::from_secs(60),
+            date: None,
+        };
+        let fresh = Duration::from_secs(900);
+        let (left, known) = periodic(targets.clone(), Some(&poll), now, fresh);
+        let hosts: Vec<&str> = left.iter().map(|t| t.host.as_str()).collect();
+        assert_eq!(hosts, ["api-1.duosecurity.com", "docs.example.com"]);
+        assert_eq!(known.len(), 1);
+        assert_eq!(known[0].target.endpoint, Endpoint::PolicyServer);
+        assert_eq!(known[0].result, Ok(poll.addr));
+
+        let stale = crate::policy::fetch::Answered {
+            at: now - Duration::from_secs(901),
+            ..poll
+        };
+        let (left, known) = periodic(targets.clone(), Some(&stale), now, fresh);
+        assert_eq!(left.len(), 3, "the policy server is asked again");
+        assert!(known.is_empty());
+        let (left, _) = periodic(targets, None, now, fresh);
+        assert!(left.iter().all(|t| t.endpoint != Endpoint::Reporting));
     }
 
     #[test]

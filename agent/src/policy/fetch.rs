@@ -7,13 +7,17 @@
 //! (https, or plain http to loopback only).
 
 use std::error::Error as _;
-use std::net::IpAddr;
-use std::sync::{Arc, OnceLock};
-use std::time::Duration;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
 
+use chrono::{DateTime, Utc};
 use rampart_shared::policy::MAX_POLICY_BYTES;
+use rampart_shared::status::ClockSource;
 use reqwest::header::{ETAG, IF_MODIFIED_SINCE, IF_NONE_MATCH, LAST_MODIFIED};
 use reqwest::{StatusCode, Url};
+
+use crate::clock::http_date::DateSample;
 
 /// Largest `.minisig` file read (a real one is about 300 bytes).
 pub const MAX_SIGNATURE_BYTES: usize = 16 * 1024;
@@ -204,6 +208,17 @@ pub fn signature_url(url: &Url) -> Url {
 pub struct Fetcher {
     client: Arc<OnceLock<Result<reqwest::Client, FetchError>>>,
     timeouts: FetchTimeouts,
+    last_answer: Arc<Mutex<Option<Answered>>>,
+}
+
+/// The policy server's last answer to a poll (200 or 304): the network
+/// check counts it as the server reached, without connecting again.
+#[derive(Debug, Clone)]
+pub struct Answered {
+    pub addr: SocketAddr,
+    pub at: Instant,
+    /// Its `Date` header, for the clock's fallback.
+    pub date: Option<DateSample>,
 }
 
 impl Fetcher {
@@ -211,6 +226,40 @@ impl Fetcher {
         Self {
             client: Arc::default(),
             timeouts,
+            last_answer: Arc::default(),
+        }
+    }
+
+    /// The last poll the server answered, if any.
+    pub fn last_answer(&self) -> Option<Answered> {
+        self.last_answer.lock().ok().and_then(|a| a.clone())
+    }
+
+    fn remember(&self, url: &Url, response: &reqwest::Response, sent: DateTime<Utc>) {
+        let Some(addr) = response.remote_addr() else {
+            return;
+        };
+        let date = response
+            .headers()
+            .get(reqwest::header::DATE)
+            .and_then(|d| d.to_str().ok())
+            .zip(url.host_str())
+            .map(|(date, host)| DateSample {
+                host: crate::network::display_host(
+                    host.trim_start_matches('[').trim_end_matches(']'),
+                    url.port_or_known_default().unwrap_or(443),
+                ),
+                source: ClockSource::HttpDate,
+                date: date.to_owned(),
+                sent,
+                received: Utc::now(),
+            });
+        if let Ok(mut last) = self.last_answer.lock() {
+            *last = Some(Answered {
+                addr,
+                at: Instant::now(),
+                date,
+            });
         }
     }
 
@@ -248,8 +297,12 @@ impl Fetcher {
         if let Some(lm) = last_modified {
             request = request.header(IF_MODIFIED_SINCE, lm);
         }
+        let sent = Utc::now();
         let response = request.send().await.map_err(|e| self.classify(url, e))?;
         let status = response.status();
+        if matches!(status, StatusCode::OK | StatusCode::NOT_MODIFIED) {
+            self.remember(url, &response, sent);
+        }
         if status == StatusCode::NOT_MODIFIED && (etag.is_some() || last_modified.is_some()) {
             tracing::debug!(%url, "policy not modified");
             return Ok(FetchOutcome::NotModified);

@@ -57,6 +57,11 @@ impl PolicyStore {
         }
     }
 
+    /// The last poll the policy server answered (the network check's).
+    pub fn last_poll_answer(&self) -> Option<super::fetch::Answered> {
+        self.fetcher.last_answer()
+    }
+
     /// Polls the policy URL once. I/O only: the store is not changed.
     pub async fn fetch(&self) -> FetchOutcome {
         self.poll_request().run().await

@@ -123,8 +123,13 @@ impl Shell {
                 if self.in_flight.network {
                     return;
                 }
-                let targets =
-                    network::targets(self.policy.in_force().0, self.config.install.as_ref());
+                let all = network::targets(self.policy.in_force().0, self.config.install.as_ref());
+                let (targets, known) = network::periodic(
+                    all.clone(),
+                    self.policy.last_poll_answer().as_ref(),
+                    std::time::Instant::now(),
+                    NETWORK_INTERVAL,
+                );
                 let extra_ca = self
                     .config
                     .install
@@ -136,7 +141,11 @@ impl Shell {
                     let roots = extra_ca
                         .and_then(|f| network::extra_roots(&f).ok())
                         .unwrap_or_default();
-                    Event::NetworkChecked(network::check(targets, NETWORK_TIMEOUT, roots).await)
+                    let mut results = known;
+                    results.extend(network::check(targets, NETWORK_TIMEOUT, roots).await);
+                    // In the targets' order, as status lists them.
+                    results.sort_by_key(|r| all.iter().position(|t| *t == r.target));
+                    Event::NetworkChecked(results)
                 });
             }
             Timer::Policy => {
