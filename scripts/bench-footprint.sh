@@ -42,7 +42,8 @@ echo '{"schema": 1, "serial": 1, "mfa": {"required": true}, "clock": {"ntp_serve
        "links": {"offline_guide_url": "https://127.0.0.1:9/g", "support_url": "https://127.0.0.1:9/s"}}' \
     >"$home/etc/policy.json"
 run_agent() {
-    env -i PATH="$PATH" HOME="$home" XDG_CONFIG_HOME="$home/config" XDG_STATE_HOME="$home/state" \
+    # exec: the background job's pid is the agent's, not a subshell's.
+    exec env -i PATH="$PATH" HOME="$home" XDG_CONFIG_HOME="$home/config" XDG_STATE_HOME="$home/state" \
         XDG_DATA_HOME="$home/data" XDG_RUNTIME_DIR="$home" NO_COLOR=1 \
         "$agent" run --dev --config "$home/etc/agent.json" --socket "$home/agent.sock" "$@"
 }
