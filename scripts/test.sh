@@ -30,6 +30,8 @@ declare -A wanted=(
     # The MSI, built from packaging/windows/rampart.wxs and read back.
     [wixl]=wixl
     [msiinfo]=msitools
+    # `status --format prometheus` is checked by Prometheus's own linter.
+    [promtool]=prometheus
 )
 missing=()
 for cmd in "${!wanted[@]}"; do

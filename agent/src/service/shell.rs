@@ -189,6 +189,7 @@ impl Shell {
         };
         let reporting = ReportingSection {
             credential_error: self.reporter.credential_error().cloned(),
+            last_delivered_at: self.reporter.last_delivered_at(),
         };
         self.core
             .status(policy_section, mfa, update, storage, reporting)
