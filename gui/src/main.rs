@@ -20,6 +20,16 @@ pub static STARTED: LazyLock<Instant> = LazyLock::new(Instant::now);
 
 fn main() -> anyhow::Result<()> {
     LazyLock::force(&STARTED);
+    if let Err(why) = display_session(
+        cfg!(all(unix, not(target_os = "macos"))),
+        std::env::var_os("WAYLAND_DISPLAY").is_some_and(|v| !v.is_empty()),
+        std::env::var_os("DISPLAY").is_some_and(|v| !v.is_empty()),
+    ) {
+        // Without a display the windowing library panics (exit 101); a
+        // login script or an ssh session deserves a sentence instead.
+        eprintln!("rampart: {why}");
+        std::process::exit(1);
+    }
     tracing_subscriber::fmt()
         .with_env_filter(
             EnvFilter::try_from_env("RAMPART_LOG").unwrap_or_else(|_| EnvFilter::new("info")),
@@ -33,4 +43,34 @@ fn main() -> anyhow::Result<()> {
         .default_font(Font::with_name("Fira Sans"))
         .run()?;
     Ok(())
+}
+
+/// Whether a window can be opened: on Linux and the BSDs only with a Wayland
+/// or X11 display in the environment (macOS and Windows always have one).
+fn display_session(needs_env: bool, wayland: bool, x11: bool) -> Result<(), String> {
+    if !needs_env || wayland || x11 {
+        return Ok(());
+    }
+    Err(
+        "the Rampart app needs a desktop session, and there is none here \
+         (neither WAYLAND_DISPLAY nor DISPLAY is set: a terminal, ssh or a service). \
+         Open Rampart from your desktop; without one, `rampart-agent status` shows the same status."
+            .to_owned(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn without_a_display_the_app_says_so() {
+        use super::display_session;
+        assert!(
+            display_session(true, false, false)
+                .unwrap_err()
+                .contains("rampart-agent status")
+        );
+        assert!(display_session(true, true, false).is_ok());
+        assert!(display_session(true, false, true).is_ok());
+        assert!(display_session(false, false, false).is_ok());
+    }
 }

@@ -62,7 +62,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     if let Some(file) = install_config {
         // An explicit --config must exist: a typo must not silently mean
         // "no pinned keys".
-        match crate::config::InstallConfig::load(&file) {
+        match crate::config::InstallConfig::load_effective(&file) {
             Ok(Some(install)) => config.install = Some(install),
             Ok(None) => anyhow::bail!("install config {} does not exist", file.display()),
             Err(e) => return Err(e).context("cannot use --config"),
