@@ -36,6 +36,7 @@ fn main() -> anyhow::Result<()> {
         )
         .with_writer(std::io::stderr)
         .init();
+    exit_cleanly_without_a_window();
     iced::daemon(app::App::boot, app::App::update, app::App::view)
         .title(app::App::title)
         .theme(app::App::theme)
@@ -43,6 +44,37 @@ fn main() -> anyhow::Result<()> {
         .default_font(Font::with_name("Fira Sans"))
         .run()?;
     Ok(())
+}
+
+/// A display named in the environment that does not answer (DISPLAY=:1
+/// with no X server, a dead ssh -X tunnel) makes iced panic while creating
+/// its event loop; that one panic becomes a sentence and exit 1, any other
+/// panic stays a panic.
+fn exit_cleanly_without_a_window() {
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let payload = info.payload();
+        let text = payload
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| payload.downcast_ref::<&str>().copied())
+            .unwrap_or_default();
+        if let Some(why) = no_window_words(text) {
+            eprintln!("rampart: {why}");
+            std::process::exit(1);
+        }
+        default_hook(info);
+    }));
+}
+
+fn no_window_words(panic_text: &str) -> Option<String> {
+    panic_text.starts_with("Create event loop").then(|| {
+        format!(
+            "the Rampart app cannot open a window: the display in this session does not answer. \
+             Open Rampart from your desktop; without one, `rampart-agent status` shows the same status. \
+             (details: {panic_text})"
+        )
+    })
 }
 
 /// Whether a window can be opened: on Linux and the BSDs only with a Wayland
@@ -72,5 +104,11 @@ mod tests {
         assert!(display_session(true, true, false).is_ok());
         assert!(display_session(true, false, true).is_ok());
         assert!(display_session(false, false, false).is_ok());
+        let words = super::no_window_words(
+            "Create event loop: Os(OsError { error: XNotSupported(XOpenDisplayFailed) })",
+        )
+        .unwrap();
+        assert!(words.contains("does not answer") && words.contains("XOpenDisplayFailed"));
+        assert_eq!(super::no_window_words("index out of bounds"), None);
     }
 }

@@ -277,7 +277,7 @@ fn init_logging(
     }
     let (filter, handle) = reload::Layer::new(initial);
     let mut file_error = None;
-    let (file_layer, guard) = match crate::fsutil::ensure_private_dir(log_dir)
+    let (file_layer, guard) = match crate::fsutil::ensure_log_dir(log_dir)
         .map_err(|e| e.to_string())
         .and_then(|()| crate::logging::files::LogFiles::open(log_dir).map_err(|e| e.to_string()))
     {
