@@ -33,6 +33,9 @@ enum Command {
     /// binaries and the service in place themselves: the MSI runs this with
     /// its POLICY_URL, POLICY_PUBKEY, DEVICE_ID and REPORT_SECRET properties.
     Configure(ConfigureArgs),
+    /// Write the man pages (for packaging).
+    #[command(hide = true)]
+    Man(rampart_agent::cli::man::ManArgs),
     /// Show which installed files are present and whether the agent answers.
     /// Exit 0: installed and running; 3: installed, not running; 4: not
     /// installed (1: the check itself failed). For detection scripts:
@@ -357,6 +360,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             eprintln!("configured");
         }
         Command::Status(args) => return status(&layout, args),
+        Command::Man(args) => {
+            use clap::CommandFactory;
+            rampart_agent::cli::man::write(Cli::command(), &args.dir)?;
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
