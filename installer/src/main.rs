@@ -378,8 +378,16 @@ fn status(layout: &Layout, args: StatusArgs) -> anyhow::Result<ExitCode> {
         println!("{word:8} {}", path.display());
     }
     let present = |path: &std::path::Path| files.iter().any(|(p, here)| p == path && *here);
-    let installed =
-        present(&layout.agent_bin) && layout.service_file.as_deref().is_none_or(present);
+    // The Debian package installs elsewhere than this installer does.
+    let packaged = layout.os == rampart_installer::TargetOs::Linux
+        && [
+            "/usr/bin/rampart-agent",
+            "/lib/systemd/system/rampart-agent.service",
+        ]
+        .iter()
+        .all(|p| rampart_installer::target_path(&target, std::path::Path::new(p)).exists());
+    let installed = packaged
+        || (present(&layout.agent_bin) && layout.service_file.as_deref().is_none_or(present));
     let socket = match args.socket {
         Some(socket) => socket,
         None => rampart_installer::target_path(

@@ -340,6 +340,16 @@ fn status_exit_codes_tell_not_installed_from_not_running_from_running() {
         socket,
     ]);
     assert_eq!(code, Some(0));
+    // The Debian package's files, with nothing answering: installed, not running.
+    for file in [
+        "usr/bin/rampart-agent",
+        "lib/systemd/system/rampart-agent.service",
+    ] {
+        fs::create_dir_all(empty.join(file).parent().unwrap()).unwrap();
+        fs::write(empty.join(file), "").unwrap();
+    }
+    let (code, stdout, _) = installer_code(&["status", "--root", empty.to_str().unwrap()]);
+    assert_eq!(code, Some(3), "{stdout}");
 }
 
 fn ca_pem() -> String {
