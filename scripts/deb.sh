@@ -21,6 +21,9 @@ cargo build --release -p rampart -p rampart-agent -p rampart-installer
 rm -rf "$target/release/man"
 "$target/release/rampart-agent" man "$target/release/man"
 "$target/release/rampart-installer" man "$target/release/man"
+# cargo-deb compresses man pages only outside target/release (Debian policy
+# wants them gzipped; -n: no timestamp, reproducible).
+gzip -9n "$target/release/man"/*.1
 
 rm -f "$target"/debian/rampart*.deb
 "$cargo_deb" deb -p rampart-agent --no-build
@@ -37,9 +40,10 @@ for deb in "$agent_deb" "$app_deb"; do
 done
 ((status == 0)) || { echo "deb.sh: lintian found errors or warnings" >&2; exit 1; }
 
+agent_version=$(dpkg-deb -f "$agent_deb" Version)
 depends=$(dpkg-deb -f "$app_deb" Depends)
-[[ $depends == *"rampart-agent (= $version)"* ]] ||
-    { echo "deb.sh: rampart's Depends lacks rampart-agent (= $version): $depends" >&2; exit 1; }
+[[ $depends == *"rampart-agent (= $agent_version)"* ]] ||
+    { echo "deb.sh: rampart's Depends lacks rampart-agent (= $agent_version) (gui/Cargo.toml): $depends" >&2; exit 1; }
 
 if [[ -n ${RAMPART_DEB_NO_INSTALL:-} ]]; then
     exit 0
@@ -55,7 +59,7 @@ echo "== dpkg -i"
 apt-get install -y -qq --no-install-recommends "$agent_deb" "$app_deb" >/dev/null
 for f in /usr/bin/rampart-agent /usr/bin/rampart-installer /usr/bin/rampart \
     /usr/share/man/man1/rampart-agent.1.gz /usr/share/man/man1/rampart.1.gz \
-    /etc/xdg/autostart/rampart.desktop /lib/systemd/system/rampart-agent.service; do
+    /etc/xdg/autostart/rampart.desktop /usr/lib/systemd/system/rampart-agent.service; do
     [[ -e $f ]] || fail "installed, but $f is missing"
 done
 # What the installed service and its admin would create.

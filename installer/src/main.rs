@@ -382,7 +382,7 @@ fn status(layout: &Layout, args: StatusArgs) -> anyhow::Result<ExitCode> {
     let packaged = layout.os == rampart_installer::TargetOs::Linux
         && [
             "/usr/bin/rampart-agent",
-            "/lib/systemd/system/rampart-agent.service",
+            "/usr/lib/systemd/system/rampart-agent.service",
         ]
         .iter()
         .all(|p| rampart_installer::target_path(&target, std::path::Path::new(p)).exists());

@@ -343,7 +343,7 @@ fn status_exit_codes_tell_not_installed_from_not_running_from_running() {
     // The Debian package's files, with nothing answering: installed, not running.
     for file in [
         "usr/bin/rampart-agent",
-        "lib/systemd/system/rampart-agent.service",
+        "usr/lib/systemd/system/rampart-agent.service",
     ] {
         fs::create_dir_all(empty.join(file).parent().unwrap()).unwrap();
         fs::write(empty.join(file), "").unwrap();
