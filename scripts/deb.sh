@@ -34,7 +34,7 @@ app_deb=$(ls "$target"/debian/rampart_"$version"*.deb)
 echo "== lintian"
 status=0
 for deb in "$agent_deb" "$app_deb"; do
-    # Exit 2 on any error or warning; info tags are listed but pass.
+    # Exit 2 on any error or warning (info tags are not shown by default).
     # stderr only says that root runs it (the install checks need root).
     out=$(lintian --fail-on error,warning "$deb" 2>/dev/null) || status=$?
     echo "$(basename "$deb"): ${out:-clean}"
