@@ -32,6 +32,8 @@ declare -A wanted=(
     [msiinfo]=msitools
     # pam_rampart.so under a real PAM client (tests/tests/pam.rs).
     [pamtester]=pamtester
+    # `status --format prometheus` is checked by Prometheus's own linter.
+    [promtool]=prometheus
 )
 missing=()
 for cmd in "${!wanted[@]}"; do

@@ -97,6 +97,13 @@ pub enum ConfigError {
         path: PathBuf,
         error: InstallConfigError,
     },
+    /// MDM's settings (managed preferences, Group Policy) cannot be read
+    /// as install config.
+    #[error("the install config from MDM ({origin}) is not valid: {error}")]
+    Mdm {
+        origin: String,
+        error: crate::mdm::MdmError,
+    },
 }
 
 /// What is wrong with an install config's text. Every message starts with
@@ -154,6 +161,14 @@ impl InstallConfig {
                 path: path.to_owned(),
                 error,
             })
+    }
+
+    /// The install config in force: the file at `path` with what MDM set
+    /// (macOS managed preferences, Windows Group Policy) over it, MDM
+    /// winning per key (`crate::mdm`). What the service, doctor and
+    /// diagnose read.
+    pub fn load_effective(path: &Path) -> Result<Option<Self>, ConfigError> {
+        crate::mdm::load_effective(path).map(|merged| merged.map(|m| m.config))
     }
 
     /// Parses and checks an install config; the error names the field.

@@ -55,6 +55,19 @@ pub fn ensure_private_dir(dir: &Path) -> Result<(), FsError> {
     set_mode(dir, 0o700).map_err(err)
 }
 
+/// Creates the log directory (and parents), mode 0750 as the systemd unit's
+/// `LogsDirectoryMode` and the installer make it: the files in it are 0600,
+/// the directory lets the service's group (adm-style log readers) list them.
+/// Making it 0700 here undid what the unit set at every start.
+pub fn ensure_log_dir(dir: &Path) -> Result<(), FsError> {
+    let err = |source| FsError::CreateDir {
+        path: dir.to_owned(),
+        source,
+    };
+    fs::create_dir_all(dir).map_err(err)?;
+    set_mode(dir, 0o750).map_err(err)
+}
+
 /// Atomically replaces `path` with `bytes`, mode 0600.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), FsError> {
     let err = |source| FsError::Write {
@@ -284,6 +297,9 @@ mod tests {
         let dir = tmp.path().join("state");
         ensure_private_dir(&dir).unwrap();
         assert_eq!(mode(&dir), 0o700);
+        let logs = tmp.path().join("var/log/rampart");
+        ensure_log_dir(&logs).unwrap();
+        assert_eq!(mode(&logs), 0o750);
         let file = dir.join("mfa.json");
         write_atomic(&file, b"first version, rather long").unwrap();
         write_atomic(&file, b"second").unwrap();

@@ -11,6 +11,8 @@ pub mod duo;
 pub mod fsutil;
 pub mod ipc;
 pub mod logging;
+pub mod mdm;
+pub mod metrics;
 pub mod mfa;
 pub mod network;
 pub mod paths;

@@ -35,6 +35,9 @@ enum Command {
     Diagnose(cli::diagnose::DiagnoseArgs),
     /// Update this binary from the release feed in the install config.
     Update(cli::update::UpdateArgs),
+    /// Write the man pages (for packaging).
+    #[command(hide = true)]
+    Man(cli::man::ManArgs),
 }
 
 fn main() -> ExitCode {
@@ -48,6 +51,10 @@ fn main() -> ExitCode {
         Command::Doctor(args) => cli::doctor::run(args),
         Command::Diagnose(args) => cli::diagnose::run(args),
         Command::Update(args) => cli::update::run(args),
+        Command::Man(args) => {
+            use clap::CommandFactory;
+            cli::man::write(Cli::command(), &args.dir).map(|_| ExitCode::SUCCESS)
+        }
     };
     match result {
         Ok(code) => code,

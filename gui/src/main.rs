@@ -21,6 +21,16 @@ pub static STARTED: LazyLock<Instant> = LazyLock::new(Instant::now);
 
 fn main() -> anyhow::Result<()> {
     LazyLock::force(&STARTED);
+    if let Err(why) = display_session(
+        cfg!(all(unix, not(target_os = "macos"))),
+        std::env::var_os("WAYLAND_DISPLAY").is_some_and(|v| !v.is_empty()),
+        std::env::var_os("DISPLAY").is_some_and(|v| !v.is_empty()),
+    ) {
+        // Without a display the windowing library panics (exit 101); a
+        // login script or an ssh session deserves a sentence instead.
+        eprintln!("rampart: {why}");
+        std::process::exit(1);
+    }
     // `Targets`, as the agent: log directives without a regex engine.
     let filter = std::env::var("RAMPART_LOG")
         .ok()
@@ -30,6 +40,7 @@ fn main() -> anyhow::Result<()> {
         .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
         .with(filter)
         .init();
+    exit_cleanly_without_a_window();
     iced::daemon(app::App::boot, app::App::update, app::App::view)
         .title(app::App::title)
         .theme(app::App::theme)
@@ -37,4 +48,71 @@ fn main() -> anyhow::Result<()> {
         .default_font(Font::with_name("Fira Sans"))
         .run()?;
     Ok(())
+}
+
+/// A display named in the environment that does not answer (DISPLAY=:1
+/// with no X server, a dead ssh -X tunnel) makes iced panic while creating
+/// its event loop; that one panic becomes a sentence and exit 1, any other
+/// panic stays a panic.
+fn exit_cleanly_without_a_window() {
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let payload = info.payload();
+        let text = payload
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| payload.downcast_ref::<&str>().copied())
+            .unwrap_or_default();
+        if let Some(why) = no_window_words(text) {
+            eprintln!("rampart: {why}");
+            std::process::exit(1);
+        }
+        default_hook(info);
+    }));
+}
+
+fn no_window_words(panic_text: &str) -> Option<String> {
+    panic_text.starts_with("Create event loop").then(|| {
+        format!(
+            "the Rampart app cannot open a window: the display in this session does not answer. \
+             Open Rampart from your desktop; without one, `rampart-agent status` shows the same status. \
+             (details: {panic_text})"
+        )
+    })
+}
+
+/// Whether a window can be opened: on Linux and the BSDs only with a Wayland
+/// or X11 display in the environment (macOS and Windows always have one).
+fn display_session(needs_env: bool, wayland: bool, x11: bool) -> Result<(), String> {
+    if !needs_env || wayland || x11 {
+        return Ok(());
+    }
+    Err(
+        "the Rampart app needs a desktop session, and there is none here \
+         (neither WAYLAND_DISPLAY nor DISPLAY is set: a terminal, ssh or a service). \
+         Open Rampart from your desktop; without one, `rampart-agent status` shows the same status."
+            .to_owned(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn without_a_display_the_app_says_so() {
+        use super::display_session;
+        assert!(
+            display_session(true, false, false)
+                .unwrap_err()
+                .contains("rampart-agent status")
+        );
+        assert!(display_session(true, true, false).is_ok());
+        assert!(display_session(true, false, true).is_ok());
+        assert!(display_session(false, false, false).is_ok());
+        let words = super::no_window_words(
+            "Create event loop: Os(OsError { error: XNotSupported(XOpenDisplayFailed) })",
+        )
+        .unwrap();
+        assert!(words.contains("does not answer") && words.contains("XOpenDisplayFailed"));
+        assert_eq!(super::no_window_words("index out of bounds"), None);
+    }
 }

@@ -21,6 +21,8 @@ pub struct InstallOptions {
     pub policy_url: Option<String>,
     /// Contents of minisign `.pub` files.
     pub public_keys: Vec<String>,
+    /// What `public_keys` does to the keys already in the install config.
+    pub key_change: KeyChange,
     pub device_id: Option<String>,
     /// Where the agent looks for releases (self-update).
     pub update_source: Option<UpdateSource>,
@@ -29,8 +31,10 @@ pub struct InstallOptions {
     /// The Duo secret key, written to [`Layout::duo_key_file`] (0600): the
     /// policy names that file, never the key.
     pub duo_secret_key: Option<zeroize::Zeroizing<String>>,
-    /// Extra CA certificates (PEM) the Duo client trusts.
-    pub extra_ca_file: Option<PathBuf>,
+    /// Extra CA certificates (PEM, already checked with the agent's own
+    /// reader), copied to [`Layout::extra_ca_file`]; the install config names
+    /// that absolute path.
+    pub extra_ca_pem: Option<Vec<u8>>,
     /// The deployment secret for reports, checked, written to
     /// [`Layout::report_secret_file`] (0600; SYSTEM and Administrators on
     /// Windows): the install config names that file, never the secret.
@@ -45,8 +49,79 @@ impl InstallOptions {
             || self.device_id.is_some()
             || self.update_source.is_some()
             || !self.update_keys.is_empty()
-            || self.extra_ca_file.is_some()
+            || self.extra_ca_pem.is_some()
             || self.report_secret.is_some()
+    }
+}
+
+/// `--pubkey` replaces the pinned keys, `--add-pubkey` adds to them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum KeyChange {
+    #[default]
+    Replace,
+    Add,
+}
+
+/// The pinned keys after `opts`: replaced, or the new ones added to
+/// `existing` (a key already there is not added twice).
+fn changed_keys(existing: &[String], opts: &InstallOptions) -> Vec<String> {
+    let given = opts.public_keys.iter().map(|k| k.trim().to_owned());
+    match opts.key_change {
+        KeyChange::Replace => given.collect(),
+        KeyChange::Add => {
+            let mut keys = existing.to_vec();
+            for key in given {
+                if !keys.iter().any(|k| same_key(k, &key)) {
+                    keys.push(key);
+                }
+            }
+            keys
+        }
+    }
+}
+
+/// Two spellings of one key (a whole `.pub` file, or its base64 line).
+fn same_key(a: &str, b: &str) -> bool {
+    let line = |t: &str| {
+        t.lines()
+            .map(str::trim)
+            .rfind(|l| !l.is_empty() && !l.starts_with("untrusted comment:"))
+            .map(str::to_owned)
+    };
+    line(a).is_some() && line(a) == line(b)
+}
+
+/// What a key flag does to the keys in place, in one sentence for the
+/// person running the installer: replacing a different set is said aloud,
+/// since the keys it drops stop being trusted.
+pub fn key_change_note(existing: Option<&[u8]>, opts: &InstallOptions) -> Option<String> {
+    if opts.public_keys.is_empty() {
+        return None;
+    }
+    let before = existing
+        .and_then(|bytes| InstallConfig::parse(bytes).ok())
+        .map(|c| c.public_keys)
+        .unwrap_or_default();
+    let after = changed_keys(&before, opts);
+    let dropped = before
+        .iter()
+        .filter(|k| !after.iter().any(|a| same_key(a, k)))
+        .count();
+    let added = after
+        .iter()
+        .filter(|k| !before.iter().any(|b| same_key(b, k)))
+        .count();
+    match opts.key_change {
+        KeyChange::Replace if dropped > 0 => Some(format!(
+            "--pubkey replaces the policy keys: {dropped} key(s) in place will no longer be trusted, {} will be. \
+             To keep them and add one (key rotation), use --add-pubkey instead.",
+            after.len()
+        )),
+        KeyChange::Replace => None,
+        KeyChange::Add => Some(format!(
+            "--add-pubkey: {added} key(s) added, {} trusted in all",
+            after.len()
+        )),
     }
 }
 
@@ -64,11 +139,13 @@ pub enum PlanError {
 /// upgrade without flags). Flags given on an upgrade change only what they
 /// name.
 /// `report_secret_file`: where the secret goes, when `opts` has one.
+/// `extra_ca_file`: where the CA certificates go, when `opts` has them.
 pub fn install_config(
     opts: &InstallOptions,
     existing: Option<&[u8]>,
     default_device_id: &str,
     report_secret_file: &Path,
+    extra_ca_file: &Path,
 ) -> Result<Option<Vec<u8>>, PlanError> {
     let config = match existing {
         Some(_) if !opts.sets_config() => return Ok(None),
@@ -86,17 +163,13 @@ pub fn install_config(
         config.policy_url = Some(url.clone());
     }
     if !opts.public_keys.is_empty() {
-        config.public_keys = opts
-            .public_keys
-            .iter()
-            .map(|k| k.trim().to_owned())
-            .collect();
+        config.public_keys = changed_keys(&config.public_keys, opts);
     }
     if let Some(source) = &opts.update_source {
         config.update_source = Some(source.clone());
     }
-    if let Some(ca) = &opts.extra_ca_file {
-        config.extra_ca_file = Some(ca.clone());
+    if opts.extra_ca_pem.is_some() {
+        config.extra_ca_file = Some(extra_ca_file.to_owned());
     }
     if opts.report_secret.is_some() {
         config.report_secret_file = Some(report_secret_file.to_owned());
@@ -177,7 +250,12 @@ pub fn install_plan(layout: &Layout, opts: &InstallOptions, config: Option<Vec<u
     // running agent checks them too.
     let mut acls = Vec::new();
     if layout.os == TargetOs::Windows {
-        acls = data_acl_steps(layout, config.is_some(), opts.report_secret.is_some());
+        acls = data_acl_steps(
+            layout,
+            config.is_some(),
+            opts.extra_ca_pem.is_some(),
+            opts.report_secret.is_some(),
+        );
         steps.push(acls.remove(0));
     }
     if let Some(config) = config {
@@ -200,6 +278,15 @@ pub fn install_plan(layout: &Layout, opts: &InstallOptions, config: Option<Vec<u
     }
     if let Some(secret) = &opts.report_secret {
         steps.push(report_secret_step(layout, secret));
+    }
+    if let Some(pem) = &opts.extra_ca_pem {
+        // Certificates are public, like the install config naming them.
+        steps.push(Step::File {
+            path: layout.extra_ca_file(),
+            mode: 0o644,
+            owner: owner.clone(),
+            contents: pem.clone(),
+        });
     }
     steps.push(dir(&layout.state_dir, 0o700));
     steps.push(dir(&layout.log_dir, 0o750));
@@ -327,7 +414,7 @@ pub fn configure_plan(
     let mut steps = vec![dir(&layout.config_dir, 0o755)];
     let mut acls: Vec<Step> = Vec::new();
     if windows {
-        acls = data_acl_steps(layout, config.is_some(), report_secret.is_some());
+        acls = data_acl_steps(layout, config.is_some(), false, report_secret.is_some());
         // As in `install_plan`: the root's ACL before any file in it.
         steps.push(acls.remove(0));
     }
@@ -352,10 +439,16 @@ pub fn configure_plan(
 
 /// The Windows ACL steps for the data directory and the files this plan
 /// writes in it, the root's first.
-fn data_acl_steps(layout: &Layout, writes_config: bool, writes_secret: bool) -> Vec<Step> {
+fn data_acl_steps(
+    layout: &Layout,
+    writes_config: bool,
+    writes_ca: bool,
+    writes_secret: bool,
+) -> Vec<Step> {
     let config_files: Vec<PathBuf> = writes_config
         .then(|| layout.config_file.clone())
         .into_iter()
+        .chain(writes_ca.then(|| layout.extra_ca_file()))
         .collect();
     let secret_files: Vec<PathBuf> = writes_secret
         .then(|| layout.report_secret_file())

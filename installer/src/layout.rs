@@ -133,6 +133,12 @@ impl Layout {
         self.config_dir.join("duo.key")
     }
 
+    /// Where `--extra-ca-file` is copied: the install config names this
+    /// absolute path, so the original may move or go.
+    pub fn extra_ca_file(&self) -> PathBuf {
+        self.config_dir.join("extra-ca.pem")
+    }
+
     /// Where the installer writes the deployment secret for reports; the
     /// install config's `report_secret_file` names it.
     pub fn report_secret_file(&self) -> PathBuf {

@@ -6,6 +6,7 @@
 //! Service definitions are rendered by pure functions in [`render`] for every
 //! OS, so all of them are tested on any machine.
 
+pub mod detect;
 pub mod exec;
 pub mod install;
 pub mod layout;
@@ -16,8 +17,8 @@ use std::path::{Path, PathBuf};
 
 pub use exec::{ExecError, Target, execute};
 pub use install::{
-    InstallOptions, PlanError, configure_plan, install_config, install_plan, unconfigure_plan,
-    uninstall_plan,
+    InstallOptions, KeyChange, PlanError, configure_plan, install_config, install_plan,
+    key_change_note, unconfigure_plan, uninstall_plan,
 };
 pub use layout::{Layout, TargetOs};
 pub use plan::{Owner, Plan, Step, When};
@@ -48,6 +49,7 @@ pub fn plan_install(
         existing.as_deref(),
         &default_device_id(),
         &layout.report_secret_file(),
+        &layout.extra_ca_file(),
     )?;
     Ok(install_plan(layout, opts, config))
 }
@@ -68,6 +70,7 @@ pub fn plan_configure(
             existing.as_deref(),
             &default_device_id(),
             &layout.report_secret_file(),
+            &layout.extra_ca_file(),
         )?
     } else {
         None
@@ -75,7 +78,10 @@ pub fn plan_configure(
     Ok(configure_plan(layout, config, opts.report_secret.as_ref()))
 }
 
-fn read_existing_config(layout: &Layout, target: &Target) -> Result<Option<Vec<u8>>, InstallError> {
+pub fn read_existing_config(
+    layout: &Layout,
+    target: &Target,
+) -> Result<Option<Vec<u8>>, InstallError> {
     let existing_path = target_path(target, &layout.config_file);
     match std::fs::read(&existing_path) {
         Ok(bytes) => Ok(Some(bytes)),

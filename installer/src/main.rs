@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use rampart_agent::config::{UpdateSource, UpdateSourceKind};
-use rampart_installer::{InstallOptions, Layout, Target};
+use rampart_installer::{InstallOptions, KeyChange, Layout, Target};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -33,8 +33,14 @@ enum Command {
     /// binaries and the service in place themselves: the MSI runs this with
     /// its POLICY_URL, POLICY_PUBKEY, DEVICE_ID and REPORT_SECRET properties.
     Configure(ConfigureArgs),
-    /// Show which installed files are present.
-    Status(RootArg),
+    /// Write the man pages (for packaging).
+    #[command(hide = true)]
+    Man(rampart_agent::cli::man::ManArgs),
+    /// Show which installed files are present and whether the agent answers.
+    /// Exit 0: installed and running; 3: installed, not running; 4: not
+    /// installed (1: the check itself failed). For detection scripts:
+    /// docs/status.md.
+    Status(StatusArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -42,6 +48,15 @@ struct RootArg {
     /// Stage everything under this directory and run no service command.
     #[arg(long, value_name = "DIR")]
     root: Option<PathBuf>,
+}
+
+#[derive(Debug, clap::Args)]
+struct StatusArgs {
+    #[command(flatten)]
+    root: RootArg,
+    /// The agent's socket (default: the service's).
+    #[arg(long, value_name = "PATH")]
+    socket: Option<PathBuf>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -54,9 +69,14 @@ struct InstallArgs {
     /// Where the agent fetches its signed policy.
     #[arg(long, value_name = "URL")]
     policy_url: Option<String>,
-    /// A minisign public key file to trust for policy (repeat for rotation).
-    #[arg(long = "pubkey", value_name = "FILE")]
+    /// A minisign public key file to trust for policy; replaces the keys in
+    /// place (repeat to give several).
+    #[arg(long = "pubkey", value_name = "FILE", conflicts_with = "add_pubkeys")]
     pubkeys: Vec<PathBuf>,
+    /// A minisign public key file to trust in addition to the keys in place
+    /// (key rotation; repeatable).
+    #[arg(long = "add-pubkey", value_name = "FILE")]
+    add_pubkeys: Vec<PathBuf>,
     /// This device's id in reports (default: the host name).
     #[arg(long, value_name = "ID")]
     device_id: Option<String>,
@@ -72,8 +92,9 @@ struct InstallArgs {
     /// policy's `secret_key_file` names.
     #[arg(long, value_name = "FILE")]
     duo_secret_key: Option<PathBuf>,
-    /// A PEM file of extra CA certificates the Duo client trusts (an on-prem
-    /// TLS proxy).
+    /// A PEM file of extra CA certificates the agent trusts (an on-prem TLS
+    /// proxy): checked, then copied into the config directory as
+    /// `extra-ca.pem`.
     #[arg(long, value_name = "FILE")]
     extra_ca_file: Option<PathBuf>,
     /// Read the deployment secret for reports from this file (`-`: standard
@@ -193,7 +214,7 @@ fn checked_report_secret(source: &str, text: &str) -> anyhow::Result<zeroize::Ze
 
 fn main() -> ExitCode {
     match run(Cli::parse()) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(err) => {
             eprintln!("rampart-installer: {err:#}");
             ExitCode::FAILURE
@@ -201,7 +222,7 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(cli: Cli) -> anyhow::Result<()> {
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let layout = Layout::host();
     let mut note = |line: String| eprintln!("{line}");
     match cli.command {
@@ -232,13 +253,23 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     from.display()
                 );
             }
+            let (key_files, key_change) = if args.add_pubkeys.is_empty() {
+                (&args.pubkeys, KeyChange::Replace)
+            } else {
+                (&args.add_pubkeys, KeyChange::Add)
+            };
             let mut public_keys = Vec::new();
-            for file in &args.pubkeys {
+            for file in key_files {
                 public_keys.push(
-                    std::fs::read_to_string(file)
-                        .with_context(|| format!("cannot read --pubkey {}", file.display()))?,
+                    std::fs::read_to_string(file).with_context(|| {
+                        format!("cannot read the public key {}", file.display())
+                    })?,
                 );
             }
+            let extra_ca_pem = match &args.extra_ca_file {
+                None => None,
+                Some(file) => Some(read_extra_ca(file)?),
+            };
             let duo_secret_key = match &args.duo_secret_key {
                 None => None,
                 Some(file) => Some(read_duo_key(file)?),
@@ -257,12 +288,17 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 update_source: args.update_source,
                 update_keys: args.update_keys,
                 duo_secret_key,
-                extra_ca_file: args.extra_ca_file,
+                extra_ca_pem,
+                key_change,
             };
             let plan = rampart_installer::plan_install(&layout, &target, &opts)?;
+            let existing = rampart_installer::read_existing_config(&layout, &target)?;
+            if let Some(line) = rampart_installer::key_change_note(existing.as_deref(), &opts) {
+                eprintln!("note: {line}");
+            }
             if args.dry_run {
                 print!("{plan}");
-                return Ok(());
+                return Ok(ExitCode::SUCCESS);
             }
             rampart_installer::execute(&plan, &target, &mut note)?;
             eprintln!("installed");
@@ -274,7 +310,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let plan = rampart_installer::uninstall_plan(&layout, args.purge);
             if args.dry_run {
                 print!("{plan}");
-                return Ok(());
+                return Ok(ExitCode::SUCCESS);
             }
             rampart_installer::execute(&plan, &target, &mut note)?;
             eprintln!("uninstalled");
@@ -314,22 +350,83 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             };
             if args.dry_run {
                 print!("{plan}");
-                return Ok(());
+                return Ok(ExitCode::SUCCESS);
             }
             if plan.steps.is_empty() {
                 eprintln!("nothing to configure: the install config is left as it is");
-                return Ok(());
+                return Ok(ExitCode::SUCCESS);
             }
             rampart_installer::execute(&plan, &target, &mut note)?;
             eprintln!("configured");
         }
-        Command::Status(args) => {
-            let target = Target { root: args.root };
-            for (path, present) in rampart_installer::status(&layout, &target) {
-                let word = if present { "present" } else { "missing" };
-                println!("{word:8} {}", path.display());
-            }
+        Command::Status(args) => return status(&layout, args),
+        Command::Man(args) => {
+            use clap::CommandFactory;
+            rampart_agent::cli::man::write(Cli::command(), &args.dir)?;
         }
     }
-    Ok(())
+    Ok(ExitCode::SUCCESS)
+}
+
+fn status(layout: &Layout, args: StatusArgs) -> anyhow::Result<ExitCode> {
+    let target = Target {
+        root: args.root.root,
+    };
+    let files = rampart_installer::status(layout, &target);
+    for (path, present) in &files {
+        let word = if *present { "present" } else { "missing" };
+        println!("{word:8} {}", path.display());
+    }
+    let present = |path: &std::path::Path| files.iter().any(|(p, here)| p == path && *here);
+    // The Debian package installs elsewhere than this installer does.
+    let packaged = layout.os == rampart_installer::TargetOs::Linux
+        && [
+            "/usr/bin/rampart-agent",
+            "/usr/lib/systemd/system/rampart-agent.service",
+        ]
+        .iter()
+        .all(|p| rampart_installer::target_path(&target, std::path::Path::new(p)).exists());
+    let installed = packaged
+        || (present(&layout.agent_bin) && layout.service_file.as_deref().is_none_or(present));
+    let socket = match args.socket {
+        Some(socket) => socket,
+        None => rampart_installer::target_path(
+            &target,
+            &rampart_agent::paths::AgentPaths::system().socket,
+        ),
+    };
+    let verdict = rampart_installer::detect::verdict(installed, ask_agent(&socket));
+    let start = rampart_shared::platform::Os::current().start_service();
+    println!("{}", verdict.line(&format!("start it with {start}")));
+    Ok(ExitCode::from(verdict.exit_code()))
+}
+
+/// The agent's version if it answers the handshake on `socket` within 5 s.
+fn ask_agent(socket: &std::path::Path) -> Result<String, String> {
+    let asked = rampart_agent::cli::block_on(async {
+        tokio::time::timeout(
+            std::time::Duration::from_secs(5),
+            rampart_agent::ipc::client::Client::connect(socket, "rampart-installer"),
+        )
+        .await
+    })
+    .map_err(|e| format!("cannot ask the agent: {e:#}"))?;
+    match asked {
+        Err(_) => Err(format!("no answer within 5 s on {}", socket.display())),
+        Ok(Err(e)) => Err(e.to_string()),
+        Ok(Ok(client)) => Ok(client.agent().agent_version.to_string()),
+    }
+}
+
+/// The `--extra-ca-file`, read and checked by the agent's own reader (the
+/// one the agent will use): at least one certificate, every one parseable.
+fn read_extra_ca(file: &std::path::Path) -> anyhow::Result<Vec<u8>> {
+    let file =
+        std::path::absolute(file).with_context(|| format!("--extra-ca-file {}", file.display()))?;
+    rampart_agent::network::extra_roots(&file).map_err(|e| {
+        anyhow::anyhow!(
+            "--extra-ca-file: {e}. Give a PEM file of the CA certificates (\"-----BEGIN CERTIFICATE-----\"); nothing was installed."
+        )
+    })?;
+    std::fs::read(&file).with_context(|| format!("cannot read --extra-ca-file {}", file.display()))
 }

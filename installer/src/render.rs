@@ -164,10 +164,16 @@ pub fn xdg_autostart(app: &[String]) -> String {
          Type=Application\n\
          Name=Rampart\n\
          Comment=Shows this device's security status and sets up MFA\n\
+         TryExec={}\n\
          Exec={}\n\
          Terminal=false\n\
          NoDisplay=true\n\
          X-GNOME-Autostart-enabled=true\n",
+        // Once the app is removed (the agent's package may stay), the
+        // session skips the entry instead of failing to start it.
+        app.first()
+            .map(|p| p.replace('\\', "\\\\"))
+            .unwrap_or_default(),
         desktop_exec(app)
     )
 }

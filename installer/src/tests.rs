@@ -589,7 +589,7 @@ fn the_duo_secret_key_is_written_for_root_alone_and_kept_on_upgrade() {
     let key = "Zh5eGmUq9zpfQnyUIu5OL9iWoMMv5ZNmk3zLJ4Ep";
     let opts = InstallOptions {
         duo_secret_key: Some(zeroize::Zeroizing::new(format!("  {key}\n"))),
-        extra_ca_file: Some("/etc/rampart/proxy-ca.pem".into()),
+        extra_ca_pem: Some(b"-----BEGIN CERTIFICATE-----\n...\n".to_vec()),
         ..s.opts()
     };
     let layout = Layout::for_os(TargetOs::Linux);
@@ -610,7 +610,11 @@ fn the_duo_secret_key_is_written_for_root_alone_and_kept_on_upgrade() {
         .unwrap();
     assert_eq!(
         config.extra_ca_file.as_deref(),
-        Some(std::path::Path::new("/etc/rampart/proxy-ca.pem"))
+        Some(std::path::Path::new("/etc/rampart/extra-ca.pem"))
+    );
+    assert_eq!(
+        fs::read(s.path("/etc/rampart/extra-ca.pem")).unwrap(),
+        b"-----BEGIN CERTIFICATE-----\n...\n"
     );
     // An upgrade without the flag leaves the key alone.
     s.install(&s.opts());

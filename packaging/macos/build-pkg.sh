@@ -27,13 +27,13 @@ trap 'rm -rf "$work"' EXIT
 
 arches=(aarch64-apple-darwin x86_64-apple-darwin)
 for t in "${arches[@]}"; do
-    (cd "$root" && cargo build --release --target "$t" -p rampart -p rampart-agent)
+    (cd "$root" && cargo build --release --target "$t" -p rampart -p rampart-agent -p rampart-installer)
 done
 # The installer only stages files here: the build machine's own build does.
 (cd "$root" && cargo build --release -p rampart-installer)
 
 mkdir -p "$work/universal"
-for bin in rampart rampart-agent; do
+for bin in rampart rampart-agent rampart-installer; do
     lipo -create -output "$work/universal/$bin" \
         "$target/aarch64-apple-darwin/release/$bin" "$target/x86_64-apple-darwin/release/$bin"
     lipo "$work/universal/$bin" -verify_arch arm64 x86_64
@@ -44,6 +44,10 @@ done
 # `rampart-installer install --policy-url ... --pubkey ...` provides it, and
 # an upgrade must not overwrite the one in place.
 rm -f "$work/root/Library/Application Support/Rampart/agent.json"
+# Shipped for detection scripts (a Jamf extension attribute runs
+# `rampart-installer status`: docs/status.md).
+install -m 755 "$work/universal/rampart-installer" \
+    "$work/root/Library/Application Support/Rampart/bin/rampart-installer"
 install -m 755 "$root/packaging/macos/uninstall.sh" \
     "$work/root/Library/Application Support/Rampart/uninstall.sh"
 

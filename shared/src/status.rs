@@ -79,6 +79,11 @@ pub struct ReportingSection {
     /// refuses it (HTTP 401 or 403); the reports stay queued meanwhile.
     #[serde(default)]
     pub credential_error: Option<CredentialError>,
+    /// Added with issue 17 (protocol 1; absent from older agents and until
+    /// a report is delivered): when the collector last took a report, since
+    /// the agent started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_delivered_at: Option<DateTime<Utc>>,
 }
 
 /// Why reports wait for IT: the device's credential.
@@ -1007,6 +1012,26 @@ pub(crate) mod tests {
                 .unwrap()
                 .1
                 .contains("ask IT to check the deployment secret")
+        );
+    }
+
+    /// Issue 17: `reporting.last_delivered_at`; older agents' JSON (and
+    /// this agent's before a delivery) leaves it out.
+    #[test]
+    fn last_delivered_at_is_optional_both_ways() {
+        let old: ReportingSection = serde_json::from_str(r#"{"credential_error": null}"#).unwrap();
+        assert_eq!(old.last_delivered_at, None);
+        let new: ReportingSection = serde_json::from_str(
+            r#"{"credential_error": null, "last_delivered_at": "2026-11-18T11:06:40Z"}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            new.last_delivered_at.map(|t| t.to_rfc3339()),
+            Some("2026-11-18T11:06:40+00:00".to_owned())
+        );
+        assert_eq!(
+            serde_json::to_value(&new).unwrap()["last_delivered_at"],
+            "2026-11-18T11:06:40Z"
         );
     }
 

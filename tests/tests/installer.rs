@@ -257,8 +257,9 @@ fn the_installer_binary_stages_installs_reports_and_uninstalls() {
         .unwrap();
     assert_eq!(parsed.device_id, "T-1");
 
-    let (ok, status, _) = installer(&["status", "--root", root_s]);
-    assert!(ok);
+    // Staged: installed, nothing running (exit 3).
+    let (code, status, _) = installer_code(&["status", "--root", root_s]);
+    assert_eq!(code, Some(3), "{status}");
     assert!(
         status.contains("present  /opt/rampart/bin/rampart-agent\n"),
         "{status}"
@@ -272,4 +273,251 @@ fn the_installer_binary_stages_installs_reports_and_uninstalls() {
     assert!(ok, "{stderr}");
     let (_, status, _) = installer(&["status", "--root", root_s]);
     assert!(!status.contains("present"), "{status}");
+}
+
+fn installer_code(args: &[&str]) -> (Option<i32>, String, String) {
+    let out = Command::new(workspace_bin("rampart-installer"))
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// A directory holding a copy of the agent, for `install --from`.
+fn agent_source(dir: &Path) -> String {
+    let from = dir.join("from");
+    fs::create_dir_all(&from).unwrap();
+    fs::copy(workspace_bin("rampart-agent"), from.join("rampart-agent")).unwrap();
+    from.to_str().unwrap().to_owned()
+}
+
+/// Issue 17: detection scripts (Jamf, Intune) read `status`'s exit code:
+/// 4 nothing installed, 3 installed but nothing answers, 0 a real agent
+/// answered on the socket.
+#[test]
+fn status_exit_codes_tell_not_installed_from_not_running_from_running() {
+    let dir = tempfile::tempdir().unwrap();
+    let from = agent_source(dir.path());
+    let root = dir.path().join("root");
+    let root_s = root.to_str().unwrap();
+
+    let (code, stdout, _) = installer_code(&["status", "--root", root_s]);
+    assert_eq!(code, Some(4), "{stdout}");
+    assert!(stdout.contains("\nnot-installed: "), "{stdout}");
+
+    let (code, _, stderr) = installer_code(&["install", "--root", root_s, "--from", &from]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let (code, stdout, _) = installer_code(&["status", "--root", root_s]);
+    assert_eq!(code, Some(3), "{stdout}");
+    assert!(
+        stdout.contains("\nnot-running: installed, but the agent does not answer"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("systemctl start rampart-agent"), "{stdout}");
+
+    let agent = rampart_tests::agent::AgentProcess::start_dev(&[]);
+    let socket = agent.socket.to_str().unwrap();
+    let (code, stdout, _) = installer_code(&["status", "--root", root_s, "--socket", socket]);
+    assert_eq!(code, Some(0), "{stdout}");
+    assert!(
+        stdout.contains(&format!(
+            "\nrunning: Rampart agent {} answered",
+            env!("CARGO_PKG_VERSION")
+        )),
+        "{stdout}"
+    );
+    // An agent installed some other way (a package) is running all the same.
+    let empty = dir.path().join("empty");
+    let (code, _, _) = installer_code(&[
+        "status",
+        "--root",
+        empty.to_str().unwrap(),
+        "--socket",
+        socket,
+    ]);
+    assert_eq!(code, Some(0));
+    // The Debian package's files, with nothing answering: installed, not running.
+    for file in [
+        "usr/bin/rampart-agent",
+        "usr/lib/systemd/system/rampart-agent.service",
+    ] {
+        fs::create_dir_all(empty.join(file).parent().unwrap()).unwrap();
+        fs::write(empty.join(file), "").unwrap();
+    }
+    let (code, stdout, _) = installer_code(&["status", "--root", empty.to_str().unwrap()]);
+    assert_eq!(code, Some(3), "{stdout}");
+}
+
+fn ca_pem() -> String {
+    let key = rcgen::KeyPair::generate().unwrap();
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    params.self_signed(&key).unwrap().pem()
+}
+
+/// `--extra-ca-file`: checked by the agent's reader, copied into the config
+/// directory, named by its absolute path; anything else stops the install
+/// with the file's name and changes nothing.
+#[test]
+fn the_extra_ca_file_is_checked_copied_and_named_absolutely() {
+    let dir = tempfile::tempdir().unwrap();
+    let from = agent_source(dir.path());
+    let root = dir.path().join("root");
+    let root_s = root.to_str().unwrap();
+    let pem = ca_pem();
+    fs::write(dir.path().join("proxy-ca.pem"), &pem).unwrap();
+    fs::write(dir.path().join("not-pem.txt"), "hello\n").unwrap();
+    fs::write(
+        dir.path().join("broken.pem"),
+        "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
+    )
+    .unwrap();
+
+    let run_in = |args: &[&str]| {
+        let out = Command::new(workspace_bin("rampart-installer"))
+            .args(args)
+            .current_dir(dir.path())
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    for (file, want) in [
+        ("not-pem.txt", "holds no certificate"),
+        ("broken.pem", "certificate 1 cannot be read"),
+        ("absent.pem", "cannot be read"),
+    ] {
+        let (code, stderr) = run_in(&[
+            "install",
+            "--root",
+            root_s,
+            "--from",
+            &from,
+            "--extra-ca-file",
+            file,
+        ]);
+        assert_eq!(code, Some(1), "{file}: {stderr}");
+        assert!(
+            stderr.contains(file)
+                && stderr.contains(want)
+                && stderr.contains("nothing was installed"),
+            "{file}: {stderr}"
+        );
+        assert!(
+            !root.exists(),
+            "{file}: the refused install wrote something"
+        );
+    }
+
+    // A relative path is fine: the copy is what the config names.
+    let (code, stderr) = run_in(&[
+        "install",
+        "--root",
+        root_s,
+        "--from",
+        &from,
+        "--extra-ca-file",
+        "proxy-ca.pem",
+    ]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(
+        fs::read_to_string(root.join("etc/rampart/extra-ca.pem")).unwrap(),
+        pem
+    );
+    let config = rampart_agent::config::InstallConfig::load(&root.join("etc/rampart/agent.json"))
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        config.extra_ca_file.as_deref(),
+        Some(Path::new("/etc/rampart/extra-ca.pem"))
+    );
+    // The agent's own reader accepts the copy.
+    assert_eq!(
+        rampart_agent::network::extra_roots(&root.join("etc/rampart/extra-ca.pem"))
+            .unwrap()
+            .len(),
+        1
+    );
+}
+
+/// `--pubkey` replaces the pinned keys and says so when it drops one;
+/// `--add-pubkey` keeps them (key rotation).
+#[test]
+fn pubkey_replaces_the_keys_and_add_pubkey_adds_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let from = agent_source(dir.path());
+    let root = dir.path().join("root");
+    let root_s = root.to_str().unwrap();
+    let key = |name: &str| {
+        let pair = minisign::KeyPair::generate_unencrypted_keypair().unwrap();
+        let path = dir.path().join(name);
+        fs::write(&path, pair.pk.to_box().unwrap().into_string()).unwrap();
+        (path.to_str().unwrap().to_owned(), pair.pk.to_base64())
+    };
+    let (old_file, old) = key("old.pub");
+    let (new_file, new) = key("new.pub");
+    let (third_file, third) = key("third.pub");
+    let keys = || {
+        rampart_agent::config::InstallConfig::load(&root.join("etc/rampart/agent.json"))
+            .unwrap()
+            .unwrap()
+            .public_keys
+            .iter()
+            .map(|k| {
+                rampart_agent::policy::verify::PinnedKey::parse(k)
+                    .unwrap()
+                    .id()
+                    .to_string()
+            })
+            .collect::<Vec<_>>()
+    };
+    let id = |b64: &str| {
+        rampart_agent::policy::verify::PinnedKey::parse(b64)
+            .unwrap()
+            .id()
+            .to_string()
+    };
+    let install = |args: &[&str]| {
+        let mut all = vec!["install", "--root", root_s, "--from", &from];
+        all.extend_from_slice(args);
+        installer_code(&all)
+    };
+
+    let (code, _, stderr) = install(&["--pubkey", &old_file]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(keys(), [id(&old)]);
+
+    let (code, _, stderr) = install(&["--add-pubkey", &new_file]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(keys(), [id(&old), id(&new)]);
+    assert!(
+        stderr.contains("--add-pubkey: 1 key(s) added, 2 trusted in all"),
+        "{stderr}"
+    );
+    // Adding one already there adds nothing.
+    let (_, _, stderr) = install(&["--add-pubkey", &new_file]);
+    assert!(
+        stderr.contains("0 key(s) added, 2 trusted in all"),
+        "{stderr}"
+    );
+
+    let (code, _, stderr) = install(&["--pubkey", &third_file]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(keys(), [id(&third)]);
+    assert!(
+        stderr.contains(
+            "--pubkey replaces the policy keys: 2 key(s) in place will no longer be trusted"
+        ),
+        "{stderr}"
+    );
+
+    let (code, _, stderr) = install(&["--pubkey", &old_file, "--add-pubkey", &new_file]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("cannot be used with"), "{stderr}");
 }

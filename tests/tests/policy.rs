@@ -4,7 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -569,6 +569,114 @@ fn interop_with_the_stock_minisign_tool() {
         .output()
         .unwrap();
     assert!(!tampered.status.success(), "{}", text(&tampered));
+}
+
+/// Issue 17: every key kind the stock tool makes (`-G -W` unencrypted,
+/// `-G` with a password), both directions, with no terminal: stdin is
+/// /dev/null for the agent, the stock tool reads its password from a pipe.
+#[test]
+fn minisign_keys_of_every_kind_sign_and_verify_without_a_terminal() {
+    let Some(minisign) = real_peer("minisign", "minisign") else {
+        return;
+    };
+    let dir = short_tempdir();
+    let dir = dir.path();
+    write(dir, "p.json", &policy_doc(4, "Acme"));
+    let stock = |args: &[&str], stdin: &str| {
+        use std::io::Write as _;
+        let mut child = Command::new(&minisign)
+            .args(args)
+            .current_dir(dir)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(stdin.as_bytes())
+            .unwrap();
+        child.wait_with_output().unwrap()
+    };
+    let ours = |args: &[&str], env: Option<&str>| {
+        let mut command = Command::new(workspace_bin("rampart-agent"));
+        command
+            .args(args)
+            .current_dir(dir)
+            .stdin(Stdio::null())
+            .env_remove("RAMPART_SIGNING_PASSWORD");
+        if let Some(password) = env {
+            command.env("RAMPART_SIGNING_PASSWORD", password);
+        }
+        command.output().unwrap()
+    };
+    let made = stock(&["-G", "-W", "-p", "u.pub", "-s", "u.key"], "");
+    assert!(made.status.success(), "{}", text(&made));
+    let made = stock(
+        &["-G", "-p", "e.pub", "-s", "e.key"],
+        "pass phrase\npass phrase\n",
+    );
+    assert!(made.status.success(), "{}", text(&made));
+    write(dir, "pw.txt", "pass phrase\n");
+    write(dir, "wrong.txt", "not it\n");
+
+    // The agent signs with the stock keys -> the stock tool verifies.
+    for (key, pubkey, extra, env) in [
+        ("u.key", "u.pub", &[][..], None),
+        ("e.key", "e.pub", &["--password-file", "pw.txt"][..], None),
+        ("e.key", "e.pub", &[][..], Some("pass phrase")),
+    ] {
+        let _ = std::fs::remove_file(dir.join("p.json.minisig"));
+        let mut args = vec!["policy", "sign", "p.json", "--key", key];
+        args.extend_from_slice(extra);
+        let signed = ours(&args, env);
+        assert_eq!(signed.status.code(), Some(0), "{args:?}\n{}", text(&signed));
+        let checked = stock(&["-V", "-p", pubkey, "-m", "p.json"], "");
+        assert!(checked.status.success(), "{args:?}\n{}", text(&checked));
+        assert!(
+            String::from_utf8_lossy(&checked.stdout).contains("file:p.json"),
+            "{}",
+            text(&checked)
+        );
+    }
+
+    // A protected key without a password or with a wrong one: a sentence
+    // naming the way out, no signature written, never the password.
+    let _ = std::fs::remove_file(dir.join("p.json.minisig"));
+    let refused = ours(&["policy", "sign", "p.json", "--key", "e.key"], None);
+    assert_ne!(refused.status.code(), Some(0), "{}", text(&refused));
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        stderr.contains("no terminal") && stderr.contains("--password-file"),
+        "{stderr}"
+    );
+    let wrong = ours(
+        &[
+            "policy",
+            "sign",
+            "p.json",
+            "--key",
+            "e.key",
+            "--password-file",
+            "wrong.txt",
+        ],
+        None,
+    );
+    assert_ne!(wrong.status.code(), Some(0), "{}", text(&wrong));
+    let stderr = String::from_utf8_lossy(&wrong.stderr);
+    assert!(stderr.contains("wrong password"), "{stderr}");
+    assert!(!stderr.contains("not it"), "{stderr}");
+    assert!(!dir.join("p.json.minisig").exists());
+
+    // The stock tool signs with both keys -> the agent verifies.
+    for (key, pubkey, password) in [("u.key", "u.pub", ""), ("e.key", "e.pub", "pass phrase\n")] {
+        let signed = stock(&["-S", "-s", key, "-m", "p.json"], password);
+        assert!(signed.status.success(), "{key}\n{}", text(&signed));
+        let checked = ours(&["policy", "verify", "p.json", "--pubkey", pubkey], None);
+        assert_eq!(checked.status.code(), Some(0), "{key}\n{}", text(&checked));
+    }
 }
 
 /// `rampart-agent policy lint FILE | head -1`, with the reader already gone

@@ -1178,3 +1178,105 @@ fn a_refused_policy_server_is_named_and_clears_once_it_answers() {
             && s["network"]["checked_at"] != status["network"]["checked_at"]
     });
 }
+
+/// Issue 17: `status --format prometheus` from a real agent synced to a real
+/// chronyd passes `promtool check metrics` (Debian's `prometheus`), and the
+/// textfile script the docs give writes it atomically; an agent that is not
+/// running still gives `rampart_up 0`.
+#[test]
+fn prometheus_metrics_pass_promtool_and_the_textfile_script_writes_them() {
+    let Some(promtool) = rampart_tests::real_peer("promtool", "prometheus") else {
+        return;
+    };
+    let Some(ntp) = Chronyd::start(IpAddr::V4(Ipv4Addr::LOCALHOST), None) else {
+        return;
+    };
+    let mut policy = loopback_policy(7);
+    policy["clock"]["ntp_servers"] = json!([ntp.server()]);
+    let agent = AgentProcess::start_dev_with_policy(&policy, &[]);
+    agent.wait_for_status("a clock check", |s| s["clock"]["state"] == "synced");
+
+    let promtool_check = |text: &[u8]| {
+        use std::io::Write as _;
+        let mut child = std::process::Command::new(&promtool)
+            .args(["check", "metrics"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(text).unwrap();
+        let out = child.wait_with_output().unwrap();
+        (
+            out.status.code(),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        )
+    };
+
+    let out = agent.cli(&["status", "--format", "prometheus"]);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(matches!(out.status.code(), Some(0 | 1)), "{text}");
+    for want in [
+        "\nrampart_up 1\n",
+        "\nrampart_policy_serial{source=\"managed_file\"} 7\n",
+        "\nrampart_clock_state{state=\"synced\"} 1\n",
+        "\nrampart_clock_offset_seconds{source=\"ntp\"} ",
+        "\nrampart_mfa_state{provider=\"totp\",state=\"not_set_up\"} 1\n",
+    ] {
+        assert!(text.contains(want), "{want} missing from\n{text}");
+    }
+    let (code, said) = promtool_check(text.as_bytes());
+    assert_eq!(code, Some(0), "promtool check metrics:\n{said}\n{text}");
+    eprintln!(
+        "promtool check metrics on {} lines: exit 0 {said}",
+        text.lines().count()
+    );
+
+    // The textfile script of docs/status.md, against this agent, then none.
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../packaging/prometheus/rampart-textfile.sh");
+    let dir = short_tempdir();
+    let run_script = |socket: &Path| {
+        std::process::Command::new("sh")
+            .arg(&script)
+            .arg(dir.path())
+            .env(
+                "RAMPART_AGENT",
+                rampart_tests::workspace_bin("rampart-agent"),
+            )
+            .env("RAMPART_SOCKET", socket)
+            .output()
+            .unwrap()
+    };
+    let out = run_script(&agent.socket);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let written = std::fs::read(dir.path().join("rampart.prom")).unwrap();
+    assert!(String::from_utf8_lossy(&written).contains("\nrampart_up 1\n"));
+    let (code, said) = promtool_check(&written);
+    assert_eq!(code, Some(0), "{said}");
+    let names: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert_eq!(names, ["rampart.prom"], "no temporary file left");
+
+    let gone = dir.path().join("no-agent.sock");
+    let out = run_script(&gone);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let written = std::fs::read(dir.path().join("rampart.prom")).unwrap();
+    assert!(String::from_utf8_lossy(&written).ends_with("\nrampart_up 0\n"));
+    let (code, said) = promtool_check(&written);
+    assert_eq!(code, Some(0), "{said}");
+}

@@ -181,7 +181,7 @@ pub fn run(args: DiagnoseArgs) -> anyhow::Result<ExitCode> {
     }
 
     let policy_doc: Option<Policy> = serde_json::from_value(policy["policy"].clone()).ok();
-    let install = InstallConfig::load(&config_file).ok().flatten();
+    let install = InstallConfig::load_effective(&config_file).ok().flatten();
     let needles = known_secrets(&paths, policy_doc.as_ref(), install.as_ref())?;
     let mtime = u64::try_from(chrono::Utc::now().timestamp()).unwrap_or(0);
     let archive = build_archive(&entries, &needles, mtime)?;
@@ -225,15 +225,27 @@ async fn ask_agent(socket: &Path) -> Result<(Value, Value), String> {
 /// The install config with URL query strings removed (a token could hide
 /// there); the rest is public keys and switches.
 fn install_config(path: &Path) -> Value {
-    match InstallConfig::load(path) {
-        Ok(Some(mut config)) => {
+    match crate::mdm::load_effective(path) {
+        Ok(Some(merged)) => {
+            let mut config = merged.config;
             if let Some(url) = &mut config.policy_url
                 && let Some(q) = url.find(['?', '#'])
             {
                 url.truncate(q);
                 url.push_str("?(removed)");
             }
-            serde_json::to_value(config).unwrap_or(Value::Null)
+            let mut value = serde_json::to_value(config).unwrap_or(Value::Null);
+            // Where each key came from, when MDM set any (docs/policy.md).
+            let from_mdm: serde_json::Map<String, Value> = merged
+                .origins
+                .iter()
+                .filter(|(_, o)| **o != crate::mdm::Origin::File)
+                .map(|(k, o)| (k.clone(), Value::from(o.label())))
+                .collect();
+            if let (false, Some(object)) = (from_mdm.is_empty(), value.as_object_mut()) {
+                object.insert("_set_by_mdm".into(), Value::Object(from_mdm));
+            }
+            value
         }
         Ok(None) => json!({"note": format!("no install config at {}", path.display())}),
         Err(e) => json!({"error": e.to_string()}),

@@ -47,7 +47,7 @@ async fn gather(args: &DoctorArgs) -> anyhow::Result<Facts> {
     let agent = ask_agent(&socket).await;
     let answering = agent.as_ref().ok().map(|a| a.status.agent.mode);
     let super::Resolved { paths, config_file } = args.at.resolve(answering)?;
-    let install = InstallConfig::load(&config_file).ok().flatten();
+    let install = InstallConfig::load_effective(&config_file).ok().flatten();
     // The policy to probe with: the agent's, else the managed file (read only
     // to learn the endpoints, never put in force), else the built-in one.
     let policy = match &agent {

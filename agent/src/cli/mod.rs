@@ -23,6 +23,7 @@ pub mod check_clock;
 pub mod diagnose;
 pub mod doctor;
 pub mod log_level;
+pub mod man;
 pub mod policy;
 pub mod run;
 pub mod status;

@@ -2,6 +2,7 @@
 //! sign policy. Keys and signatures are in the minisign format, so IT may use
 //! the stock `minisign` tool instead for any step.
 
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -17,6 +18,7 @@ use crate::ipc::client::{Client, ClientError};
 use crate::paths::{AgentPaths, default_client_socket};
 use crate::policy::RESET_REQUEST_FILE;
 use crate::policy::fetch::MAX_SIGNATURE_BYTES;
+use crate::policy::signing::{self, PasswordSource};
 use crate::policy::verify::{PinnedKey, PinnedKeys};
 
 #[derive(Debug, clap::Subcommand)]
@@ -75,9 +77,14 @@ pub struct KeygenArgs {
 pub struct SignArgs {
     /// The policy document to sign.
     pub file: PathBuf,
-    /// The secret key (from `policy keygen` or `minisign -G`).
+    /// The secret key (from `policy keygen`, `minisign -G` or `minisign -G -W`).
     #[arg(long, value_name = "KEY")]
     pub key: PathBuf,
+    /// A password-protected key's password, read from this file (one
+    /// trailing newline is ignored). Without it: $RAMPART_SIGNING_PASSWORD,
+    /// then the terminal.
+    #[arg(long, value_name = "PATH")]
+    pub password_file: Option<PathBuf>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -174,13 +181,16 @@ fn sign(args: &SignArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::FAILURE);
     }
     let key_text = read_text(&args.key, 64 * 1024)?;
-    let key_box = minisign::SecretKeyBox::from_string(&key_text)?;
-    let secret = match minisign::SecretKey::from_unencrypted_box(key_box.clone()) {
-        Ok(sk) => sk,
-        // A password-protected key (stock `minisign -G`): minisign asks for it.
-        Err(_) => minisign::SecretKey::from_box(key_box, None)
-            .with_context(|| format!("cannot open the secret key {}", args.key.display()))?,
-    };
+    let (password, given_by) = password_source(args)?;
+    let opened = signing::open_secret_key(&key_text, password)
+        .with_context(|| format!("cannot sign with {}", args.key.display()))?;
+    if let (false, Some(given_by)) = (opened.was_encrypted, given_by) {
+        eprintln!(
+            "note: {} is not password-protected; the password from {given_by} was not needed",
+            args.key.display()
+        );
+    }
+    let secret = opened.key;
     let name = args
         .file
         .file_name()
@@ -205,6 +215,38 @@ fn sign(args: &SignArgs) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("cannot chmod {}", sig_path.display()))?;
     outln!("Wrote {}", sig_path.display())?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The password for a protected key: `--password-file`, the environment, the
+/// terminal if there is one. Returns where it came from, for the note when
+/// the key needed none.
+fn password_source(args: &SignArgs) -> anyhow::Result<(PasswordSource, Option<String>)> {
+    if let Some(path) = &args.password_file {
+        let text = read_text(path, 4096)
+            .with_context(|| format!("cannot read the password file {}", path.display()))?;
+        return Ok((
+            PasswordSource::Given(signing::password_from_file_text(&text)),
+            Some(path.display().to_string()),
+        ));
+    }
+    match std::env::var(signing::PASSWORD_ENV) {
+        Ok(password) => {
+            return Ok((
+                PasswordSource::Given(password),
+                Some(format!("${}", signing::PASSWORD_ENV)),
+            ));
+        }
+        Err(std::env::VarError::NotUnicode(_)) => {
+            bail!("${} is not valid UTF-8", signing::PASSWORD_ENV)
+        }
+        Err(std::env::VarError::NotPresent) => {}
+    }
+    let source = if std::io::stdin().is_terminal() {
+        PasswordSource::Terminal
+    } else {
+        PasswordSource::Unavailable
+    };
+    Ok((source, None))
 }
 
 fn verify(args: &VerifyArgs) -> anyhow::Result<ExitCode> {

@@ -63,7 +63,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     if let Some(file) = install_config {
         // An explicit --config must exist: a typo must not silently mean
         // "no pinned keys".
-        match crate::config::InstallConfig::load(&file) {
+        match crate::config::InstallConfig::load_effective(&file) {
             Ok(Some(install)) => config.install = Some(install),
             Ok(None) => anyhow::bail!("install config {} does not exist", file.display()),
             Err(e) => return Err(e).context("cannot use --config"),
@@ -365,7 +365,7 @@ fn init_logging(
     }
     let (filter, handle) = reload::Layer::new(initial);
     let mut file_error = None;
-    let (file_layer, guard) = match crate::fsutil::ensure_private_dir(log_dir)
+    let (file_layer, guard) = match crate::fsutil::ensure_log_dir(log_dir)
         .map_err(|e| e.to_string())
         .and_then(|()| crate::logging::files::LogFiles::open(log_dir).map_err(|e| e.to_string()))
     {

@@ -15,15 +15,28 @@ pub const EXIT_UNREACHABLE: u8 = 2;
 
 #[derive(Debug, clap::Args)]
 pub struct StatusArgs {
-    /// Print the status as JSON (schema in docs/status.md).
-    #[arg(long)]
+    /// Print the status as JSON (schema in docs/status.md); the same as
+    /// `--format json`.
+    #[arg(long, conflicts_with = "format")]
     pub json: bool,
+    /// text (plain words), json, or prometheus (node_exporter's textfile
+    /// format: docs/status.md).
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
     /// The agent's socket (default: $RAMPART_SOCKET, your dev agent, or the service).
     #[arg(long, value_name = "PATH")]
     pub socket: Option<PathBuf>,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Text,
+    Json,
+    Prometheus,
+}
+
 pub fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
+    let format = if args.json { Format::Json } else { args.format };
     let socket = args.socket.unwrap_or_else(default_client_socket);
     let result = super::block_on(async {
         let mut client = Client::connect(&socket, super::CLIENT_NAME).await?;
@@ -33,14 +46,17 @@ pub fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
         Ok(status) => status,
         Err(err @ (ClientError::NotRunning { .. } | ClientError::Connect { .. })) => {
             eprintln!("rampart-agent: {err}");
+            if format == Format::Prometheus {
+                out!("{}", crate::metrics::unreachable())?;
+            }
             return Ok(ExitCode::from(EXIT_UNREACHABLE));
         }
         Err(err) => return Err(err.into()),
     };
-    if args.json {
-        outln!("{}", serde_json::to_string_pretty(&status)?)?;
-    } else {
-        out!("{}", render(&status))?;
+    match format {
+        Format::Json => outln!("{}", serde_json::to_string_pretty(&status)?)?,
+        Format::Text => out!("{}", render(&status))?,
+        Format::Prometheus => out!("{}", crate::metrics::render(&status, chrono::Utc::now()))?,
     }
     Ok(ExitCode::from(exit_code(status.overall)))
 }

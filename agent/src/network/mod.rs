@@ -195,6 +195,20 @@ pub fn extra_roots(file: &std::path::Path) -> Result<Vec<reqwest::Certificate>, 
     if certs.is_empty() {
         return Err(ExtraCaError::Empty { path });
     }
+    // reqwest only decodes the PEM armour; a certificate rustls cannot read
+    // would fail later, in every TLS client that loads it. Say it here.
+    let mut store = rustls::RootCertStore::empty();
+    use rustls::pki_types::pem::PemObject as _;
+    for (n, der) in rustls::pki_types::CertificateDer::pem_slice_iter(&pem).enumerate() {
+        let der = der.map_err(|e| ExtraCaError::NotPem {
+            path: path.clone(),
+            detail: e.to_string(),
+        })?;
+        store.add(der).map_err(|e| ExtraCaError::NotPem {
+            path: path.clone(),
+            detail: format!("certificate {} cannot be read: {e}", n + 1),
+        })?;
+    }
     Ok(certs)
 }
 

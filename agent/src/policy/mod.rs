@@ -58,6 +58,7 @@ mod managed;
 mod poll;
 mod reset;
 pub mod schedule;
+pub mod signing;
 mod start;
 pub mod verify;
 

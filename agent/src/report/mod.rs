@@ -266,6 +266,8 @@ pub struct Reporter {
     secret: Option<ReportSecret>,
     /// Why reports wait for IT, until a delivery goes through.
     credential_error: Option<CredentialError>,
+    /// When the collector last took a report (since start).
+    last_delivered_at: Option<chrono::DateTime<Utc>>,
 }
 
 /// The words for a queue that could not be written (or opened).
@@ -337,7 +339,13 @@ impl Reporter {
             secret_file,
             secret: None,
             credential_error: None,
+            last_delivered_at: None,
         }
+    }
+
+    /// When the collector last took a report, since the agent started.
+    pub fn last_delivered_at(&self) -> Option<chrono::DateTime<Utc>> {
+        self.last_delivered_at
     }
 
     /// Why reports wait for IT (the secret file, or the collector refusing
@@ -504,6 +512,7 @@ impl Reporter {
         let done = match &outcome.result {
             SendResult::Delivered => {
                 self.failures = 0;
+                self.last_delivered_at = Some(Utc::now());
                 if self.credential_error.take().is_some() {
                     info!("the report collector takes this device's credential again");
                 }

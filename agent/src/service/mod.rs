@@ -97,7 +97,8 @@ pub struct AgentConfig {
 impl AgentConfig {
     /// A config that reads the install config from `paths`, as the service does.
     pub fn new(mode: AgentMode, paths: AgentPaths) -> Self {
-        let (install, install_error) = match InstallConfig::load(&paths.install_config()) {
+        let (install, install_error) = match InstallConfig::load_effective(&paths.install_config())
+        {
             Ok(install) => (install, None),
             Err(e) => (None, Some(e.to_string())),
         };

@@ -198,6 +198,7 @@ impl Shell {
         };
         let reporting = ReportingSection {
             credential_error: self.reporter.credential_error().cloned(),
+            last_delivered_at: self.reporter.last_delivered_at(),
         };
         let mut status = self
             .core

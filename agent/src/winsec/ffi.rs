@@ -468,3 +468,113 @@ pub fn running_under_wine() -> bool {
     // the address is only compared, never called.
     unsafe { GetProcAddress(module, c"wine_get_version".as_ptr().cast()) }.is_some()
 }
+
+/// An open registry key, closed on drop.
+struct RegKey(windows_sys::Win32::System::Registry::HKEY);
+
+impl Drop for RegKey {
+    fn drop(&mut self) {
+        // SAFETY: the handle came from RegOpenKeyExW and is closed once.
+        unsafe { windows_sys::Win32::System::Registry::RegCloseKey(self.0) };
+    }
+}
+
+/// The values `names` under `HKLM\subkey` (the 64-bit view, where Group
+/// Policy writes), for `crate::mdm`: `Ok(None)` when the key does not exist,
+/// a missing value left out.
+pub fn read_policy_values(
+    subkey: &str,
+    names: &[&str],
+) -> io::Result<Option<Vec<(String, crate::mdm::RegValue)>>> {
+    use crate::mdm::RegValue;
+    use windows_sys::Win32::Foundation::{ERROR_FILE_NOT_FOUND, ERROR_SUCCESS};
+    use windows_sys::Win32::System::Registry::{
+        HKEY_LOCAL_MACHINE, KEY_READ, KEY_WOW64_64KEY, REG_DWORD, REG_EXPAND_SZ, REG_MULTI_SZ,
+        REG_SZ, RegOpenKeyExW, RegQueryValueExW,
+    };
+
+    let path = wide(OsStr::new(subkey));
+    let mut handle = ptr::null_mut();
+    // SAFETY: `path` is NUL-terminated UTF-16 and outlives the call;
+    // `handle` is written only on success.
+    let status = unsafe {
+        RegOpenKeyExW(
+            HKEY_LOCAL_MACHINE,
+            path.as_ptr(),
+            0,
+            KEY_READ | KEY_WOW64_64KEY,
+            &mut handle,
+        )
+    };
+    if status == ERROR_FILE_NOT_FOUND {
+        return Ok(None);
+    }
+    if status != ERROR_SUCCESS {
+        return Err(io::Error::from_raw_os_error(status as i32));
+    }
+    let key = RegKey(handle);
+    let text = |bytes: &[u8]| -> String {
+        let units: Vec<u16> = bytes
+            .chunks_exact(2)
+            .map(|c| u16::from_le_bytes([c[0], c[1]]))
+            .collect();
+        String::from_utf16_lossy(&units)
+    };
+    let mut values = Vec::new();
+    for name in names {
+        let value_name = wide(OsStr::new(name));
+        let mut kind = 0u32;
+        let mut len = 0u32;
+        // SAFETY: a size query: no data pointer, `kind` and `len` are ours.
+        let status = unsafe {
+            RegQueryValueExW(
+                key.0,
+                value_name.as_ptr(),
+                ptr::null(),
+                &mut kind,
+                ptr::null_mut(),
+                &mut len,
+            )
+        };
+        if status == ERROR_FILE_NOT_FOUND {
+            continue;
+        }
+        if status != ERROR_SUCCESS {
+            return Err(io::Error::from_raw_os_error(status as i32));
+        }
+        let mut buf = vec![0u8; len as usize];
+        // SAFETY: `buf` holds `len` bytes, the size the OS asked for.
+        let status = unsafe {
+            RegQueryValueExW(
+                key.0,
+                value_name.as_ptr(),
+                ptr::null(),
+                &mut kind,
+                buf.as_mut_ptr(),
+                &mut len,
+            )
+        };
+        if status != ERROR_SUCCESS {
+            return Err(io::Error::from_raw_os_error(status as i32));
+        }
+        buf.truncate(len as usize);
+        let value = match kind {
+            REG_SZ | REG_EXPAND_SZ => {
+                RegValue::Sz(text(&buf).split('\0').next().unwrap_or_default().to_owned())
+            }
+            REG_DWORD if buf.len() >= 4 => {
+                RegValue::Dword(u32::from_le_bytes([buf[0], buf[1], buf[2], buf[3]]))
+            }
+            REG_MULTI_SZ => RegValue::MultiSz(
+                text(&buf)
+                    .split('\0')
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_owned)
+                    .collect(),
+            ),
+            other => RegValue::Other(other),
+        };
+        values.push(((*name).to_owned(), value));
+    }
+    Ok(Some(values))
+}
