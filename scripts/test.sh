@@ -79,5 +79,16 @@ CARGO_TARGET_X86_64_PC_WINDOWS_GNU_RUNNER=$WINE $CROSS_CARGO test --quiet \
 
 cargo test --workspace --no-fail-fast
 
+# The two Debian packages from the debug build just made (stripped): lintian
+# with no error or warning, then install, remove and purge on this machine
+# (skipped where rampart is installed for real). cargo-deb goes into the
+# cross cache once; pinned, since it means to refuse dev builds some day.
+deb_root="${RAMPART_CROSS_CACHE:-$HOME/.cache/rampart-cross}/cargo-deb"
+if [[ ! -x $deb_root/bin/cargo-deb ]]; then
+    echo "test.sh: installing cargo-deb into $deb_root (once)" >&2
+    cargo install --quiet --locked --root "$deb_root" cargo-deb --version 3.8.0
+fi
+RAMPART_DEB_PROFILE=dev CARGO_DEB=$deb_root/bin/cargo-deb ./scripts/deb.sh
+
 # Every fuzz target for a bounded time from the corpus kept in the repo.
 ./scripts/fuzz.sh
