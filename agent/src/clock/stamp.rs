@@ -6,6 +6,7 @@
 //! missing (Windows: its `SIO_TIMESTAMPING` needs Windows 11 and a capable
 //! NIC driver), the time is read right after the datagram is, as before.
 
+#[cfg(unix)]
 use std::io;
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
