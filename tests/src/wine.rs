@@ -101,6 +101,19 @@ impl Wine {
         cmd
     }
 
+    /// Wine's own `reg.exe` with `args` (e.g. `add HKLM\\... /v NAME /d VALUE /f`),
+    /// to completion.
+    pub fn reg(&self, args: &[&str]) -> Output {
+        Command::new(&self.loader)
+            .arg("reg")
+            .args(args)
+            .env("WINEPREFIX", &self.prefix)
+            .env("WINEDEBUG", "-all")
+            .stdin(Stdio::null())
+            .output()
+            .expect("run reg.exe under Wine")
+    }
+
     /// Runs `exe args` to completion (at most `timeout`).
     pub fn run(&self, exe: &str, args: &[&str], timeout: Duration) -> Output {
         let mut child = self

@@ -113,6 +113,87 @@ fn dev_agent_answers_status_policy_doctor_and_diagnose_found_without_a_socket_fl
     assert!(!err.contains("sudo") && !err.contains("systemctl"), "{err}");
 }
 
+/// Issue 17: Group Policy's values under HKLM\SOFTWARE\Policies\Rampart
+/// set install-config keys over agent.json, key by key. Written with Wine's
+/// own reg.exe in a private prefix (no other test's agent sees them), read
+/// back from the support bundle's install-config.json.
+#[test]
+fn group_policy_in_the_registry_wins_over_the_file_key_by_key() {
+    let Some(wine) = Wine::find() else { return };
+    let private = wine.private_session();
+    let wine = &private.wine;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("agent.json");
+    std::fs::write(
+        &config,
+        r#"{"device_id": "from-the-file", "allow_unsigned_local_policy": true}"#,
+    )
+    .unwrap();
+    let key = r"HKLM\SOFTWARE\Policies\Rampart";
+    let out = wine.reg(&[
+        "add",
+        key,
+        "/v",
+        "device_id",
+        "/t",
+        "REG_SZ",
+        "/d",
+        "from-group-policy",
+        "/f",
+    ]);
+    assert!(
+        out.status.success(),
+        "reg add: {}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+
+    let bundle = dir.path().join("bundle.tar.gz");
+    let out = wine.run(
+        "rampart-agent",
+        &[
+            "diagnose",
+            "--config",
+            &win_path(&config),
+            "--state-dir",
+            &win_path(&dir.path().join("state")),
+            "-o",
+            &win_path(&bundle),
+        ],
+        CLI,
+    );
+    assert!(
+        out.status.success(),
+        "{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    let listing = Command::new("tar")
+        .arg("tzf")
+        .arg(&bundle)
+        .output()
+        .unwrap();
+    let entry = text(&listing.stdout)
+        .lines()
+        .find(|l| l.ends_with("install-config.json"))
+        .map(str::to_owned)
+        .unwrap_or_else(|| panic!("no install-config.json in {}", text(&listing.stdout)));
+    let extracted = Command::new("tar")
+        .arg("xzOf")
+        .arg(&bundle)
+        .arg(&entry)
+        .output()
+        .unwrap();
+    let install: Value = serde_json::from_slice(&extracted.stdout).expect("install-config.json");
+    assert_eq!(install["device_id"], "from-group-policy", "{install:#}");
+    assert_eq!(install["allow_unsigned_local_policy"], true, "{install:#}");
+    assert_eq!(
+        install["_set_by_mdm"],
+        json!({"device_id": r"Group Policy (HKLM\SOFTWARE\Policies\Rampart)"}),
+        "{install:#}"
+    );
+}
+
 #[test]
 fn the_service_pipe_is_found_without_flags() {
     let Some(wine) = Wine::find() else { return };
