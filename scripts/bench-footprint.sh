@@ -92,12 +92,16 @@ switches() { cat /proc/"$1"/task/*/status 2>/dev/null | awk '/ctxt_switches/ { n
 idle() {
     local name=$1 pid=$2
     sleep "$settle"
-    local before rss threads
+    local before rss anon threads
     before=$(switches "$pid")
     sleep 60
     rss=$(awk '/^VmRSS/ { print $2 }' /proc/"$pid"/status)
+    anon=$(awk '/^RssAnon/ { print $2 }' /proc/"$pid"/status)
     threads=$(awk '/^Threads/ { print $2 }' /proc/"$pid"/status)
-    printf "  %-14s RSS %6.1f MB, %2d threads, %4d wake-ups/min\n" "$name" "$(awk -v k="$rss" 'BEGIN { print k * 1024 / 1e6 }')" \
+    # RSS counts the program's and libc's code pages too (shared, from the
+    # page cache); RssAnon is the memory the process itself holds.
+    printf "  %-14s RSS %5.1f MB (anonymous %4.1f MB), %2d threads, %4d wake-ups/min\n" "$name" \
+        "$(awk -v k="$rss" 'BEGIN { print k * 1024 / 1e6 }')" "$(awk -v k="$anon" 'BEGIN { print k * 1024 / 1e6 }')" \
         "$threads" "$(( $(switches "$pid") - before ))"
 }
 
