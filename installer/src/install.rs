@@ -18,6 +18,9 @@ pub struct InstallOptions {
     pub agent_source: PathBuf,
     /// The app binary, if there is one to install (no app: no autostart).
     pub app_source: Option<PathBuf>,
+    /// The sign-in PAM module (Linux), if it came with the binaries:
+    /// installed, never added to a PAM stack (docs/signin.md).
+    pub pam_source: Option<PathBuf>,
     pub policy_url: Option<String>,
     /// Contents of minisign `.pub` files.
     pub public_keys: Vec<String>,
@@ -241,6 +244,16 @@ pub fn install_plan(layout: &Layout, opts: &InstallOptions, config: Option<Vec<u
             from: app.clone(),
             to: layout.app_bin.clone(),
             mode: 0o755,
+        });
+    }
+    if let (Some(module), Some(to)) = (&opts.pam_source, &layout.pam_module) {
+        if let Some(lib) = to.parent() {
+            steps.push(dir(lib, 0o755));
+        }
+        steps.push(Step::Copy {
+            from: module.clone(),
+            to: to.clone(),
+            mode: 0o644,
         });
     }
     steps.push(dir(&layout.config_dir, 0o755));
@@ -530,6 +543,14 @@ pub fn uninstall_plan(layout: &Layout, purge: bool) -> Plan {
     }
     steps.push(rm(&layout.agent_bin));
     steps.push(rm(&layout.app_bin));
+    // A PAM line that still names the module fails closed (the module is
+    // gone): docs/signin.md says to take the line out first.
+    if let Some(module) = &layout.pam_module {
+        steps.push(rm(module));
+        if let Some(lib) = module.parent() {
+            steps.push(rm(lib));
+        }
+    }
     // What self-update leaves beside the binary while it works.
     for d in layout.bin_dirs.iter().rev() {
         steps.push(rm(d));

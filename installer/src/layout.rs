@@ -36,6 +36,9 @@ pub struct Layout {
     pub bin_dirs: Vec<PathBuf>,
     pub agent_bin: PathBuf,
     pub app_bin: PathBuf,
+    /// Where the sign-in PAM module goes (Linux only), named by its full
+    /// path in a PAM line.
+    pub pam_module: Option<PathBuf>,
     pub config_dir: PathBuf,
     pub config_file: PathBuf,
     pub state_dir: PathBuf,
@@ -60,6 +63,7 @@ impl Layout {
                 bin_dirs: vec!["/opt/rampart".into(), "/opt/rampart/bin".into()],
                 agent_bin: "/opt/rampart/bin/rampart-agent".into(),
                 app_bin: "/opt/rampart/bin/rampart".into(),
+                pam_module: Some("/opt/rampart/lib/pam_rampart.so".into()),
                 config_dir: "/etc/rampart".into(),
                 config_file: "/etc/rampart/agent.json".into(),
                 state_dir: "/var/lib/rampart".into(),
@@ -75,6 +79,7 @@ impl Layout {
                     bin_dirs: vec![base.into(), format!("{base}/bin").into()],
                     agent_bin: format!("{base}/bin/rampart-agent").into(),
                     app_bin: format!("{base}/bin/rampart").into(),
+                    pam_module: None,
                     config_dir: base.into(),
                     config_file: format!("{base}/agent.json").into(),
                     state_dir: format!("{base}/state").into(),
@@ -102,6 +107,7 @@ impl Layout {
                     bin_dirs: vec![pf.into()],
                     agent_bin: format!(r"{pf}\rampart-agent.exe").into(),
                     app_bin: format!(r"{pf}\rampart.exe").into(),
+                    pam_module: None,
                     config_dir: pd.into(),
                     config_file: format!(r"{pd}\agent.json").into(),
                     state_dir: format!(r"{pd}\state").into(),

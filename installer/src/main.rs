@@ -247,6 +247,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             );
             let app = from.join(format!("rampart{exe}"));
             let app_source = app.is_file().then_some(app);
+            // As cargo names it (`libpam_rampart.so`) or as shipped.
+            let pam_source = ["pam_rampart.so", "libpam_rampart.so"]
+                .iter()
+                .map(|name| from.join(name))
+                .find(|path| cfg!(target_os = "linux") && path.is_file());
             if app_source.is_none() {
                 eprintln!(
                     "note: no app binary in {}: installing the service without the app",
@@ -282,6 +287,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 report_secret,
                 agent_source,
                 app_source,
+                pam_source,
                 policy_url: args.policy_url,
                 public_keys,
                 device_id: args.device_id,

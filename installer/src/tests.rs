@@ -823,3 +823,34 @@ fn a_plans_debug_shows_no_file_contents() {
     );
     assert!(debug.contains("bytes>"), "{debug}");
 }
+
+/// Issue 19: the sign-in PAM module is installed beside the binaries when it
+/// came with them, readable by the PAM stacks that may load it, in no PAM
+/// stack, and removed with the rest.
+#[test]
+fn the_pam_module_is_shipped_switched_off_and_removed_with_the_rest() {
+    let s = staged();
+    fs::write(s.src.join("libpam_rampart.so"), b"\x7fELF pam module").unwrap();
+    let opts = InstallOptions {
+        pam_source: Some(s.src.join("libpam_rampart.so")),
+        ..s.opts()
+    };
+    s.install(&opts);
+    let tree = s.tree();
+    let (mode, contents) = &tree["opt/rampart/lib/pam_rampart.so"];
+    assert_eq!(*mode, 0o644);
+    assert_eq!(contents.as_deref(), Some(&b"\x7fELF pam module"[..]));
+    assert!(
+        !tree.keys().any(|p| p.starts_with("etc/pam.d")),
+        "no PAM stack touched: {:?}",
+        tree.keys().collect::<Vec<_>>()
+    );
+    // Without a module among the binaries there is none to install.
+    let bare = staged();
+    bare.install(&bare.opts());
+    assert!(!bare.path("/opt/rampart/lib").exists());
+
+    s.uninstall(false);
+    assert!(!s.path("/opt/rampart/lib/pam_rampart.so").exists());
+    assert!(!s.path("/opt/rampart").exists(), "{:?}", s.files());
+}
