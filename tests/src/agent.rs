@@ -342,3 +342,22 @@ pub fn signal(pid: u32, signal: rustix::process::Signal) {
     let pid = rustix::process::Pid::from_raw(pid as i32).expect("a live child has a non-zero pid");
     rustix::process::kill_process(pid, signal).expect("send a signal to rampart-agent");
 }
+
+/// A system agent that other uids can reach (its directory opened to them),
+/// and `setpriv` to act as them; `None` (skipped, loudly) when this test
+/// cannot act as another user.
+#[cfg(unix)]
+pub fn system_agent_for_other_users() -> Option<(AgentProcess, PathBuf)> {
+    if !rustix::process::geteuid().is_root() {
+        eprintln!("\n!!!! SKIPPED: acting as another local user needs root !!!!\n");
+        return None;
+    }
+    let setpriv = crate::real_peer("setpriv", "util-linux")?;
+    let agent = AgentProcess::start_system(&[]);
+    std::fs::set_permissions(
+        agent.dir.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .expect("open the agent's directory to other users");
+    Some((agent, setpriv))
+}

@@ -5,7 +5,7 @@
 use std::thread;
 use std::time::{Duration, Instant};
 
-use rampart_tests::agent::{AgentProcess, cli_with_socket};
+use rampart_tests::agent::{AgentProcess, cli_with_socket, system_agent_for_other_users};
 use rampart_tests::ipc::RawClient;
 use serde_json::{Value, json};
 
@@ -267,20 +267,10 @@ fn a_second_agent_on_the_same_socket_refuses_to_start() {
 
 #[test]
 fn another_local_user_may_read_status_but_not_administer() {
-    if !rustix::process::geteuid().is_root() {
-        eprintln!("\n!!!! SKIPPED: acting as another local user needs root !!!!\n");
-        return;
-    }
-    let Some(setpriv) = rampart_tests::real_peer("setpriv", "util-linux") else {
+    // The system agent's socket is world-connectable; let `nobody` reach it.
+    let Some((agent, setpriv)) = system_agent_for_other_users() else {
         return;
     };
-    let agent = AgentProcess::start_system(&[]);
-    // The system agent's socket is world-connectable; let `nobody` reach it.
-    std::fs::set_permissions(
-        agent.dir.path(),
-        std::os::unix::fs::PermissionsExt::from_mode(0o755),
-    )
-    .unwrap();
     let as_nobody = |args: &[&str]| {
         std::process::Command::new(&setpriv)
             .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
@@ -336,23 +326,6 @@ fn as_user(
 
 fn crowd() -> std::path::PathBuf {
     env!("CARGO_BIN_EXE_rampart-ipc-crowd").into()
-}
-
-/// A system agent that other uids can reach, or `None` (skipped) when this
-/// test cannot act as another user.
-fn system_agent_for_other_users() -> Option<(AgentProcess, std::path::PathBuf)> {
-    if !rustix::process::geteuid().is_root() {
-        eprintln!("\n!!!! SKIPPED: acting as another local user needs root !!!!\n");
-        return None;
-    }
-    let setpriv = rampart_tests::real_peer("setpriv", "util-linux")?;
-    let agent = AgentProcess::start_system(&[]);
-    std::fs::set_permissions(
-        agent.dir.path(),
-        std::os::unix::fs::PermissionsExt::from_mode(0o755),
-    )
-    .unwrap();
-    Some((agent, setpriv))
 }
 
 /// Issue 15, finding 1: one unprivileged user holding 1030 silent

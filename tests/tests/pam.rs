@@ -5,7 +5,7 @@
 
 use rampart_shared::signin::PROMPT;
 use rampart_shared::totp::{self, Params};
-use rampart_tests::agent::AgentProcess;
+use rampart_tests::agent::system_agent_for_other_users;
 use rampart_tests::pam::{self, PamService, Transcript};
 use rampart_tests::real_peer;
 
@@ -26,17 +26,11 @@ fn pamtester_signs_in_with_a_code_the_agent_checks() {
     let Some(module) = pam::module() else {
         return;
     };
-    let Some(setpriv) = real_peer("setpriv", "util-linux") else {
-        return;
-    };
     // The system agent (any local user may connect), its directory open to
     // the screen locker's case below. Root, the test, signs in as root.
-    let agent = AgentProcess::start_system(&[]);
-    std::fs::set_permissions(
-        agent.dir.path(),
-        std::os::unix::fs::PermissionsExt::from_mode(0o755),
-    )
-    .unwrap();
+    let Some((agent, setpriv)) = system_agent_for_other_users() else {
+        return;
+    };
     let user = "root";
     let socket = format!("socket={}", agent.socket.display());
     let service = PamService::write(&pamtester, &module, &socket);

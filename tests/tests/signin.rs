@@ -132,19 +132,9 @@ fn codes_sign_in_once_recovery_codes_are_spent_and_wrong_codes_throttle() {
 /// own, and only root changes another user's (by name).
 #[test]
 fn each_user_of_a_shared_machine_enrolls_on_their_own() {
-    if !rustix::process::geteuid().is_root() {
-        eprintln!("\n!!!! SKIPPED: acting as another local user needs root !!!!\n");
-        return;
-    }
-    let Some(setpriv) = rampart_tests::real_peer("setpriv", "util-linux") else {
+    let Some((agent, setpriv)) = rampart_tests::agent::system_agent_for_other_users() else {
         return;
     };
-    let agent = AgentProcess::start_system(&[]);
-    std::fs::set_permissions(
-        agent.dir.path(),
-        std::os::unix::fs::PermissionsExt::from_mode(0o755),
-    )
-    .unwrap();
     let socket = agent.socket.to_str().unwrap().to_owned();
     let as_user = |uid: u32, program: &std::path::Path| {
         let mut cmd = std::process::Command::new(&setpriv);
