@@ -42,7 +42,9 @@ pub async fn query_servers(servers: &[String], timeout: Duration) -> ClockReport
         tasks.spawn(async move { query_server(index, server, timeout, deadline, &tx).await });
     }
     drop(tx);
-    let mut found: Vec<Found> = Vec::with_capacity(servers.len());
+    // Kept apart from their positions so `settled` reads them as they are.
+    let mut results: Vec<AddrResult> = Vec::with_capacity(servers.len());
+    let mut positions: Vec<(usize, usize)> = Vec::with_capacity(servers.len());
     let mut cut_off: Option<Instant> = None;
     loop {
         let grace = async {
@@ -53,9 +55,9 @@ pub async fn query_servers(servers: &[String], timeout: Duration) -> ClockReport
         };
         tokio::select! {
             got = rx.recv() => match got {
-                Some(one) => {
-                    found.push(one);
-                    let results: Vec<AddrResult> = found.iter().map(|(_, _, r)| r.clone()).collect();
+                Some((server, addr, result)) => {
+                    positions.push((server, addr));
+                    results.push(result);
                     if cut_off.is_none() && settled(&results, servers.len()) {
                         cut_off = Some(Instant::now() + GRACE);
                     }
@@ -69,18 +71,19 @@ pub async fn query_servers(servers: &[String], timeout: Duration) -> ClockReport
     tasks.abort_all();
     let after_ms = ms(started.elapsed());
     for (index, server) in servers.iter().enumerate() {
-        if !found.iter().any(|(i, _, _)| *i == index) {
-            let late = AddrResult {
+        if !positions.iter().any(|(i, _)| *i == index) {
+            positions.push((index, 0));
+            results.push(AddrResult {
                 server: server.clone(),
                 addr: None,
                 outcome: Err(QueryError::Late { after_ms }),
-            };
-            found.push((index, 0, late));
+            });
         }
     }
-    found.sort_by_key(|(server, addr, _)| (*server, *addr));
+    let mut found: Vec<((usize, usize), AddrResult)> = positions.into_iter().zip(results).collect();
+    found.sort_by_key(|(position, _)| *position);
     ClockReport {
-        results: found.into_iter().map(|(_, _, r)| r).collect(),
+        results: found.into_iter().map(|(_, r)| r).collect(),
     }
 }
 
