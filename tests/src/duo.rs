@@ -126,16 +126,10 @@ pub struct DuoServer {
 
 impl DuoServer {
     pub fn start() -> Self {
-        let _ = rustls::crypto::ring::default_provider().install_default();
         let dir = tempfile::tempdir().unwrap();
-        let (ca_pem, chain, key) = certificates();
-        std::fs::write(dir.path().join("ca.pem"), ca_pem).unwrap();
-        let tls = Arc::new(
-            rustls::ServerConfig::builder()
-                .with_no_client_auth()
-                .with_single_cert(chain, key)
-                .unwrap(),
-        );
+        let ca = crate::tls::TestCa::new("Rampart test Duo CA");
+        std::fs::write(dir.path().join("ca.pem"), &ca.ca_pem).unwrap();
+        let tls = ca.server;
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
         listener.set_nonblocking(true).unwrap();
@@ -232,32 +226,6 @@ impl Drop for DuoServer {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
     }
-}
-
-/// A CA and a certificate for 127.0.0.1 / ::1 / localhost signed by it.
-fn certificates() -> (
-    String,
-    Vec<rustls::pki_types::CertificateDer<'static>>,
-    rustls::pki_types::PrivateKeyDer<'static>,
-) {
-    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    ca_params
-        .distinguished_name
-        .push(rcgen::DnType::CommonName, "Rampart test Duo CA");
-    let ca = rcgen::CertifiedIssuer::self_signed(ca_params, rcgen::KeyPair::generate().unwrap())
-        .unwrap();
-    let leaf_key = rcgen::KeyPair::generate().unwrap();
-    let leaf = rcgen::CertificateParams::new(vec![
-        "127.0.0.1".to_owned(),
-        "::1".to_owned(),
-        "localhost".to_owned(),
-    ])
-    .unwrap()
-    .signed_by(&leaf_key, &ca)
-    .unwrap();
-    let key = rustls::pki_types::PrivateKeyDer::Pkcs8(leaf_key.serialize_der().into());
-    (ca.pem(), vec![leaf.der().clone()], key)
 }
 
 fn serve(

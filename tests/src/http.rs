@@ -12,12 +12,16 @@
 //!
 //! One request per connection (`Connection: close`), a thread per
 //! connection; a stalled reply holds its connection until the server is
-//! dropped. Nothing here sleeps.
+//! dropped. Nothing here sleeps. [`HttpServer::start_https`] serves the same
+//! over TLS (a [`crate::tls::TestCa`] certificate), optionally keeping
+//! connections alive; each request records its connection and whether that
+//! connection's TLS session was resumed.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::{HashMap, VecDeque};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread;
 
@@ -92,6 +96,10 @@ pub struct Recorded {
     /// Body bytes the server meant to send (0 for a 304 or a stall before
     /// the head).
     pub body_len: usize,
+    /// The connection it came on: 1 for the server's first, and so on.
+    pub connection: u64,
+    /// Over TLS: whether the connection resumed an earlier session.
+    pub tls_resumed: Option<bool>,
 }
 
 impl Recorded {
@@ -135,6 +143,15 @@ pub struct HttpServer {
     addr: SocketAddr,
     shared: Arc<Shared>,
     acceptor: Option<thread::JoinHandle<()>>,
+    /// The CA file, over TLS.
+    ca: Option<(tempfile::TempDir, PathBuf)>,
+}
+
+/// How connections are served.
+#[derive(Clone)]
+struct Mode {
+    tls: Option<Arc<rustls::ServerConfig>>,
+    keep_alive: bool,
 }
 
 impl HttpServer {
@@ -146,6 +163,42 @@ impl HttpServer {
     /// Listens on 127.0.0.1:`port` (0: a free one), e.g. a port a client was
     /// told about while nothing listened there.
     pub fn start_on(port: u16) -> Self {
+        Self::listen(
+            port,
+            Mode {
+                tls: None,
+                keep_alive: false,
+            },
+            None,
+        )
+    }
+
+    /// HTTPS on 127.0.0.1, with a certificate from a fresh test CA
+    /// ([`Self::ca_file`]). `keep_alive`: answer requests on a connection
+    /// until the client closes it, as a production server does; otherwise
+    /// one request per connection, so that every request is a new TLS
+    /// handshake.
+    pub fn start_https(keep_alive: bool) -> Self {
+        let ca = crate::tls::TestCa::new("Rampart test policy server CA");
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("ca.pem");
+        std::fs::write(&file, &ca.ca_pem).unwrap();
+        Self::listen(
+            0,
+            Mode {
+                tls: Some(ca.server),
+                keep_alive,
+            },
+            Some((dir, file)),
+        )
+    }
+
+    /// The PEM CA file that signed an HTTPS server's certificate.
+    pub fn ca_file(&self) -> &Path {
+        &self.ca.as_ref().expect("an HTTPS server").1
+    }
+
+    fn listen(port: u16, mode: Mode, ca: Option<(tempfile::TempDir, PathBuf)>) -> Self {
         let listener = TcpListener::bind(("127.0.0.1", port)).expect("bind 127.0.0.1");
         let addr = listener.local_addr().unwrap();
         let shared = Arc::new(Shared {
@@ -155,13 +208,13 @@ impl HttpServer {
         let acceptor = {
             let shared = shared.clone();
             thread::spawn(move || {
-                for stream in listener.incoming() {
+                for (n, stream) in (1..).zip(listener.incoming()) {
                     if shared.routes.lock().unwrap().shutdown {
                         break;
                     }
                     let Ok(stream) = stream else { continue };
-                    let shared = shared.clone();
-                    thread::spawn(move || handle(&shared, stream));
+                    let (shared, mode) = (shared.clone(), mode.clone());
+                    thread::spawn(move || serve(&shared, stream, &mode, n));
                 }
             })
         };
@@ -169,6 +222,7 @@ impl HttpServer {
             addr,
             shared,
             acceptor: Some(acceptor),
+            ca,
         }
     }
 
@@ -176,9 +230,10 @@ impl HttpServer {
         self.addr
     }
 
-    /// `http://127.0.0.1:PORT/path`.
+    /// `http://127.0.0.1:PORT/path` (`https://` over TLS).
     pub fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.addr)
+        let scheme = if self.ca.is_some() { "https" } else { "http" };
+        format!("{scheme}://{}{path}", self.addr)
     }
 
     /// Serves `body` at `path` with a content-derived ETag. Replaces any
@@ -290,8 +345,78 @@ fn reason(status: u16) -> &'static str {
 /// The request as read off the wire: method, target, headers, body.
 type RawRequest = (String, String, Vec<(String, String)>, Vec<u8>);
 
-fn read_request(stream: &TcpStream) -> Option<RawRequest> {
-    let mut reader = BufReader::new(stream.try_clone().ok()?);
+/// A connection, plain or TLS.
+enum Conn {
+    Plain(TcpStream),
+    Tls(Box<rustls::StreamOwned<rustls::ServerConnection, TcpStream>>),
+}
+
+impl Conn {
+    fn tcp(&self) -> &TcpStream {
+        match self {
+            Self::Plain(s) => s,
+            Self::Tls(s) => &s.sock,
+        }
+    }
+
+    fn resumed(&self) -> Option<bool> {
+        match self {
+            Self::Plain(_) => None,
+            Self::Tls(s) => s
+                .conn
+                .handshake_kind()
+                .map(|kind| kind == rustls::HandshakeKind::Resumed),
+        }
+    }
+}
+
+impl Read for Conn {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            Self::Plain(s) => s.read(buf),
+            Self::Tls(s) => s.read(buf),
+        }
+    }
+}
+
+impl Write for Conn {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self {
+            Self::Plain(s) => s.write(buf),
+            Self::Tls(s) => s.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            Self::Plain(s) => s.flush(),
+            Self::Tls(s) => s.flush(),
+        }
+    }
+}
+
+fn serve(shared: &Shared, stream: TcpStream, mode: &Mode, connection: u64) {
+    let mut conn = match &mode.tls {
+        None => Conn::Plain(stream),
+        Some(config) => {
+            let Ok(server) = rustls::ServerConnection::new(config.clone()) else {
+                return;
+            };
+            Conn::Tls(Box::new(rustls::StreamOwned::new(server, stream)))
+        }
+    };
+    while handle(shared, &mut conn, mode.keep_alive, connection) {}
+    if let Conn::Tls(tls) = &mut conn {
+        tls.conn.send_close_notify();
+        let _ = tls.flush();
+    }
+}
+
+/// Reads one request off `stream`. The buffer is dropped after it: a
+/// client sends its next request on a kept-alive connection only after the
+/// answer, so nothing of that one is in it.
+fn read_request(stream: &mut impl Read) -> Option<RawRequest> {
+    let mut reader = BufReader::new(stream);
     let mut line = String::new();
     reader.read_line(&mut line).ok()?;
     let mut parts = line.split_whitespace();
@@ -319,10 +444,12 @@ fn read_request(stream: &TcpStream) -> Option<RawRequest> {
     Some((method, target, headers, body))
 }
 
-fn handle(shared: &Shared, mut stream: TcpStream) {
-    let Some((method, target, headers, body)) = read_request(&stream) else {
-        return;
+/// Answers one request; true when the connection stays open for another.
+fn handle(shared: &Shared, stream: &mut Conn, keep_alive: bool, connection: u64) -> bool {
+    let Some((method, target, headers, body)) = read_request(stream) else {
+        return false;
     };
+    let tls_resumed = stream.resumed();
     let path = target.split('?').next().unwrap_or_default().to_owned();
     let header = |name: &str| {
         headers
@@ -376,6 +503,8 @@ fn handle(shared: &Shared, mut stream: TcpStream) {
             body,
             status: reply.status,
             body_len,
+            connection,
+            tls_resumed,
         });
         match routes.date_ahead {
             Some(ahead) => reply.header(
@@ -388,28 +517,29 @@ fn handle(shared: &Shared, mut stream: TcpStream) {
         }
     };
 
+    let send_body = reply.status != 304;
+    let persist = keep_alive && reply.stall == Stall::No && (reply.declare_length || !send_body);
     if reply.stall != Stall::BeforeHeaders {
-        let mut head = format!(
-            "HTTP/1.1 {} {}\r\nConnection: close\r\n",
-            reply.status,
-            reason(reply.status)
-        );
+        let mut head = format!("HTTP/1.1 {} {}\r\n", reply.status, reason(reply.status));
+        if !persist {
+            head.push_str("Connection: close\r\n");
+        }
         for (name, value) in &reply.headers {
             head.push_str(&format!("{name}: {value}\r\n"));
         }
-        let send_body = reply.status != 304;
         if send_body && reply.declare_length {
             head.push_str(&format!("Content-Length: {}\r\n", reply.body.len()));
         }
         head.push_str("\r\n");
-        // A client that gives up half-way closes the socket: a write error
-        // here is the expected end of that story.
-        if stream.write_all(head.as_bytes()).is_err() {
-            return;
-        }
+        let mut out = head.into_bytes();
         if let Stall::Trickle(every_ms) = reply.stall {
+            // A client that gives up half-way closes the socket: a write
+            // error here is the expected end of that story.
+            if stream.write_all(&out).is_err() {
+                return false;
+            }
             // Each byte on its own, not held back for the peer's ACK.
-            let _ = stream.set_nodelay(true);
+            let _ = stream.tcp().set_nodelay(true);
             let _ = stream.flush();
             for byte in &reply.body {
                 thread::sleep(std::time::Duration::from_millis(every_ms));
@@ -418,15 +548,23 @@ fn handle(shared: &Shared, mut stream: TcpStream) {
                     .and_then(|()| stream.flush())
                     .is_err()
                 {
-                    return;
+                    return false;
                 }
             }
-            return;
+            return false;
         }
-        if send_body && stream.write_all(&reply.body).is_err() {
-            return;
+        // Head and body in one write: in two, a kept-alive connection meets
+        // Nagle and the client's delayed ACK.
+        if send_body {
+            out.extend_from_slice(&reply.body);
         }
-        let _ = stream.flush();
+        if stream
+            .write_all(&out)
+            .and_then(|()| stream.flush())
+            .is_err()
+        {
+            return false;
+        }
     }
     if reply.stall != Stall::No {
         let mut routes = shared.routes.lock().unwrap();
@@ -434,4 +572,5 @@ fn handle(shared: &Shared, mut stream: TcpStream) {
             routes = shared.released.wait(routes).unwrap();
         }
     }
+    persist
 }

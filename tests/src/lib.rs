@@ -11,6 +11,7 @@ pub mod duo;
 pub mod http;
 pub mod ipc;
 pub mod pam;
+pub mod tls;
 pub mod wine;
 
 use std::path::{Path, PathBuf};

@@ -88,7 +88,20 @@ struct Fixture {
 
 impl Fixture {
     fn new() -> Self {
-        let server = HttpServer::start();
+        Self::with_server(HttpServer::start())
+    }
+
+    /// The policy server over HTTPS, its CA the install config's
+    /// `extra_ca_file`.
+    fn https(keep_alive: bool) -> Self {
+        Self::with_server(HttpServer::start_https(keep_alive))
+    }
+
+    fn with_server(server: HttpServer) -> Self {
+        let extra_ca = server
+            .url("/")
+            .starts_with("https")
+            .then(|| server.ca_file().to_owned());
         let key = Key::new();
         let dir = short_tempdir();
         let paths = AgentPaths {
@@ -102,6 +115,7 @@ impl Fixture {
                 "device_id": "test-device",
                 "policy_url": server.url(POLICY),
                 "public_keys": [key.public()],
+                "extra_ca_file": extra_ca,
             })
             .to_string()
             .as_bytes(),
@@ -200,6 +214,66 @@ fn a_signed_policy_is_accepted_then_a_second_poll_gets_304_without_a_download() 
         Some("Mon, 23 Nov 2026 10:00:00 GMT")
     );
     assert_eq!((requests[0].status, requests[0].body_len), (304, 0));
+}
+
+/// Two polls on one runtime, as the service makes them, the first one's
+/// document accepted before the second: (first, second).
+fn two_polls(store: &mut PolicyStore) -> (FetchOutcome, FetchOutcome) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let first = runtime.block_on(store.fetch());
+    let applied = store.apply(first.clone(), now());
+    assert!(applied.changed && applied.rejected.is_none(), "{applied:?}");
+    (first, runtime.block_on(store.fetch()))
+}
+
+#[test]
+fn polls_over_https_trust_the_extra_ca_and_keep_their_connection() {
+    let f = Fixture::https(true);
+    f.publish(f.key.sign(&policy_doc(1, "Kept alive")));
+    let mut store = f.store();
+    let (first, second) = two_polls(&mut store);
+    assert!(matches!(first, FetchOutcome::Fetched(_)), "{first:?}");
+    assert!(matches!(second, FetchOutcome::NotModified), "{second:?}");
+
+    let requests = f.server.requests();
+    let seen: Vec<_> = requests
+        .iter()
+        .map(|r| (r.path.as_str(), r.status, r.connection))
+        .collect();
+    // The document, its signature, then the next poll's 304: one TLS
+    // connection, one handshake.
+    assert_eq!(seen, [(POLICY, 200, 1), (SIG, 200, 1), (POLICY, 304, 1)]);
+    assert!(requests.iter().all(|r| r.tls_resumed == Some(false)));
+}
+
+#[test]
+fn a_new_connection_resumes_the_tls_session() {
+    // A server that closes after every answer, as one behind a load
+    // balancer may: each request is a new connection, and all but the
+    // first resume the session instead of a full handshake.
+    let f = Fixture::https(false);
+    f.publish(f.key.sign(&policy_doc(1, "Resumed")));
+    let mut store = f.store();
+    let (first, second) = two_polls(&mut store);
+    assert!(matches!(first, FetchOutcome::Fetched(_)), "{first:?}");
+    assert!(matches!(second, FetchOutcome::NotModified), "{second:?}");
+    let seen: Vec<_> = f
+        .server
+        .requests()
+        .iter()
+        .map(|r| (r.path.clone(), r.connection, r.tls_resumed))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            (POLICY.to_owned(), 1, Some(false)),
+            (SIG.to_owned(), 2, Some(true)),
+            (POLICY.to_owned(), 3, Some(true)),
+        ]
+    );
 }
 
 #[test]

@@ -112,6 +112,7 @@ pub fn run(args: UpdateArgs) -> anyhow::Result<ExitCode> {
             deadline: std::time::Duration::from_secs(args.download_deadline_secs),
             stall: std::time::Duration::from_secs(args.stall_secs),
         },
+        extra_ca_file: config.extra_ca_file.clone(),
     };
     // reqwest is built without a bundled crypto provider: ring is the one.
     crate::install_tls_provider();

@@ -212,6 +212,25 @@ pub fn extra_roots(file: &std::path::Path) -> Result<Vec<reqwest::Certificate>, 
     Ok(certs)
 }
 
+/// `builder` trusting the install config's `extra_ca_file` beside the
+/// system's roots: every client that talks to IT's or the internet's
+/// servers (policy polls, report deliveries, release downloads) sees
+/// through the same TLS proxy. An unusable file is left out, with a
+/// warning: the system's roots may still do, and doctor says why.
+pub fn trusting_extra_ca(
+    builder: reqwest::ClientBuilder,
+    file: Option<&std::path::Path>,
+) -> reqwest::ClientBuilder {
+    match file.map(extra_roots) {
+        None => builder,
+        Some(Ok(roots)) => builder.tls_certs_merge(roots),
+        Some(Err(error)) => {
+            tracing::warn!(%error, "the extra CA file is left out");
+            builder
+        }
+    }
+}
+
 /// Host and port of an `http(s)://` URL (default ports filled in), read
 /// by the `url` crate (through reqwest), the parser the policy fetcher uses. An IPv6
 /// host comes without its brackets.

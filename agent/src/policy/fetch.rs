@@ -167,7 +167,10 @@ fn is_loopback(url: &Url) -> bool {
     })
 }
 
-fn build_client(timeouts: FetchTimeouts) -> Result<reqwest::Client, FetchError> {
+fn build_client(
+    timeouts: FetchTimeouts,
+    extra_ca_file: Option<&std::path::Path>,
+) -> Result<reqwest::Client, FetchError> {
     // reqwest is built without a bundled crypto provider (aws-lc-rs needs
     // a C/cmake build); ring is the process-wide one. Already installed
     // (by an earlier client) is fine.
@@ -182,11 +185,12 @@ fn build_client(timeouts: FetchTimeouts) -> Result<reqwest::Client, FetchError> 
             attempt.follow()
         }
     });
-    reqwest::Client::builder()
+    let builder = reqwest::Client::builder()
         .user_agent(concat!("rampart-agent/", env!("CARGO_PKG_VERSION")))
         .connect_timeout(timeouts.connect)
         .timeout(timeouts.request)
-        .redirect(redirects)
+        .redirect(redirects);
+    crate::network::trusting_extra_ca(builder, extra_ca_file)
         .build()
         .map_err(|e| FetchError::Client(format!("cannot set up the HTTP client: {}", chain(&e))))
 }
@@ -208,6 +212,8 @@ pub fn signature_url(url: &Url) -> Url {
 pub struct Fetcher {
     client: Arc<OnceLock<Result<reqwest::Client, FetchError>>>,
     timeouts: FetchTimeouts,
+    /// The install config's `extra_ca_file`.
+    extra_ca_file: Option<std::path::PathBuf>,
     last_answer: Arc<Mutex<Option<Answered>>>,
 }
 
@@ -222,10 +228,11 @@ pub struct Answered {
 }
 
 impl Fetcher {
-    pub fn new(timeouts: FetchTimeouts) -> Self {
+    pub fn new(timeouts: FetchTimeouts, extra_ca_file: Option<std::path::PathBuf>) -> Self {
         Self {
             client: Arc::default(),
             timeouts,
+            extra_ca_file,
             last_answer: Arc::default(),
         }
     }
@@ -265,7 +272,7 @@ impl Fetcher {
 
     fn client(&self) -> Result<&reqwest::Client, FetchError> {
         self.client
-            .get_or_init(|| build_client(self.timeouts))
+            .get_or_init(|| build_client(self.timeouts, self.extra_ca_file.as_deref()))
             .as_ref()
             .map_err(Clone::clone)
     }

@@ -62,7 +62,7 @@ impl PolicyStore {
             url,
             keys,
             allow_unsigned_local: config.is_some_and(|c| c.allow_unsigned_local_policy),
-            fetcher: Fetcher::new(timeouts),
+            fetcher: Fetcher::new(timeouts, config.and_then(|c| c.extra_ca_file.clone())),
             persisted,
             in_force: InForce::builtin(),
             kept: None,

@@ -160,13 +160,14 @@ pub struct SendOutcome {
 pub struct ClientError(reqwest::Error);
 
 /// The HTTP client for deliveries; built once.
-pub fn client() -> Result<reqwest::Client, ClientError> {
+pub fn client(extra_ca_file: Option<&Path>) -> Result<reqwest::Client, ClientError> {
     crate::install_tls_provider();
-    reqwest::Client::builder()
+    let builder = reqwest::Client::builder()
         .user_agent(concat!("rampart-agent/", env!("CARGO_PKG_VERSION")))
         .connect_timeout(SEND_TIMEOUT)
         .timeout(SEND_TIMEOUT)
-        .redirect(reqwest::redirect::Policy::none())
+        .redirect(reqwest::redirect::Policy::none());
+    crate::network::trusting_extra_ca(builder, extra_ca_file)
         .build()
         .map_err(ClientError)
 }
@@ -261,6 +262,8 @@ pub struct Reporter {
     not_queued: u64,
     /// The install config's `report_secret_file`.
     secret_file: Option<PathBuf>,
+    /// The install config's `extra_ca_file`.
+    extra_ca_file: Option<PathBuf>,
     /// Read from `secret_file` before the first delivery, and again after
     /// the collector refused it (IT may have replaced the file since).
     secret: Option<ReportSecret>,
@@ -303,7 +306,12 @@ fn queue_failure(error: &QueueError, dir: &Path) -> StorageFailure {
 impl Reporter {
     /// Opens the queue in `state_dir/reports`. A queue that cannot be opened
     /// is logged and reporting is off until the next start.
-    pub fn open(state_dir: &Path, device_id: String, secret_file: Option<PathBuf>) -> Self {
+    pub fn open(
+        state_dir: &Path,
+        device_id: String,
+        secret_file: Option<PathBuf>,
+        extra_ca_file: Option<PathBuf>,
+    ) -> Self {
         let dir = state_dir.join("reports");
         let mut save_failure = LastFailure::default();
         let queue = match Queue::open(&dir) {
@@ -337,6 +345,7 @@ impl Reporter {
             save_failure,
             not_queued: 0,
             secret_file,
+            extra_ca_file,
             secret: None,
             credential_error: None,
             last_delivered_at: None,
@@ -484,7 +493,7 @@ impl Reporter {
             }
         }
         if self.client.is_none() {
-            match client() {
+            match client(self.extra_ca_file.as_deref()) {
                 Ok(c) => self.client = Some(c),
                 Err(error) => {
                     warn!(%error, "reports cannot be sent");

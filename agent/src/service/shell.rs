@@ -123,11 +123,13 @@ impl Shell {
             .install
             .as_ref()
             .map_or_else(report::hostname, |i| i.device_id.clone());
-        let secret_file = config
-            .install
-            .as_ref()
-            .and_then(|i| i.report_secret_file.clone());
-        let mut reporter = Reporter::open(&config.paths.state_dir, device_id, secret_file);
+        let install = config.install.as_ref();
+        let mut reporter = Reporter::open(
+            &config.paths.state_dir,
+            device_id,
+            install.and_then(|i| i.report_secret_file.clone()),
+            install.and_then(|i| i.extra_ca_file.clone()),
+        );
         reporter.configure(policy.in_force().0.reporting.as_ref());
         Ok(Self {
             reporter,
@@ -241,6 +243,7 @@ impl Shell {
             apply: true,
             trial: true,
             limits: update::fetch::DownloadLimits::default(),
+            extra_ca_file: install.extra_ca_file.clone(),
         })
     }
 

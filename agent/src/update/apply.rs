@@ -48,6 +48,9 @@ pub struct UpdateRequest {
     /// reach "serving" (`health::run_trial`) before the floor rises.
     pub trial: bool,
     pub limits: DownloadLimits,
+    /// The install config's `extra_ca_file`, trusted beside the system's
+    /// roots for the feed and the download.
+    pub extra_ca_file: Option<PathBuf>,
 }
 
 /// Why the service cannot even build a request.
@@ -98,7 +101,7 @@ pub async fn check_and_apply(req: UpdateRequest) -> UpdateOutcome {
         return UpdateOutcome::Decided(paused, Vec::new());
     }
     let url = feed_url(&req.source, req.channel);
-    let listing = match fetch::listing(req.source.kind, &url).await {
+    let listing = match fetch::listing(req.source.kind, &url, req.extra_ca_file.as_deref()).await {
         Ok(l) => l,
         Err(e) => {
             return UpdateOutcome::CheckFailed {
@@ -221,7 +224,15 @@ async fn install(req: &UpdateRequest, offer: &Offer, floor: &Semver) -> Result<(
     };
     let archive_path = swap::tmp_dir(&req.state_dir).join(&file_name);
     let max = asset.size.unwrap_or(fetch::DEFAULT_MAX_BYTES);
-    let result = match fetch::download(&asset.url, &archive_path, max, req.limits).await {
+    let result = match fetch::download(
+        &asset.url,
+        &archive_path,
+        max,
+        req.limits,
+        req.extra_ca_file.as_deref(),
+    )
+    .await
+    {
         Err(e) => {
             let details = match &e {
                 fetch::DownloadError::Net(n) => n.details.clone(),

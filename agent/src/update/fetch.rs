@@ -78,11 +78,14 @@ fn plain(url: &str, e: &FetchError) -> NetFailure {
 
 /// A client that could not be set up fails the first request, with the
 /// policy poll's words.
-fn fetcher(request: Duration) -> Fetcher {
-    Fetcher::new(FetchTimeouts {
-        connect: Duration::from_secs(10),
-        request,
-    })
+fn fetcher(request: Duration, extra_ca_file: Option<&Path>) -> Fetcher {
+    Fetcher::new(
+        FetchTimeouts {
+            connect: Duration::from_secs(10),
+            request,
+        },
+        extra_ca_file.map(Path::to_owned),
+    )
 }
 
 fn parse_url(url: &str) -> Result<Url, NetFailure> {
@@ -94,13 +97,17 @@ fn parse_url(url: &str) -> Result<Url, NetFailure> {
 
 /// The feed's releases. `url` is the manifest, or the GitHub repository API
 /// URL (`…/repos/OWNER/NAME`, whose `/releases` is read).
-pub async fn listing(kind: UpdateSourceKind, url: &str) -> Result<Listing, NetFailure> {
+pub async fn listing(
+    kind: UpdateSourceKind,
+    url: &str,
+    extra_ca_file: Option<&Path>,
+) -> Result<Listing, NetFailure> {
     let url = match kind {
         UpdateSourceKind::Manifest => url.to_owned(),
         UpdateSourceKind::Github => format!("{}/releases", url.trim_end_matches('/')),
     };
     let parsed = parse_url(&url)?;
-    let fetcher = fetcher(Duration::from_secs(30));
+    let fetcher = fetcher(Duration::from_secs(30), extra_ca_file);
     let body = async {
         let response = fetcher.get(&parsed, "application/json").await?;
         fetcher.read_body(&parsed, response, MAX_FEED_BYTES).await
@@ -144,10 +151,11 @@ pub async fn download(
     dest: &Path,
     max: u64,
     limits: DownloadLimits,
+    extra_ca_file: Option<&Path>,
 ) -> Result<u64, DownloadError> {
     let parsed = parse_url(url).map_err(DownloadError::Net)?;
     // The client's own request timeout backs up the deadline below.
-    let fetcher = fetcher(limits.deadline + Duration::from_secs(5));
+    let fetcher = fetcher(limits.deadline + Duration::from_secs(5), extra_ca_file);
     let write_error = |error: std::io::Error| DownloadError::Write {
         path: dest.display().to_string(),
         error: error.to_string(),
