@@ -172,13 +172,7 @@ pub async fn serve_with_limits(listener: Listener, cx: ServerContext, limits: Li
         kept_for_owner = limits.kept_for_owner,
         "IPC connection limits"
     );
-    let _summaries = AbortOnDrop(tokio::spawn(async {
-        let mut tick = tokio::time::interval(SUMMARY_TICK);
-        loop {
-            tick.tick().await;
-            crate::logging::log_summaries();
-        }
-    }));
+    let _summaries = AbortOnDrop(tokio::spawn(crate::logging::summarize(SUMMARY_TICK)));
     let mut failures = 0u32;
     loop {
         match listener.accept().await {

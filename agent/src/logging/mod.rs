@@ -6,7 +6,7 @@ pub mod files;
 pub mod summary;
 
 use std::sync::{LazyLock, Mutex, PoisonError};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use rampart_shared::user::UserId;
 
@@ -25,11 +25,35 @@ pub enum Noisy {
 static NOISY: LazyLock<Mutex<Summarizer<Noisy>>> =
     LazyLock::new(|| Mutex::new(Summarizer::new(WINDOW, MAX_KEYS)));
 
+/// Wakes [`summarize`] when something is counted again: with nothing
+/// counted it waits without a timer, so an idle agent does not wake for it.
+static COUNTING: tokio::sync::Notify = tokio::sync::Notify::const_new();
+
 /// Whether to log this occurrence in full: the first of its kind in its
 /// minute. The rest are counted for [`log_summaries`].
 pub fn first_in_minute(kind: Noisy) -> bool {
     let mut noisy = NOISY.lock().unwrap_or_else(PoisonError::into_inner);
+    if noisy.is_idle() {
+        // A permit is kept when nobody waits yet: no wake-up is lost.
+        COUNTING.notify_one();
+    }
     noisy.record(&kind, Instant::now()) == Verdict::Log
+}
+
+/// Calls [`log_summaries`] every `tick` while anything is counted; the
+/// IPC server runs it for as long as it serves.
+pub async fn summarize(tick: Duration) {
+    loop {
+        let idle = NOISY
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .is_idle();
+        if idle {
+            COUNTING.notified().await;
+        }
+        tokio::time::sleep(tick).await;
+        log_summaries();
+    }
 }
 
 /// A refusal of `user`: whether to log it in full.
@@ -38,7 +62,7 @@ pub fn first_refusal(user: Option<&UserId>) -> bool {
 }
 
 /// Logs one line per kind whose minute is over and that happened more often
-/// than the one line logged; the IPC server calls it every few seconds.
+/// than the one line logged ([`summarize`] calls it every few seconds).
 pub fn log_summaries() {
     let due = NOISY
         .lock()

@@ -100,6 +100,12 @@ impl<K: Hash + Eq + Clone> Summarizer<K> {
         Verdict::Log
     }
 
+    /// Nothing counted and nothing left to say: no window open, no summary
+    /// waiting.
+    pub fn is_idle(&self) -> bool {
+        self.windows.is_empty() && self.overflow.is_none() && self.ended.is_empty()
+    }
+
     /// The windows over at `now` that counted more than their logged line;
     /// they are forgotten, so the next occurrence is logged in full again.
     pub fn due(&mut self, now: Instant) -> Vec<Summary<K>> {
@@ -163,6 +169,22 @@ mod tests {
         );
         // Forgotten: the next one is logged in full again.
         assert_eq!(s.record(&1000, t0 + WINDOW * 2), Verdict::Log);
+    }
+
+    #[test]
+    fn idle_until_something_is_counted_and_again_once_all_is_said() {
+        let t0 = Instant::now();
+        let mut s = Summarizer::new(WINDOW, 1);
+        assert!(s.is_idle());
+        s.record(&1, t0);
+        s.record(&2, t0); // past the cap: the overflow window
+        assert!(!s.is_idle());
+        s.record(&1, t0 + WINDOW); // ends the first window: a summary waits
+        assert!(!s.is_idle());
+        assert_eq!(s.due(t0 + WINDOW).len(), 0, "each seen once per window");
+        assert!(!s.is_idle(), "key 1's new window is open");
+        s.due(t0 + WINDOW * 2);
+        assert!(s.is_idle());
     }
 
     #[test]
