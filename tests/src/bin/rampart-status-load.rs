@@ -1,0 +1,477 @@
+//! A load generator for the agent's `status` request, run as a process of
+//! its own so that the figures include everything a real client pays (two
+//! processes, the kernel's socket, the scheduler):
+//!
+//! ```text
+//! rampart-status-load SOCKET --connections N --seconds D [--rate R] [--warmup W] [--label L] [--header]
+//! ```
+//!
+//! - closed loop (no `--rate`): each of N connections sends its next request
+//!   as soon as the previous answer arrives;
+//! - open loop (`--rate R`): R requests a second in all, connection `i`
+//!   sending at `start + (k*N + i)/R`. Like real clients, a connection never
+//!   has two requests outstanding, so a slow answer delays the next send;
+//!   latency is counted from the *scheduled* send time, so that delay is
+//!   measured rather than hidden (coordinated omission), and such requests
+//!   are counted as late.
+//!
+//! Prints one row: replies, achieved rate, errors, late sends, and p50, p90,
+//! p99, p99.9 and max latency in ms over the requests scheduled after the
+//! warm-up. Every answer must be a status reply to its own id (the first on
+//! each connection is decoded in full with the shared frame types); anything
+//! else is an error, and any error makes the exit status 1.
+//! One OS thread per connection. Unix only.
+
+#[cfg(unix)]
+fn main() {
+    std::process::exit(unix::main());
+}
+
+#[cfg(not(unix))]
+fn main() {
+    eprintln!(
+        "rampart-status-load measures the agent's Unix socket and is not supported on this platform; \
+         run it on Linux or macOS"
+    );
+    std::process::exit(2);
+}
+
+#[cfg(unix)]
+mod unix {
+    use std::io::{BufRead, BufReader, Write};
+    use std::os::unix::net::UnixStream;
+    use std::path::PathBuf;
+    use std::sync::{Arc, Barrier, OnceLock};
+    use std::time::{Duration, Instant};
+
+    use rampart_shared::ipc::{ClientFrame, Request, Response, ServerFrame, decode_server_frame};
+
+    /// A send this far behind its schedule is counted as late.
+    const LATE_AFTER: Duration = Duration::from_micros(250);
+    /// An answer slower than this is an error (the agent's own write
+    /// deadline is 5 s).
+    const READ_TIMEOUT: Duration = Duration::from_secs(5);
+    const USAGE: &str = "usage: rampart-status-load SOCKET --connections N --seconds D [--rate R] [--warmup W] [--label L] [--header]";
+
+    #[derive(Debug, Clone, PartialEq)]
+    pub struct Options {
+        pub socket: PathBuf,
+        pub connections: usize,
+        pub seconds: f64,
+        /// Requests per second over all connections; `None`: closed loop.
+        pub rate: Option<f64>,
+        pub warmup: f64,
+        pub label: Option<String>,
+        pub header: bool,
+    }
+
+    pub fn parse(args: &[String]) -> Result<Options, String> {
+        let mut it = args.iter();
+        let socket = it.next().ok_or("no socket given")?.into();
+        let mut options = Options {
+            socket,
+            connections: 1,
+            seconds: 5.0,
+            rate: None,
+            warmup: 0.5,
+            label: None,
+            header: false,
+        };
+        fn number<T: std::str::FromStr>(flag: &str, value: Option<&String>) -> Result<T, String> {
+            value
+                .and_then(|v| v.parse().ok())
+                .ok_or_else(|| format!("{flag} needs a number"))
+        }
+        while let Some(flag) = it.next() {
+            match flag.as_str() {
+                "--connections" => options.connections = number(flag, it.next())?,
+                "--seconds" => options.seconds = number(flag, it.next())?,
+                "--rate" => options.rate = Some(number(flag, it.next())?),
+                "--warmup" => options.warmup = number(flag, it.next())?,
+                "--label" => options.label = Some(it.next().ok_or("--label needs text")?.clone()),
+                "--header" => options.header = true,
+                other => return Err(format!("unknown argument {other:?}")),
+            }
+        }
+        if options.connections == 0 {
+            return Err("--connections must be at least 1".into());
+        }
+        if options.seconds.is_nan() || options.seconds <= 0.0 {
+            return Err("--seconds must be more than 0".into());
+        }
+        if options.rate.is_some_and(|r| r.is_nan() || r <= 0.0) {
+            return Err("--rate must be more than 0".into());
+        }
+        if options.warmup.is_nan() || options.warmup < 0.0 || options.warmup >= options.seconds {
+            return Err("--warmup must be at least 0 and less than --seconds".into());
+        }
+        Ok(options)
+    }
+
+    /// When connection `index` of `connections` sends its `k`-th request,
+    /// after the start, in an open loop at `rate` requests a second in all.
+    pub fn scheduled(rate: f64, connections: usize, index: usize, k: u64) -> Duration {
+        Duration::from_secs_f64((k as f64 * connections as f64 + index as f64) / rate)
+    }
+
+    /// The value at quantile `q` of sorted samples (nearest rank).
+    pub fn quantile(sorted: &[Duration], q: f64) -> Duration {
+        if sorted.is_empty() {
+            return Duration::ZERO;
+        }
+        let rank = (q * sorted.len() as f64).ceil() as usize;
+        sorted[rank.clamp(1, sorted.len()) - 1]
+    }
+
+    fn frame(id: u64, request: Request) -> Vec<u8> {
+        let mut line = serde_json::to_vec(&ClientFrame { id, request }).unwrap_or_default();
+        line.push(b'\n');
+        line
+    }
+
+    /// Whether `line` is a status reply to `id`: the agent writes the
+    /// reply's head in this order whether it serializes it or splices a
+    /// cached status in (pinned by a test in `agent/src/ipc/server.rs`).
+    pub fn is_status_reply(line: &[u8], id: u64) -> bool {
+        let head = format!("{{\"reply\":{{\"id\":{id},\"response\":{{\"type\":\"status\",\"status\":{{");
+        line.starts_with(head.as_bytes()) && line.ends_with(b"}}}\n")
+    }
+
+    #[derive(Default)]
+    struct Tally {
+        latencies: Vec<Duration>,
+        send_lags: Vec<Duration>,
+        replies: u64,
+        late: u64,
+        errors: u64,
+        first_error: Option<String>,
+    }
+
+    impl Tally {
+        fn error(&mut self, what: String) {
+            self.errors += 1;
+            self.first_error.get_or_insert(what);
+        }
+    }
+
+    struct Conn {
+        writer: UnixStream,
+        reader: BufReader<UnixStream>,
+        line: Vec<u8>,
+    }
+
+    impl Conn {
+        fn open(options: &Options) -> Result<Self, String> {
+            let stream = UnixStream::connect(&options.socket).map_err(|e| {
+                format!("could not connect to {}: {e}", options.socket.display())
+            })?;
+            stream
+                .set_read_timeout(Some(READ_TIMEOUT))
+                .map_err(|e| e.to_string())?;
+            let mut conn = Self {
+                writer: stream.try_clone().map_err(|e| e.to_string())?,
+                reader: BufReader::with_capacity(64 * 1024, stream),
+                line: Vec::with_capacity(64 * 1024),
+            };
+            let hello = Request::Hello {
+                protocol: rampart_shared::ipc::PROTOCOL_VERSION,
+                client: "rampart-status-load".into(),
+            };
+            conn.round_trip(&frame(0, hello))?;
+            match decode_server_frame(&conn.line) {
+                Ok(ServerFrame::Reply {
+                    response: Response::Hello { .. },
+                    ..
+                }) => Ok(conn),
+                _ => Err(format!("hello was answered with {}", shown(&conn.line))),
+            }
+        }
+
+        fn round_trip(&mut self, request: &[u8]) -> Result<(), String> {
+            self.writer
+                .write_all(request)
+                .map_err(|e| format!("sending a request failed: {e}"))?;
+            self.line.clear();
+            match self.reader.read_until(b'\n', &mut self.line) {
+                Ok(0) => Err("the agent closed the connection".into()),
+                Ok(_) => Ok(()),
+                Err(e) => Err(format!("no answer within {READ_TIMEOUT:?}: {e}")),
+            }
+        }
+
+        /// One status request with id `id`; checks the answer.
+        fn status(&mut self, id: u64, decode: bool) -> Result<(), String> {
+            self.round_trip(&frame(id, Request::Status))?;
+            if !is_status_reply(&self.line, id) {
+                return Err(format!(
+                    "request {id} was answered with {}",
+                    shown(&self.line)
+                ));
+            }
+            if decode
+                && !matches!(
+                    decode_server_frame(&self.line),
+                    Ok(ServerFrame::Reply { id: got, response: Response::Status { .. } }) if got == id
+                )
+            {
+                return Err(format!(
+                    "request {id}'s answer does not decode as a status reply: {}",
+                    shown(&self.line)
+                ));
+            }
+            Ok(())
+        }
+    }
+
+    fn shown(line: &[u8]) -> String {
+        let text = String::from_utf8_lossy(line);
+        text.trim_end().chars().take(200).collect()
+    }
+
+    struct Clock {
+        start: Instant,
+        warm: Instant,
+        end: Instant,
+    }
+
+    fn run_connection(
+        options: &Options,
+        index: usize,
+        connected: &Barrier,
+        go: &Barrier,
+        clock: &OnceLock<Clock>,
+    ) -> Tally {
+        #[cfg(target_os = "linux")]
+        // Sleeps end when asked rather than up to 50 µs later, so the open
+        // loop's own lateness stays out of the figures it reports.
+        let _ = rustix::thread::set_current_timer_slack(std::num::NonZeroU64::new(1));
+        let mut tally = Tally::default();
+        let conn = Conn::open(options);
+        connected.wait();
+        go.wait();
+        let mut conn = match conn {
+            Ok(conn) => conn,
+            Err(e) => {
+                tally.error(e);
+                return tally;
+            }
+        };
+        let Some(clock) = clock.get() else {
+            return tally;
+        };
+        for k in 0u64.. {
+            let id = k + 1;
+            let due = match options.rate {
+                None => Instant::now(),
+                Some(rate) => clock.start + scheduled(rate, options.connections, index, k),
+            };
+            if due >= clock.end {
+                break;
+            }
+            let now = Instant::now();
+            if now < due {
+                std::thread::sleep(due - now);
+            }
+            let sent = Instant::now();
+            let result = conn.status(id, k == 0);
+            let answered = Instant::now();
+            if let Err(e) = result {
+                tally.error(e);
+                break;
+            }
+            tally.replies += 1;
+            if due >= clock.warm {
+                tally.latencies.push(answered - due);
+                if options.rate.is_some() {
+                    let lag = sent - due;
+                    tally.late += u64::from(lag > LATE_AFTER);
+                    tally.send_lags.push(lag);
+                }
+            }
+        }
+        tally
+    }
+
+    fn ms(d: Duration) -> String {
+        format!("{:.3}", d.as_secs_f64() * 1e3)
+    }
+
+    pub fn main() -> i32 {
+        let args: Vec<String> = std::env::args().skip(1).collect();
+        let options = match parse(&args) {
+            Ok(options) => options,
+            Err(e) => {
+                eprintln!("rampart-status-load: {e}\n{USAGE}");
+                return 2;
+            }
+        };
+        let n = options.connections;
+        raise_file_limit(n);
+        let connected = Arc::new(Barrier::new(n + 1));
+        let go = Arc::new(Barrier::new(n + 1));
+        let clock = Arc::new(OnceLock::new());
+        let threads: Vec<_> = (0..n)
+            .map(|index| {
+                let (options, connected, go, clock) =
+                    (options.clone(), connected.clone(), go.clone(), clock.clone());
+                std::thread::Builder::new()
+                    .stack_size(256 * 1024)
+                    .spawn(move || run_connection(&options, index, &connected, &go, &clock))
+                    .expect("start a client thread")
+            })
+            .collect();
+        connected.wait();
+        let start = Instant::now() + Duration::from_millis(5);
+        let _ = clock.set(Clock {
+            start,
+            warm: start + Duration::from_secs_f64(options.warmup),
+            end: start + Duration::from_secs_f64(options.seconds),
+        });
+        go.wait();
+        let mut total = Tally::default();
+        for thread in threads {
+            let t = thread.join().unwrap_or_else(|_| {
+                let mut t = Tally::default();
+                t.error("a client thread panicked".into());
+                t
+            });
+            total.latencies.extend(t.latencies);
+            total.send_lags.extend(t.send_lags);
+            total.replies += t.replies;
+            total.late += t.late;
+            total.errors += t.errors;
+            if total.first_error.is_none() {
+                total.first_error = t.first_error;
+            }
+        }
+        total.latencies.sort_unstable();
+        total.send_lags.sort_unstable();
+        let measured = options.seconds - options.warmup;
+        let achieved = total.latencies.len() as f64 / measured;
+        let label = options.label.clone().unwrap_or_else(|| match options.rate {
+            None => format!("closed loop, {n} conn"),
+            Some(rate) => format!("open loop {rate} req/s, {n} conn"),
+        });
+        if options.header {
+            println!(
+                "{:<34} {:>8} {:>9} {:>6} {:>7} {:>8} {:>8} {:>8} {:>8} {:>8} {:>9}",
+                "case",
+                "replies",
+                "req/s",
+                "errors",
+                "late",
+                "p50 ms",
+                "p90 ms",
+                "p99 ms",
+                "p99.9 ms",
+                "max ms",
+                "lag99 ms"
+            );
+        }
+        let lat = &total.latencies;
+        println!(
+            "{label:<34} {:>8} {achieved:>9.0} {:>6} {:>7} {:>8} {:>8} {:>8} {:>8} {:>8} {:>9}",
+            total.replies,
+            total.errors,
+            if options.rate.is_some() {
+                total.late.to_string()
+            } else {
+                "-".into()
+            },
+            ms(quantile(lat, 0.50)),
+            ms(quantile(lat, 0.90)),
+            ms(quantile(lat, 0.99)),
+            ms(quantile(lat, 0.999)),
+            ms(quantile(lat, 1.0)),
+            if options.rate.is_some() {
+                ms(quantile(&total.send_lags, 0.99))
+            } else {
+                "-".into()
+            },
+        );
+        if let Some(e) = &total.first_error {
+            eprintln!(
+                "rampart-status-load: {} of the requests failed; the first: {e}",
+                total.errors
+            );
+        }
+        if total.errors > 0 || total.replies == 0 {
+            if total.replies == 0 && total.errors == 0 {
+                eprintln!("rampart-status-load: no answer at all; is an agent listening there?");
+            }
+            return 1;
+        }
+        0
+    }
+
+    /// N connections need N descriptors, more than a shell's usual 1024.
+    fn raise_file_limit(connections: usize) {
+        use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
+        let limit = getrlimit(Resource::Nofile);
+        let wanted = connections as u64 + 64;
+        if limit.current.is_some_and(|c| c < wanted) {
+            let _ = setrlimit(
+                Resource::Nofile,
+                Rlimit {
+                    current: limit.maximum,
+                    maximum: limit.maximum,
+                },
+            );
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        fn args(text: &str) -> Vec<String> {
+            text.split_whitespace().map(str::to_owned).collect()
+        }
+
+        #[test]
+        fn options_parse_and_refuse_nonsense() {
+            let o = parse(&args("/s --connections 200 --seconds 10 --rate 10000")).unwrap();
+            assert_eq!((o.connections, o.seconds, o.rate), (200, 10.0, Some(10000.0)));
+            assert_eq!(o.warmup, 0.5);
+            assert!(parse(&args("/s --connections 0")).is_err());
+            assert!(parse(&args("/s --rate -1")).is_err());
+            assert!(parse(&args("/s --seconds 1 --warmup 1")).is_err());
+            assert!(parse(&args("/s --bogus")).is_err());
+            assert!(parse(&[]).is_err());
+        }
+
+        #[test]
+        fn open_loop_spreads_the_rate_over_the_connections() {
+            // 4 connections at 1000 req/s: one request every 0.25 ms in all,
+            // each connection every 1 ms, staggered.
+            let at = |i, k| scheduled(4000.0, 4, i, k);
+            assert_eq!(at(0, 0), Duration::ZERO);
+            assert_eq!(at(1, 0), Duration::from_micros(250));
+            assert_eq!(at(0, 1), Duration::from_millis(1));
+            assert_eq!(at(3, 2), Duration::from_micros(2750));
+        }
+
+        #[test]
+        fn quantiles_are_nearest_rank() {
+            let sorted: Vec<Duration> = (1..=1000).map(Duration::from_micros).collect();
+            assert_eq!(quantile(&sorted, 0.5), Duration::from_micros(500));
+            assert_eq!(quantile(&sorted, 0.99), Duration::from_micros(990));
+            assert_eq!(quantile(&sorted, 0.999), Duration::from_micros(999));
+            assert_eq!(quantile(&sorted, 1.0), Duration::from_micros(1000));
+            assert_eq!(quantile(&sorted, 0.0), Duration::from_micros(1));
+            assert_eq!(quantile(&[], 0.5), Duration::ZERO);
+        }
+
+        #[test]
+        fn only_a_status_reply_to_the_same_id_counts() {
+            let good = b"{\"reply\":{\"id\":7,\"response\":{\"type\":\"status\",\"status\":{\"x\":1}}}}\n";
+            assert!(is_status_reply(good, 7));
+            assert!(!is_status_reply(good, 8));
+            assert!(!is_status_reply(
+                b"{\"error\":{\"id\":7,\"error\":{\"code\":\"internal\",\"message\":\"m\"}}}\n",
+                7
+            ));
+            assert!(!is_status_reply(&good[..good.len() - 2], 7), "cut short");
+        }
+    }
+}
