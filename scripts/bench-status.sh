@@ -1,19 +1,26 @@
 #!/usr/bin/env bash
 # Status latency over the agent's socket with the client in another process
-# (`rampart-status-load`, tests/src/bin/), release builds:
+# (`rampart-status-load`, tests/src/bin/: one thread, epoll), release builds:
 #   - closed loop (next request when the answer arrives) at 1 and 200
 #     connections, open loop at 1 connection x 1,000 req/s and 200
 #     connections x 10,000 req/s in all (latency from each request's
 #     scheduled send time; `late` = sent over 0.25 ms behind schedule,
-#     `lag99` = the 99th percentile of that delay);
-#   - each twice: client and agent sharing every core, then pinned apart
-#     (client on CPU 0, agent on CPU 1), the fair figure on a small machine
-#     where a busy client takes the agent's CPU;
+#     `lag99` = the 99th percentile of that delay: the client's own lateness);
+#   - three ways: as the machine is (client and agent share every core
+#     with whatever else runs); pinned apart (client on CPU 0, agent on
+#     CPU 1); and, as root, open loop only, both at real-time priority
+#     (`chrt -f 1`), so that other work on the machine (a build at nice 19
+#     still holds a CPU for its time slice when the agent wakes) stays out
+#     of the figures. On an idle machine the first and last agree; when
+#     they do not, `lag99` shows the client was kept waiting too, and the
+#     last is the agent's own figure. The closed loops are not run at
+#     real-time priority: they would take both CPUs from everything else;
 #   - a whole `rampart-agent status` process beside `chronyc tracking`
 #     (hyperfine), against a chronyd on loopback.
 # The agent runs in dev mode in a scratch HOME with a loopback-only policy
-# (scripts/lib/loopback-home.sh). Needs hyperfine, jq, taskset, and chrony
-# for the last line (skipped, with the reason, when chronyd will not start).
+# (scripts/lib/loopback-home.sh). Needs hyperfine, jq, taskset, chrt, and
+# chrony for the last line (skipped, with the reason, when chronyd will not
+# start).
 # Usage: scripts/bench-status.sh [SECONDS per case, 10] [RUNS of hyperfine, 300]
 # (honours CARGO_TARGET_DIR)
 set -euo pipefail
@@ -22,7 +29,7 @@ seconds=${1:-10}
 runs=${2:-300}
 root=$(cd "$(dirname "$0")/.." && pwd)
 target=${CARGO_TARGET_DIR:-$root/target}
-for tool in hyperfine jq taskset; do
+for tool in hyperfine jq taskset chrt; do
     command -v "$tool" >/dev/null || { echo "bench-status: $tool is missing" >&2; exit 1; }
 done
 (cd "$root" && cargo build --quiet --release -p rampart-agent -p rampart-tests \
@@ -52,14 +59,22 @@ for _ in $(seq 100); do status_works && break; sleep 0.05; done
 status_works || { echo "bench-status: the agent did not answer on $socket; its log:" >&2; cat "$WORK/agent.log" >&2; exit 1; }
 
 echo "$(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg) at start; $seconds s a case, the first 0.5 s not counted"
+# open_cases yes|no PREFIX...: with a table header or not, the client run
+# under PREFIX.
+open_cases() {
+    local header=()
+    [[ $1 == yes ]] && header=(--header)
+    shift
+    "$@" "$load" "$socket" --seconds "$seconds" --connections 1 --rate 1000 --label "open 1,000/s, 1 conn" "${header[@]}"
+    "$@" "$load" "$socket" --seconds "$seconds" --connections 200 --rate 10000 --label "open 10,000/s, 200 conn"
+}
 cases() {
     "$@" "$load" "$socket" --seconds "$seconds" --connections 1 --label "closed loop, 1 conn" --header
     "$@" "$load" "$socket" --seconds "$seconds" --connections 200 --label "closed loop, 200 conn"
-    "$@" "$load" "$socket" --seconds "$seconds" --connections 1 --rate 1000 --label "open 1,000/s, 1 conn"
-    "$@" "$load" "$socket" --seconds "$seconds" --connections 200 --rate 10000 --label "open 10,000/s, 200 conn"
+    open_cases no "$@"
 }
 echo
-echo "== client and agent sharing every core =="
+echo "== as the machine is: client and agent share every core =="
 cases
 echo
 if (($(nproc) >= 2)); then
@@ -69,6 +84,15 @@ if (($(nproc) >= 2)); then
     taskset -a -p -c "0-$(($(nproc) - 1))" "$agent_pid" >/dev/null
 else
     echo "== pinned: skipped, one CPU =="
+fi
+echo
+if [[ $(id -u) == 0 ]]; then
+    echo "== real-time priority (chrt -f 1) for client and agent, open loop =="
+    chrt -f -a -p 1 "$agent_pid"
+    open_cases yes chrt -f 1
+    chrt -o -a -p 0 "$agent_pid"
+else
+    echo "== real-time priority: skipped, chrt -f needs root =="
 fi
 
 echo

@@ -20,29 +20,34 @@
 //! warm-up. Every answer must be a status reply to its own id (the first on
 //! each connection is decoded in full with the shared frame types); anything
 //! else is an error, and any error makes the exit status 1.
-//! One OS thread per connection. Unix only.
+//! One thread drives every connection (epoll), so that on a small machine the
+//! client takes as little CPU from the agent as it can. Linux only.
 
-#[cfg(unix)]
+#[cfg(target_os = "linux")]
 fn main() {
-    std::process::exit(unix::main());
+    std::process::exit(linux::main());
 }
 
-#[cfg(not(unix))]
+#[cfg(not(target_os = "linux"))]
 fn main() {
     eprintln!(
-        "rampart-status-load measures the agent's Unix socket and is not supported on this platform; \
-         run it on Linux or macOS"
+        "rampart-status-load drives the agent's Unix socket with epoll and is not supported on this \
+         platform; run it on Linux"
     );
     std::process::exit(2);
 }
 
-#[cfg(unix)]
-mod unix {
-    use std::io::{BufRead, BufReader, Write};
+#[cfg(target_os = "linux")]
+mod linux {
+    use std::cmp::Reverse;
+    use std::collections::BinaryHeap;
+    use std::io::{BufRead, BufReader, Read, Write};
     use std::os::unix::net::UnixStream;
     use std::path::PathBuf;
-    use std::sync::{Arc, Barrier, OnceLock};
     use std::time::{Duration, Instant};
+
+    use rustix::buffer::spare_capacity;
+    use rustix::time::Timespec;
 
     use rampart_shared::ipc::{ClientFrame, Request, Response, ServerFrame, decode_server_frame};
 
@@ -133,7 +138,8 @@ mod unix {
     /// reply's head in this order whether it serializes it or splices a
     /// cached status in (pinned by a test in `agent/src/ipc/server.rs`).
     pub fn is_status_reply(line: &[u8], id: u64) -> bool {
-        let head = format!("{{\"reply\":{{\"id\":{id},\"response\":{{\"type\":\"status\",\"status\":{{");
+        let head =
+            format!("{{\"reply\":{{\"id\":{id},\"response\":{{\"type\":\"status\",\"status\":{{");
         line.starts_with(head.as_bytes()) && line.ends_with(b"}}}\n")
     }
 
@@ -154,78 +160,49 @@ mod unix {
         }
     }
 
-    struct Conn {
-        writer: UnixStream,
-        reader: BufReader<UnixStream>,
-        line: Vec<u8>,
-    }
-
-    impl Conn {
-        fn open(options: &Options) -> Result<Self, String> {
-            let stream = UnixStream::connect(&options.socket).map_err(|e| {
-                format!("could not connect to {}: {e}", options.socket.display())
-            })?;
-            stream
-                .set_read_timeout(Some(READ_TIMEOUT))
-                .map_err(|e| e.to_string())?;
-            let mut conn = Self {
-                writer: stream.try_clone().map_err(|e| e.to_string())?,
-                reader: BufReader::with_capacity(64 * 1024, stream),
-                line: Vec::with_capacity(64 * 1024),
-            };
-            let hello = Request::Hello {
-                protocol: rampart_shared::ipc::PROTOCOL_VERSION,
-                client: "rampart-status-load".into(),
-            };
-            conn.round_trip(&frame(0, hello))?;
-            match decode_server_frame(&conn.line) {
-                Ok(ServerFrame::Reply {
-                    response: Response::Hello { .. },
-                    ..
-                }) => Ok(conn),
-                _ => Err(format!("hello was answered with {}", shown(&conn.line))),
-            }
+    /// Connects and says hello, blocking: before the clock starts.
+    fn open(options: &Options) -> Result<UnixStream, String> {
+        let mut stream = UnixStream::connect(&options.socket)
+            .map_err(|e| format!("could not connect to {}: {e}", options.socket.display()))?;
+        stream
+            .set_read_timeout(Some(READ_TIMEOUT))
+            .map_err(|e| e.to_string())?;
+        let hello = Request::Hello {
+            protocol: rampart_shared::ipc::PROTOCOL_VERSION,
+            client: "rampart-status-load".into(),
+        };
+        stream
+            .write_all(&frame(0, hello))
+            .map_err(|e| format!("sending hello failed: {e}"))?;
+        let mut line = Vec::new();
+        BufReader::new(&stream)
+            .read_until(b'\n', &mut line)
+            .map_err(|e| format!("no answer to hello within {READ_TIMEOUT:?}: {e}"))?;
+        match decode_server_frame(&line) {
+            Ok(ServerFrame::Reply {
+                response: Response::Hello { .. },
+                ..
+            }) => {}
+            _ => return Err(format!("hello was answered with {}", shown(&line))),
         }
-
-        fn round_trip(&mut self, request: &[u8]) -> Result<(), String> {
-            self.writer
-                .write_all(request)
-                .map_err(|e| format!("sending a request failed: {e}"))?;
-            self.line.clear();
-            match self.reader.read_until(b'\n', &mut self.line) {
-                Ok(0) => Err("the agent closed the connection".into()),
-                Ok(_) => Ok(()),
-                Err(e) => Err(format!("no answer within {READ_TIMEOUT:?}: {e}")),
-            }
-        }
-
-        /// One status request with id `id`; checks the answer.
-        fn status(&mut self, id: u64, decode: bool) -> Result<(), String> {
-            self.round_trip(&frame(id, Request::Status))?;
-            if !is_status_reply(&self.line, id) {
-                return Err(format!(
-                    "request {id} was answered with {}",
-                    shown(&self.line)
-                ));
-            }
-            if decode
-                && !matches!(
-                    decode_server_frame(&self.line),
-                    Ok(ServerFrame::Reply { id: got, response: Response::Status { .. } }) if got == id
-                )
-            {
-                return Err(format!(
-                    "request {id}'s answer does not decode as a status reply: {}",
-                    shown(&self.line)
-                ));
-            }
-            Ok(())
-        }
+        stream.set_nonblocking(true).map_err(|e| e.to_string())?;
+        Ok(stream)
     }
 
     fn shown(line: &[u8]) -> String {
         let text = String::from_utf8_lossy(line);
         text.trim_end().chars().take(200).collect()
+    }
+
+    /// One connection of the run: at most one request outstanding.
+    struct Conn {
+        stream: UnixStream,
+        /// Bytes read and not yet a whole frame.
+        buf: Vec<u8>,
+        /// The number of the next request (its id is one more).
+        k: u64,
+        /// The outstanding request: its number, scheduled and actual send.
+        pending: Option<(u64, Instant, Instant)>,
     }
 
     struct Clock {
@@ -234,62 +211,246 @@ mod unix {
         end: Instant,
     }
 
-    fn run_connection(
-        options: &Options,
-        index: usize,
-        connected: &Barrier,
-        go: &Barrier,
-        clock: &OnceLock<Clock>,
-    ) -> Tally {
-        #[cfg(target_os = "linux")]
-        // Sleeps end when asked rather than up to 50 µs later, so the open
-        // loop's own lateness stays out of the figures it reports.
-        let _ = rustix::thread::set_current_timer_slack(std::num::NonZeroU64::new(1));
-        let mut tally = Tally::default();
-        let conn = Conn::open(options);
-        connected.wait();
-        go.wait();
-        let mut conn = match conn {
-            Ok(conn) => conn,
-            Err(e) => {
-                tally.error(e);
-                return tally;
-            }
+    const TIMER: u64 = u64::MAX;
+
+    /// Drives every connection from one thread (epoll, and a timerfd for the
+    /// next scheduled send), so that the client's own threads do not crowd
+    /// the agent off a small machine.
+    fn run(options: &Options, tally: &mut Tally) -> rustix::io::Result<()> {
+        use rustix::event::epoll;
+        use rustix::time::{
+            Itimerspec, TimerfdClockId, TimerfdFlags, TimerfdTimerFlags, timerfd_create,
+            timerfd_settime,
         };
-        let Some(clock) = clock.get() else {
-            return tally;
-        };
-        for k in 0u64.. {
-            let id = k + 1;
-            let due = match options.rate {
-                None => Instant::now(),
-                Some(rate) => clock.start + scheduled(rate, options.connections, index, k),
-            };
-            if due >= clock.end {
-                break;
-            }
-            let now = Instant::now();
-            if now < due {
-                std::thread::sleep(due - now);
-            }
-            let sent = Instant::now();
-            let result = conn.status(id, k == 0);
-            let answered = Instant::now();
-            if let Err(e) = result {
-                tally.error(e);
-                break;
-            }
-            tally.replies += 1;
-            if due >= clock.warm {
-                tally.latencies.push(answered - due);
-                if options.rate.is_some() {
-                    let lag = sent - due;
-                    tally.late += u64::from(lag > LATE_AFTER);
-                    tally.send_lags.push(lag);
+
+        let n = options.connections;
+        let poller = epoll::create(epoll::CreateFlags::CLOEXEC)?;
+        let timer = timerfd_create(
+            TimerfdClockId::Monotonic,
+            TimerfdFlags::NONBLOCK | TimerfdFlags::CLOEXEC,
+        )?;
+        epoll::add(
+            &poller,
+            &timer,
+            epoll::EventData::new_u64(TIMER),
+            epoll::EventFlags::IN,
+        )?;
+        let mut conns: Vec<Option<Conn>> = Vec::with_capacity(n);
+        for index in 0..n {
+            match open(options) {
+                Ok(stream) => {
+                    epoll::add(
+                        &poller,
+                        &stream,
+                        epoll::EventData::new_u64(index as u64),
+                        epoll::EventFlags::IN,
+                    )?;
+                    conns.push(Some(Conn {
+                        stream,
+                        buf: Vec::with_capacity(64 * 1024),
+                        k: 0,
+                        pending: None,
+                    }));
+                }
+                Err(e) => {
+                    tally.error(e);
+                    conns.push(None);
                 }
             }
         }
-        tally
+        let start = Instant::now() + Duration::from_millis(5);
+        let clock = Clock {
+            start,
+            warm: start + Duration::from_secs_f64(options.warmup),
+            end: start + Duration::from_secs_f64(options.seconds),
+        };
+        let due = |index: usize, k: u64| match options.rate {
+            Some(rate) => clock.start + scheduled(rate, n, index, k),
+            None => clock.start,
+        };
+        // Connections waiting to send, soonest first.
+        let mut waiting: BinaryHeap<Reverse<(Instant, usize)>> = conns
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| c.is_some())
+            .map(|(i, _)| Reverse((due(i, 0), i)))
+            .collect();
+        let mut outstanding = 0usize;
+        let mut events = Vec::with_capacity(n + 1);
+        let mut scratch = vec![0u8; 64 * 1024];
+        let mut last_check = Instant::now();
+        loop {
+            let now = Instant::now();
+            while let Some(&Reverse((at, i))) = waiting.peek() {
+                if at > now {
+                    break;
+                }
+                waiting.pop();
+                if at >= clock.end {
+                    continue;
+                }
+                let Some(conn) = conns[i].as_mut() else {
+                    continue;
+                };
+                let sent = Instant::now();
+                let request = frame(conn.k + 1, Request::Status);
+                // One small request on an otherwise idle connection: the
+                // socket's buffer takes it whole.
+                match conn.stream.write(&request) {
+                    Ok(len) if len == request.len() => {
+                        conn.pending = Some((conn.k, at, sent));
+                        outstanding += 1;
+                    }
+                    other => {
+                        tally.error(format!("sending a request failed: {other:?}"));
+                        conns[i] = None;
+                    }
+                }
+            }
+            if waiting.is_empty() && outstanding == 0 {
+                return Ok(());
+            }
+            if let Some(&Reverse((at, _))) = waiting.peek() {
+                let wait = at.saturating_duration_since(Instant::now());
+                let value =
+                    Timespec::try_from(wait.max(Duration::from_nanos(1))).unwrap_or(Timespec {
+                        tv_sec: 1,
+                        tv_nsec: 0,
+                    });
+                timerfd_settime(
+                    &timer,
+                    TimerfdTimerFlags::empty(),
+                    &Itimerspec {
+                        it_interval: Timespec {
+                            tv_sec: 0,
+                            tv_nsec: 0,
+                        },
+                        it_value: value,
+                    },
+                )?;
+            }
+            events.clear();
+            let tick = Timespec {
+                tv_sec: 0,
+                tv_nsec: 100_000_000,
+            };
+            match epoll::wait(&poller, spare_capacity(&mut events), Some(&tick)) {
+                Ok(_) => {}
+                Err(rustix::io::Errno::INTR) => continue,
+                Err(e) => return Err(e),
+            }
+            for event in &events {
+                let i = event.data.u64();
+                if i == TIMER {
+                    let _ = rustix::io::read(&timer, &mut [0u8; 8]);
+                    continue;
+                }
+                let i = i as usize;
+                let Some(conn) = conns[i].as_mut() else {
+                    continue;
+                };
+                match read_answers(conn, &mut scratch, &clock, options, tally) {
+                    Ok(answered) => {
+                        if answered {
+                            outstanding -= 1;
+                            let at = match options.rate {
+                                Some(_) => due(i, conn.k),
+                                None => Instant::now(),
+                            };
+                            waiting.push(Reverse((at, i)));
+                        }
+                    }
+                    Err(e) => {
+                        tally.error(e);
+                        outstanding -= usize::from(conn.pending.is_some());
+                        conns[i] = None;
+                    }
+                }
+            }
+            // An answer that never comes is an error, not a hang.
+            let now = Instant::now();
+            if now - last_check < Duration::from_millis(100) {
+                continue;
+            }
+            last_check = now;
+            if now > clock.end + 2 * READ_TIMEOUT {
+                tally.error(format!(
+                    "{outstanding} requests still unanswered at the end"
+                ));
+                return Ok(());
+            }
+            for conn in conns.iter_mut() {
+                if let Some((k, _, sent)) = conn.as_ref().and_then(|c| c.pending)
+                    && now - sent > READ_TIMEOUT
+                {
+                    tally.error(format!(
+                        "no answer to request {} within {READ_TIMEOUT:?}",
+                        k + 1
+                    ));
+                    outstanding -= 1;
+                    *conn = None;
+                }
+            }
+        }
+    }
+
+    /// Reads what `conn` has; returns whether its outstanding request was
+    /// answered (and counted).
+    fn read_answers(
+        conn: &mut Conn,
+        scratch: &mut [u8],
+        clock: &Clock,
+        options: &Options,
+        tally: &mut Tally,
+    ) -> Result<bool, String> {
+        loop {
+            match conn.stream.read(scratch) {
+                Ok(0) => return Err("the agent closed the connection".into()),
+                Ok(len) => conn.buf.extend_from_slice(&scratch[..len]),
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(format!("reading an answer failed: {e}")),
+            }
+        }
+        let Some(end) = conn.buf.iter().position(|&b| b == b'\n') else {
+            return Ok(false);
+        };
+        let answered = Instant::now();
+        let line = &conn.buf[..=end];
+        let Some((k, due, sent)) = conn.pending else {
+            return Err(format!("an answer nobody asked for: {}", shown(line)));
+        };
+        let id = k + 1;
+        if end + 1 != conn.buf.len() {
+            return Err(format!("more than one answer to request {id}"));
+        }
+        if !is_status_reply(line, id) {
+            return Err(format!("request {id} was answered with {}", shown(line)));
+        }
+        if k == 0
+            && !matches!(
+                decode_server_frame(line),
+                Ok(ServerFrame::Reply { id: got, response: Response::Status { .. } }) if got == id
+            )
+        {
+            return Err(format!(
+                "request {id}'s answer does not decode as a status reply: {}",
+                shown(line)
+            ));
+        }
+        conn.buf.clear();
+        conn.pending = None;
+        conn.k += 1;
+        tally.replies += 1;
+        if due >= clock.warm {
+            tally.latencies.push(answered - due);
+            if options.rate.is_some() {
+                let lag = sent - due;
+                tally.late += u64::from(lag > LATE_AFTER);
+                tally.send_lags.push(lag);
+            }
+        }
+        Ok(true)
     }
 
     fn ms(d: Duration) -> String {
@@ -307,42 +468,9 @@ mod unix {
         };
         let n = options.connections;
         raise_file_limit(n);
-        let connected = Arc::new(Barrier::new(n + 1));
-        let go = Arc::new(Barrier::new(n + 1));
-        let clock = Arc::new(OnceLock::new());
-        let threads: Vec<_> = (0..n)
-            .map(|index| {
-                let (options, connected, go, clock) =
-                    (options.clone(), connected.clone(), go.clone(), clock.clone());
-                std::thread::Builder::new()
-                    .stack_size(256 * 1024)
-                    .spawn(move || run_connection(&options, index, &connected, &go, &clock))
-                    .expect("start a client thread")
-            })
-            .collect();
-        connected.wait();
-        let start = Instant::now() + Duration::from_millis(5);
-        let _ = clock.set(Clock {
-            start,
-            warm: start + Duration::from_secs_f64(options.warmup),
-            end: start + Duration::from_secs_f64(options.seconds),
-        });
-        go.wait();
         let mut total = Tally::default();
-        for thread in threads {
-            let t = thread.join().unwrap_or_else(|_| {
-                let mut t = Tally::default();
-                t.error("a client thread panicked".into());
-                t
-            });
-            total.latencies.extend(t.latencies);
-            total.send_lags.extend(t.send_lags);
-            total.replies += t.replies;
-            total.late += t.late;
-            total.errors += t.errors;
-            if total.first_error.is_none() {
-                total.first_error = t.first_error;
-            }
+        if let Err(e) = run(&options, &mut total) {
+            total.error(format!("the client's event loop failed: {e}"));
         }
         total.latencies.sort_unstable();
         total.send_lags.sort_unstable();
@@ -431,7 +559,10 @@ mod unix {
         #[test]
         fn options_parse_and_refuse_nonsense() {
             let o = parse(&args("/s --connections 200 --seconds 10 --rate 10000")).unwrap();
-            assert_eq!((o.connections, o.seconds, o.rate), (200, 10.0, Some(10000.0)));
+            assert_eq!(
+                (o.connections, o.seconds, o.rate),
+                (200, 10.0, Some(10000.0))
+            );
             assert_eq!(o.warmup, 0.5);
             assert!(parse(&args("/s --connections 0")).is_err());
             assert!(parse(&args("/s --rate -1")).is_err());
@@ -464,7 +595,8 @@ mod unix {
 
         #[test]
         fn only_a_status_reply_to_the_same_id_counts() {
-            let good = b"{\"reply\":{\"id\":7,\"response\":{\"type\":\"status\",\"status\":{\"x\":1}}}}\n";
+            let good =
+                b"{\"reply\":{\"id\":7,\"response\":{\"type\":\"status\",\"status\":{\"x\":1}}}}\n";
             assert!(is_status_reply(good, 7));
             assert!(!is_status_reply(good, 8));
             assert!(!is_status_reply(
