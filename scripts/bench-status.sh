@@ -5,28 +5,34 @@
 #     connections, open loop at 1 connection x 1,000 req/s and 200
 #     connections x 10,000 req/s in all (latency from each request's
 #     scheduled send time; `late` = sent over 0.25 ms behind schedule,
-#     `lag99` = the 99th percentile of that delay: the client's own lateness);
+#     `lag99` = the 99th percentile of that delay: the client's own lateness;
+#     `ans99` = of the answer's time from the actual send; `steal %` = CPU
+#     time the virtual machine's host took during the case);
 #   - three ways: as the machine is (client and agent share every core
 #     with whatever else runs); pinned apart (client on CPU 0, agent on
 #     CPU 1); and, as root, open loop only, both at real-time priority
 #     (`chrt -f 1`), so that other work on the machine (a build at nice 19
 #     still holds a CPU for its time slice when the agent wakes) stays out
-#     of the figures. On an idle machine the first and last agree; when
-#     they do not, `lag99` shows the client was kept waiting too, and the
-#     last is the agent's own figure. The closed loops are not run at
-#     real-time priority: they would take both CPUs from everything else;
+#     of the figures; the host of a virtual machine is not kept out. The
+#     first is what a client on this machine sees; where `lag99` is large
+#     the client itself was kept waiting and `ans99` is nearer the agent's
+#     own share. The closed loops are not run at real-time priority: they
+#     would take both CPUs from everything else;
 #   - a whole `rampart-agent status` process beside `chronyc tracking`
 #     (hyperfine), against a chronyd on loopback.
 # The agent runs in dev mode in a scratch HOME with a loopback-only policy
 # (scripts/lib/loopback-home.sh). Needs hyperfine, jq, taskset, chrt, and
 # chrony for the last line (skipped, with the reason, when chronyd will not
 # start).
-# Usage: scripts/bench-status.sh [SECONDS per case, 10] [RUNS of hyperfine, 300]
+# The target case (200 connections, 10,000 req/s) runs REPEAT times in each
+# way: on a virtual machine its tail moves from run to run with the host.
+# Usage: scripts/bench-status.sh [SECONDS per case, 10] [RUNS of hyperfine, 300] [REPEAT, 3]
 # (honours CARGO_TARGET_DIR)
 set -euo pipefail
 
 seconds=${1:-10}
 runs=${2:-300}
+repeat=${3:-3}
 root=$(cd "$(dirname "$0")/.." && pwd)
 target=${CARGO_TARGET_DIR:-$root/target}
 for tool in hyperfine jq taskset chrt; do
@@ -66,7 +72,9 @@ open_cases() {
     [[ $1 == yes ]] && header=(--header)
     shift
     "$@" "$load" "$socket" --seconds "$seconds" --connections 1 --rate 1000 --label "open 1,000/s, 1 conn" "${header[@]}"
-    "$@" "$load" "$socket" --seconds "$seconds" --connections 200 --rate 10000 --label "open 10,000/s, 200 conn"
+    for run in $(seq "$repeat"); do
+        "$@" "$load" "$socket" --seconds "$seconds" --connections 200 --rate 10000 --label "open 10,000/s, 200 conn #$run"
+    done
 }
 cases() {
     "$@" "$load" "$socket" --seconds "$seconds" --connections 1 --label "closed loop, 1 conn" --header

@@ -17,7 +17,11 @@
 //!
 //! Prints one row: replies, achieved rate, errors, late sends, and p50, p90,
 //! p99, p99.9 and max latency in ms over the requests scheduled after the
-//! warm-up. Every answer must be a status reply to its own id (the first on
+//! warm-up; in an open loop also `lag99`, the 99th percentile of how late
+//! the client sent, and `ans99`, of the answer's time from the actual send
+//! (the agent's share, without the client's lateness); and `steal %`, the
+//! CPU time the machine's host took from it during the run (a VM's vCPU
+//! waiting for the host stalls client and agent alike). Every answer must be a status reply to its own id (the first on
 //! each connection is decoded in full with the shared frame types); anything
 //! else is an error, and any error makes the exit status 1.
 //! One thread drives every connection (epoll), so that on a small machine the
@@ -147,6 +151,8 @@ mod linux {
     struct Tally {
         latencies: Vec<Duration>,
         send_lags: Vec<Duration>,
+        /// From the actual send to the answer (open loop).
+        answer_times: Vec<Duration>,
         replies: u64,
         late: u64,
         errors: u64,
@@ -448,9 +454,26 @@ mod linux {
                 let lag = sent - due;
                 tally.late += u64::from(lag > LATE_AFTER);
                 tally.send_lags.push(lag);
+                tally.answer_times.push(answered - sent);
             }
         }
         Ok(true)
+    }
+
+    /// The machine's stolen and total CPU time so far (the `cpu` line of
+    /// /proc/stat): on a virtual machine, time its CPUs waited for the host.
+    fn cpu_times() -> Option<(u64, u64)> {
+        let stat = std::fs::read_to_string("/proc/stat").ok()?;
+        let fields: Vec<u64> = stat
+            .lines()
+            .next()?
+            .split_whitespace()
+            .skip(1)
+            .filter_map(|f| f.parse().ok())
+            .collect();
+        // user nice system idle iowait irq softirq steal (guest times are
+        // already inside user and nice).
+        Some((*fields.get(7)?, fields.iter().take(8).sum()))
     }
 
     fn ms(d: Duration) -> String {
@@ -469,11 +492,19 @@ mod linux {
         let n = options.connections;
         raise_file_limit(n);
         let mut total = Tally::default();
+        let steal_before = cpu_times();
         if let Err(e) = run(&options, &mut total) {
             total.error(format!("the client's event loop failed: {e}"));
         }
         total.latencies.sort_unstable();
         total.send_lags.sort_unstable();
+        total.answer_times.sort_unstable();
+        let steal = match (steal_before, cpu_times()) {
+            (Some((s0, t0)), Some((s1, t1))) if t1 > t0 => {
+                format!("{:.1}", 100.0 * (s1 - s0) as f64 / (t1 - t0) as f64)
+            }
+            _ => "?".into(),
+        };
         let measured = options.seconds - options.warmup;
         let achieved = total.latencies.len() as f64 / measured;
         let label = options.label.clone().unwrap_or_else(|| match options.rate {
@@ -482,7 +513,7 @@ mod linux {
         });
         if options.header {
             println!(
-                "{:<34} {:>8} {:>9} {:>6} {:>7} {:>8} {:>8} {:>8} {:>8} {:>8} {:>9}",
+                "{:<34} {:>8} {:>9} {:>6} {:>7} {:>8} {:>8} {:>8} {:>8} {:>8} {:>9} {:>9} {:>7}",
                 "case",
                 "replies",
                 "req/s",
@@ -493,12 +524,14 @@ mod linux {
                 "p99 ms",
                 "p99.9 ms",
                 "max ms",
-                "lag99 ms"
+                "lag99 ms",
+                "ans99 ms",
+                "steal %"
             );
         }
         let lat = &total.latencies;
         println!(
-            "{label:<34} {:>8} {achieved:>9.0} {:>6} {:>7} {:>8} {:>8} {:>8} {:>8} {:>8} {:>9}",
+            "{label:<34} {:>8} {achieved:>9.0} {:>6} {:>7} {:>8} {:>8} {:>8} {:>8} {:>8} {:>9} {:>9} {steal:>7}",
             total.replies,
             total.errors,
             if options.rate.is_some() {
@@ -513,6 +546,11 @@ mod linux {
             ms(quantile(lat, 1.0)),
             if options.rate.is_some() {
                 ms(quantile(&total.send_lags, 0.99))
+            } else {
+                "-".into()
+            },
+            if options.rate.is_some() {
+                ms(quantile(&total.answer_times, 0.99))
             } else {
                 "-".into()
             },
