@@ -34,19 +34,14 @@ echo "  rampart-agent  $(mb "$(stat -c %s "$agent")")"
 echo "  rampart (app)  $(mb "$(stat -c %s "$app")")"
 echo "  chronyd        $(mb "$(stat -c %s "$chronyd")")"
 
+# shellcheck source=lib/loopback-home.sh
+source "$root/scripts/lib/loopback-home.sh"
 home=$tmp/home
-mkdir -p "$home/etc"
-chmod 700 "$home"
-echo '{"device_id": "footprint", "allow_unsigned_local_policy": true}' >"$home/etc/agent.json"
-echo '{"schema": 1, "serial": 1, "mfa": {"required": true}, "clock": {"ntp_servers": ["127.0.0.1:9"]},
-       "links": {"offline_guide_url": "https://127.0.0.1:9/g", "support_url": "https://127.0.0.1:9/s"}}' \
-    >"$home/etc/policy.json"
-run_agent() {
-    # exec: the background job's pid is the agent's, not a subshell's.
-    exec env -i PATH="$PATH" HOME="$home" XDG_CONFIG_HOME="$home/config" XDG_STATE_HOME="$home/state" \
-        XDG_DATA_HOME="$home/data" XDG_RUNTIME_DIR="$home" NO_COLOR=1 \
-        "$agent" run --dev --config "$home/etc/agent.json" --socket "$home/agent.sock" "$@"
-}
+loopback_home "$home" footprint
+agent_cmd=(env -i PATH="$PATH" "${LOOPBACK_ENV[@]}" NO_COLOR=1
+    "$agent" run --dev --config "$LOOPBACK_CONFIG" --socket "$home/agent.sock")
+# exec: the background job's pid is the agent's, not a subshell's.
+run_agent() { exec "${agent_cmd[@]}" "$@"; }
 
 echo
 echo "== cold start: exec to the first status answer ($runs runs) =="
@@ -79,11 +74,8 @@ child.wait()
 print(f"{took * 1000:.2f}")
 EOF
 for _ in $(seq "$runs"); do
-    rm -rf "$home/state" "$home/config" "$home/data"
-    python3 "$tmp/first-status.py" "$home/agent.sock" env -i PATH="$PATH" HOME="$home" \
-        XDG_CONFIG_HOME="$home/config" XDG_STATE_HOME="$home/state" XDG_DATA_HOME="$home/data" \
-        XDG_RUNTIME_DIR="$home" NO_COLOR=1 \
-        "$agent" run --dev --config "$home/etc/agent.json" --socket "$home/agent.sock"
+    rm -rf "$LOOPBACK_STATE" "$home/.local/share"
+    python3 "$tmp/first-status.py" "$home/agent.sock" "${agent_cmd[@]}"
 done | sort -g | awk '{ v[NR] = $1 } END { printf "  rampart-agent: median %.2f ms, min %.2f ms, max %.2f ms\n", (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2, v[1], v[NR] }'
 
 # Idle figures for one process: RSS and threads from /proc, wake-ups as the

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Time from process start to first frame, and idle CPU with the windows open,
 # under Xvfb with the tiny-skia renderer. Isolated HOME with a loopback-only
-# policy, as in screenshots.sh (the clock check queries 127.0.0.1 only).
+# policy (scripts/lib/loopback-home.sh: the clock check queries 127.0.0.1 only).
 # Usage: scripts/measure-startup.sh [debug|release] [runs]
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -21,17 +21,12 @@ PIDS+=($!)
 export DISPLAY=$DISPLAY_NUM
 for _ in $(seq 50); do xdotool getdisplaygeometry >/dev/null 2>&1 && break; sleep 0.1; done
 
+# shellcheck source=lib/loopback-home.sh
+source "$ROOT/scripts/lib/loopback-home.sh"
 fresh_home() {
-    rm -rf "$WORK/home" "$WORK/run"
-    export HOME=$WORK/home XDG_CONFIG_HOME=$WORK/home/.config XDG_STATE_HOME=$WORK/home/.local/state \
-        XDG_DATA_HOME=$WORK/home/.local/share XDG_RUNTIME_DIR=$WORK/run
+    loopback_home "$WORK/home" measure
+    export "${LOOPBACK_ENV[@]}"
     unset RAMPART_SOCKET
-    mkdir -p "$XDG_CONFIG_HOME/rampart" "$XDG_RUNTIME_DIR"
-    chmod 700 "$XDG_RUNTIME_DIR"
-    echo '{"device_id": "measure", "allow_unsigned_local_policy": true}' >"$XDG_CONFIG_HOME/rampart/agent.json"
-    echo '{"schema": 1, "serial": 1, "mfa": {"required": true}, "clock": {"ntp_servers": ["127.0.0.1:9"]},
-           "links": {"offline_guide_url": "https://127.0.0.1:9/g", "support_url": "https://127.0.0.1:9/s"}}' \
-        >"$XDG_CONFIG_HOME/rampart/policy.json"
 }
 
 for run in $(seq "$RUNS"); do

@@ -1,6 +1,6 @@
-# Loopback peers for the scripts that photograph the real app: sourced, not
-# run. Each starts a process in the background and appends its pid to the
-# caller's PIDS array (the caller's trap kills them).
+# Loopback peers for the scripts that photograph the real app and for the
+# benchmarks: sourced, not run. Each starts a process in the background and
+# appends its pid to the caller's PIDS array (the caller's trap kills them).
 
 # work_dir PREFIX: sets WORK to a new directory and PIDS to none; at exit
 # every started peer is killed and WORK removed (KEEP=1 keeps it).
@@ -10,9 +10,11 @@ work_dir() {
     trap 'for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done; wait 2>/dev/null || true; [[ -n ${KEEP:-} ]] || rm -rf "$WORK"' EXIT
 }
 
-# start_chronyd PORT WORK: a chronyd answering NTP on 127.0.0.1:PORT.
+# start_chronyd PORT WORK [LINE...]: a chronyd answering NTP on
+# 127.0.0.1:PORT; each LINE is added to its configuration.
 start_chronyd() {
     local port=$1 work=$2
+    shift 2
     cat >"$work/chrony.conf" <<CONF
 port $port
 bindaddress 127.0.0.1
@@ -22,6 +24,7 @@ cmdport 0
 pidfile $work/chronyd.pid
 driftfile $work/drift
 CONF
+    if (($#)); then printf '%s\n' "$@" >>"$work/chrony.conf"; fi
     "$(command -v chronyd || echo /usr/sbin/chronyd)" -x -d -u root -f "$work/chrony.conf" \
         >"$work/chronyd.log" 2>&1 &
     PIDS+=($!)
