@@ -29,6 +29,7 @@ fresh_home() {
     unset RAMPART_SOCKET
 }
 
+TOTALS=()
 for run in $(seq "$RUNS"); do
     fresh_home
     launched=$(date +%s.%N)
@@ -40,7 +41,15 @@ for run in $(seq "$RUNS"); do
     # dynamic loading and everything before main.
     stamp=$(grep -m1 "first frame" "$WORK/app.log" | cut -d' ' -f1)
     total=$(python3 -c "import datetime,sys; t=datetime.datetime.fromisoformat(sys.argv[1].replace('Z','+00:00')).timestamp(); print(round((t-float(sys.argv[2]))*1000,1))" "$stamp" "$launched")
-    echo "run $run: first frame ${total} ms after launch (${ms:-?} ms after main)"
+    # The embedded agent races the first redraw: that frame shows either the
+    # status (the agent answered first) or "Connecting to the Rampart agent…".
+    if grep -m1 -o "connected to the agent\|first frame" "$WORK/app.log" | grep -q connected; then
+        shows=status
+    else
+        shows="connecting screen"
+    fi
+    echo "run $run: first frame ${total} ms after launch (${ms:-?} ms after main), showing the $shows"
+    TOTALS+=("$total")
     if [[ $run == "$RUNS" ]]; then
         sleep 3 # let startup work settle, then measure idle
         t0=$(awk '{print $14+$15}' "/proc/$pid/stat")
@@ -51,3 +60,7 @@ for run in $(seq "$RUNS"); do
     fi
     kill "$pid"; wait "$pid" 2>/dev/null || true
 done
+printf '%s\n' "${TOTALS[@]}" | sort -n | awk '{v[NR] = $1} END {
+    m = NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
+    printf "first frame after launch: median %.1f ms of %d runs (%.1f-%.1f ms)\n", m, NR, v[1], v[NR]
+}'

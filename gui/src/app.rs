@@ -31,7 +31,8 @@ pub struct App {
     /// The wizard opens by itself once per run; after the user closes it,
     /// "Set up MFA" brings it back.
     wizard_opened_by_itself: bool,
-    /// Until the first frame is drawn, for the startup figure in the log.
+    /// Until the first frame is drawn: for the startup figure in the log,
+    /// and the wizard that opens by itself waits for it.
     first_frame_seen: bool,
 }
 
@@ -158,14 +159,15 @@ impl App {
             Message::Escape(id) if Some(id) == self.wizard_window => window::close(id),
             Message::Escape(_) => Task::none(),
             Message::FirstFrame => {
-                if !self.first_frame_seen {
-                    self.first_frame_seen = true;
-                    info!(
-                        ms = crate::STARTED.elapsed().as_secs_f64() * 1000.0,
-                        "first frame"
-                    );
+                if self.first_frame_seen {
+                    return Task::none();
                 }
-                Task::none()
+                self.first_frame_seen = true;
+                info!(
+                    ms = crate::STARTED.elapsed().as_secs_f64() * 1000.0,
+                    "first frame"
+                );
+                self.open_wizard_if_due()
             }
         }
     }
@@ -213,7 +215,6 @@ impl App {
     }
 
     fn set_status(&mut self, status: Box<AgentStatus>) -> Task<Message> {
-        let needs_setup = status.policy.mfa_required && status::mfa_needs_setup(&status);
         let mut wizard_actions = Vec::new();
         if let Some(w) = &mut self.wizard {
             wizard_actions = wizard::update(w, wizard::Message::Status(status.clone()));
@@ -224,11 +225,28 @@ impl App {
             status::Message::StatusArrived(iced::time::Instant::now()),
         );
         self.status = Some(status);
-        if needs_setup && !self.wizard_opened_by_itself && self.wizard_window.is_none() {
+        Task::batch([wizard_tasks, self.open_wizard_if_due()])
+    }
+
+    /// The wizard opens by itself once, when the status says MFA needs
+    /// setting up, but only after the status window's first frame: drawing
+    /// both windows before anything is on screen made the first frame wait
+    /// for the wizard's text too (its glyphs are rasterized, hinted, on
+    /// first use).
+    fn open_wizard_if_due(&mut self) -> Task<Message> {
+        let due = self
+            .status
+            .as_ref()
+            .is_some_and(|status| status.policy.mfa_required && status::mfa_needs_setup(status));
+        if due
+            && self.first_frame_seen
+            && !self.wizard_opened_by_itself
+            && self.wizard_window.is_none()
+        {
             self.wizard_opened_by_itself = true;
-            return Task::batch([wizard_tasks, self.open_wizard()]);
+            return self.open_wizard();
         }
-        wizard_tasks
+        Task::none()
     }
 
     fn open_wizard(&mut self) -> Task<Message> {
@@ -494,6 +512,13 @@ mod tests {
     use crate::fixtures::passing;
     use rampart_shared::status::MfaState;
 
+    /// Booted, with the status window's first frame drawn.
+    fn drawn() -> App {
+        let (mut app, _) = App::boot();
+        let _ = app.update(Message::FirstFrame);
+        app
+    }
+
     fn connected(app: &mut App, status: Box<AgentStatus>) {
         let _ = app.update(Message::Agent(agent::Event::Connected {
             socket: "/tmp/none.sock".into(),
@@ -503,7 +528,7 @@ mod tests {
 
     #[test]
     fn wizard_opens_by_itself_once_when_mfa_is_required_and_not_done() {
-        let (mut app, _) = App::boot();
+        let mut app = drawn();
         assert!(app.wizard_window.is_none());
         connected(&mut app, passing());
         let first = app.wizard_window.expect("the wizard opens by itself");
@@ -523,7 +548,7 @@ mod tests {
     #[test]
     fn no_wizard_when_enrolled_or_not_required() {
         for state in [MfaState::Enrolled, MfaState::NotRequired] {
-            let (mut app, _) = App::boot();
+            let mut app = drawn();
             let mut status = passing();
             status.mfa.state = state;
             connected(&mut app, status);
@@ -532,8 +557,31 @@ mod tests {
     }
 
     #[test]
-    fn lost_agent_shows_the_not_running_page_and_keeps_the_wizard() {
+    fn a_status_before_the_first_frame_opens_the_wizard_after_it() {
         let (mut app, _) = App::boot();
+        connected(&mut app, passing());
+        assert!(
+            app.wizard_window.is_none(),
+            "the status window draws alone first"
+        );
+        let _ = app.update(Message::FirstFrame);
+        let first = app.wizard_window.expect("the wizard opens after the frame");
+        // Later frames (the subscription may deliver a few) open nothing more.
+        let _ = app.update(Message::FirstFrame);
+        assert_eq!(app.wizard_window, Some(first));
+
+        // Nothing to set up: the first frame opens nothing.
+        let (mut app, _) = App::boot();
+        let mut status = passing();
+        status.mfa.state = MfaState::Enrolled;
+        connected(&mut app, status);
+        let _ = app.update(Message::FirstFrame);
+        assert!(app.wizard_window.is_none());
+    }
+
+    #[test]
+    fn lost_agent_shows_the_not_running_page_and_keeps_the_wizard() {
+        let mut app = drawn();
         connected(&mut app, passing());
         let _ = app.update(Message::Agent(agent::Event::Unreachable("gone".into())));
         assert_eq!(app.unreachable.as_deref(), Some("gone"));

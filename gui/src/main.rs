@@ -41,6 +41,7 @@ fn main() -> anyhow::Result<()> {
         .with(filter)
         .init();
     exit_cleanly_without_a_window();
+    warm_fonts();
     iced::daemon(app::App::boot, app::App::update, app::App::view)
         .title(app::App::title)
         .theme(app::App::theme)
@@ -48,6 +49,27 @@ fn main() -> anyhow::Result<()> {
         .default_font(Font::with_name("Fira Sans"))
         .run()?;
     Ok(())
+}
+
+/// Builds iced's font system (every system font parsed, besides the
+/// embedded Fira Sans) on its own thread while the main thread connects to
+/// the display, instead of on the main thread at the first layout. The
+/// first user waits for the one being built; there is never a second.
+fn warm_fonts() {
+    let spawned = std::thread::Builder::new()
+        .name("font-warmup".into())
+        .spawn(|| {
+            let started = Instant::now();
+            let _ = iced::advanced::graphics::text::font_system();
+            tracing::debug!(
+                ms = started.elapsed().as_secs_f64() * 1000.0,
+                "fonts loaded"
+            );
+        });
+    if let Err(e) = spawned {
+        // Not fatal: the first layout loads them instead.
+        tracing::debug!(error = %e, "could not start the font warm-up thread");
+    }
 }
 
 /// A display named in the environment that does not answer (DISPLAY=:1
