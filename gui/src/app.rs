@@ -49,7 +49,14 @@ pub enum Message {
     /// wizard step's primary action in the wizard's window.
     Enter(window::Id),
     FirstFrame,
+    /// A status came and no frame followed within [`FRAME_GRACE`].
+    FrameOverdue,
 }
+
+/// How long the wizard that opens by itself waits for the status window's
+/// first frame: a window the system does not draw (minimised, occluded,
+/// on a screen that is off) must not keep setup from opening.
+pub const FRAME_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// The status window's smallest size: its sections scroll below it.
 pub const STATUS_MIN_SIZE: Size = Size::new(480.0, 420.0);
@@ -167,6 +174,14 @@ impl App {
                     ms = crate::STARTED.elapsed().as_secs_f64() * 1000.0,
                     "first frame"
                 );
+                self.open_wizard_if_due()
+            }
+            Message::FrameOverdue => {
+                if self.first_frame_seen {
+                    return Task::none();
+                }
+                info!("no frame drawn yet; the setup window opens anyway");
+                self.first_frame_seen = true;
                 self.open_wizard_if_due()
             }
         }
@@ -372,6 +387,9 @@ impl App {
             // Dropped after the first frame: listening to redraws for longer
             // would cost idle CPU for nothing.
             subs.push(window::frames().map(|_| Message::FirstFrame));
+            if self.status.is_some() {
+                subs.push(iced::time::every(FRAME_GRACE).map(|_| Message::FrameOverdue));
+            }
         }
         if self
             .wizard
@@ -566,6 +584,8 @@ mod tests {
         );
         let _ = app.update(Message::FirstFrame);
         let first = app.wizard_window.expect("the wizard opens after the frame");
+        // A late overdue tick opens nothing more either.
+        let _ = app.update(Message::FrameOverdue);
         // Later frames (the subscription may deliver a few) open nothing more.
         let _ = app.update(Message::FirstFrame);
         assert_eq!(app.wizard_window, Some(first));
@@ -577,6 +597,15 @@ mod tests {
         connected(&mut app, status);
         let _ = app.update(Message::FirstFrame);
         assert!(app.wizard_window.is_none());
+    }
+
+    #[test]
+    fn a_window_never_drawn_does_not_keep_the_wizard_shut() {
+        let (mut app, _) = App::boot();
+        connected(&mut app, passing());
+        assert!(app.wizard_window.is_none());
+        let _ = app.update(Message::FrameOverdue);
+        assert!(app.wizard_window.is_some(), "opened after the grace");
     }
 
     #[test]
