@@ -31,9 +31,10 @@ pub struct App {
     /// The wizard opens by itself once per run; after the user closes it,
     /// "Set up MFA" brings it back.
     wizard_opened_by_itself: bool,
-    /// Until the first frame is drawn: for the startup figure in the log,
-    /// and the wizard that opens by itself waits for it.
-    first_frame_seen: bool,
+    /// The first frame is drawn, or [`FRAME_GRACE`] passed without one: for
+    /// the startup figure in the log, and the wizard that opens by itself
+    /// waits for it.
+    first_frame_done: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -82,7 +83,7 @@ impl App {
             wizard_window: None,
             wizard: None,
             wizard_opened_by_itself: false,
-            first_frame_seen: false,
+            first_frame_done: false,
         };
         (app, open.discard())
     }
@@ -165,11 +166,9 @@ impl App {
             }
             Message::Escape(id) if Some(id) == self.wizard_window => window::close(id),
             Message::Escape(_) => Task::none(),
+            Message::FirstFrame | Message::FrameOverdue if self.first_frame_done => Task::none(),
             Message::FirstFrame => {
-                if self.first_frame_seen {
-                    return Task::none();
-                }
-                self.first_frame_seen = true;
+                self.first_frame_done = true;
                 info!(
                     ms = crate::STARTED.elapsed().as_secs_f64() * 1000.0,
                     "first frame"
@@ -177,11 +176,8 @@ impl App {
                 self.open_wizard_if_due()
             }
             Message::FrameOverdue => {
-                if self.first_frame_seen {
-                    return Task::none();
-                }
-                info!("no frame drawn yet; the setup window opens anyway");
-                self.first_frame_seen = true;
+                self.first_frame_done = true;
+                info!("no frame drawn a while after the status: setup waits for one no longer");
                 self.open_wizard_if_due()
             }
         }
@@ -254,7 +250,7 @@ impl App {
             .as_ref()
             .is_some_and(|status| status.policy.mfa_required && status::mfa_needs_setup(status));
         if due
-            && self.first_frame_seen
+            && self.first_frame_done
             && !self.wizard_opened_by_itself
             && self.wizard_window.is_none()
         {
@@ -383,7 +379,7 @@ impl App {
             window::close_events().map(Message::WindowClosed),
             event::listen_with(keys),
         ];
-        if !self.first_frame_seen {
+        if !self.first_frame_done {
             // Dropped after the first frame: listening to redraws for longer
             // would cost idle CPU for nothing.
             subs.push(window::frames().map(|_| Message::FirstFrame));

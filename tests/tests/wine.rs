@@ -72,34 +72,10 @@ fn dev_agent_answers_status_policy_doctor_and_diagnose_found_without_a_socket_fl
     assert!(!report.contains("systemctl"), "{report}");
 
     let bundle = agent.dir.path().join("bundle.tar.gz");
-    let out = wine.run(
-        "rampart-agent",
-        &[
-            "diagnose",
-            "--config",
-            &config,
-            "--state-dir",
-            &state,
-            "-o",
-            &win_path(&bundle),
-        ],
-        CLI,
-    );
+    let files = diagnose(&wine, &config, &state, &bundle);
     assert!(
-        out.status.success(),
-        "{}{}",
-        text(&out.stdout),
-        text(&out.stderr)
-    );
-    let listing = Command::new("tar")
-        .arg("tzf")
-        .arg(&bundle)
-        .output()
-        .unwrap();
-    let files = text(&listing.stdout);
-    assert!(
-        listing.status.success() && files.contains("status.json"),
-        "{files}"
+        files.iter().any(|f| f.ends_with("status.json")),
+        "{files:?}"
     );
 
     agent.kill();
@@ -111,6 +87,33 @@ fn dev_agent_answers_status_policy_doctor_and_diagnose_found_without_a_socket_fl
         "Windows words for starting the service: {err}"
     );
     assert!(!err.contains("sudo") && !err.contains("systemctl"), "{err}");
+}
+
+/// `rampart-agent diagnose` with these (Windows) paths, writing `bundle`:
+/// the bundle's entries.
+fn diagnose(wine: &Wine, config: &str, state: &str, bundle: &Path) -> Vec<String> {
+    let out = wine.run(
+        "rampart-agent",
+        &[
+            "diagnose",
+            "--config",
+            config,
+            "--state-dir",
+            state,
+            "-o",
+            &win_path(bundle),
+        ],
+        CLI,
+    );
+    assert!(
+        out.status.success(),
+        "{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    let listing = Command::new("tar").arg("tzf").arg(bundle).output().unwrap();
+    assert!(listing.status.success(), "{}", text(&listing.stderr));
+    text(&listing.stdout).lines().map(str::to_owned).collect()
 }
 
 /// Issue 17: Group Policy's values under HKLM\SOFTWARE\Policies\Rampart
@@ -149,39 +152,16 @@ fn group_policy_in_the_registry_wins_over_the_file_key_by_key() {
     );
 
     let bundle = dir.path().join("bundle.tar.gz");
-    let out = wine.run(
-        "rampart-agent",
-        &[
-            "diagnose",
-            "--config",
-            &win_path(&config),
-            "--state-dir",
-            &win_path(&dir.path().join("state")),
-            "-o",
-            &win_path(&bundle),
-        ],
-        CLI,
-    );
-    assert!(
-        out.status.success(),
-        "{}{}",
-        text(&out.stdout),
-        text(&out.stderr)
-    );
-    let listing = Command::new("tar")
-        .arg("tzf")
-        .arg(&bundle)
-        .output()
-        .unwrap();
-    let entry = text(&listing.stdout)
-        .lines()
-        .find(|l| l.ends_with("install-config.json"))
-        .map(str::to_owned)
-        .unwrap_or_else(|| panic!("no install-config.json in {}", text(&listing.stdout)));
+    let state = win_path(&dir.path().join("state"));
+    let files = diagnose(wine, &win_path(&config), &state, &bundle);
+    let entry = files
+        .iter()
+        .find(|f| f.ends_with("install-config.json"))
+        .unwrap_or_else(|| panic!("no install-config.json in {files:?}"));
     let extracted = Command::new("tar")
         .arg("xzOf")
         .arg(&bundle)
-        .arg(&entry)
+        .arg(entry)
         .output()
         .unwrap();
     let install: Value = serde_json::from_slice(&extracted.stdout).expect("install-config.json");

@@ -212,23 +212,29 @@ pub fn extra_roots(file: &std::path::Path) -> Result<Vec<reqwest::Certificate>, 
     Ok(certs)
 }
 
-/// `builder` trusting the install config's `extra_ca_file` beside the
-/// system's roots: every client that talks to IT's or the internet's
-/// servers (policy polls, report deliveries, release downloads) sees
-/// through the same TLS proxy. An unusable file is left out, with a
-/// warning: the system's roots may still do, and doctor says why.
+/// What the agent's own clients trust besides the system's roots: the
+/// install config's `extra_ca_file`, or nothing when there is none or it
+/// is unusable (with a warning: the system's roots may still do, and
+/// doctor says why).
+pub fn usable_extra_roots(file: Option<&std::path::Path>) -> Vec<reqwest::Certificate> {
+    match file.map(extra_roots) {
+        None => Vec::new(),
+        Some(Ok(roots)) => roots,
+        Some(Err(error)) => {
+            tracing::warn!(%error, "the extra CA file is left out");
+            Vec::new()
+        }
+    }
+}
+
+/// `builder` trusting [`usable_extra_roots`]: every client that talks to
+/// IT's or the internet's servers (policy polls, report deliveries, release
+/// downloads, the network check) sees through the same TLS proxy.
 pub fn trusting_extra_ca(
     builder: reqwest::ClientBuilder,
     file: Option<&std::path::Path>,
 ) -> reqwest::ClientBuilder {
-    match file.map(extra_roots) {
-        None => builder,
-        Some(Ok(roots)) => builder.tls_certs_merge(roots),
-        Some(Err(error)) => {
-            tracing::warn!(%error, "the extra CA file is left out");
-            builder
-        }
-    }
+    builder.tls_certs_merge(usable_extra_roots(file))
 }
 
 /// Host and port of an `http(s)://` URL (default ports filled in), read
@@ -319,16 +325,14 @@ pub fn client_at(
     user_agent: &'static str,
 ) -> reqwest::Result<reqwest::Client> {
     crate::install_tls_provider();
-    let mut builder = reqwest::Client::builder()
+    reqwest::Client::builder()
         .user_agent(user_agent)
         .connect_timeout(timeouts.connect)
         .timeout(timeouts.total)
         .redirect(reqwest::redirect::Policy::none())
-        .resolve(host, addr);
-    if !extra_roots.is_empty() {
-        builder = builder.tls_certs_merge(extra_roots.iter().cloned());
-    }
-    builder.build()
+        .resolve(host, addr)
+        .tls_certs_merge(extra_roots.iter().cloned())
+        .build()
 }
 
 /// A `HEAD` of the target's URL at the address just reached (for Duo, a

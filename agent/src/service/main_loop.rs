@@ -136,11 +136,7 @@ impl Shell {
                     .as_ref()
                     .and_then(|i| i.extra_ca_file.clone());
                 spawn_job(Some(&mut self.in_flight.network), events, async move {
-                    // Unusable: the Date headers are asked for with the
-                    // system's roots only (doctor says why it is unusable).
-                    let roots = extra_ca
-                        .and_then(|f| network::extra_roots(&f).ok())
-                        .unwrap_or_default();
+                    let roots = network::usable_extra_roots(extra_ca.as_deref());
                     let mut results = known;
                     results.extend(network::check(targets, NETWORK_TIMEOUT, roots).await);
                     // In the targets' order, as status lists them.
